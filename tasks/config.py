@@ -1,0 +1,114 @@
+"""The pipeline's one typed configuration: CLI flags and deployment parameters both become this.
+
+Each stage receives only its own part (data / model / training / storage) plus the run's seed.
+Defaults are the reference recipe: keras imdb with 500 words, 100 tokens, an 80/20 train/val split
+with random_state=42, SimpleRNN(8), RMSprop(1e-4), batch 64, up to 100 epochs, patience 3.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+# Schemes the storage layer (fsspec) is wired for; "" is a plain local path.
+STORAGE_SCHEMES = ("", "file", "s3")
+# Every model has ids 0 (pad), 1 (start), 2 (oov) and at least one real word.
+MIN_NUM_WORDS = 4
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Part):
+    """Where the reviews come from and how they are turned into fixed-width id sequences."""
+
+    source: str = Field(
+        "auto",
+        description="keras | offline | auto, or a URI/path of an imdb.npz mirror",
+    )
+    source_sha256: str | None = Field(
+        None, description="expected sha256 of a mirror's imdb.npz (keras: built in)"
+    )
+    cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
+    download_timeout_seconds: float = Field(30.0, gt=0, description="per network read")
+    num_words: int = Field(500, ge=MIN_NUM_WORDS, description="vocabulary size: ids >= it become oov")
+    maxlen: int = Field(100, ge=1, description="tokens per review after front padding/truncation")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of the training part held out")
+
+    @field_validator("source")
+    @classmethod
+    def _source_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("source must be keras, offline, auto or a URI")
+        return value.strip()
+
+    @field_validator("source_sha256")
+    @classmethod
+    def _sha256_is_hex(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256_PATTERN.match(value.lower()):
+            raise ValueError("source_sha256 must be 64 hexadecimal characters")
+        return value.lower() if value else value
+
+
+class ModelConfig(_Part):
+    """Which variants to train and their layer sizes."""
+
+    variants: tuple[str, ...] = Field(("onehot", "embedding"), description="variants to train, in order")
+    rnn_units: int = Field(8, ge=1, description="SimpleRNN units")
+    embedding_dim: int = Field(16, ge=1, description="embedding width of the embedding variant")
+
+    @field_validator("variants")
+    @classmethod
+    def _variants_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from tasks.models import VARIANT_NAMES
+
+        if not value:
+            raise ValueError("at least one variant is needed")
+        unknown = [name for name in value if name not in VARIANT_NAMES]
+        if unknown:
+            raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANT_NAMES)}")
+        if len(set(value)) != len(value):
+            raise ValueError("variants must not repeat")
+        return value
+
+
+class TrainingConfig(_Part):
+    """The optimiser and stopping rule shared by every variant."""
+
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-4, gt=0, le=1, description="RMSprop learning rate")
+    max_epochs: int = Field(100, ge=1)
+    patience: int = Field(3, ge=0, description="epochs without val_loss improvement before stopping")
+
+
+class StorageConfig(_Part):
+    """Where data sets and runs are published (a local path, file:// or s3:// URI)."""
+
+    root: str = Field("outputs", description="storage root: data/ and runs/ live under it")
+    work_dir: str = Field(".work", description="local scratch for checkpoints before publishing")
+
+    @field_validator("root")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("storage root must not be empty")
+        scheme = urlparse(value).scheme
+        # A Windows-style drive letter parses as a one-letter scheme; treat it as a path.
+        if len(scheme) > 1 and scheme not in STORAGE_SCHEMES:
+            raise ValueError(f"unknown storage scheme {scheme!r}; use a path, file:// or s3://")
+        return value.rstrip("/") or "/"
+
+
+class PipelineConfig(_Part):
+    """Everything one run needs; the Prefect flow's single parameter."""
+
+    seed: int = Field(42, ge=0, description="seeds the train/val split and weight initialisation")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    storage: StorageConfig = StorageConfig()

@@ -1,0 +1,100 @@
+"""Shared fixtures: small generated IMDB-like data, a local HTTP server, one Prefect test harness."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# Small generated data: large enough for a learnable signal, small enough for seconds per test.
+VOCABULARY = 60
+TRAIN_REVIEWS = 240
+TEST_REVIEWS = 120
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Prefect reads these when its ephemeral server starts, inside the session harness.
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
+    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def make_raw_reviews(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Reviews as raw frequency ranks (1 = most frequent), like the canonical file stores them.
+
+    Positive reviews use ranks 10-19 more often, negative ones 20-29, so a model can learn.
+    """
+    labels = rng.integers(0, 2, size=count)
+    reviews = np.empty(count, dtype=object)
+    for row, label in enumerate(labels):
+        length = int(rng.integers(3, 40))
+        common = rng.integers(1, VOCABULARY, size=length)
+        signal = rng.integers(10, 20, size=length) if label else rng.integers(20, 30, size=length)
+        reviews[row] = np.where(rng.random(length) < 0.5, signal, common).tolist()
+    return reviews, labels.astype(np.int64)
+
+
+def write_imdb_npz(path: Path, seed: int = 0, train: int = TRAIN_REVIEWS, test: int = TEST_REVIEWS) -> Path:
+    rng = np.random.default_rng(seed)
+    x_train, y_train = make_raw_reviews(train, rng)
+    x_test, y_test = make_raw_reviews(test, rng)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+@pytest.fixture(scope="session")
+def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small imdb.npz in the canonical format (object arrays of raw ranks, int labels)."""
+    return write_imdb_npz(tmp_path_factory.mktemp("npz") / "imdb.npz")
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    requests: list[str] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).requests.append(self.path)
+        super().do_GET()
+
+
+@pytest.fixture(scope="session")
+def http_server(imdb_npz: Path):
+    """Serves the folder of `imdb_npz` on 127.0.0.1; yields (base URL, list of requested paths)."""
+    handler = type("Handler", (_QuietHandler,), {"requests": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(handler, directory=str(imdb_npz.parent))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test server for the whole session (a cold start takes 20-30 s here)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An http URL on 127.0.0.1 where nothing listens: connection refused, at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/imdb.npz"

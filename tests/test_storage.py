@@ -1,0 +1,63 @@
+"""The storage layer and publishing of runs (local paths and file:// URIs here)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import pytest
+
+from tasks import publishing, storage
+from tasks.errors import StorageError
+
+
+def test_write_and_read_through_paths_and_file_uris(tmp_path):
+    for root in (str(tmp_path / "plain"), (tmp_path / "uri").as_uri()):
+        uri = storage.join(root, "a", "b.json")
+        storage.write_json(uri, {"x": 1})
+        assert storage.read_json(uri) == {"x": 1}
+        assert storage.exists(uri)
+        assert storage.sha256_of(uri) == hashlib.sha256(storage.read_bytes(uri)).hexdigest()
+    assert sorted(p.name for p in (tmp_path / "plain" / "a").iterdir()) == ["b.json"]  # no temporary left
+
+
+def test_unwritable_storage_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(StorageError, match=f"storage {blocker}/runs is not writable"):
+        storage.ensure_writable(str(blocker / "runs"))
+    with pytest.raises(StorageError, match="cannot write"):
+        storage.write_bytes(str(blocker / "x.bin"), b"1")
+
+
+def test_reading_a_missing_object_names_it(tmp_path):
+    with pytest.raises(StorageError, match="absent.json does not exist"):
+        storage.read_json(str(tmp_path / "absent.json"))
+
+
+def test_run_ids_sort_by_time_and_are_unique():
+    ids = {storage.new_run_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in ids)
+
+
+def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path):
+    local = tmp_path / "local"
+    (local / "onehot").mkdir(parents=True)
+    (local / "onehot" / "model.keras").write_bytes(b"weights")
+    (local / "report.md").write_text("# report")
+    destination = str(tmp_path / "store" / "runs" / "r1")
+    manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
+    assert [entry["path"] for entry in manifest["files"]] == ["onehot/model.keras", "report.md"]
+    stored = json.loads((tmp_path / "store" / "runs" / "r1" / "manifest.json").read_text())
+    assert stored == manifest and stored["run_id"] == "r1"
+    assert publishing.verify_run(destination) == []
+    (tmp_path / "store" / "runs" / "r1" / "report.md").write_text("# changed")
+    assert publishing.verify_run(destination) == ["report.md: sha256 differs from the manifest"]
+    with pytest.raises(StorageError, match="already a published run"):
+        publishing.publish_run(local, destination, {})
+
+
+def test_a_run_without_manifest_is_incomplete(tmp_path):
+    assert publishing.verify_run(str(tmp_path)) == [f"{tmp_path}/manifest.json is missing: the run is incomplete"]
