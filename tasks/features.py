@@ -1,0 +1,113 @@
+"""Fixed-width sequences: Keras `pad_sequences` semantics, stored as one Parquet file per split.
+
+Parquet layout: `tokens` is a fixed-size list of `maxlen` int32 ids, `label` an int8; the schema
+metadata carries num_words, maxlen, source, source sha256 and seed, so a file explains itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel
+
+from tasks import storage
+from tasks.data import PAD_ID, Reviews
+from tasks.errors import DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+DATASET_FORMAT = 1  # bump when the stored layout changes, so old folders are not reused
+METADATA_KEY = b"imdb_rnn_pipeline"
+
+
+class DatasetInfo(BaseModel):
+    """Where the padded splits of one data set live, and what they hold."""
+
+    key: str
+    uri: str
+    split_uris: dict[str, str]
+    rows: dict[str, int]
+    metadata: dict[str, str | int | float]
+
+
+def pad_reviews(reviews: Reviews, maxlen: int) -> np.ndarray:
+    """`pad_sequences(x, maxlen)`: keep the last `maxlen` ids, pad with 0 at the front. int32 (n, maxlen)."""
+    lengths = reviews.lengths
+    kept = np.minimum(lengths, maxlen)
+    padded = np.full((len(reviews), maxlen), PAD_ID, dtype=np.int32)
+    rows = np.repeat(np.arange(len(reviews)), kept)
+    position = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
+    source = np.repeat(reviews.offsets[1:] - kept, kept) + position
+    padded[rows, np.repeat(maxlen - kept, kept) + position] = reviews.ids[source]
+    return padded
+
+
+def dataset_key(metadata: dict[str, str | int | float]) -> str:
+    """A short hash of the source content and every parameter that shapes the stored splits."""
+    canonical = json.dumps({**metadata, "format": DATASET_FORMAT}, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def to_table(tokens: np.ndarray, labels: np.ndarray, metadata: dict) -> pa.Table:
+    """An Arrow table of padded ids and labels, with `metadata` in its schema."""
+    maxlen = tokens.shape[1]
+    flat = pa.array(np.ascontiguousarray(tokens, dtype=np.int32).reshape(-1))
+    table = pa.table(
+        {
+            "tokens": pa.FixedSizeListArray.from_arrays(flat, maxlen),
+            "label": pa.array(np.asarray(labels, dtype=np.int8)),
+        }
+    )
+    return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+
+
+def write_split(uri: str, tokens: np.ndarray, labels: np.ndarray, metadata: dict) -> None:
+    buffer = io.BytesIO()
+    pq.write_table(to_table(tokens, labels, metadata), buffer)
+    storage.write_bytes(uri, buffer.getvalue())
+
+
+def read_split(uri: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Padded ids (n, maxlen) int32, labels (n,) int8 and the schema metadata; no Python loops.
+
+    Raises DataError when the file lacks the expected columns or disagrees with its own metadata.
+    """
+    table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+    raw_metadata = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw_metadata is None or {"tokens", "label"} - set(table.column_names):
+        raise DataError(f"{uri}: not a split written by this pipeline (columns {table.column_names})")
+    metadata = json.loads(raw_metadata)
+    column_type = table.schema.field("tokens").type
+    if not pa.types.is_fixed_size_list(column_type) or column_type.list_size != metadata.get("maxlen"):
+        raise DataError(f"{uri}: tokens column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
+    flat = table.column("tokens").combine_chunks().flatten().to_numpy()
+    tokens = flat.reshape(table.num_rows, column_type.list_size).astype(np.int32, copy=False)
+    labels = table.column("label").to_numpy().astype(np.int8, copy=False)
+    return tokens, labels, metadata
+
+
+def store_dataset(
+    splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str
+) -> DatasetInfo:
+    """Pads every split and writes `<root>/data/<key>/<split>.parquet`; reuses a complete folder.
+
+    The key depends only on `metadata` (source content and parameters), so equal inputs share a folder.
+    """
+    key = dataset_key(metadata)
+    folder = storage.join(storage_root, "data", key)
+    uris = {name: storage.join(folder, f"{name}.parquet") for name in SPLITS}
+    if all(storage.exists(uri) for uri in uris.values()):
+        log.info("data set %s already stored at %s; reusing it", key, folder)
+    else:
+        for name in SPLITS:
+            write_split(uris[name], pad_reviews(splits[name], maxlen), splits[name].labels, {**metadata, "split": name})
+            log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
+    rows = {name: len(splits[name]) for name in SPLITS}
+    return DatasetInfo(key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata)

@@ -1,0 +1,78 @@
+"""Padding and the Parquet store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from keras.utils import pad_sequences
+
+from tasks import data, features
+from tasks.errors import DataError
+
+METADATA = {"num_words": 50, "maxlen": 7, "val_fraction": 0.2, "seed": 1, "source": "x", "source_sha256": "ab"}
+
+
+@pytest.fixture
+def ragged() -> data.Reviews:
+    rng = np.random.default_rng(3)
+    rows = [rng.integers(1, 50, size=length).tolist() for length in [0, 1, 6, 7, 8, 30, 3]]
+    return data.Reviews.from_lists(rows, [0, 1, 0, 1, 0, 1, 1])
+
+
+@pytest.mark.parametrize("maxlen", [1, 7, 40])
+def test_padding_equals_keras_pad_sequences(ragged, maxlen):
+    expected = pad_sequences(ragged.to_lists(), maxlen=maxlen)
+    padded = features.pad_reviews(ragged, maxlen)
+    assert padded.dtype == np.int32
+    np.testing.assert_array_equal(padded, expected)
+
+
+def test_split_round_trips_through_parquet_with_metadata(ragged, tmp_path):
+    tokens = features.pad_reviews(ragged, 7)
+    uri = str(tmp_path / "train.parquet")
+    features.write_split(uri, tokens, ragged.labels, METADATA)
+    read_tokens, read_labels, metadata = features.read_split(uri)
+    np.testing.assert_array_equal(read_tokens, tokens)
+    np.testing.assert_array_equal(read_labels, ragged.labels)
+    assert metadata == METADATA
+    # plain pyarrow and pandas read it too
+    schema = pq.read_schema(uri)
+    assert schema.field("tokens").type.list_size == 7
+    frame = pd.read_parquet(uri)
+    assert list(frame.columns) == ["tokens", "label"] and len(frame) == len(ragged)
+
+
+def test_read_split_refuses_a_foreign_schema(tmp_path):
+    uri = tmp_path / "foreign.parquet"
+    pd.DataFrame({"text": ["a"], "label": [1]}).to_parquet(uri)
+    with pytest.raises(DataError, match="not a split written by this pipeline"):
+        features.read_split(str(uri))
+
+
+def test_read_split_refuses_maxlen_that_disagrees_with_metadata(ragged, tmp_path):
+    uri = str(tmp_path / "liar.parquet")
+    features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, METADATA)  # metadata says 7
+    with pytest.raises(DataError, match="disagrees with maxlen=7"):
+        features.read_split(uri)
+
+
+def test_dataset_key_depends_on_content_and_parameters_only():
+    key = features.dataset_key(METADATA)
+    assert key == features.dataset_key(dict(reversed(METADATA.items())))
+    assert key != features.dataset_key({**METADATA, "maxlen": 8})
+    assert key != features.dataset_key({**METADATA, "source_sha256": "cd"})
+
+
+def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
+    splits = {name: ragged for name in features.SPLITS}
+    info = features.store_dataset(splits, 7, METADATA, str(tmp_path))
+    assert info.uri == f"{tmp_path}/data/{info.key}"
+    assert sorted(p.name for p in (tmp_path / "data" / info.key).iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert info.rows == {"train": 7, "val": 7, "test": 7}
+    assert features.read_split(info.split_uris["val"])[2]["split"] == "val"
+    before = (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns
+    again = features.store_dataset(splits, 7, METADATA, str(tmp_path))
+    assert again.key == info.key
+    assert (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns == before
