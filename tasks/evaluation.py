@@ -1,0 +1,62 @@
+"""Scoring a saved model on the stored test split: loss, accuracy, ROC AUC, confusion matrix."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import keras
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
+
+from tasks.features import read_split
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5  # Keras' BinaryAccuracy counts a prediction as positive when p > 0.5
+SCORING_BATCH = 1024  # inference only: larger batches are faster and memory is tiny
+
+
+def load_model(path: str) -> keras.Model:
+    """A saved model, loaded in Keras' safe mode (no arbitrary code from the file)."""
+    return keras.models.load_model(path, compile=False, safe_mode=True)
+
+
+def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
+    """Positive-sentiment probabilities for padded ids of shape (n, maxlen)."""
+    return model.predict(token_ids, batch_size=SCORING_BATCH, verbose=0).reshape(-1)
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Binary metrics of probabilities against 0/1 labels; ROC AUC is None when one class is absent."""
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    predicted = (probabilities > THRESHOLD).astype(int)
+    both_classes = len(np.unique(labels)) == 2
+    positive_rate = float(labels.mean())
+    return {
+        "loss": float(log_loss(labels, probabilities, labels=[0, 1])),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "majority_rate": max(positive_rate, 1 - positive_rate),
+        "examples": int(len(labels)),
+    }
+
+
+def evaluate_model(model_path: str, test_uri: str) -> dict:
+    """Test-set metrics of the model saved at `model_path`."""
+    token_ids, labels, _ = read_split(test_uri)
+    metrics = classification_metrics(labels, score(load_model(model_path), token_ids))
+    log.info("test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
+             model_path, metrics["loss"], metrics["accuracy"],
+             "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}")
+    return metrics
+
+
+def evaluate_to_file(model_path: str, test_uri: str, metrics_path: Path) -> dict:
+    """`evaluate_model`, with the metrics also written as JSON to `metrics_path`."""
+    metrics = evaluate_model(model_path, test_uri)
+    Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -1,0 +1,124 @@
+"""Training one variant with the reference recipe: RMSprop, binary cross-entropy, early stopping
+on val_loss with the best weights restored, and a checkpoint of the best val_loss.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import keras
+from pydantic import BaseModel
+
+from tasks.config import ModelConfig, TrainingConfig
+from tasks.features import DatasetInfo, read_split
+from tasks.models import build_model
+
+log = logging.getLogger(__name__)
+
+HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+
+class TrainedVariant(BaseModel):
+    """What training left on local disk, and how it went."""
+
+    variant: str
+    model_path: str
+    history_path: str
+    parameters: int
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    train_seconds: float
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Records each epoch's metrics and wall time, and logs one line per epoch."""
+
+    def __init__(self, variant: str, max_epochs: int) -> None:
+        super().__init__()
+        self.variant = variant
+        self.max_epochs = max_epochs
+        self.epochs: list[dict[str, float]] = []
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        record = {"epoch": epoch + 1, **{name: float(logs[name]) for name in HISTORY_METRICS}}
+        record["seconds"] = round(time.perf_counter() - self._started, 3)
+        self.epochs.append(record)
+        log.info(
+            "%s epoch %d/%d: loss=%.4f accuracy=%.4f val_loss=%.4f val_accuracy=%.4f (%.1f s)",
+            self.variant, epoch + 1, self.max_epochs, record["loss"], record["accuracy"],
+            record["val_loss"], record["val_accuracy"], record["seconds"],
+        )
+
+
+def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train_variant(
+    variant: str,
+    dataset: DatasetInfo,
+    model_config: ModelConfig,
+    training_config: TrainingConfig,
+    seed: int,
+    out_dir: Path,
+) -> TrainedVariant:
+    """Trains `variant` on the stored train split, validating on val each epoch.
+
+    Writes `<out_dir>/<variant>/model.keras` (best val_loss) and `history.json`; returns paths and
+    a summary, never the model itself.
+    """
+    keras.utils.set_random_seed(seed)
+    x_train, y_train, _ = read_split(dataset.split_uris["train"])
+    x_val, y_val, _ = read_split(dataset.split_uris["val"])
+    model = compile_model(
+        build_model(variant, int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"]), model_config),
+        training_config,
+    )
+    variant_dir = Path(out_dir) / variant
+    variant_dir.mkdir(parents=True, exist_ok=True)
+    model_path = variant_dir / "model.keras"
+    progress = EpochProgress(variant, training_config.max_epochs)
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=training_config.patience, restore_best_weights=True
+    )
+    checkpoint = keras.callbacks.ModelCheckpoint(model_path, monitor="val_loss", save_best_only=True)
+    log.info("training %s (%d parameters) on %d reviews, validating on %d",
+             variant, model.count_params(), len(y_train), len(y_val))
+    started = time.perf_counter()
+    model.fit(
+        x_train, y_train.astype("float32"),
+        batch_size=training_config.batch_size,
+        epochs=training_config.max_epochs,
+        validation_data=(x_val, y_val.astype("float32")),
+        callbacks=[progress, stopping, checkpoint],
+        verbose=0,
+    )
+    train_seconds = time.perf_counter() - started
+    best_epoch = min(progress.epochs, key=lambda record: record["val_loss"])["epoch"]
+    history = {"variant": variant, "best_epoch": best_epoch, "epochs": progress.epochs}
+    history_path = variant_dir / "history.json"
+    history_path.write_text(json.dumps(history, indent=2) + "\n")
+    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d", variant, len(progress.epochs), train_seconds, best_epoch)
+    return TrainedVariant(
+        variant=variant,
+        model_path=str(model_path),
+        history_path=str(history_path),
+        parameters=model.count_params(),
+        epochs_run=len(progress.epochs),
+        best_epoch=best_epoch,
+        stopped_early=stopping.stopped_epoch > 0,
+        train_seconds=round(train_seconds, 2),
+    )

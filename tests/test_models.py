@@ -1,0 +1,40 @@
+"""Model shapes, parameter counts and the one-hot variant's equivalence with the seed's formulation."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from tasks.config import ModelConfig
+from tasks.models import VARIANT_NAMES, build_model
+
+
+@pytest.mark.parametrize("variant, parameters", [("onehot", 4_081), ("embedding", 8_209)])
+def test_reference_parameter_counts(variant, parameters):
+    model = build_model(variant, num_words=500, maxlen=100, config=ModelConfig())
+    assert model.count_params() == parameters
+    assert model.input_shape == (None, 100)
+    assert model.output_shape == (None, 1)
+
+
+def test_onehot_model_equals_simplernn_on_to_categorical_input():
+    num_words, maxlen = 30, 12
+    ours = build_model("onehot", num_words, maxlen, ModelConfig())
+    seed_model = keras.Sequential(
+        [keras.Input((maxlen, num_words)), keras.layers.SimpleRNN(8), keras.layers.Dense(1, activation="sigmoid")]
+    )
+    seed_model.set_weights(ours.get_weights())
+    ids = np.random.default_rng(0).integers(0, num_words, size=(16, maxlen)).astype("int32")
+    expected = seed_model.predict(keras.utils.to_categorical(ids, num_words), verbose=0)
+    np.testing.assert_allclose(ours.predict(ids, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_saved_models_reload_with_plain_keras_in_safe_mode(variant, tmp_path):
+    model = build_model(variant, 40, 10, ModelConfig())
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path, safe_mode=True)
+    ids = np.random.default_rng(1).integers(0, 40, size=(4, 10)).astype("int32")
+    np.testing.assert_allclose(reloaded.predict(ids, verbose=0), model.predict(ids, verbose=0))
