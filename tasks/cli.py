@@ -1,0 +1,80 @@
+"""Command-line options of the pipeline, mapped one to one onto PipelineConfig fields.
+
+Defaults are read from the config models, so `--help` and the Prefect UI show the same values.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from pydantic import BaseModel, ValidationError
+
+from tasks.config import DataConfig, ModelConfig, PipelineConfig, StorageConfig, TrainingConfig
+
+# option -> (config section or "" for top level, field, type)
+OPTIONS: dict[str, tuple[str, str, type]] = {
+    "--source": ("data", "source", str),
+    "--source-sha256": ("data", "source_sha256", str),
+    "--cache-dir": ("data", "cache_dir", str),
+    "--download-timeout": ("data", "download_timeout_seconds", float),
+    "--num-words": ("data", "num_words", int),
+    "--maxlen": ("data", "maxlen", int),
+    "--val-fraction": ("data", "val_fraction", float),
+    "--variants": ("model", "variants", str),
+    "--rnn-units": ("model", "rnn_units", int),
+    "--embedding-dim": ("model", "embedding_dim", int),
+    "--batch-size": ("training", "batch_size", int),
+    "--learning-rate": ("training", "learning_rate", float),
+    "--max-epochs": ("training", "max_epochs", int),
+    "--patience": ("training", "patience", int),
+    "--storage": ("storage", "root", str),
+    "--work-dir": ("storage", "work_dir", str),
+    "--seed": ("", "seed", int),
+}
+SECTIONS: dict[str, type[BaseModel]] = {
+    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "storage": StorageConfig, "": PipelineConfig,
+}
+
+
+def _dest(option: str) -> str:
+    return option.lstrip("-").replace("-", "_")
+
+
+def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train one-hot and embedding SimpleRNNs on IMDB, evaluate them on the test set "
+        "and publish checkpoints, plots and a report.",
+    )
+    for option, (section, field, kind) in OPTIONS.items():
+        info = SECTIONS[section].model_fields[field]
+        default = info.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        description = info.description or field.replace("_", " ")
+        parser.add_argument(option, dest=_dest(option), type=kind, default=None,
+                            help=f"{description} (default: {default})")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """A validated PipelineConfig from parsed options; options not given keep their defaults."""
+    values: dict[str, dict] = {section: {} for section in SECTIONS if section}
+    top_level: dict = {}
+    for option, (section, field, _) in OPTIONS.items():
+        value = getattr(args, _dest(option))
+        if value is None:
+            continue
+        if field == "variants":
+            value = tuple(name.strip() for name in value.split(",") if name.strip())
+        (values[section] if section else top_level)[field] = value
+    return PipelineConfig.model_validate({**top_level, **values})
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """The first problem of a ValidationError, named by its command-line option."""
+    first = error.errors()[0]
+    location = tuple(str(part) for part in first["loc"])
+    options = {(section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()}
+    option = options.get(location[:2]) or options.get(location[:1]) or ".".join(location)
+    return f"{option}: {first['msg'].removeprefix('Value error, ')}"

@@ -1,0 +1,84 @@
+"""The human-readable side of a run: report.md and the summary table printed at the end."""
+
+from __future__ import annotations
+
+import json
+import platform
+from importlib import metadata
+from pathlib import Path
+
+REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
+SUMMARY_COLUMNS = ("variant", "params", "epochs", "best", "test_loss", "test_acc", "roc_auc")
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages that shape the results."""
+    versions = {"python": platform.python_version()}
+    for name in REPORTED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def summary_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
+    """One row per variant: parameters, epochs run, best epoch and test metrics."""
+    rows = []
+    for name, result in variants.items():
+        test = result["test"]
+        auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
+        rows.append((name, f"{result['parameters']:,}", str(result["epochs_run"]), str(result["best_epoch"]),
+                     f"{test['loss']:.4f}", f"{test['accuracy']:.4f}", auc))
+    return rows
+
+
+def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+    """A fixed-width text table for terminals and logs."""
+    widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [columns, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict]) -> str:
+    """report.md: data set, parameters, versions, metrics table and plots of one run."""
+    data_lines = [
+        f"- source: {source['description']}",
+        f"- source URI: `{source['uri']}` (sha256 `{source['sha256']}`)",
+        f"- data set key: `{dataset['key']}` at `{dataset['uri']}`",
+        "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
+    ]
+    if source.get("fallback_reason"):
+        data_lines.insert(1, f"- fell back to the offline corpus because: {source['fallback_reason']}")
+    blocks = [
+        f"# IMDB SimpleRNN run {run_id}",
+        "## Data set",
+        "\n".join(data_lines),
+        "## Test metrics",
+        _markdown_table(summary_rows(variants)),
+        "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
+        "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`" for name, result in variants.items()),
+        "## Learning curves",
+        "![comparison](comparison.png)",
+        *(f"### {name}\n\n![loss]({name}/loss.png) ![accuracy]({name}/accuracy.png)" for name in variants),
+        "## Parameters",
+        "```json\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```",
+        "## Versions",
+        "\n".join(f"- {name} {version}" for name, version in package_versions().items()),
+    ]
+    return "\n\n".join(blocks) + "\n"
+
+
+def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
+                    variants: dict[str, dict]) -> None:
+    """The run-level `metrics.json` (every variant's test metrics) and `report.md`."""
+    metrics = {name: result["test"] for name, result in variants.items()}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants))

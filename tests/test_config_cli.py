@@ -1,0 +1,87 @@
+"""The config's defaults and validation, and the command line built on it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from flows.imdb_pipeline import main
+from tasks.cli import OPTIONS, build_parser, config_from_args, describe_validation_error
+from tasks.config import PipelineConfig
+
+
+def parse(*argv: str) -> PipelineConfig:
+    return config_from_args(build_parser().parse_args(list(argv)))
+
+
+def test_defaults_are_the_reference_recipe():
+    config = parse()
+    assert config == PipelineConfig()
+    assert (config.data.source, config.data.num_words, config.data.maxlen, config.data.val_fraction) == ("auto", 500, 100, 0.2)
+    assert config.model.variants == ("onehot", "embedding")
+    assert (config.model.rnn_units, config.model.embedding_dim) == (8, 16)
+    training = config.training
+    assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
+    assert config.seed == 42
+
+
+def test_every_option_reaches_its_config_field():
+    config = parse(
+        "--source", "offline", "--storage", "s3://bucket/prefix/", "--variants", "embedding",
+        "--max-epochs", "5", "--seed", "7", "--num-words", "1000", "--maxlen", "50", "--batch-size", "32",
+        "--learning-rate", "0.001", "--patience", "1", "--val-fraction", "0.1", "--rnn-units", "4",
+        "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
+        "--source-sha256", "AB" * 32,
+    )
+    assert config.data.model_dump() == {
+        "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
+        "num_words": 1000, "maxlen": 50, "val_fraction": 0.1,
+    }
+    assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
+    assert config.training.model_dump() == {"batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1}
+    assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
+    assert config.seed == 7
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--variants", "onehot,lstm"], "--variants: unknown variant 'lstm'; known: onehot, embedding"),
+        (["--variants", "onehot,onehot"], "--variants: variants must not repeat"),
+        (["--num-words", "3"], "--num-words: Input should be greater than or equal to 4"),
+        (["--maxlen", "0"], "--maxlen: Input should be greater than or equal to 1"),
+        (["--val-fraction", "1"], "--val-fraction: Input should be less than 1"),
+        (["--val-fraction", "0"], "--val-fraction: Input should be greater than 0"),
+        (["--batch-size", "0"], "--batch-size: Input should be greater than or equal to 1"),
+        (["--learning-rate", "-1"], "--learning-rate: Input should be greater than 0"),
+        (["--max-epochs", "0"], "--max-epochs: Input should be greater than or equal to 1"),
+        (["--seed", "-1"], "--seed: Input should be greater than or equal to 0"),
+        (["--storage", "ftp://host/x"], "--storage: unknown storage scheme 'ftp'; use a path, file:// or s3://"),
+        (["--source-sha256", "xyz"], "--source-sha256: source_sha256 must be 64 hexadecimal characters"),
+        (["--source", " "], "--source: source must be keras, offline, auto or a URI"),
+    ],
+)
+def test_bad_options_name_the_option(argv, message):
+    with pytest.raises(ValidationError) as caught:
+        parse(*argv)
+    assert describe_validation_error(caught.value) == message
+
+
+def test_cli_rejects_bad_input_with_one_line_before_running(capsys):
+    assert main(["--num-words", "2", "--storage", "/nonexistent/never/created"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == "error: --num-words: Input should be greater than or equal to 4\n"
+
+
+def test_help_lists_every_option_with_its_default():
+    result = subprocess.run([sys.executable, "-m", "flows.imdb_pipeline", "--help"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    text = " ".join(result.stdout.split())
+    for option in OPTIONS:
+        assert option in text
+    assert "(default: onehot,embedding)" in text
+    assert "(default: 0.0001)" in text

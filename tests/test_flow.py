@@ -1,0 +1,128 @@
+"""The whole flow end to end, under one session-scoped Prefect test harness, on generated data
+downloaded over HTTP from a local server (the real download path)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from flows.imdb_pipeline import main
+from tests.conftest import write_imdb_npz
+
+pytestmark = pytest.mark.e2e
+
+VARIANT_FILES = ["accuracy.png", "history.json", "loss.png", "metrics.json", "model.keras"]
+RUN_FILES = sorted(
+    ["comparison.png", "manifest.json", "metrics.json", "report.md"]
+    + [f"{variant}/{name}" for variant in ("embedding", "onehot") for name in VARIANT_FILES]
+)
+
+
+def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
+        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
+        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", *extra,
+    ]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, http_server, tmp_path, capsys):
+    base, _ = http_server
+    options = small_run_options(f"{base}/imdb.npz", tmp_path, "--source-sha256", sha256(imdb_npz))
+    assert main(options) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    assert output[-1].startswith("run: ")
+    run_dir = Path(output[-1].removeprefix("run: "))
+    assert run_dir.parent == tmp_path / "store" / "runs"
+    assert any(line.startswith("onehot ") for line in output) and any(line.startswith("embedding ") for line in output)
+
+    published = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*") if p.is_file())
+    assert published == RUN_FILES
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert sorted(entry["path"] for entry in manifest["files"]) == [f for f in RUN_FILES if f != "manifest.json"]
+    for entry in manifest["files"]:
+        assert sha256(run_dir / entry["path"]) == entry["sha256"]
+        assert (run_dir / entry["path"]).stat().st_size == entry["bytes"]
+    assert manifest["source"]["sha256"] == sha256(imdb_npz)
+    assert manifest["config"]["data"]["maxlen"] == 20
+    data_dir = tmp_path / "store" / "data" / manifest["dataset_key"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert not any((tmp_path / "work").iterdir())  # the local copy is removed once published
+
+    test_table = pq.read_table(data_dir / "test.parquet")
+    token_ids = np.array(test_table.column("tokens").to_pylist(), dtype="int32")
+    labels = test_table.column("label").to_numpy()
+    all_metrics = json.loads((run_dir / "metrics.json").read_text())
+    for variant in ("onehot", "embedding"):
+        model = keras.models.load_model(run_dir / variant / "model.keras")
+        scores = model.predict(token_ids, verbose=0).reshape(-1)
+        accuracy = float(np.mean((scores > 0.5) == labels))
+        assert accuracy == pytest.approx(all_metrics[variant]["accuracy"])
+        history = json.loads((run_dir / variant / "history.json").read_text())
+        assert len(history["epochs"]) == 3
+    report = (run_dir / "report.md").read_text()
+    assert "| onehot | 481 | 3 |" in report and "| embedding | 1,009 | 3 |" in report
+    assert manifest["dataset_key"] in report and "![comparison](comparison.png)" in report
+
+
+def test_a_second_run_reuses_the_stored_data_set(prefect_harness, imdb_npz, tmp_path, capsys):
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    assert main(options) == 0
+    runs = sorted((tmp_path / "store" / "runs").iterdir())
+    keys = {json.loads((run / "manifest.json").read_text())["dataset_key"] for run in runs}
+    assert len(runs) == 2 and len(keys) == 1
+    assert len(list((tmp_path / "store" / "data").iterdir())) == 1
+
+
+def _truncated_npz(tmp_path: Path) -> str:
+    path = write_imdb_npz(tmp_path / "whole.npz", train=20, test=10)
+    broken = tmp_path / "truncated.npz"
+    broken.write_bytes(path.read_bytes()[:-200])
+    return str(broken)
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("checksum", "does not match the expected"),
+        ("unreachable", "Connection refused"),
+        ("truncated", "cannot read imdb.npz"),
+        ("missing", "does not exist"),
+        ("unwritable", "is not writable"),
+    ],
+)
+def test_bad_input_fails_with_one_line_and_publishes_nothing(
+    case, message, prefect_harness, imdb_npz, http_server, closed_port_url, tmp_path, capsys
+):
+    base, _ = http_server
+    source, extra = str(imdb_npz), []
+    if case == "checksum":
+        source, extra = f"{base}/imdb.npz", ["--source-sha256", "1" * 64]
+    elif case == "unreachable":
+        source = closed_port_url
+    elif case == "truncated":
+        source = _truncated_npz(tmp_path)
+    elif case == "missing":
+        source = str(tmp_path / "absent.npz")
+    options = small_run_options(source, tmp_path, *extra)
+    if case == "unwritable":
+        (tmp_path / "blocker").write_text("a file, not a folder")
+        options += ["--storage", str(tmp_path / "blocker" / "store")]
+    assert main(options) == 1
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0], captured.err[-2000:]
+    assert "run: " not in captured.out
+    assert not (tmp_path / "store" / "runs").exists()
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
