@@ -18,6 +18,7 @@ from tasks.config import PipelineConfig
 from tasks.errors import PipelineError
 from tasks.prefect_tasks import (
     check_storage,
+    configure_run_logging,
     download,
     evaluate,
     pad_and_store,
@@ -25,7 +26,6 @@ from tasks.prefect_tasks import (
     plot_variant,
     publish,
     report,
-    route_library_logs,
     split,
     train,
 )
@@ -41,7 +41,7 @@ STAGES = 7
 @flow(name="imdb-rnn-pipeline", version="1")
 def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
-    route_library_logs()
+    configure_run_logging()
     logger = get_run_logger()
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id

@@ -16,16 +16,33 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import data, evaluation, features, plots, publishing, reporting, storage
 from tasks.config import DataConfig, ModelConfig, StorageConfig, TrainingConfig
-from tasks.errors import SourceUnreachable
+from tasks.errors import PipelineError, SourceUnreachable
 from tasks.sources import SourceInfo, resolve_source
 from tasks.training import TrainedVariant, train_variant
 
 LIBRARY_LOGGER = "tasks"  # the plain modules log under tasks.*; Prefect shows these in run logs
+RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")  # where Prefect reports a failed run
 DOWNLOAD_RETRY_DELAYS = [2, 5]  # seconds: ride out a brief network blip, fail fast on a dead host
 
 
-def route_library_logs() -> None:
-    """Sends the plain modules' stdlib logs to Prefect's handlers (console and run logs).
+class _ExpectedErrorsWithoutTraceback(logging.Filter):
+    """Drops the traceback of a PipelineError from run logs: its message already names the problem.
+
+    Unexpected exceptions keep their tracebacks.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PipelineError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_EXPECTED_ERRORS_FILTER = _ExpectedErrorsWithoutTraceback()
+
+
+def configure_run_logging() -> None:
+    """Sends the plain modules' stdlib logs to the run logs, and keeps expected failures to one line.
 
     Same effect as PREFECT_LOGGING_EXTRA_LOGGERS=tasks, which only works if set before Prefect
     is imported; done at run time so `python -m flows...` and workers behave alike.
@@ -35,6 +52,8 @@ def route_library_logs() -> None:
     for handler in logging.getLogger("prefect.extra").handlers:
         if handler not in library.handlers:
             library.addHandler(handler)
+    for name in RUN_LOGGERS:
+        logging.getLogger(name).addFilter(_EXPECTED_ERRORS_FILTER)  # a no-op when already added
 
 
 def _retry_when_unreachable(task, task_run, state) -> bool:

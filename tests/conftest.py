@@ -23,6 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
     os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    # Plain functions also log outside any flow here; that is expected, not worth a warning.
+    os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
