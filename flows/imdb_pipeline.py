@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the one-line contract holds for surprises too
         print(f"error: unexpected {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
+    print(f"data: {result['source']['description']}")
     print(format_table(summary_rows(result["variants"])))
     print(f"run: {result['run_uri']}")
     return 0
