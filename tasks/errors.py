@@ -23,3 +23,7 @@ class DataError(PipelineError):
 
 class StorageError(PipelineError):
     """The storage root cannot be written or read."""
+
+
+class ObjectExists(StorageError):
+    """A create-only write found the object already there."""

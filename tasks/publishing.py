@@ -1,12 +1,14 @@
-"""Publishing a finished run: every file of the local run folder goes to `<storage>/runs/<run_id>/`,
-then `manifest.json` (each file with its sha256 and size) is written last. A run folder without a
-manifest is incomplete by definition.
+"""Publishing a finished run under the immutable prefix `<storage>/runs/<run_id>/`: every file is
+written once (create-only), read back and checked against its sha256, and `manifest.json` (each
+file with its sha256 and size) is written last. A run without a manifest is incomplete, and a
+reader trusts a run only when its manifest exists and every listed object matches it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,27 +29,32 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
     """Uploads every file under `local_dir` to `destination`, then the manifest; returns the manifest.
 
     `details` (config, source, data set key...) is recorded in the manifest beside the file list.
-    Refuses a destination that already holds a manifest: published runs are immutable.
+    Refuses a destination that already holds anything: published runs are immutable.
     """
-    manifest_uri = storage.join(destination, MANIFEST_NAME)
-    if storage.exists(manifest_uri):
-        raise StorageError(f"{destination} is already a published run; runs are never overwritten")
+    if storage.exists(destination):
+        raise StorageError(f"{destination} already exists; a run prefix is published once, never into")
+    started = time.perf_counter()
     files = []
     for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
         relative = path.relative_to(local_dir).as_posix()
         data = path.read_bytes()
-        storage.write_bytes(storage.join(destination, relative), data)
-        files.append({"path": relative, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-        log.info("published %s (%d bytes)", relative, len(data))
+        digest = storage.write_verified(storage.join(destination, relative), data, create_only=True)
+        files.append({"path": relative, "sha256": digest, "bytes": len(data)})
+        log.info("published %s (%d bytes, sha256 verified)", relative, len(data))
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **details,
         "files": files,
     }
-    storage.write_json(manifest_uri, manifest)
-    log.info("published %d files and %s to %s", len(files), MANIFEST_NAME, destination)
+    storage.write_json(storage.join(destination, MANIFEST_NAME), manifest, create_only=True)
+    log.info("published %d files and %s to %s in %.1f s",
+             len(files), MANIFEST_NAME, destination, time.perf_counter() - started)
     return manifest
+
+
+def manifest_sha256(destination: str) -> str:
+    return hashlib.sha256(storage.read_bytes(storage.join(destination, MANIFEST_NAME))).hexdigest()
 
 
 def verify_run(destination: str) -> list[str]:

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tasks import publishing, storage
-from tasks.errors import StorageError
+from tasks.errors import ObjectExists, StorageError
 
 
 def test_write_and_read_through_paths_and_file_uris(tmp_path):
@@ -55,9 +55,20 @@ def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path):
     assert publishing.verify_run(destination) == []
     (tmp_path / "store" / "runs" / "r1" / "report.md").write_text("# changed")
     assert publishing.verify_run(destination) == ["report.md: sha256 differs from the manifest"]
-    with pytest.raises(StorageError, match="already a published run"):
+    with pytest.raises(StorageError, match="already exists; a run prefix is published once"):
         publishing.publish_run(local, destination, {})
 
 
 def test_a_run_without_manifest_is_incomplete(tmp_path):
     assert publishing.verify_run(str(tmp_path)) == [f"{tmp_path}/manifest.json is missing: the run is incomplete"]
+
+
+def test_create_only_writes_refuse_an_existing_object(tmp_path):
+    uri = str(tmp_path / "once.bin")
+    assert storage.write_verified(uri, b"first", create_only=True) == hashlib.sha256(b"first").hexdigest()
+    with pytest.raises(ObjectExists, match="once.bin already exists"):
+        storage.write_bytes(uri, b"second", create_only=True)
+    assert storage.read_bytes(uri) == b"first"
+    storage.write_bytes(uri, b"third")  # a plain write replaces it, atomically
+    assert storage.read_bytes(uri) == b"third"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["once.bin"]
