@@ -21,7 +21,9 @@ from tasks.prefect_tasks import (
     configure_run_logging,
     download,
     evaluate,
+    judge_champion,
     pad_and_store,
+    promote,
     plot_comparison,
     plot_variant,
     publish,
@@ -31,11 +33,12 @@ from tasks.prefect_tasks import (
 )
 from tasks.reporting import format_table, package_versions, summary_rows
 from tasks.storage import new_run_id
+from tasks.verify import add_endpoint_option, apply_endpoint_option
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A cold ephemeral Prefect server needs 20-30 s on 2 cores; Prefect's default wait is 20 s.
 EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "180"
-STAGES = 7
+STAGES = 8
 
 
 @flow(name="imdb-rnn-pipeline", version="1")
@@ -66,7 +69,10 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
         variants[variant] = {**trained.model_dump(exclude={"model_path", "history_path"}), "test": test_metrics}
     plot_comparison(histories, run_dir)
 
-    logger.info("stage 7/%d: publish run %s", STAGES, run_id)
+    logger.info("stage 7/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
+    decision = judge_champion(variants, dataset, config.champion, config.storage)
+
+    logger.info("stage 8/%d: publish run %s", STAGES, run_id)
     details = {
         "run_id": run_id,
         "config": config.model_dump(mode="json"),
@@ -75,11 +81,12 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
         "dataset_uri": dataset.uri,
         "versions": package_versions(),
     }
-    report(run_dir, run_id, details["config"], source, dataset, variants)
+    report(run_dir, run_id, details["config"], source, dataset, variants, decision)
     run_uri = publish(run_dir, config.storage, run_id, details)
+    promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
     logger.info("test metrics:\n%s", format_table(summary_rows(variants)))
-    return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key,
-            "source": details["source"], "variants": variants}
+    return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],
+            "variants": variants, "champion": decision.model_dump()}
 
 
 def use_project_prefect_home() -> None:
@@ -92,13 +99,16 @@ def use_project_prefect_home() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the flow from the command line; prints the summary table and `run: <uri>` last."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_endpoint_option(parser)
+    args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
     use_project_prefect_home()
+    apply_endpoint_option(args.s3_endpoint_url)
     try:
         result = imdb_rnn_pipeline(config)
     except PipelineError as error:
@@ -109,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"data: {result['source']['description']}")
     print(format_table(summary_rows(result["variants"])))
+    decision = result["champion"]
+    print(f"champion: {'promoted' if decision['promote'] else 'kept'} ({decision['reason']})")
     print(f"run: {result['run_uri']}")
     return 0
 

@@ -9,7 +9,7 @@ import argparse
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.config import DataConfig, ModelConfig, PipelineConfig, StorageConfig, TrainingConfig
+from tasks.config import ChampionConfig, DataConfig, ModelConfig, PipelineConfig, StorageConfig, TrainingConfig
 
 # option -> (config section or "" for top level, field, type)
 OPTIONS: dict[str, tuple[str, str, type]] = {
@@ -29,10 +29,13 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--patience": ("training", "patience", int),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),
+    "--promote": ("champion", "promote", str),
+    "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),
 }
 SECTIONS: dict[str, type[BaseModel]] = {
-    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "storage": StorageConfig, "": PipelineConfig,
+    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "storage": StorageConfig,
+    "champion": ChampionConfig, "": PipelineConfig,
 }
 
 

@@ -8,6 +8,7 @@ with random_state=42, SimpleRNN(8), RMSprop(1e-4), batch 64, up to 100 epochs, p
 from __future__ import annotations
 
 import re
+from typing import Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -104,6 +105,17 @@ class StorageConfig(_Part):
         return value.rstrip("/") or "/"
 
 
+class ChampionConfig(_Part):
+    """The gate that decides whether this run's best variant becomes the model to use."""
+
+    promote: Literal["never", "auto", "always"] = Field(
+        "auto", description="auto: only when strictly better on the same data set; always; never"
+    )
+    metric: Literal["accuracy", "roc_auc", "loss"] = Field(
+        "accuracy", description="test metric that ranks variants and champions (loss: lower is better)"
+    )
+
+
 class PipelineConfig(_Part):
     """Everything one run needs; the Prefect flow's single parameter."""
 
@@ -112,3 +124,4 @@ class PipelineConfig(_Part):
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     storage: StorageConfig = StorageConfig()
+    champion: ChampionConfig = ChampionConfig()

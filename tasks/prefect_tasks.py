@@ -14,8 +14,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import data, evaluation, features, plots, publishing, reporting, storage
-from tasks.config import DataConfig, ModelConfig, StorageConfig, TrainingConfig
+from tasks import champion, data, evaluation, features, plots, publishing, reporting, storage
+from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
 from tasks.errors import PipelineError, SourceUnreachable
 from tasks.sources import SourceInfo, resolve_source
 from tasks.training import TrainedVariant, train_variant
@@ -134,10 +134,19 @@ def plot_comparison(histories: dict[str, dict], run_dir: Path) -> None:
     plots.plot_comparison(histories, run_dir / "comparison.png")
 
 
+@task(name="champion-gate", cache_policy=NO_CACHE)
+def judge_champion(
+    variants: dict[str, dict], dataset: features.DatasetInfo, config: ChampionConfig, storage_config: StorageConfig
+) -> champion.Decision:
+    return champion.judge(variants, dataset.key, storage_config.root, config)
+
+
 @task(name="report", cache_policy=NO_CACHE)
 def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset: features.DatasetInfo,
-           variants: dict[str, dict]) -> None:
-    reporting.write_run_files(run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants)
+           variants: dict[str, dict], decision: champion.Decision) -> None:
+    reporting.write_run_files(
+        run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants, decision.model_dump()
+    )
 
 
 @task(name="publish", cache_policy=NO_CACHE)
@@ -146,3 +155,11 @@ def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: 
     publishing.publish_run(run_dir, destination, details)
     shutil.rmtree(run_dir)  # published and verified by checksum: the local copy is no longer needed
     return destination
+
+
+@task(name="promote", cache_policy=NO_CACHE)
+def promote(
+    decision: champion.Decision, run_uri: str, run_id: str, dataset: features.DatasetInfo,
+    variants: dict[str, dict], storage_config: StorageConfig, config: ChampionConfig,
+) -> dict | None:
+    return champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root, config.metric)

@@ -47,8 +47,9 @@ def _markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMM
     return "\n".join(lines)
 
 
-def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict]) -> str:
-    """report.md: data set, parameters, versions, metrics table and plots of one run."""
+def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
+                  decision: dict) -> str:
+    """report.md: data set, parameters, versions, metrics table, champion decision and plots of one run."""
     data_lines = [
         f"- source: {source['description']}",
         f"- source URI: `{source['uri']}` (sha256 `{source['sha256']}`)",
@@ -65,6 +66,9 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         _markdown_table(summary_rows(variants)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
         "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`" for name, result in variants.items()),
+        "## Champion",
+        f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
+        f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
         "## Learning curves",
         "![comparison](comparison.png)",
         *(f"### {name}\n\n![loss]({name}/loss.png) ![accuracy]({name}/accuracy.png)" for name in variants),
@@ -77,8 +81,8 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
 
 
 def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
-                    variants: dict[str, dict]) -> None:
+                    variants: dict[str, dict], decision: dict) -> None:
     """The run-level `metrics.json` (every variant's test metrics) and `report.md`."""
     metrics = {name: result["test"] for name, result in variants.items()}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants))
+    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants, decision))

@@ -22,6 +22,7 @@ def test_defaults_are_the_reference_recipe():
     assert config == PipelineConfig()
     assert (config.data.source, config.data.num_words, config.data.maxlen, config.data.val_fraction) == ("auto", 500, 100, 0.2)
     assert config.model.variants == ("onehot", "embedding")
+    assert (config.champion.promote, config.champion.metric) == ("auto", "accuracy")
     assert (config.model.rnn_units, config.model.embedding_dim) == (8, 16)
     training = config.training
     assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
@@ -34,7 +35,7 @@ def test_every_option_reaches_its_config_field():
         "--max-epochs", "5", "--seed", "7", "--num-words", "1000", "--maxlen", "50", "--batch-size", "32",
         "--learning-rate", "0.001", "--patience", "1", "--val-fraction", "0.1", "--rnn-units", "4",
         "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
-        "--source-sha256", "AB" * 32,
+        "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
@@ -43,6 +44,7 @@ def test_every_option_reaches_its_config_field():
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {"batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1}
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
+    assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7
 
 
@@ -62,6 +64,8 @@ def test_every_option_reaches_its_config_field():
         (["--storage", "ftp://host/x"], "--storage: unknown storage scheme 'ftp'; use a path, file:// or s3://"),
         (["--source-sha256", "xyz"], "--source-sha256: source_sha256 must be 64 hexadecimal characters"),
         (["--source", " "], "--source: source must be keras, offline, auto or a URI"),
+        (["--promote", "sometimes"], "--promote: Input should be 'never', 'auto' or 'always'"),
+        (["--champion-metric", "f1"], "--champion-metric: Input should be 'accuracy', 'roc_auc' or 'loss'"),
     ],
 )
 def test_bad_options_name_the_option(argv, message):
