@@ -40,8 +40,19 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(ARGS)
 
+## verify: check a published run against its manifest: make verify RUN=outputs/runs/<run_id> (or s3://...)
+.PHONY: verify
+verify: $(INSTALLED)
+	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
+	$(PY) -m tasks.verify "$(RUN)" $(ARGS)
+
+## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
+.PHONY: s3
+s3: $(INSTALLED)
+	$(PY) -m infra.local_s3
+
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean
 clean:
-	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache
+	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .s3data
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

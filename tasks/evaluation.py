@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import keras
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
 
+from tasks import storage
 from tasks.features import read_split
 
 log = logging.getLogger(__name__)
@@ -18,9 +20,15 @@ THRESHOLD = 0.5  # Keras' BinaryAccuracy counts a prediction as positive when p 
 SCORING_BATCH = 1024  # inference only: larger batches are faster and memory is tiny
 
 
-def load_model(path: str) -> keras.Model:
-    """A saved model, loaded in Keras' safe mode (no arbitrary code from the file)."""
-    return keras.models.load_model(path, compile=False, safe_mode=True)
+def load_model(uri: str) -> keras.Model:
+    """A saved model from a path or storage URI, in Keras' safe mode (no arbitrary code from the file)."""
+    uri = str(uri)
+    if storage.is_local(uri):
+        return keras.models.load_model(storage.filesystem(uri)[1], compile=False, safe_mode=True)
+    with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
+        local = Path(folder) / "model.keras"
+        local.write_bytes(storage.read_bytes(uri))
+        return keras.models.load_model(local, compile=False, safe_mode=True)
 
 
 def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:

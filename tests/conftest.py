@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import os
+import re
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,19 @@ def pytest_configure(config: pytest.Config) -> None:
     # Plain functions also log outside any flow here; that is expected, not worth a warning.
     os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
+    """CLI options for a quick flow run on the generated data; `extra` may override any of them."""
+    return [
+        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
+        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
+        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", *extra,
+    ]
 
 
 def make_raw_reviews(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +116,27 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}/imdb.npz"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 server (SeaweedFS) on 127.0.0.1 for the session, with credentials in the environment."""
+    from infra.local_s3 import start
+
+    server = start(tmp_path_factory.mktemp("s3"), "pipeline-tests", "test-access", f"secret-{uuid.uuid4().hex}")
+    saved = {name: os.environ.get(name) for name in server.environment()}
+    os.environ.update(server.environment())
+    yield server
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    server.stop()
+
+
+@pytest.fixture
+def s3_prefix(s3_server, request) -> str:
+    """A fresh s3:// storage root for one test."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40]
+    return f"s3://{s3_server.bucket}/{name}-{uuid.uuid4().hex[:6]}"

@@ -3,7 +3,6 @@ downloaded over HTTP from a local server (the real download path)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.conftest import write_imdb_npz
+from tests.conftest import sha256, small_run_options, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 
@@ -22,18 +21,6 @@ RUN_FILES = sorted(
     ["comparison.png", "manifest.json", "metrics.json", "report.md"]
     + [f"{variant}/{name}" for variant in ("embedding", "onehot") for name in VARIANT_FILES]
 )
-
-
-def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [
-        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
-        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
-        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", *extra,
-    ]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, http_server, tmp_path, capsys):

@@ -1,0 +1,136 @@
+"""Publishing to a real S3 server (SeaweedFS on 127.0.0.1, started by the session fixture).
+
+Everything published is checked through boto3, independently of the publishing code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flows.imdb_pipeline import main
+from tasks import evaluation, features, publishing, storage
+from tasks.errors import ObjectExists, StorageError
+from tasks.verify import main as verify_main
+from tests.conftest import sha256, small_run_options
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+
+def run_pipeline(storage_root: str, source: str, tmp_path: Path, *extra: str) -> dict:
+    """Runs the CLI to `storage_root`; returns the published manifest (read back through boto3 by callers)."""
+    options = small_run_options(source, tmp_path, "--storage", storage_root, *extra)
+    assert main(options) == 0
+    return {"options": options}
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def objects_under(client, uri: str) -> dict[str, bytes]:
+    """Every object below `uri`, by key relative to it, read with boto3."""
+    bucket, prefix = split_uri(uri)
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"].removeprefix(prefix + "/")] = body
+    return found
+
+
+def last_run_uri(capsys) -> str:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("run: ")
+    return lines[-1].removeprefix("run: ")
+
+
+def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s3_prefix, imdb_npz, tmp_path, capsys):
+    client = s3_server.client()
+    bucket, prefix = split_uri(s3_prefix)
+    client.put_object(Bucket=bucket, Key=f"{prefix}/mirror/imdb.npz", Body=imdb_npz.read_bytes())
+    source = f"{s3_prefix}/mirror/imdb.npz"
+    run_pipeline(s3_prefix, source, tmp_path, "--source-sha256", sha256(imdb_npz))
+    run_uri = last_run_uri(capsys)
+    assert run_uri.startswith(f"{s3_prefix}/runs/")
+
+    published = objects_under(client, run_uri)
+    manifest = json.loads(published.pop("manifest.json"))
+    assert sorted(published) == sorted(entry["path"] for entry in manifest["files"])
+    for entry in manifest["files"]:
+        assert hashlib.sha256(published[entry["path"]]).hexdigest() == entry["sha256"]
+        assert len(published[entry["path"]]) == entry["bytes"]
+    data = objects_under(client, f"{s3_prefix}/data/{manifest['dataset_key']}")
+    assert sorted(data) == ["test.parquet", "train.parquet", "val.parquet"]
+
+    champion = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
+    assert champion["run_uri"] == run_uri and champion["dataset_key"] == manifest["dataset_key"]
+    assert champion["manifest_sha256"] == hashlib.sha256(
+        client.get_object(Bucket=bucket, Key=f"{split_uri(run_uri)[1]}/manifest.json")["Body"].read()
+    ).hexdigest()
+    model = evaluation.load_model(champion["model_uri"])  # straight from S3
+    token_ids, labels, _ = features.read_split(f"{s3_prefix}/data/{manifest['dataset_key']}/test.parquet")
+    accuracy = float(np.mean((evaluation.score(model, token_ids) > 0.5) == labels))
+    assert accuracy == pytest.approx(champion["metrics"]["accuracy"])
+
+    secret = s3_server.secret_key.encode()
+    everything = objects_under(client, s3_prefix)
+    assert not [key for key, body in everything.items() if secret in body]
+
+
+def test_champion_is_replaced_only_by_a_better_run(s3_server, s3_prefix, imdb_npz, tmp_path, capsys):
+    client = s3_server.client()
+    bucket, prefix = split_uri(s3_prefix)
+
+    def current_champion() -> dict:
+        return json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
+
+    run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1",
+                 "--learning-rate", "0.003")
+    first = last_run_uri(capsys)
+    assert current_champion()["run_uri"] == first
+
+    run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "onehot", "--max-epochs", "1")
+    worse = last_run_uri(capsys)
+    assert current_champion()["run_uri"] == first
+    worse_report = objects_under(client, worse)["report.md"].decode()
+    assert "keep the current champion" in worse_report and "does not beat" in worse_report
+
+    run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3")
+    better = last_run_uri(capsys)
+    assert current_champion()["run_uri"] == better
+    assert current_champion()["metrics"]["accuracy"] > json.loads(
+        objects_under(client, first)["metrics.json"])["embedding"]["accuracy"]
+
+
+def test_verify_catches_an_object_changed_after_publishing(s3_server, s3_prefix, imdb_npz, tmp_path, capsys):
+    run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    run_uri = last_run_uri(capsys)
+    assert verify_main([run_uri]) == 0
+    assert "ok: " in capsys.readouterr().out
+    bucket, key = split_uri(run_uri)
+    s3_server.client().put_object(Bucket=bucket, Key=f"{key}/embedding/metrics.json", Body=b"{}")
+    assert verify_main([run_uri]) == 1
+    err = capsys.readouterr().err
+    assert "mismatch: embedding/metrics.json: sha256 differs from the manifest" in err
+    assert err.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_publishing_into_an_existing_prefix_is_refused(s3_server, s3_prefix, tmp_path):
+    local = tmp_path / "run"
+    local.mkdir()
+    (local / "a.txt").write_text("first")
+    destination = publishing.run_uri(s3_prefix, "r1")
+    manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
+    assert publishing.verify_run(destination) == []
+    with pytest.raises(StorageError, match="already exists; a run prefix is published once"):
+        publishing.publish_run(local, destination, {"run_id": "r1"})
+    with pytest.raises(ObjectExists, match="already exists"):
+        storage.write_bytes(f"{destination}/a.txt", b"second", create_only=True)
+    assert storage.read_bytes(f"{destination}/a.txt") == b"first"
+    assert manifest["files"][0]["sha256"] == hashlib.sha256(b"first").hexdigest()
