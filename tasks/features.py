@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from tasks import storage
+from tasks.config import DataConfig
 from tasks.data import PAD_ID, Reviews
 from tasks.errors import DataError
 
@@ -49,9 +50,25 @@ def pad_reviews(reviews: Reviews, maxlen: int) -> np.ndarray:
     return padded
 
 
+def dataset_metadata(config: DataConfig, seed: int, source_uri: str, source_sha256: str) -> dict:
+    """Everything that shapes the stored splits: the source's content and the split/pad parameters."""
+    return {
+        "num_words": config.num_words,
+        "maxlen": config.maxlen,
+        "val_fraction": config.val_fraction,
+        "seed": seed,
+        "source": source_uri,
+        "source_sha256": source_sha256,
+    }
+
+
 def dataset_key(metadata: dict[str, str | int | float]) -> str:
-    """A short hash of the source content and every parameter that shapes the stored splits."""
-    canonical = json.dumps({**metadata, "format": DATASET_FORMAT}, sort_keys=True)
+    """A short hash of the source content and every parameter that shapes the stored splits.
+
+    The source's URI is left out: the same bytes from another mirror give the same data set.
+    """
+    content = {name: value for name, value in metadata.items() if name != "source"}
+    canonical = json.dumps({**content, "format": DATASET_FORMAT}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

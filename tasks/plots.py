@@ -3,6 +3,7 @@ no display or global backend state is involved."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -26,6 +27,14 @@ def plot_curve(history: dict, metric: str, path: Path) -> Path:
     axes.set(title=f"{history['variant']}: {metric}", xlabel="epoch", ylabel=metric)
     axes.legend()
     return _save(figure, path)
+
+
+def plot_history_file(history_path: Path) -> dict:
+    """loss.png and accuracy.png beside a variant's history.json; returns the history."""
+    history = json.loads(Path(history_path).read_text())
+    for metric in ("loss", "accuracy"):
+        plot_curve(history, metric, Path(history_path).with_name(f"{metric}.png"))
+    return history
 
 
 def plot_comparison(histories: dict[str, dict], path: Path) -> Path:

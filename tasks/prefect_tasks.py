@@ -6,7 +6,6 @@ modules, which run and test without any Prefect context.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -91,14 +90,7 @@ def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, data.R
 def pad_and_store(
     splits: dict[str, data.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> features.DatasetInfo:
-    metadata = {
-        "num_words": config.num_words,
-        "maxlen": config.maxlen,
-        "val_fraction": config.val_fraction,
-        "seed": seed,
-        "source": source.uri,
-        "source_sha256": source.sha256,
-    }
+    metadata = features.dataset_metadata(config, seed, source.uri, source.sha256)
     return features.store_dataset(splits, config.maxlen, metadata, storage_config.root)
 
 
@@ -122,11 +114,7 @@ def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo) -> dict:
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
 def plot_variant(trained: TrainedVariant) -> dict:
-    history = json.loads(Path(trained.history_path).read_text())
-    folder = Path(trained.history_path).parent
-    plots.plot_curve(history, "loss", folder / "loss.png")
-    plots.plot_curve(history, "accuracy", folder / "accuracy.png")
-    return history
+    return plots.plot_history_file(Path(trained.history_path))
 
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)

@@ -63,6 +63,7 @@ def test_dataset_key_depends_on_content_and_parameters_only():
     assert key == features.dataset_key(dict(reversed(METADATA.items())))
     assert key != features.dataset_key({**METADATA, "maxlen": 8})
     assert key != features.dataset_key({**METADATA, "source_sha256": "cd"})
+    assert key == features.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"})
 
 
 def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
