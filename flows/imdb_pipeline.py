@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from pydantic import ValidationError
 
 from tasks.cli import build_parser, config_from_args, describe_validation_error
@@ -19,6 +19,8 @@ from tasks.errors import PipelineError
 from tasks.prefect_tasks import (
     check_storage,
     configure_run_logging,
+    describe_run,
+    emit_failure_event,
     download,
     evaluate,
     judge_champion,
@@ -28,6 +30,8 @@ from tasks.prefect_tasks import (
     plot_variant,
     publish,
     report,
+    run_name,
+    run_tags,
     split,
     train,
 )
@@ -41,7 +45,7 @@ EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "180"
 STAGES = 8
 
 
-@flow(name="imdb-rnn-pipeline", version="1")
+@flow(name="imdb-rnn-pipeline", flow_run_name=run_name, on_failure=[emit_failure_event])
 def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
@@ -84,6 +88,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     report(run_dir, run_id, details["config"], source, dataset, variants, decision)
     run_uri = publish(run_dir, config.storage, run_id, details)
     promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
+    describe_run(run_uri, variants, decision)
     logger.info("test metrics:\n%s", format_table(summary_rows(variants)))
     return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],
             "variants": variants, "champion": decision.model_dump()}
@@ -110,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     use_project_prefect_home()
     apply_endpoint_option(args.s3_endpoint_url)
     try:
-        result = imdb_rnn_pipeline(config)
+        with tags(*run_tags(config.data.source, config.model.variants)):
+            result = imdb_rnn_pipeline(config)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

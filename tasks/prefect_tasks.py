@@ -7,11 +7,24 @@ modules, which run and test without any Prefect context.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import task
+from prefect.artifacts import (
+    create_image_artifact,
+    create_link_artifact,
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
+from prefect.events import emit_event
+from prefect.runtime import flow_run
 
 from tasks import champion, data, evaluation, features, plots, publishing, reporting, storage
 from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
@@ -22,6 +35,9 @@ from tasks.training import TrainedVariant, train_variant
 LIBRARY_LOGGER = "tasks"  # the plain modules log under tasks.*; Prefect shows these in run logs
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")  # where Prefect reports a failed run
 DOWNLOAD_RETRY_DELAYS = [2, 5]  # seconds: ride out a brief network blip, fail fast on a dead host
+ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
+PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
+FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
 
 
 class _ExpectedErrorsWithoutTraceback(logging.Filter):
@@ -94,6 +110,21 @@ def pad_and_store(
     return features.store_dataset(splits, config.maxlen, metadata, storage_config.root)
 
 
+def artifact_key(*parts: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", "-".join((ARTIFACT_PREFIX, *parts)).lower()).strip("-")
+
+
+def _progress_updater(artifact_id, variant: str, max_epochs: int) -> Callable[[dict], None]:
+    def update(record: dict) -> None:
+        update_progress_artifact(
+            artifact_id, 100.0 * record["epoch"] / max_epochs,
+            description=f"{variant} epoch {record['epoch']}/{max_epochs}: val_loss {record['val_loss']:.4f}, "
+            f"val_accuracy {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)",
+        )
+
+    return update
+
+
 @task(name="train", task_run_name="train-{variant}", cache_policy=NO_CACHE)
 def train(
     variant: str,
@@ -103,7 +134,14 @@ def train(
     seed: int,
     run_dir: Path,
 ) -> TrainedVariant:
-    return train_variant(variant, dataset, model_config, training_config, seed, run_dir)
+    """Trains one variant; its progress artifact in the UI moves every epoch."""
+    progress = create_progress_artifact(0.0, key=artifact_key("training", variant),
+                                        description=f"{variant}: training started")
+    updater = _progress_updater(progress, variant, training_config.max_epochs)
+    trained = train_variant(variant, dataset, model_config, training_config, seed, run_dir, on_epoch=updater)
+    update_progress_artifact(progress, 100.0, description=f"{variant}: done after {trained.epochs_run} epochs "
+                             f"(best val_loss at epoch {trained.best_epoch})")
+    return trained
 
 
 @task(name="evaluate", task_run_name="evaluate-{trained.variant}", cache_policy=NO_CACHE)
@@ -150,4 +188,54 @@ def promote(
     decision: champion.Decision, run_uri: str, run_id: str, dataset: features.DatasetInfo,
     variants: dict[str, dict], storage_config: StorageConfig, config: ChampionConfig,
 ) -> dict | None:
-    return champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root, config.metric)
+    record = champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root, config.metric)
+    if record:
+        emit_event(
+            event=PROMOTED_EVENT,
+            resource={"prefect.resource.id": f"imdb-rnn-pipeline.champion.{champion.champion_uri(storage_config.root)}",
+                      "prefect.resource.name": "champion"},
+            payload={key: record[key] for key in ("run_id", "run_uri", "variant", "model_uri", "metric", "dataset_key")}
+            | {"value": record["metrics"][config.metric], "reason": decision.reason},
+        )
+    return record
+
+
+@task(name="describe-run", cache_policy=NO_CACHE)
+def describe_run(run_uri: str, variants: dict[str, dict], decision: champion.Decision) -> None:
+    """The run in the Prefect UI: report, metrics table, links to what was published, plot images."""
+    urls = {label: storage.browsable_url(storage.join(run_uri, path))
+            for label, path in reporting.published_files(variants).items()}
+    report = storage.read_bytes(storage.join(run_uri, "report.md")).decode()
+    for path in reporting.published_files(variants).values():
+        report = report.replace(f"]({path})", f"]({storage.browsable_url(storage.join(run_uri, path))})")
+    create_markdown_artifact(report, key=artifact_key("run-report"), description=f"report of {run_uri}")
+    create_table_artifact(reporting.metrics_records(variants), key=artifact_key("variant-metrics"),
+                          description=f"test metrics per variant; champion: {decision.reason}")
+    for label, url in urls.items():
+        create_link_artifact(url, link_text=label, key=artifact_key("link", label), description=f"{label} of {run_uri}")
+        if label.endswith("plot") and url.startswith(("http://", "https://")):
+            create_image_artifact(url, key=artifact_key("image", label), description=f"{label} of {run_uri}")
+
+
+def run_name() -> str:
+    """Flow run names that say what ran: date, source and variants."""
+    config = flow_run.parameters.get("config") or {}
+    if hasattr(config, "model_dump"):
+        config = config.model_dump()
+    source = str((config.get("data") or {}).get("source", "auto")).rsplit("/", 1)[-1]
+    variants = "+".join((config.get("model") or {}).get("variants", ("onehot", "embedding")))
+    return f"{datetime.now(UTC):%Y-%m-%d}-{source}-{variants}"
+
+
+def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
+    return [f"source:{source.rsplit('/', 1)[-1]}", *(f"variant:{name}" for name in variants)]
+
+
+def emit_failure_event(flow, flow_run_info, state) -> None:
+    """Flow on_failure hook: an event a Prefect automation can turn into a notification."""
+    emit_event(
+        event=FAILED_EVENT,
+        resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_info.id}",
+                  "prefect.resource.name": flow_run_info.name},
+        payload={"message": state.message or "", "flow": flow.name},
+    )

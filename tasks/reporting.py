@@ -33,6 +33,24 @@ def summary_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
     return rows
 
 
+def metrics_records(variants: dict[str, dict]) -> list[dict]:
+    """One flat record per variant (for table artifacts and dashboards)."""
+    return [
+        {"variant": name, "parameters": result["parameters"], "epochs": result["epochs_run"],
+         "best_epoch": result["best_epoch"], **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")}}
+        for name, result in variants.items()
+    ]
+
+
+def published_files(variants: dict[str, dict]) -> dict[str, str]:
+    """What a person wants to open in a run, by label: relative paths inside the run folder."""
+    files = {"manifest": "manifest.json", "report": "report.md", "comparison plot": "comparison.png"}
+    for name in variants:
+        files |= {f"{name} model": f"{name}/model.keras", f"{name} loss plot": f"{name}/loss.png",
+                  f"{name} accuracy plot": f"{name}/accuracy.png"}
+    return files
+
+
 def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
     """A fixed-width text table for terminals and logs."""
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]

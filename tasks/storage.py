@@ -143,6 +143,17 @@ def write_json(uri: str, payload: Any, *, create_only: bool = False) -> str:
     return write_verified(uri, data, create_only=create_only)
 
 
+def browsable_url(uri: str, expires_seconds: int = 7 * 24 * 3600) -> str:
+    """A URL a person can open: a presigned https URL for S3, a file:// URL for local files."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        return f"file://{path}"
+    try:
+        return fs.sign(path, expiration=expires_seconds)
+    except NotImplementedError:
+        return uri
+
+
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:

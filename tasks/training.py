@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -37,10 +38,11 @@ class TrainedVariant(BaseModel):
 class EpochProgress(keras.callbacks.Callback):
     """Records each epoch's metrics and wall time, and logs one line per epoch."""
 
-    def __init__(self, variant: str, max_epochs: int) -> None:
+    def __init__(self, variant: str, max_epochs: int, on_epoch: Callable[[dict], None] | None = None) -> None:
         super().__init__()
         self.variant = variant
         self.max_epochs = max_epochs
+        self.on_epoch = on_epoch
         self.epochs: list[dict[str, float]] = []
         self._started = 0.0
 
@@ -56,6 +58,8 @@ class EpochProgress(keras.callbacks.Callback):
             self.variant, epoch + 1, self.max_epochs, record["loss"], record["accuracy"],
             record["val_loss"], record["val_accuracy"], record["seconds"],
         )
+        if self.on_epoch:
+            self.on_epoch(record)
 
 
 def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
@@ -74,11 +78,12 @@ def train_variant(
     training_config: TrainingConfig,
     seed: int,
     out_dir: Path,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainedVariant:
     """Trains `variant` on the stored train split, validating on val each epoch.
 
     Writes `<out_dir>/<variant>/model.keras` (best val_loss) and `history.json`; returns paths and
-    a summary, never the model itself.
+    a summary, never the model itself. `on_epoch` receives each epoch's record as it ends.
     """
     keras.utils.set_random_seed(seed)
     x_train, y_train, _ = read_split(dataset.split_uris["train"])
@@ -90,7 +95,7 @@ def train_variant(
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
     model_path = variant_dir / "model.keras"
-    progress = EpochProgress(variant, training_config.max_epochs)
+    progress = EpochProgress(variant, training_config.max_epochs, on_epoch)
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=training_config.patience, restore_best_weights=True
     )

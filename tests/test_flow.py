@@ -113,3 +113,62 @@ def test_bad_input_fails_with_one_line_and_publishes_nothing(
     assert "run: " not in captured.out
     assert not (tmp_path / "store" / "runs").exists()
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+
+
+def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_harness, imdb_npz, tmp_path, capsys):
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "2")) == 0
+    run_uri = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: ")
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        assert flow_run.name.endswith("-imdb.npz-onehot+embedding")
+        assert {"source:imdb.npz", "variant:onehot", "variant:embedding"} <= set(flow_run.tags)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
+        )
+        by_key = {artifact.key: artifact for artifact in artifacts}
+        for variant in ("onehot", "embedding"):
+            progress = by_key[f"imdb-training-{variant}"]
+            assert progress.type == "progress" and float(progress.data) == 100.0
+        assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in by_key["imdb-run-report"].data
+        table = by_key["imdb-variant-metrics"]
+        assert table.type == "table" and "test_accuracy" in str(table.data)
+        links = {key: artifact.data for key, artifact in by_key.items() if artifact.type == "markdown" and key.startswith("imdb-link")}
+        assert f"file://{run_uri}/embedding/model.keras" in links["imdb-link-embedding-model"]
+        assert f"file://{run_uri}/manifest.json" in links["imdb-link-manifest"]
+
+        deadline = time.monotonic() + 30
+        promoted = []
+        while not promoted and time.monotonic() < deadline:
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.champion.promoted"])), limit=50
+            )
+            promoted = [event for event in page.events if event.payload.get("run_uri") == run_uri]
+            time.sleep(1)
+        assert promoted and promoted[0].payload["variant"] in ("onehot", "embedding")
+
+
+def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, capsys):
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    assert main(small_run_options(str(tmp_path / "absent.npz"), tmp_path)) == 1
+    with get_client(sync_client=True) as client:
+        failed_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        assert failed_run.state.is_failed()
+        deadline, matching = time.monotonic() + 30, []
+        while not matching and time.monotonic() < deadline:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.run.failed"])),
+                                      limit=50)
+            matching = [e for e in page.events if e.resource.id == f"prefect.flow-run.{failed_run.id}"]
+            time.sleep(1)
+    assert matching and "does not exist" in matching[0].payload["message"]
