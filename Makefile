@@ -7,6 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
+PREFECT := $(VENV)/bin/prefect
+PREFECT_PORT ?= 4200
+POOL := imdb-process
+DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 
 # Prefect state stays inside the project; a cold ephemeral server needs more than the default 20 s here.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
@@ -50,6 +54,30 @@ verify: $(INSTALLED)
 .PHONY: s3
 s3: $(INSTALLED)
 	$(PY) -m infra.local_s3
+
+## server: start a local Prefect server with its UI on http://127.0.0.1:4200 (SQLite in .prefect/)
+.PHONY: server
+server: $(INSTALLED)
+	$(PREFECT) server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# The targets below talk to that server unless PREFECT_API_URL points elsewhere.
+deploy worker retrain: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+
+## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining)
+.PHONY: deploy
+deploy: $(INSTALLED)
+	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
+	IMDB_PIPELINE_ROOT=$(CURDIR) $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
+
+## worker: start a worker that runs the pool's flow runs from this checkout
+.PHONY: worker
+worker: $(INSTALLED)
+	$(PREFECT) worker start --pool $(POOL) $(ARGS)
+
+## retrain: trigger the retraining deployment now and follow the run until it ends
+.PHONY: retrain
+retrain: $(INSTALLED)
+	$(PREFECT) deployment run '$(DEPLOYMENT)' --watch $(ARGS)
 
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean
