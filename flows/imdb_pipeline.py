@@ -17,6 +17,7 @@ from tasks.cli import build_parser, config_from_args, describe_validation_error
 from tasks.config import PipelineConfig
 from tasks.errors import PipelineError
 from tasks.prefect_tasks import (
+    cache_options,
     check_storage,
     configure_run_logging,
     describe_run,
@@ -53,23 +54,25 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
     check_storage(config.storage)
+    cached = cache_options(config.storage.root, config.refresh)  # same inputs: the UI shows "Cached"
 
     logger.info("stage 1/%d: download (source %s)", STAGES, config.data.source)
-    source = download(config.data)
+    source = download.with_options(**cached)(config.data)
     logger.info("stage 2/%d: split into train/val/test", STAGES)
-    splits = split(source, config.data, config.seed)
+    splits = split.with_options(**cached)(source, config.data, config.seed)
     logger.info("stage 3/%d: pad to %d ids and store as Parquet", STAGES, config.data.maxlen)
-    dataset = pad_and_store(splits, source, config.data, config.seed, config.storage)
+    dataset = pad_and_store.with_options(**cached)(splits, source, config.data, config.seed, config.storage)
     del splits  # the padded Parquet files are the data from here on
+    train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
 
     variants, histories = {}, {}
     for variant in config.model.variants:
         logger.info("stage 4/%d: train %s", STAGES, variant)
-        trained = train(variant, dataset, config.model, config.training, config.seed, run_dir)
+        trained = train_cached(variant, dataset, config.model, config.training, config.seed, config.storage)
         logger.info("stage 5/%d: evaluate %s on the test set", STAGES, variant)
-        test_metrics = evaluate(trained, dataset)
+        test_metrics = evaluate(trained, dataset, run_dir)
         logger.info("stage 6/%d: plot %s", STAGES, variant)
-        histories[variant] = plot_variant(trained)
+        histories[variant] = plot_variant(trained, run_dir)
         variants[variant] = {**trained.model_dump(exclude={"model_path", "history_path"}), "test": test_metrics}
     plot_comparison(histories, run_dir)
 

@@ -27,11 +27,13 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--learning-rate": ("training", "learning_rate", float),
     "--max-epochs": ("training", "max_epochs", int),
     "--patience": ("training", "patience", int),
+    "--training-timeout": ("training", "timeout_seconds", int),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),
     "--promote": ("champion", "promote", str),
     "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),
+    "--refresh": ("", "refresh", bool),
 }
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "storage": StorageConfig,
@@ -55,8 +57,11 @@ def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.Argume
         if isinstance(default, tuple):
             default = ",".join(default)
         description = info.description or field.replace("_", " ")
-        parser.add_argument(option, dest=_dest(option), type=kind, default=None,
-                            help=f"{description} (default: {default})")
+        if kind is bool:
+            parser.add_argument(option, dest=_dest(option), action="store_true", default=None, help=description)
+        else:
+            parser.add_argument(option, dest=_dest(option), type=kind, default=None,
+                                help=f"{description} (default: {default})")
     return parser
 
 

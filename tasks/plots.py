@@ -3,7 +3,6 @@ no display or global backend state is involved."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -29,11 +28,10 @@ def plot_curve(history: dict, metric: str, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_history_file(history_path: Path) -> dict:
-    """loss.png and accuracy.png beside a variant's history.json; returns the history."""
-    history = json.loads(Path(history_path).read_text())
+def plot_history(history: dict, folder: Path) -> dict:
+    """loss.png and accuracy.png of a variant's history in `folder`; returns the history."""
     for metric in ("loss", "accuracy"):
-        plot_curve(history, metric, Path(history_path).with_name(f"{metric}.png"))
+        plot_curve(history, metric, Path(folder) / f"{metric}.png")
     return history
 
 

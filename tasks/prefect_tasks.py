@@ -6,11 +6,12 @@ modules, which run and test without any Prefect context.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import shutil
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from prefect import task
@@ -24,17 +25,21 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
+from prefect.filesystems import RemoteFileSystem
 from prefect.runtime import flow_run
 
-from tasks import champion, data, evaluation, features, plots, publishing, reporting, storage
+from tasks import caching, champion, data, evaluation, features, plots, publishing, reporting, sources, storage, training
 from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
-from tasks.errors import PipelineError, SourceUnreachable
+from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable
 from tasks.sources import SourceInfo, resolve_source
 from tasks.training import TrainedVariant, train_variant
 
 LIBRARY_LOGGER = "tasks"  # the plain modules log under tasks.*; Prefect shows these in run logs
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")  # where Prefect reports a failed run
 DOWNLOAD_RETRY_DELAYS = [2, 5]  # seconds: ride out a brief network blip, fail fast on a dead host
+PUBLISH_RETRY_DELAYS = [5, 30]  # seconds: a storage hiccup heals; a retry resumes the upload
+# A cached download may be an offline fallback: look for the canonical file again once a day.
+DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
 FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
@@ -81,6 +86,55 @@ def _retry_when_unreachable(task, task_run, state) -> bool:
     return False
 
 
+def _retry_unless_already_published(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except ObjectExists:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+def cache_options(storage_root: str, refresh: bool) -> dict:
+    """Task options that keep cached results (and their records) under `<storage_root>/cache/prefect`.
+
+    A local root is used as a path; an S3 root needs a saved RemoteFileSystem block, named after it.
+    """
+    location = storage.join(storage_root, "cache", "prefect")
+    if storage.is_local(location):
+        result_storage = Path(storage.filesystem(location)[1])
+    else:
+        result_storage = RemoteFileSystem(basepath=location)
+        result_storage.save(f"imdb-cache-{hashlib.sha256(location.encode()).hexdigest()[:12]}", overwrite=True)
+    return {"result_storage": result_storage, "persist_result": True, "refresh_cache": refresh}
+
+
+def _download_cache_key(context, parameters: dict) -> str:
+    config = parameters["config"]
+    try:
+        path = sources.local_copy_path(config)
+    except SourceError:
+        path = None
+    checksum = storage.sha256_of(str(path)) if path is not None and path.is_file() else None
+    return caching.download_key(config, checksum)
+
+
+def _split_cache_key(context, parameters: dict) -> str:
+    return caching.split_key(parameters["source"].sha256, parameters["config"], parameters["seed"])
+
+
+def _store_cache_key(context, parameters: dict) -> str:
+    source, config = parameters["source"], parameters["config"]
+    metadata = features.dataset_metadata(config, parameters["seed"], source.uri, source.sha256)
+    return caching.store_key(features.dataset_key(metadata), parameters["storage_config"].root)
+
+
+def _training_cache_key(context, parameters: dict) -> str:
+    return caching.training_key(parameters["dataset"].key, parameters["variant"], parameters["model_config"],
+                                parameters["training_config"], parameters["seed"])
+
+
 @task(name="check-storage", cache_policy=NO_CACHE)
 def check_storage(config: StorageConfig) -> None:
     storage.ensure_writable(config.root)
@@ -91,18 +145,19 @@ def check_storage(config: StorageConfig) -> None:
     retries=len(DOWNLOAD_RETRY_DELAYS),
     retry_delay_seconds=DOWNLOAD_RETRY_DELAYS,
     retry_condition_fn=_retry_when_unreachable,
-    cache_policy=NO_CACHE,
+    cache_key_fn=_download_cache_key,
+    cache_expiration=DOWNLOAD_CACHE_EXPIRATION,
 )
 def download(config: DataConfig) -> SourceInfo:
     return resolve_source(config)
 
 
-@task(name="split", cache_policy=NO_CACHE)
+@task(name="split", cache_key_fn=_split_cache_key)
 def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, data.Reviews]:
     return data.split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
 
 
-@task(name="pad-and-store", cache_policy=NO_CACHE)
+@task(name="pad-and-store", cache_key_fn=_store_cache_key)
 def pad_and_store(
     splits: dict[str, data.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> features.DatasetInfo:
@@ -125,34 +180,39 @@ def _progress_updater(artifact_id, variant: str, max_epochs: int) -> Callable[[d
     return update
 
 
-@task(name="train", task_run_name="train-{variant}", cache_policy=NO_CACHE)
+@task(name="train", task_run_name="train-{variant}", cache_key_fn=_training_cache_key)
 def train(
     variant: str,
     dataset: features.DatasetInfo,
     model_config: ModelConfig,
     training_config: TrainingConfig,
     seed: int,
-    run_dir: Path,
+    storage_config: StorageConfig,
 ) -> TrainedVariant:
-    """Trains one variant; its progress artifact in the UI moves every epoch."""
+    """Trains one variant and keeps the result in storage; its progress artifact moves every epoch."""
+    key = caching.training_key(dataset.key, variant, model_config, training_config, seed)
+    scratch = Path(storage_config.work_dir) / "training" / key
     progress = create_progress_artifact(0.0, key=artifact_key("training", variant),
                                         description=f"{variant}: training started")
     updater = _progress_updater(progress, variant, training_config.max_epochs)
-    trained = train_variant(variant, dataset, model_config, training_config, seed, run_dir, on_epoch=updater)
+    trained = train_variant(variant, dataset, model_config, training_config, seed, scratch, on_epoch=updater)
+    stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
+    shutil.rmtree(scratch)
     update_progress_artifact(progress, 100.0, description=f"{variant}: done after {trained.epochs_run} epochs "
                              f"(best val_loss at epoch {trained.best_epoch})")
-    return trained
+    return stored
 
 
 @task(name="evaluate", task_run_name="evaluate-{trained.variant}", cache_policy=NO_CACHE)
-def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo) -> dict:
-    metrics_path = Path(trained.model_path).with_name("metrics.json")
-    return evaluation.evaluate_to_file(trained.model_path, dataset.split_uris["test"], metrics_path)
+def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo, run_dir: Path) -> dict:
+    """Copies the trained variant into the run folder and scores it on the test split there."""
+    folder = training.collect_trained(trained, run_dir / trained.variant)
+    return evaluation.evaluate_to_file(str(folder / "model.keras"), dataset.split_uris["test"], folder / "metrics.json")
 
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
-def plot_variant(trained: TrainedVariant) -> dict:
-    return plots.plot_history_file(Path(trained.history_path))
+def plot_variant(trained: TrainedVariant, run_dir: Path) -> dict:
+    return plots.plot_history(storage.read_json(trained.history_path), run_dir / trained.variant)
 
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)
@@ -175,7 +235,13 @@ def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset
     )
 
 
-@task(name="publish", cache_policy=NO_CACHE)
+@task(
+    name="publish",
+    retries=len(PUBLISH_RETRY_DELAYS),
+    retry_delay_seconds=PUBLISH_RETRY_DELAYS,
+    retry_condition_fn=_retry_unless_already_published,
+    cache_policy=NO_CACHE,
+)
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
     destination = publishing.run_uri(storage_config.root, run_id)
     publishing.publish_run(run_dir, destination, details)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks import storage
-from tasks.errors import StorageError
+from tasks.errors import ObjectExists
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,23 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
     """Uploads every file under `local_dir` to `destination`, then the manifest; returns the manifest.
 
     `details` (config, source, data set key...) is recorded in the manifest beside the file list.
-    Refuses a destination that already holds anything: published runs are immutable.
+    Refuses a destination that already has a manifest: published runs are immutable. An object
+    left by an interrupted attempt of this same run is kept when its sha256 matches (so a retry
+    resumes), and refused when it differs.
     """
-    if storage.exists(destination):
-        raise StorageError(f"{destination} already exists; a run prefix is published once, never into")
+    if storage.exists(storage.join(destination, MANIFEST_NAME)):
+        raise ObjectExists(f"{destination} already exists; a run prefix is published once, never into")
     started = time.perf_counter()
     files = []
     for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
-        relative = path.relative_to(local_dir).as_posix()
-        data = path.read_bytes()
-        digest = storage.write_verified(storage.join(destination, relative), data, create_only=True)
+        relative, data = path.relative_to(local_dir).as_posix(), path.read_bytes()
+        uri, digest = storage.join(destination, relative), hashlib.sha256(data).hexdigest()
+        if storage.exists(uri) and storage.sha256_of(uri) == digest:
+            log.info("kept %s from an earlier attempt (sha256 matches)", relative)
+        else:
+            storage.write_verified(uri, data, create_only=True)
+            log.info("published %s (%d bytes, sha256 verified)", relative, len(data))
         files.append({"path": relative, "sha256": digest, "bytes": len(data)})
-        log.info("published %s (%d bytes, sha256 verified)", relative, len(data))
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),

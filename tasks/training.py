@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 from pydantic import BaseModel
 
+from tasks import storage
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.features import DatasetInfo, read_split
 from tasks.models import build_model
@@ -127,3 +128,23 @@ def train_variant(
         stopped_early=stopping.stopped_epoch > 0,
         train_seconds=round(train_seconds, 2),
     )
+
+
+def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:
+    """Copies model.keras and history.json to `destination` (a storage URI), verified; returns the
+    record pointing there, so it stays valid after the local scratch folder is gone."""
+    stored = {}
+    for field, name in (("model_path", "model.keras"), ("history_path", "history.json")):
+        uri = storage.join(destination, name)
+        storage.write_verified(uri, Path(getattr(trained, field)).read_bytes())
+        stored[field] = uri
+    return trained.model_copy(update=stored)
+
+
+def collect_trained(trained: TrainedVariant, folder: Path) -> Path:
+    """model.keras and history.json of a trained variant, copied into `folder` (a run's variant folder)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.keras").write_bytes(storage.read_bytes(trained.model_path))
+    (folder / "history.json").write_bytes(storage.read_bytes(trained.history_path))
+    return folder

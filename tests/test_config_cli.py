@@ -27,6 +27,7 @@ def test_defaults_are_the_reference_recipe():
     training = config.training
     assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
     assert config.seed == 42
+    assert config.refresh is False and config.training.timeout_seconds == 4 * 3600
 
 
 def test_every_option_reaches_its_config_field():
@@ -36,13 +37,17 @@ def test_every_option_reaches_its_config_field():
         "--learning-rate", "0.001", "--patience", "1", "--val-fraction", "0.1", "--rnn-units", "4",
         "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
         "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
+        "--training-timeout", "60", "--refresh",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
         "num_words": 1000, "maxlen": 50, "val_fraction": 0.1,
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
-    assert config.training.model_dump() == {"batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1}
+    assert config.training.model_dump() == {
+        "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1, "timeout_seconds": 60,
+    }
+    assert config.refresh is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
     assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7

@@ -44,7 +44,7 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert manifest["config"]["data"]["maxlen"] == 20
     data_dir = tmp_path / "store" / "data" / manifest["dataset_key"]
     assert sorted(p.name for p in data_dir.iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
-    assert not any((tmp_path / "work").iterdir())  # the local copy is removed once published
+    assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]  # local copies go once published
 
     test_table = pq.read_table(data_dir / "test.parquet")
     token_ids = np.array(test_table.column("tokens").to_pylist(), dtype="int32")
@@ -172,3 +172,36 @@ def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, 
             matching = [e for e in page.events if e.resource.id == f"prefect.flow-run.{failed_run.id}"]
             time.sleep(1)
     assert matching and "does not exist" in matching[0].payload["message"]
+
+
+def _stage_states(stages: tuple[str, ...]) -> dict[str, str]:
+    """State names of the latest flow run's task runs, by stage name prefix."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+    return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
+
+
+def test_reruns_are_served_from_cache_per_stage_and_variant(prefect_harness, imdb_npz, tmp_path, capsys):
+    stages = ("download", "split", "pad-and-store", "train-embedding")
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2")
+    assert main(options) == 0
+    assert set(_stage_states(stages).values()) == {"Completed"}
+    assert main(options) == 0
+    assert _stage_states(stages) == dict.fromkeys(stages, "Cached")
+    runs = sorted((tmp_path / "store" / "runs").iterdir())
+    metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
+    assert metrics[0] == metrics[1]  # the cached model is the same model
+
+    both = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding", "--max-epochs", "2")
+    assert main(both) == 0
+    states = _stage_states((*stages, "train-onehot"))
+    assert states["train-embedding"] == "Cached" and states["train-onehot"] == "Completed"
+
+    assert main([*options, "--refresh"]) == 0
+    assert set(_stage_states(stages).values()) == {"Completed"}
+    capsys.readouterr()

@@ -1,0 +1,50 @@
+"""Cache keys that make reruns cheap: each depends only on content and the parameters that shape a
+stage's output, never on the run, so the same inputs give the same key on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from tasks.config import DataConfig, ModelConfig, TrainingConfig
+
+# The modules whose code shapes a trained model: editing one retrains instead of reusing.
+TRAINING_CODE = ("models.py", "training.py", "features.py")
+# Schema of the cached results themselves; bump when their shape changes.
+CACHE_FORMAT = 1
+
+
+def _digest(*parts: object) -> str:
+    canonical = json.dumps([CACHE_FORMAT, *parts], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def code_version(files: tuple[str, ...] = TRAINING_CODE) -> str:
+    """A hash of the training code, so a changed model or recipe is never served from cache."""
+    folder = Path(__file__).parent
+    return hashlib.sha256(b"".join((folder / name).read_bytes() for name in files)).hexdigest()[:12]
+
+
+def download_key(config: DataConfig, cached_sha256: str | None) -> str:
+    """The download's key: the source named, its expected checksum, and the checksum of the local
+    copy when one exists (a deleted or changed copy gives a new key, so it is fetched again)."""
+    return "download-" + _digest(config.source, config.source_sha256, config.cache_dir, cached_sha256)
+
+
+def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
+    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed)
+
+
+def store_key(dataset_key: str, storage_root: str) -> str:
+    return "store-" + _digest(dataset_key, storage_root)
+
+
+def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int) -> str:
+    """Data set + variant config + recipe + seed + code version: all that decides the weights.
+
+    Which other variants run beside it, and how long training may take, do not count."""
+    recipe = training.model_dump(exclude={"timeout_seconds"})
+    layers = model.model_dump(exclude={"variants"})
+    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, code_version())
