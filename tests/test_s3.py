@@ -81,6 +81,27 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
     secret = s3_server.secret_key.encode()
     everything = objects_under(client, s3_prefix)
     assert not [key for key, body in everything.items() if secret in body]
+    assert_plot_images_are_presigned_urls(s3_server.endpoint, secret.decode())
+
+
+def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
+    """The UI's image artifacts of the latest run open as PNGs from S3, and carry no secret."""
+    import httpx
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[latest.id]))
+        )
+    images = [artifact.data for artifact in artifacts if artifact.type == "image"]
+    assert len(images) == 5  # comparison + loss and accuracy of each variant
+    for url in images:
+        assert url.startswith(endpoint) and secret not in url
+        assert httpx.get(url, timeout=10).content.startswith(b"\x89PNG")
+    assert not [artifact.key for artifact in artifacts if secret in str(artifact.data)]
 
 
 def test_champion_is_replaced_only_by_a_better_run(s3_server, s3_prefix, imdb_npz, tmp_path, capsys):
