@@ -76,24 +76,17 @@ def configure_run_logging() -> None:
         logging.getLogger(name).addFilter(_EXPECTED_ERRORS_FILTER)  # a no-op when already added
 
 
-def _retry_when_unreachable(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except SourceUnreachable:
-        return True
-    except Exception:
-        return False
-    return False
+def _retry_when(should_retry: Callable[[Exception], bool]):
+    """A Prefect retry condition: retry a failed task run only when its exception qualifies."""
 
-
-def _retry_unless_already_published(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except ObjectExists:
+    def condition(task, task_run, state) -> bool:
+        try:
+            state.result()
+        except Exception as error:
+            return should_retry(error)
         return False
-    except Exception:
-        return True
-    return False
+
+    return condition
 
 
 def cache_options(storage_root: str, refresh: bool) -> dict:
@@ -144,7 +137,7 @@ def check_storage(config: StorageConfig) -> None:
     name="download",
     retries=len(DOWNLOAD_RETRY_DELAYS),
     retry_delay_seconds=DOWNLOAD_RETRY_DELAYS,
-    retry_condition_fn=_retry_when_unreachable,
+    retry_condition_fn=_retry_when(lambda error: isinstance(error, SourceUnreachable)),
     cache_key_fn=_download_cache_key,
     cache_expiration=DOWNLOAD_CACHE_EXPIRATION,
 )
@@ -239,7 +232,7 @@ def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset
     name="publish",
     retries=len(PUBLISH_RETRY_DELAYS),
     retry_delay_seconds=PUBLISH_RETRY_DELAYS,
-    retry_condition_fn=_retry_unless_already_published,
+    retry_condition_fn=_retry_when(lambda error: not isinstance(error, ObjectExists)),
     cache_policy=NO_CACHE,
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
