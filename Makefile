@@ -44,6 +44,11 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(ARGS)
 
+## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
+.PHONY: bench
+bench: $(INSTALLED)
+	$(PY) -m tasks.benchmark $(ARGS)
+
 ## verify: check a published run against its manifest: make verify RUN=outputs/runs/<run_id> (or s3://...)
 .PHONY: verify
 verify: $(INSTALLED)

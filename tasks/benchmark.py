@@ -1,0 +1,200 @@
+"""`make bench`: the seed's formulation against the pipeline's own training, side by side.
+
+Same data, machine and hyperparameters, a fixed number of epochs (no early stopping): one
+warm-up epoch, then timed ones. The baseline is what a user of the seed would write: numpy
+arrays into `model.fit`, the one-hot input built with `keras.utils.to_categorical` over whole
+splits, default `compile()`. Each measurement runs in its own process, so its peak resident
+memory is its own. Writes `results.json`, `results.md` and `results.png`, and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BASELINE, OURS = "baseline", "ours"
+RESULT_PREFIX = "BENCH-RESULT "  # marks the worker's one line of JSON on stdout
+DEFAULT_OUT = "bench"
+
+
+def prepare_data(out_dir: Path, rows: int | None, num_words: int, maxlen: int, seed: int) -> Path:
+    """Padded offline-corpus splits as one .npz the workers share (the pipeline's own data stages)."""
+    from tasks import data, features, sources
+
+    source = sources.offline_source()
+    splits = data.split_source(source.kind, source.local_path, num_words, 0.2, seed)
+    arrays = {}
+    for name, reviews in splits.items():
+        if rows is not None:
+            reviews = reviews.take(np.arange(min(len(reviews), rows if name == "train" else max(rows // 4, 2))))
+        arrays[f"x_{name}"] = features.pad_reviews(reviews, maxlen)
+        arrays[f"y_{name}"] = reviews.labels.astype("float32")
+    path = out_dir / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
+    import keras
+
+    from tasks.training import EpochProgress
+
+    num_words, maxlen = config["num_words"], arrays["x_train"].shape[1]
+    if variant == "onehot":
+        inputs = {name: keras.utils.to_categorical(arrays[f"x_{name}"], num_words) for name in ("train", "val", "test")}
+        layers = [keras.Input((maxlen, num_words)), keras.layers.SimpleRNN(8)]
+    else:
+        inputs = {name: arrays[f"x_{name}"] for name in ("train", "val", "test")}
+        layers = [keras.Input((maxlen,)), keras.layers.Embedding(num_words, 16), keras.layers.SimpleRNN(8)]
+    model = keras.Sequential([*layers, keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"]),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    timer = EpochProgress(variant, epochs)
+    model.fit(inputs["train"], arrays["y_train"], batch_size=config["batch_size"], epochs=epochs,
+              validation_data=(inputs["val"], arrays["y_val"]), callbacks=[timer], verbose=0)
+    return model, [epoch["seconds"] for epoch in timer.epochs], model.predict(inputs["test"], verbose=0).reshape(-1)
+
+
+def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
+    from tasks.config import ModelConfig, TrainingConfig
+    from tasks.evaluation import score
+    from tasks.models import build_training_model
+    from tasks.training import EpochProgress, compile_model, fit_model
+
+    training = TrainingConfig(batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs)
+    model = compile_model(
+        build_training_model(variant, config["num_words"], arrays["x_train"].shape[1], ModelConfig()), training
+    )
+    timer = EpochProgress(variant, epochs)
+    fit_model(model, arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], training,
+              callbacks=[timer], seed=config["seed"])
+    return model, [epoch["seconds"] for epoch in timer.epochs], score(model, arrays["x_test"])
+
+
+def run_worker(spec: dict) -> dict:
+    """One measurement, in this process: train, time the epochs, score the test split."""
+    import keras
+
+    keras.utils.set_random_seed(spec["seed"])
+    arrays = dict(np.load(spec["data"]))
+    fit = _baseline_fit if spec["implementation"] == BASELINE else _ours_fit
+    model, seconds, probabilities = fit(spec["variant"], arrays, spec["warmup"] + spec["epochs"], spec)
+    timed = seconds[spec["warmup"]:]
+    return {
+        "variant": spec["variant"],
+        "implementation": spec["implementation"],
+        "parameters": model.count_params(),
+        "epoch_seconds": [round(value, 3) for value in timed],
+        "median_epoch_seconds": round(statistics.median(timed), 3),
+        "test_accuracy": float(np.mean((probabilities > 0.5) == (arrays["y_test"] > 0.5))),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _measure(spec: dict) -> dict:
+    """Runs `run_worker(spec)` in a fresh Python process and returns its result."""
+    completed = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", json.dumps(spec)],
+                               capture_output=True, text=True)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(f"{spec['implementation']} {spec['variant']} failed:\n{completed.stderr[-3000:]}")
+    return json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+
+
+def compare(results: list[dict]) -> list[dict]:
+    """Per variant: ours / baseline for epoch time and peak memory, and the accuracy difference."""
+    rows = []
+    for variant in dict.fromkeys(result["variant"] for result in results):
+        base = next(r for r in results if r["variant"] == variant and r["implementation"] == BASELINE)
+        ours = next(r for r in results if r["variant"] == variant and r["implementation"] == OURS)
+        rows.append({
+            "variant": variant,
+            "parameters": [base["parameters"], ours["parameters"]],
+            "epoch_seconds": [base["median_epoch_seconds"], ours["median_epoch_seconds"]],
+            "time_ratio": round(ours["median_epoch_seconds"] / base["median_epoch_seconds"], 3),
+            "peak_rss_mib": [base["peak_rss_mib"], ours["peak_rss_mib"]],
+            "memory_ratio": round(ours["peak_rss_mib"] / base["peak_rss_mib"], 3),
+            "test_accuracy": [round(base["test_accuracy"], 4), round(ours["test_accuracy"], 4)],
+            "accuracy_delta": round(ours["test_accuracy"] - base["test_accuracy"], 4),
+        })
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| variant | parameters (base / ours) | median epoch s (base / ours) | time ratio | "
+             "peak RSS MiB (base / ours) | memory ratio | test accuracy (base / ours) |", "|---" * 7 + "|"]
+    for row in rows:
+        lines.append(
+            f"| {row['variant']} | {row['parameters'][0]:,} / {row['parameters'][1]:,} | "
+            f"{row['epoch_seconds'][0]:.2f} / {row['epoch_seconds'][1]:.2f} | {row['time_ratio']:.3f} | "
+            f"{row['peak_rss_mib'][0]:,.0f} / {row['peak_rss_mib'][1]:,.0f} | {row['memory_ratio']:.3f} | "
+            f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(10, 4))
+    time_axes, memory_axes = figure.subplots(1, 2)
+    positions = np.arange(len(rows))
+    for offset, index, label in ((-0.2, 0, BASELINE), (0.2, 1, OURS)):
+        time_axes.bar(positions + offset, [row["epoch_seconds"][index] for row in rows], 0.4, label=label)
+        memory_axes.bar(positions + offset, [row["peak_rss_mib"][index] for row in rows], 0.4, label=label)
+    for axes, title in ((time_axes, "median epoch seconds"), (memory_axes, "peak resident memory (MiB)")):
+        axes.set_xticks(positions, [row["variant"] for row in rows])
+        axes.set_title(title)
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="training reviews to use (default: all 16,000)")
+    parser.add_argument("--variants", default="onehot,embedding", help="comma-separated variants")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first (graph tracing, caches)")
+    parser.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json, results.md, results.png")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(RESULT_PREFIX + json.dumps(run_worker(json.loads(args.worker))), flush=True)
+        return 0
+    if args.epochs < 1 or args.warmup < 0 or (args.rows is not None and args.rows < 8):
+        print("error: --epochs must be >= 1, --warmup >= 0 and --rows >= 8", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    recipe = {"num_words": 500, "maxlen": 100, "batch_size": 64, "learning_rate": 1e-4, "seed": 42}
+    data_path = prepare_data(out, args.rows, recipe["num_words"], recipe["maxlen"], recipe["seed"])
+    results = []
+    for variant in [name.strip() for name in args.variants.split(",") if name.strip()]:
+        for implementation in (BASELINE, OURS):
+            spec = {**recipe, "variant": variant, "implementation": implementation, "data": str(data_path),
+                    "epochs": args.epochs, "warmup": args.warmup}
+            print(f"measuring {implementation} {variant} ...", file=sys.stderr, flush=True)
+            results.append(_measure(spec))
+    rows = compare(results)
+    (out / "results.json").write_text(json.dumps({"recipe": recipe, "rows": args.rows, "epochs": args.epochs,
+                                                  "warmup": args.warmup, "results": results,
+                                                  "comparison": rows}, indent=2) + "\n")
+    table = markdown_table(rows)
+    (out / "results.md").write_text(table + "\n")
+    plot(rows, out / "results.png")
+    data_path.unlink()
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
