@@ -6,6 +6,11 @@ Local run: `python -m flows.imdb_pipeline --help` (or `make run ARGS="..."`).
 
 from __future__ import annotations
 
+import time
+
+# Taken before the heavy imports below (TensorFlow, Prefect): the run's time split counts them.
+PROCESS_STARTED = time.time()
+
 import os
 import sys
 from pathlib import Path
@@ -36,7 +41,7 @@ from tasks.prefect_tasks import (
     split,
     train,
 )
-from tasks.reporting import format_table, package_versions, summary_rows
+from tasks.reporting import format_table, format_time_split, package_versions, summary_rows
 from tasks.storage import new_run_id
 from tasks.verify import add_endpoint_option, apply_endpoint_option
 
@@ -130,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(summary_rows(result["variants"])))
     decision = result["champion"]
     print(f"champion: {'promoted' if decision['promote'] else 'kept'} ({decision['reason']})")
+    print(format_time_split(time.time() - PROCESS_STARTED, result["variants"], PROCESS_STARTED))
     print(f"run: {result['run_uri']}")
     return 0
 

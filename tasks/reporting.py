@@ -51,6 +51,14 @@ def published_files(variants: dict[str, dict]) -> dict[str, str]:
     return files
 
 
+def format_time_split(wall_seconds: float, variants: dict[str, dict], started_at: float) -> str:
+    """Wall time split into training (variants trained in this process) and everything else."""
+    training = sum(result["train_seconds"] for result in variants.values() if result["trained_at"] >= started_at)
+    other = wall_seconds - training
+    return (f"time: {wall_seconds:.1f} s wall = training {training:.1f} s ({100 * training / wall_seconds:.0f} %) "
+            f"+ everything else {other:.1f} s ({100 * other / wall_seconds:.0f} %: imports, Prefect, data, publishing)")
+
+
 def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
     """A fixed-width text table for terminals and logs."""
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
