@@ -178,5 +178,8 @@ def _open_remote(uri: str, timeout: float):
 
 
 def _content_length(response) -> int | None:
-    header = getattr(response, "headers", {}).get("Content-Length") if hasattr(response, "headers") else None
-    return int(header) if header else getattr(response, "size", None)
+    """Size of a download when known: HTTP's Content-Length, or an fsspec file's size."""
+    headers = getattr(response, "headers", None)
+    if headers is not None and headers.get("Content-Length"):
+        return int(headers["Content-Length"])
+    return getattr(response, "size", None)
