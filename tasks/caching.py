@@ -10,7 +10,9 @@ from pathlib import Path
 
 from tasks.config import DataConfig, ModelConfig, TrainingConfig
 
-# The modules whose code shapes a trained model: editing one retrains instead of reusing.
+# The modules whose code shapes each cached result: editing one recomputes instead of reusing.
+SPLIT_CODE = ("data.py",)
+STORE_CODE = ("data.py", "features.py")
 TRAINING_CODE = ("models.py", "training.py", "features.py")
 # Schema of the cached results themselves; bump when their shape changes.
 CACHE_FORMAT = 1
@@ -21,8 +23,8 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def code_version(files: tuple[str, ...] = TRAINING_CODE) -> str:
-    """A hash of the training code, so a changed model or recipe is never served from cache."""
+def code_version(files: tuple[str, ...]) -> str:
+    """A hash of the code behind a stage, so changed code is never served from cache."""
     folder = Path(__file__).parent
     return hashlib.sha256(b"".join((folder / name).read_bytes() for name in files)).hexdigest()[:12]
 
@@ -34,11 +36,11 @@ def download_key(config: DataConfig, cached_sha256: str | None) -> str:
 
 
 def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
-    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed)
+    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_version(SPLIT_CODE))
 
 
 def store_key(dataset_key: str, storage_root: str) -> str:
-    return "store-" + _digest(dataset_key, storage_root)
+    return "store-" + _digest(dataset_key, storage_root, code_version(STORE_CODE))
 
 
 def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int) -> str:
@@ -47,4 +49,4 @@ def training_key(dataset_key: str, variant: str, model: ModelConfig, training: T
     Which other variants run beside it, and how long training may take, do not count."""
     recipe = training.model_dump(exclude={"timeout_seconds"})
     layers = model.model_dump(exclude={"variants"})
-    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, code_version())
+    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, code_version(TRAINING_CODE))
