@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, tags
+from prefect.context import refresh_global_settings_context
 from pydantic import ValidationError
 
 from tasks.cli import build_parser, config_from_args, describe_validation_error
@@ -108,6 +109,8 @@ def use_project_prefect_home() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
     # Batch machines are often offline; the server's telemetry would only log a failure there.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect read its settings when it was imported; make it read them again.
+    refresh_global_settings_context()
 
 
 def main(argv: list[str] | None = None) -> int:

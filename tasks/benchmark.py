@@ -75,7 +75,7 @@ def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, 
     )
     timer = EpochProgress(variant, epochs)
     fit_model(model, arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], training,
-              callbacks=[timer], seed=config["seed"])
+              callbacks=[timer])
     return model, [epoch["seconds"] for epoch in timer.epochs], score(model, arrays["x_test"])
 
 

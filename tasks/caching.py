@@ -29,9 +29,9 @@ def code_version(files: tuple[str, ...]) -> str:
     return hashlib.sha256(b"".join((folder / name).read_bytes() for name in files)).hexdigest()[:12]
 
 
-def download_key(config: DataConfig, cached_sha256: str | None) -> str:
+def download_key(config: DataConfig, cached_sha256: str) -> str:
     """The download's key: the source named, its expected checksum, and the checksum of the local
-    copy when one exists (a deleted or changed copy gives a new key, so it is fetched again)."""
+    copy (a changed copy gives a new key; without a copy the download is not cached at all)."""
     return "download-" + _digest(config.source, config.source_sha256, config.cache_dir, cached_sha256)
 
 

@@ -105,6 +105,8 @@ def judge(variants: dict[str, dict], dataset_key: str, storage_root: str, config
     """Reads the current champion, checks that its run still verifies, and decides."""
     champion = read_champion(storage_root)
     problems = publishing.verify_run(champion["run_uri"]) if champion else []
+    if champion and not problems and publishing.manifest_sha256(champion["run_uri"]) != champion["manifest_sha256"]:
+        problems = ["its manifest is not the one champion.json names"]
     decision = decide(variants, dataset_key, champion, problems, config)
     log.info("champion gate: %s", decision.reason)
     return decision

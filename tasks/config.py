@@ -84,7 +84,7 @@ class TrainingConfig(_Part):
     learning_rate: float = Field(1e-4, gt=0, le=1, description="RMSprop learning rate")
     max_epochs: int = Field(100, ge=1)
     patience: int = Field(3, ge=0, description="epochs without val_loss improvement before stopping")
-    timeout_seconds: int = Field(4 * 3600, ge=1, description="a variant's training is stopped after this long")
+    timeout_seconds: int = Field(4 * 3600, ge=1, description="a variant's training longer than this fails the run")
 
 
 class StorageConfig(_Part):
@@ -120,7 +120,7 @@ class ChampionConfig(_Part):
 class PipelineConfig(_Part):
     """Everything one run needs; the Prefect flow's single parameter."""
 
-    seed: int = Field(42, ge=0, description="seeds the train/val split and weight initialisation")
+    seed: int = Field(42, ge=0, lt=2**32, description="seeds the train/val split and weight initialisation")
     refresh: bool = Field(False, description="recompute every stage instead of reusing cached results")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from tasks import storage
+from tasks import caching, storage
 from tasks.config import DataConfig
 from tasks.data import PAD_ID, Reviews
 from tasks.errors import DataError
@@ -68,7 +68,8 @@ def dataset_key(metadata: dict[str, str | int | float]) -> str:
     The source's URI is left out: the same bytes from another mirror give the same data set.
     """
     content = {name: value for name, value in metadata.items() if name != "source"}
-    canonical = json.dumps({**content, "format": DATASET_FORMAT}, sort_keys=True)
+    code = caching.code_version(caching.STORE_CODE)  # changed loading or padding code: a new folder
+    canonical = json.dumps({**content, "format": DATASET_FORMAT, "code": code}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

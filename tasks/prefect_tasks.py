@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 import shutil
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,14 +104,16 @@ def cache_options(storage_root: str, refresh: bool) -> dict:
     return {"result_storage": result_storage, "persist_result": True, "refresh_cache": refresh}
 
 
-def _download_cache_key(context, parameters: dict) -> str:
+def _download_cache_key(context, parameters: dict) -> str | None:
+    """Keyed by the local copy's checksum; without a local copy there is nothing to reuse (None)."""
     config = parameters["config"]
     try:
         path = sources.local_copy_path(config)
     except SourceError:
-        path = None
-    checksum = storage.sha256_of(str(path)) if path is not None and path.is_file() else None
-    return caching.download_key(config, checksum)
+        return None
+    if path is None or not path.is_file():
+        return None
+    return caching.download_key(config, storage.sha256_of(str(path)))
 
 
 def _split_cache_key(context, parameters: dict) -> str:
@@ -184,13 +187,16 @@ def train(
 ) -> TrainedVariant:
     """Trains one variant and keeps the result in storage; its progress artifact moves every epoch."""
     key = caching.training_key(dataset.key, variant, model_config, training_config, seed)
-    scratch = Path(storage_config.work_dir) / "training" / key
+    # Unique per attempt: two runs training the same thing at once never share a scratch folder.
+    scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
     progress = create_progress_artifact(0.0, key=artifact_key("training", variant),
                                         description=f"{variant}: training started")
     updater = _progress_updater(progress, variant, training_config.max_epochs)
-    trained = train_variant(variant, dataset, model_config, training_config, seed, scratch, on_epoch=updater)
-    stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
-    shutil.rmtree(scratch)
+    try:
+        trained = train_variant(variant, dataset, model_config, training_config, seed, scratch, on_epoch=updater)
+        stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     update_progress_artifact(progress, 100.0, description=f"{variant}: done after {trained.epochs_run} epochs "
                              f"(best val_loss at epoch {trained.best_epoch})")
     return stored
@@ -265,8 +271,8 @@ def describe_run(run_uri: str, variants: dict[str, dict], decision: champion.Dec
     urls = {label: storage.browsable_url(storage.join(run_uri, path))
             for label, path in reporting.published_files(variants).items()}
     report = storage.read_bytes(storage.join(run_uri, "report.md")).decode()
-    for path in reporting.published_files(variants).values():
-        report = report.replace(f"]({path})", f"]({storage.browsable_url(storage.join(run_uri, path))})")
+    for label, path in reporting.published_files(variants).items():
+        report = report.replace(f"]({path})", f"]({urls[label]})")
     create_markdown_artifact(report, key=artifact_key("run-report"), description=f"report of {run_uri}")
     create_table_artifact(reporting.metrics_records(variants), key=artifact_key("variant-metrics"),
                           description=f"test metrics per variant; champion: {decision.reason}")

@@ -67,8 +67,12 @@ def verify_run(destination: str) -> list[str]:
     manifest_uri = storage.join(destination, MANIFEST_NAME)
     if not storage.exists(manifest_uri):
         return [f"{manifest_uri} is missing: the run is incomplete"]
+    try:
+        entries = storage.read_json(manifest_uri)["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        return [f"{manifest_uri} is not a readable manifest ({error.__class__.__name__}: {error})"]
     problems = []
-    for entry in storage.read_json(manifest_uri)["files"]:
+    for entry in entries:
         uri = storage.join(destination, entry["path"])
         if not storage.exists(uri):
             problems.append(f"{entry['path']}: missing")

@@ -80,7 +80,8 @@ def ensure_writable(root: str) -> None:
     fs, path = filesystem(root)
     probe = f"{path.rstrip('/')}/.write-probe-{uuid.uuid4().hex}"
     try:
-        fs.makedirs(path, exist_ok=True)
+        if isinstance(fs, LocalFileSystem):  # on S3, makedirs would create a missing bucket
+            fs.makedirs(path, exist_ok=True)
         fs.pipe_file(probe, b"ok")
         fs.rm(probe)
     except (OSError, PermissionError, ValueError) as error:
@@ -121,8 +122,8 @@ def _write_remote(fs: fsspec.AbstractFileSystem, path: str, data: bytes, create_
     try:
         fs.pipe_file(path, data, mode="create" if create_only else "overwrite")
     except OSError as error:
-        # s3fs reports a failed If-None-Match as OSError(EINVAL, "At least one of the pre-conditions...")
-        if create_only and "pre-condition" in str(error).lower():
+        # s3fs reports a failed If-None-Match as FileExistsError, or (older) as OSError(EINVAL, "pre-conditions...")
+        if create_only and (isinstance(error, FileExistsError) or "pre-condition" in str(error).lower()):
             raise ObjectExists(f"{uri} already exists; published objects are never overwritten") from None
         raise
 

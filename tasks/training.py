@@ -89,7 +89,6 @@ def fit_model(
     y_val: np.ndarray,
     config: TrainingConfig,
     callbacks: list[keras.callbacks.Callback],
-    seed: int,
 ) -> None:
     """The pipeline's fit loop: up to `config.max_epochs` epochs of `config.batch_size` batches."""
     model.fit(
@@ -134,7 +133,7 @@ def train_variant(
     log.info("training %s (%d parameters) on %d reviews, validating on %d",
              variant, model.count_params(), len(y_train), len(y_val))
     started = time.perf_counter()
-    fit_model(model, x_train, y_train, x_val, y_val, training_config, [progress, stopping, checkpoint], seed)
+    fit_model(model, x_train, y_train, x_val, y_val, training_config, [progress, stopping, checkpoint])
     train_seconds = time.perf_counter() - started
     model.load_weights(best_weights)  # the checkpoint of the best val_loss
     to_published(variant, model, num_words, maxlen, model_config).save(model_path)

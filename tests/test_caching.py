@@ -25,7 +25,7 @@ def test_data_keys_follow_content_and_parameters():
     assert caching.split_key("abc", config, 42) == caching.split_key("abc", DataConfig(maxlen=50), 42)
     assert caching.split_key("abc", config, 42) != caching.split_key("abd", config, 42)
     assert caching.split_key("abc", config, 42) != caching.split_key("abc", DataConfig(num_words=1000), 42)
-    assert caching.download_key(config, "sha1") != caching.download_key(config, None)
+    assert caching.download_key(config, "sha1") != caching.download_key(config, "sha2")
     assert caching.store_key("k", "outputs") != caching.store_key("k", "s3://bucket/x")
 
 
