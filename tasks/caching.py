@@ -39,8 +39,9 @@ def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
     return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_version(SPLIT_CODE))
 
 
-def store_key(dataset_key: str, storage_root: str) -> str:
-    return "store-" + _digest(dataset_key, storage_root, code_version(STORE_CODE))
+def store_key(metadata: dict, storage_root: str) -> str:
+    """Pad-and-store's key: its inputs (source checksum, parameters), the root and the code."""
+    return "store-" + _digest(metadata, storage_root, code_version(STORE_CODE))
 
 
 def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int) -> str:

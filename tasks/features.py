@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from tasks import caching, storage
+from tasks import storage
 from tasks.config import DataConfig
 from tasks.data import PAD_ID, Reviews
 from tasks.errors import DataError
@@ -62,14 +62,23 @@ def dataset_metadata(config: DataConfig, seed: int, source_uri: str, source_sha2
     }
 
 
-def dataset_key(metadata: dict[str, str | int | float]) -> str:
-    """A short hash of the source content and every parameter that shapes the stored splits.
+def content_digest(padded: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """sha256 of every split's padded ids and labels: what the stored files will hold."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for array in padded[name]:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
-    The source's URI is left out: the same bytes from another mirror give the same data set.
+
+def dataset_key(metadata: dict[str, str | int | float], digest: str) -> str:
+    """A short hash of the stored content (`content_digest`) and the parameters behind it.
+
+    The source's URI is left out: the same bytes from another mirror give the same data set. Code
+    that changes what is stored changes the digest; code that does not keeps runs comparable.
     """
     content = {name: value for name, value in metadata.items() if name != "source"}
-    code = caching.code_version(caching.STORE_CODE)  # changed loading or padding code: a new folder
-    canonical = json.dumps({**content, "format": DATASET_FORMAT, "code": code}, sort_keys=True)
+    canonical = json.dumps({**content, "format": DATASET_FORMAT, "content": digest}, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -116,16 +125,17 @@ def store_dataset(
 ) -> DatasetInfo:
     """Pads every split and writes `<root>/data/<key>/<split>.parquet`; reuses a complete folder.
 
-    The key depends only on `metadata` (source content and parameters), so equal inputs share a folder.
+    The key hashes the padded content and `metadata`, so equal data share a folder.
     """
-    key = dataset_key(metadata)
+    padded = {name: (pad_reviews(splits[name], maxlen), splits[name].labels) for name in SPLITS}
+    key = dataset_key(metadata, content_digest(padded))
     folder = storage.join(storage_root, "data", key)
     uris = {name: storage.join(folder, f"{name}.parquet") for name in SPLITS}
     if all(storage.exists(uri) for uri in uris.values()):
         log.info("data set %s already stored at %s; reusing it", key, folder)
     else:
         for name in SPLITS:
-            write_split(uris[name], pad_reviews(splits[name], maxlen), splits[name].labels, {**metadata, "split": name})
+            write_split(uris[name], *padded[name], {**metadata, "split": name})
             log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
     rows = {name: len(splits[name]) for name in SPLITS}
     return DatasetInfo(key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata)

@@ -123,7 +123,7 @@ def _split_cache_key(context, parameters: dict) -> str:
 def _store_cache_key(context, parameters: dict) -> str:
     source, config = parameters["source"], parameters["config"]
     metadata = features.dataset_metadata(config, parameters["seed"], source.uri, source.sha256)
-    return caching.store_key(features.dataset_key(metadata), parameters["storage_config"].root)
+    return caching.store_key(metadata, parameters["storage_config"].root)
 
 
 def _training_cache_key(context, parameters: dict) -> str:

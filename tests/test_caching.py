@@ -26,7 +26,8 @@ def test_data_keys_follow_content_and_parameters():
     assert caching.split_key("abc", config, 42) != caching.split_key("abd", config, 42)
     assert caching.split_key("abc", config, 42) != caching.split_key("abc", DataConfig(num_words=1000), 42)
     assert caching.download_key(config, "sha1") != caching.download_key(config, "sha2")
-    assert caching.store_key("k", "outputs") != caching.store_key("k", "s3://bucket/x")
+    assert caching.store_key({"maxlen": 100}, "outputs") != caching.store_key({"maxlen": 100}, "s3://bucket/x")
+    assert caching.store_key({"maxlen": 100}, "outputs") != caching.store_key({"maxlen": 99}, "outputs")
 
 
 def test_code_version_is_stable_and_differs_per_file():

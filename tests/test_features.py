@@ -58,12 +58,16 @@ def test_read_split_refuses_maxlen_that_disagrees_with_metadata(ragged, tmp_path
         features.read_split(uri)
 
 
-def test_dataset_key_depends_on_content_and_parameters_only():
-    key = features.dataset_key(METADATA)
-    assert key == features.dataset_key(dict(reversed(METADATA.items())))
-    assert key != features.dataset_key({**METADATA, "maxlen": 8})
-    assert key != features.dataset_key({**METADATA, "source_sha256": "cd"})
-    assert key == features.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"})
+def test_dataset_key_depends_on_content_and_parameters_only(ragged):
+    padded = {name: (features.pad_reviews(ragged, 7), ragged.labels) for name in features.SPLITS}
+    digest = features.content_digest(padded)
+    key = features.dataset_key(METADATA, digest)
+    assert key == features.dataset_key(dict(reversed(METADATA.items())), digest)
+    assert key != features.dataset_key({**METADATA, "maxlen": 8}, digest)
+    assert key != features.dataset_key({**METADATA, "source_sha256": "cd"}, digest)
+    assert key == features.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"}, digest)
+    changed = {**padded, "test": (features.pad_reviews(ragged, 7), 1 - ragged.labels)}
+    assert key != features.dataset_key(METADATA, features.content_digest(changed))
 
 
 def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
