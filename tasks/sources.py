@@ -70,10 +70,15 @@ def local_copy_path(config: DataConfig) -> Path | None:
     if config.source == "offline":
         return _offline_csv()
     uri = CANONICAL_URL if config.source in ("keras", "auto") else config.source
+    return _local_file(uri) or cache_path(uri, config.cache_dir)
+
+
+def _local_file(uri: str) -> Path | None:
+    """The file a plain path or file:// URI names; None for remote URIs."""
     scheme = urlparse(uri).scheme
-    if scheme in ("", "file"):
-        return Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
-    return cache_path(uri, config.cache_dir)
+    if scheme not in ("", "file"):
+        return None
+    return Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
 
 
 def _offline_csv() -> Path:
@@ -104,13 +109,11 @@ def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> Sour
 
     Local paths and file:// are read in place; remote files are downloaded once into the cache.
     """
-    scheme = urlparse(uri).scheme
-    if scheme in ("", "file"):
-        local_path = Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
-        if not local_path.is_file():
-            raise SourceError(f"source {uri} does not exist")
-    else:
+    local_path = _local_file(uri)
+    if local_path is None:
         local_path = _cached_download(uri, expected_sha256, config)
+    elif not local_path.is_file():
+        raise SourceError(f"source {uri} does not exist")
     digest = storage.sha256_of(str(local_path))
     if expected_sha256 and digest != expected_sha256:
         raise ChecksumMismatch(f"{uri}: sha256 {digest} does not match the expected {expected_sha256}")
