@@ -96,7 +96,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     }
     report(run_dir, run_id, details["config"], source, dataset, variants, decision)
     run_uri = publish(run_dir, config.storage, run_id, details)
-    promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
+    decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
     describe_run(run_uri, variants, decision)
     logger.info("test metrics:\n%s", format_table(summary_rows(variants)))
     return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],

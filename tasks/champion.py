@@ -4,10 +4,16 @@
 key and manifest sha256. A run's best variant replaces it only when strictly better on the same
 data set (or when there is none yet); a champion from another data set is not comparable and is
 replaced only with `--promote always`. A stalled variant is never promoted.
+
+Runs may overlap (a manual run during the scheduled one): champion.json is replaced only by a
+conditional write against the version the gate judged, so a concurrent promotion is never
+silently overwritten; the loser judges again against the new champion. Every run's final verdict
+is kept in `champion-decisions/<run_id>.json`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -15,11 +21,14 @@ from pydantic import BaseModel
 
 from tasks import publishing, storage
 from tasks.config import ChampionConfig
-from tasks.errors import StorageError
+from tasks.errors import StorageError, WriteConflict
 
 log = logging.getLogger(__name__)
 
 CHAMPION_NAME = "champion.json"
+DECISIONS_FOLDER = "champion-decisions"
+# Each lost race means another run promoted in between; a few rounds settle any realistic overlap.
+PROMOTE_ATTEMPTS = 5
 # A variant whose test accuracy is within this of the majority-class rate learned nothing useful.
 STALL_MARGIN = 0.02
 LOWER_IS_BETTER = frozenset({"loss"})
@@ -33,6 +42,7 @@ class Decision(BaseModel):
     candidate: str | None = None
     comparable: bool | None = None
     champion: dict | None = None
+    champion_version: str | None = None  # the champion.json version judged; promotion is conditional on it
 
 
 def is_stalled(test_metrics: dict) -> bool:
@@ -58,9 +68,10 @@ def champion_uri(storage_root: str) -> str:
     return storage.join(storage_root, CHAMPION_NAME)
 
 
-def read_champion(storage_root: str) -> dict | None:
-    uri = champion_uri(storage_root)
-    return storage.read_json(uri) if storage.exists(uri) else None
+def read_champion(storage_root: str) -> tuple[dict | None, str | None]:
+    """The current champion record (None when there is none) and its version token."""
+    data, version = storage.read_versioned(champion_uri(storage_root))
+    return (None if data is None else json.loads(data)), version
 
 
 def decide(
@@ -103,34 +114,95 @@ def decide(
 
 def judge(variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig) -> Decision:
     """Reads the current champion, checks that its run still verifies, and decides."""
-    champion = read_champion(storage_root)
-    problems = publishing.verify_run(champion["run_uri"]) if champion else []
-    if champion and not problems and publishing.manifest_sha256(champion["run_uri"]) != champion["manifest_sha256"]:
-        problems = ["its manifest is not the one champion.json names"]
-    decision = decide(variants, dataset_key, champion, problems, config)
+    champion, version = read_champion(storage_root)
+    problems = _champion_problems(champion)
+    if problems:
+        log.warning("champion %s fails verification: %s", champion["run_uri"], "; ".join(problems))
+    decision = decide(variants, dataset_key, champion, problems, config).model_copy(
+        update={"champion_version": version})
     log.info("champion gate: %s", decision.reason)
     return decision
 
 
+def _champion_problems(champion: dict | None) -> list[str]:
+    if champion is None:
+        return []
+    problems = publishing.verify_run(champion["run_uri"])
+    if not problems and publishing.manifest_sha256(champion["run_uri"]) != champion["manifest_sha256"]:
+        problems = ["its manifest is not the one champion.json names"]
+    return problems
+
+
 def promote(decision: Decision, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict],
-            storage_root: str, metric: str) -> dict | None:
-    """Writes champion.json for a promoted run, only once its published manifest verifies."""
-    if not decision.promote:
-        return None
-    problems = publishing.verify_run(run_uri)
-    if problems:
-        raise StorageError(f"{run_uri} does not verify, champion not replaced: {problems[0]}")
-    record = {
+            storage_root: str, config: ChampionConfig) -> tuple[Decision, dict | None]:
+    """Writes champion.json for a promoted run, only once its published manifest verifies and only
+    over the champion the gate judged; returns the final decision and the new record (or None).
+
+    When another run promoted in between, judges again against that champion. The final decision
+    is recorded in `champion-decisions/<run_id>.json` either way.
+    """
+    record = None
+    if decision.promote:
+        problems = publishing.verify_run(run_uri)
+        if problems:
+            raise StorageError(f"{run_uri} does not verify, champion not replaced: {problems[0]}")
+        decision, record = _promote_conditionally(decision, run_uri, run_id, dataset_key, variants,
+                                                  storage_root, config)
+    record_decision(storage_root, run_id, run_uri, decision, promoted=record is not None)
+    return decision, record
+
+
+def _promote_conditionally(decision: Decision, run_uri: str, run_id: str, dataset_key: str,
+                           variants: dict[str, dict], storage_root: str,
+                           config: ChampionConfig) -> tuple[Decision, dict | None]:
+    for _ in range(PROMOTE_ATTEMPTS):
+        record = _champion_record(decision.candidate, run_uri, run_id, dataset_key, variants, config.metric)
+        try:
+            storage.write_if_unchanged(champion_uri(storage_root), _json_bytes(record), decision.champion_version)
+        except WriteConflict:
+            log.warning("champion.json changed since the gate read it (another run promoted); judging again")
+            decision = judge(variants, dataset_key, storage_root, config)
+            decision = decision.model_copy(update={"reason": f"{decision.reason} (judged again: another run "
+                                                             "promoted while this one published)"})
+            if not decision.promote:
+                return decision, None
+            continue
+        log.info("promoted %s/%s to champion at %s", run_id, decision.candidate, champion_uri(storage_root))
+        return decision, record
+    return decision.model_copy(update={"promote": False, "reason": f"{decision.reason}; not promoted: "
+                                       f"champion.json changed {PROMOTE_ATTEMPTS} times while promoting"}), None
+
+
+def _champion_record(variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict],
+                     metric: str) -> dict:
+    return {
         "run_id": run_id,
         "run_uri": run_uri,
-        "variant": decision.candidate,
-        "model_uri": storage.join(run_uri, decision.candidate, "model.keras"),
+        "variant": variant,
+        "model_uri": storage.join(run_uri, variant, "model.keras"),
         "metric": metric,
-        "metrics": variants[decision.candidate]["test"],
+        "metrics": variants[variant]["test"],
         "dataset_key": dataset_key,
         "manifest_sha256": publishing.manifest_sha256(run_uri),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    storage.write_json(champion_uri(storage_root), record)
-    log.info("promoted %s/%s to champion at %s", run_id, decision.candidate, champion_uri(storage_root))
-    return record
+
+
+def _json_bytes(payload: dict) -> bytes:
+    return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+
+
+def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Decision, promoted: bool) -> str:
+    """Keeps a run's final verdict (also a lost race) beside the champion: written once per run."""
+    uri = storage.join(storage_root, DECISIONS_FOLDER, f"{run_id}.json")
+    previous = decision.champion
+    storage.write_json(uri, {
+        "run_id": run_id,
+        "run_uri": run_uri,
+        "promoted": promoted,
+        "candidate": decision.candidate,
+        "reason": decision.reason,
+        "previous_champion": None if previous is None else {key: previous.get(key) for key in ("run_id", "variant")},
+        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }, create_only=True)
+    return uri

@@ -27,3 +27,7 @@ class StorageError(PipelineError):
 
 class ObjectExists(StorageError):
     """A create-only write found the object already there."""
+
+
+class WriteConflict(StorageError):
+    """A conditional write found the object changed since it was read (another writer won)."""

@@ -252,8 +252,10 @@ def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: 
 def promote(
     decision: champion.Decision, run_uri: str, run_id: str, dataset: features.DatasetInfo,
     variants: dict[str, dict], storage_config: StorageConfig, config: ChampionConfig,
-) -> dict | None:
-    record = champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root, config.metric)
+) -> champion.Decision:
+    """Replaces the champion if the gate said so (and no other run promoted meanwhile); returns the
+    final decision, which is also kept under champion-decisions/."""
+    decision, record = champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root, config)
     if record:
         emit_event(
             event=PROMOTED_EVENT,
@@ -262,7 +264,7 @@ def promote(
             payload={key: record[key] for key in ("run_id", "run_uri", "variant", "model_uri", "metric", "dataset_key")}
             | {"value": record["metrics"][config.metric], "reason": decision.reason},
         )
-    return record
+    return decision
 
 
 @task(name="describe-run", cache_policy=NO_CACHE)

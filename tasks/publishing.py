@@ -29,23 +29,20 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
     """Uploads every file under `local_dir` to `destination`, then the manifest; returns the manifest.
 
     `details` (config, source, data set key...) is recorded in the manifest beside the file list.
-    Refuses a destination that already has a manifest: published runs are immutable. An object
-    left by an interrupted attempt of this same run is kept when its sha256 matches (so a retry
-    resumes), and refused when it differs.
+    Refuses a destination that already has a manifest: published runs are immutable (unless an
+    earlier attempt of this same run wrote it, for the same files). An object left by an
+    interrupted attempt is kept when its sha256 matches (so a retry resumes), refused otherwise.
     """
-    if storage.exists(storage.join(destination, MANIFEST_NAME)):
+    files = [_file_entry(path, local_dir) for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file())]
+    earlier = _earlier_manifest(destination)
+    if earlier is not None:
+        if earlier.get("run_id") == details.get("run_id") and earlier.get("files") == files:
+            log.info("%s was already published by an earlier attempt of this run", destination)
+            return earlier
         raise ObjectExists(f"{destination} already exists; a run prefix is published once, never into")
     started = time.perf_counter()
-    files = []
-    for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
-        relative, data = path.relative_to(local_dir).as_posix(), path.read_bytes()
-        uri, digest = storage.join(destination, relative), hashlib.sha256(data).hexdigest()
-        if storage.exists(uri) and storage.sha256_of(uri) == digest:
-            log.info("kept %s from an earlier attempt (sha256 matches)", relative)
-        else:
-            storage.write_verified(uri, data, create_only=True)
-            log.info("published %s (%d bytes, sha256 verified)", relative, len(data))
-        files.append({"path": relative, "sha256": digest, "bytes": len(data)})
+    for entry in files:
+        _publish_file(Path(local_dir) / entry["path"], storage.join(destination, entry["path"]), entry)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -56,6 +53,45 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
     log.info("published %d files and %s to %s in %.1f s",
              len(files), MANIFEST_NAME, destination, time.perf_counter() - started)
     return manifest
+
+
+def _file_entry(path: Path, local_dir: Path) -> dict:
+    data = path.read_bytes()
+    return {"path": path.relative_to(local_dir).as_posix(), "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data)}
+
+
+def _earlier_manifest(destination: str) -> dict | None:
+    uri = storage.join(destination, MANIFEST_NAME)
+    if not storage.exists(uri):
+        return None
+    try:
+        return storage.read_json(uri)
+    except ValueError:
+        return {}  # unreadable: not ours to resume, and never to overwrite
+
+
+def _publish_file(path: Path, uri: str, entry: dict) -> None:
+    """Writes one file create-only; an object already there with the same sha256 is ours (a retry,
+    or a PUT whose response was lost) and is kept."""
+    if storage.exists(uri) and storage.sha256_of(uri) == entry["sha256"]:
+        log.info("kept %s from an earlier attempt (sha256 matches)", entry["path"])
+        return
+    try:
+        storage.write_verified(uri, path.read_bytes(), create_only=True)
+    except ObjectExists:
+        if storage.sha256_of(uri) != entry["sha256"]:
+            raise
+    log.info("published %s (%d bytes, sha256 verified)", entry["path"], entry["bytes"])
+
+
+def list_runs(storage_root: str) -> list[dict]:
+    """Every folder under `<storage_root>/runs/`, oldest first, each marked complete (has a
+    manifest) or not; an incomplete folder is an interrupted publish, never a run to use."""
+    runs_root = storage.join(storage_root, "runs")
+    return [{"run_id": name, "uri": storage.join(runs_root, name),
+             "complete": storage.exists(storage.join(runs_root, name, MANIFEST_NAME))}
+            for name in storage.list_folders(runs_root)]
 
 
 def manifest_sha256(destination: str) -> str:

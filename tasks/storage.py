@@ -8,11 +8,15 @@ AWS chain (environment, profile, instance role; AWS_ENDPOINT_URL for MinIO, Seaw
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,13 +24,37 @@ import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
-from tasks.errors import ObjectExists, StorageError
+from tasks.errors import ObjectExists, StorageError, WriteConflict
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20  # 1 MiB: large enough for throughput, small enough for steady progress
 # Listings cached by s3fs go stale when another process writes (verify, champion); always ask S3.
 FILESYSTEM_OPTIONS = {"s3": {"use_listings_cache": False}}
+
+
+@functools.cache
+def _failure_types() -> tuple[type[BaseException], ...]:
+    """What a storage call raises when the storage, not our code, fails: OSError, and botocore's
+    own errors (no credentials, endpoint unreachable), which s3fs passes through unwrapped."""
+    try:
+        from botocore.exceptions import BotoCoreError
+    except ImportError:
+        return (OSError,)
+    return (OSError, BotoCoreError)
+
+
+@contextmanager
+def _reported(action: str, uri: str) -> Iterator[None]:
+    """Turns a storage failure into a StorageError naming the action and the URI."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except _failure_types() as error:
+        if isinstance(error, FileNotFoundError) and action == "read":
+            raise StorageError(f"{uri} does not exist") from None
+        raise StorageError(f"cannot {action} {uri} ({error.__class__.__name__}: {error})") from None
 
 
 def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -57,22 +85,27 @@ def sha256_of(uri: str) -> str:
     """Hex sha256 of a stored object, streamed."""
     fs, path = filesystem(uri)
     digest = hashlib.sha256()
-    try:
-        with fs.open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK_BYTES):
-                digest.update(chunk)
-    except FileNotFoundError:
-        raise StorageError(f"{uri} does not exist") from None
+    with _reported("read", uri), fs.open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            digest.update(chunk)
     return digest.hexdigest()
 
 
 def exists(uri: str) -> bool:
     """True for an object, or for a folder/prefix holding at least one object."""
     fs, path = filesystem(uri)
-    try:
+    with _reported("reach", uri):
         return fs.exists(path)
-    except OSError as error:
-        raise StorageError(f"cannot reach {uri} ({error.__class__.__name__}: {error})") from None
+
+
+def list_folders(uri: str) -> list[str]:
+    """Names of the folders (prefixes) directly under `uri`, sorted; empty when there is none."""
+    fs, path = filesystem(uri)
+    with _reported("list", uri):
+        if not fs.exists(path):
+            return []
+        return sorted(entry["name"].rstrip("/").rsplit("/", 1)[-1]
+                      for entry in fs.ls(path, detail=True) if entry["type"] == "directory")
 
 
 def ensure_writable(root: str) -> None:
@@ -84,20 +117,18 @@ def ensure_writable(root: str) -> None:
             fs.makedirs(path, exist_ok=True)
         fs.pipe_file(probe, b"ok")
         fs.rm(probe)
-    except (OSError, PermissionError, ValueError) as error:
+    except (*_failure_types(), ValueError) as error:
         raise StorageError(f"storage {root} is not writable ({error.__class__.__name__}: {error})") from None
 
 
 def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
     """Writes `data` at `uri` whole or not at all; `create_only` refuses an existing object."""
     fs, path = filesystem(uri)
-    try:
+    with _reported("write", uri):
         if isinstance(fs, LocalFileSystem):
             _write_local(path, data, create_only, uri)
         else:
             _write_remote(fs, path, data, create_only, uri)
-    except OSError as error:
-        raise StorageError(f"cannot write {uri} ({error.__class__.__name__}: {error})") from None
 
 
 def _write_local(path: str, data: bytes, create_only: bool, uri: str) -> None:
@@ -114,7 +145,7 @@ def _write_local(path: str, data: bytes, create_only: bool, uri: str) -> None:
         except FileExistsError:
             raise ObjectExists(f"{uri} already exists; published objects are never overwritten") from None
     finally:
-        if os.path.exists(temporary):
+        if os.path.exists(temporary):  # also after a failed write (disk full): no half file stays
             os.remove(temporary)
 
 
@@ -126,6 +157,69 @@ def _write_remote(fs: fsspec.AbstractFileSystem, path: str, data: bytes, create_
         if create_only and (isinstance(error, FileExistsError) or "pre-condition" in str(error).lower()):
             raise ObjectExists(f"{uri} already exists; published objects are never overwritten") from None
         raise
+
+
+def read_versioned(uri: str) -> tuple[bytes | None, str | None]:
+    """The object's bytes and a version token for `write_if_unchanged` (None, None when absent).
+
+    The token is the S3 ETag, or the sha256 of a local file's bytes.
+    """
+    fs, path = filesystem(uri)
+    with _reported("read", uri):
+        if isinstance(fs, LocalFileSystem):
+            data = _read_local_or_none(path)
+            return data, None if data is None else hashlib.sha256(data).hexdigest()
+        for _ in range(3):  # ETag before and after the read agree: the bytes belong to that ETag
+            before = _etag_or_none(fs, path)
+            data = fs.cat_file(path) if before else None
+            if _etag_or_none(fs, path) == before:
+                return data, before
+    raise WriteConflict(f"{uri} kept changing while it was read")
+
+
+def write_if_unchanged(uri: str, data: bytes, version: str | None) -> None:
+    """Writes `data` only if the object is still at `version` (None: only if it does not exist).
+
+    Raises WriteConflict when another writer got there first. S3 checks the version itself
+    (If-Match / If-None-Match); locally an exclusive lock beside the file serialises writers.
+    """
+    fs, path = filesystem(uri)
+    with _reported("write", uri):
+        if isinstance(fs, LocalFileSystem):
+            _replace_local_if_unchanged(path, data, version, uri)
+            return
+        options = {"IfMatch": version} if version else {"mode": "create"}
+        try:
+            fs.pipe_file(path, data, **options)
+        except OSError as error:
+            if isinstance(error, FileExistsError) or "pre-condition" in str(error).lower():
+                raise WriteConflict(f"{uri} was changed by another writer") from None
+            raise
+
+
+def _read_local_or_none(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def _etag_or_none(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
+    try:
+        return fs.info(path).get("ETag")
+    except FileNotFoundError:
+        return None
+
+
+def _replace_local_if_unchanged(path: str, data: bytes, version: str | None, uri: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        current = _read_local_or_none(path)
+        if (None if current is None else hashlib.sha256(current).hexdigest()) != version:
+            raise WriteConflict(f"{uri} was changed by another writer")
+        _write_local(path, data, False, uri)
 
 
 def write_verified(uri: str, data: bytes, *, create_only: bool = False) -> str:
@@ -157,11 +251,8 @@ def browsable_url(uri: str, expires_seconds: int = 7 * 24 * 3600) -> str:
 
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
-    try:
-        with fs.open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise StorageError(f"{uri} does not exist") from None
+    with _reported("read", uri), fs.open(path, "rb") as handle:
+        return handle.read()
 
 
 def read_json(uri: str) -> Any:

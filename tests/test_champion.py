@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tasks import champion, publishing
+from tasks import champion, publishing, storage
 from tasks.config import ChampionConfig
-from tasks.errors import StorageError
+from tasks.errors import StorageError, WriteConflict
 
 
 def result(accuracy: float, loss: float = 0.5, majority: float = 0.5) -> dict:
@@ -72,19 +72,25 @@ def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
     variants = {"embedding": result(0.8)}
     first = publish_fake_run(tmp_path, "r1")
     decision = champion.judge(variants, "k1", store, AUTO)
-    record = champion.promote(decision, first, "r1", "k1", variants, store, "accuracy")
+    final, record = champion.promote(decision, first, "r1", "k1", variants, store, AUTO)
+    assert final.promote
     assert json.loads((tmp_path / "store" / "champion.json").read_text()) == record
     assert record["model_uri"] == f"{first}/embedding/model.keras"
     assert record["manifest_sha256"] == publishing.manifest_sha256(first)
 
     second = publish_fake_run(tmp_path, "r2")
     worse = champion.judge({"embedding": result(0.7)}, "k1", store, AUTO)
-    assert champion.promote(worse, second, "r2", "k1", variants, store, "accuracy") is None
-    assert champion.read_champion(store)["run_id"] == "r1"
+    assert champion.promote(worse, second, "r2", "k1", variants, store, AUTO)[1] is None
+    assert champion.read_champion(store)[0]["run_id"] == "r1"
+    assert [decision_of(store, run)["promoted"] for run in ("r1", "r2")] == [True, False]
 
     (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
     after_tamper = champion.judge({"embedding": result(0.95)}, "k1", store, AUTO)
     assert not after_tamper.promote and "fails verification" in after_tamper.reason
+
+
+def decision_of(store: str, run_id: str) -> dict:
+    return storage.read_json(storage.join(store, champion.DECISIONS_FOLDER, f"{run_id}.json"))
 
 
 def test_a_run_that_does_not_verify_is_never_made_champion(tmp_path):
@@ -93,5 +99,41 @@ def test_a_run_that_does_not_verify_is_never_made_champion(tmp_path):
     (tmp_path / "store" / "runs" / "r1" / "manifest.json").unlink()
     decision = champion.decide({"embedding": result(0.8)}, "k1", None, [], AUTO)
     with pytest.raises(StorageError, match="does not verify, champion not replaced"):
-        champion.promote(decision, run, "r1", "k1", {"embedding": result(0.8)}, store, "accuracy")
-    assert champion.read_champion(store) is None
+        champion.promote(decision, run, "r1", "k1", {"embedding": result(0.8)}, store, AUTO)
+    assert champion.read_champion(store) == (None, None)
+
+
+@pytest.mark.parametrize("second_accuracy, second_wins", [(0.9, True), (0.7, False)])
+def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_accuracy, second_wins):
+    """Both runs pass the gate against the same (empty) champion before either promotes."""
+    store = str(tmp_path / "store")
+    first_run, second_run = publish_fake_run(tmp_path, "r1"), publish_fake_run(tmp_path, "r2")
+    first_variants, second_variants = {"embedding": result(0.8)}, {"embedding": result(second_accuracy)}
+    first = champion.judge(first_variants, "k1", store, AUTO)
+    second = champion.judge(second_variants, "k1", store, AUTO)
+    assert first.promote and second.promote and first.champion_version is None
+
+    assert champion.promote(first, first_run, "r1", "k1", first_variants, store, AUTO)[1]["run_id"] == "r1"
+    final, record = champion.promote(second, second_run, "r2", "k1", second_variants, store, AUTO)
+
+    assert "judged again" in final.reason
+    assert final.champion["run_id"] == "r1"  # the loser compared itself with the winner, not with nothing
+    assert champion.read_champion(store)[0]["run_id"] == ("r2" if second_wins else "r1")
+    assert (record is not None) == second_wins
+    recorded = decision_of(store, "r2")
+    assert recorded["promoted"] == second_wins and recorded["previous_champion"]["run_id"] == "r1"
+    assert recorded["reason"] == final.reason
+
+
+def test_a_conditional_write_refuses_a_stale_version(tmp_path):
+    uri = str(tmp_path / "champion.json")
+    assert storage.read_versioned(uri) == (None, None)
+    storage.write_if_unchanged(uri, b"one", None)
+    data, version = storage.read_versioned(uri)
+    assert data == b"one"
+    with pytest.raises(WriteConflict):
+        storage.write_if_unchanged(uri, b"two", None)  # expected no object, found one
+    storage.write_if_unchanged(uri, b"two", version)
+    with pytest.raises(WriteConflict):
+        storage.write_if_unchanged(uri, b"three", version)  # `version` is stale now
+    assert storage.read_bytes(uri) == b"two"

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from flows.imdb_pipeline import main
-from tasks import evaluation, features, publishing, storage
-from tasks.errors import ObjectExists, StorageError
+from tasks import champion, evaluation, features, publishing, storage
+from tasks.config import ChampionConfig
+from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.verify import main as verify_main
 from tests.conftest import sha256, small_run_options
 
@@ -149,9 +150,48 @@ def test_publishing_into_an_existing_prefix_is_refused(s3_server, s3_prefix, tmp
     destination = publishing.run_uri(s3_prefix, "r1")
     manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
     assert publishing.verify_run(destination) == []
+    # A retry of the same run with the same files finds its own manifest: done, nothing rewritten.
+    assert publishing.publish_run(local, destination, {"run_id": "r1"}) == manifest
+    (local / "a.txt").write_text("changed")
     with pytest.raises(StorageError, match="already exists; a run prefix is published once"):
         publishing.publish_run(local, destination, {"run_id": "r1"})
+    with pytest.raises(StorageError, match="already exists; a run prefix is published once"):
+        publishing.publish_run(local, destination, {"run_id": "r2"})
     with pytest.raises(ObjectExists, match="already exists"):
         storage.write_bytes(f"{destination}/a.txt", b"second", create_only=True)
     assert storage.read_bytes(f"{destination}/a.txt") == b"first"
     assert manifest["files"][0]["sha256"] == hashlib.sha256(b"first").hexdigest()
+
+
+def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_prefix, tmp_path):
+    """Two overlapping runs both pass the gate against no champion; S3's conditional PUT makes
+    the second judge again instead of overwriting the first."""
+    uri = storage.join(s3_prefix, "conditional.txt")
+    storage.write_if_unchanged(uri, b"one", None)
+    data, version = storage.read_versioned(uri)
+    assert data == b"one" and version
+    with pytest.raises(WriteConflict):
+        storage.write_if_unchanged(uri, b"two", None)
+    storage.write_if_unchanged(uri, b"two", version)
+    with pytest.raises(WriteConflict):
+        storage.write_if_unchanged(uri, b"three", version)
+    bucket, key = split_uri(uri)
+    assert s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"two"
+
+    runs, config = {}, ChampionConfig()
+    for run_id, accuracy in (("r1", 0.8), ("r2", 0.9)):
+        local = tmp_path / run_id / "embedding"
+        local.mkdir(parents=True)
+        (local / "model.keras").write_bytes(run_id.encode())
+        runs[run_id] = (publishing.publish_run(local.parent, publishing.run_uri(s3_prefix, run_id), {"run_id": run_id}),
+                        {"embedding": {"test": {"accuracy": accuracy, "loss": 1 - accuracy, "majority_rate": 0.5}}})
+    judged = {run_id: champion.judge(variants, "k1", s3_prefix, config) for run_id, (_, variants) in runs.items()}
+    assert all(decision.promote for decision in judged.values())
+    for run_id, (_, variants) in runs.items():
+        champion.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config)
+    assert champion.read_champion(s3_prefix)[0]["run_id"] == "r2"
+    decisions = {name.removesuffix(".json"): json.loads(body)
+                 for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}
+    assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None
+    assert decisions["r2"]["promoted"] and decisions["r2"]["previous_champion"]["run_id"] == "r1"
+    assert "judged again" in decisions["r2"]["reason"]
