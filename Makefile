@@ -55,6 +55,11 @@ verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
 	$(PY) -m tasks.verify "$(RUN)" $(ARGS)
 
+## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...)
+.PHONY: runs
+runs: $(INSTALLED)
+	$(PY) -m tasks.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
+
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
 s3: $(INSTALLED)

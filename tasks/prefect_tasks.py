@@ -31,7 +31,7 @@ from prefect.runtime import flow_run
 
 from tasks import caching, champion, data, evaluation, features, plots, publishing, reporting, sources, storage, training
 from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
-from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable
+from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable, StorageError
 from tasks.sources import SourceInfo, resolve_source
 from tasks.training import TrainedVariant, train_variant
 
@@ -243,7 +243,12 @@ def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
     destination = publishing.run_uri(storage_config.root, run_id)
-    publishing.publish_run(run_dir, destination, details)
+    try:
+        publishing.publish_run(run_dir, destination, details)
+    except StorageError as error:
+        raise type(error)(f"{error}; nothing was promoted and {destination} has no manifest (not a run); this "
+                          f"run's files stay in {run_dir}, and rerunning the same command reuses the cached "
+                          "training and publishes a complete run") from None
     shutil.rmtree(run_dir)  # published and verified by checksum: the local copy is no longer needed
     return destination
 

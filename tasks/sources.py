@@ -33,6 +33,9 @@ OFFLINE_NOTE = (
 )
 PROGRESS_STEP_BYTES = 8 << 20  # log download progress every 8 MiB (the canonical file is ~17 MiB)
 USER_AGENT = "imdb-rnn-pipeline"
+# Beside each cached download: its sha256 when downloaded, so later corruption (a truncated or
+# flipped byte) is caught even for sources given without --source-sha256.
+CHECKSUM_SUFFIX = ".sha256"
 
 
 class SourceInfo(BaseModel):
@@ -130,12 +133,17 @@ def cache_path(uri: str, cache_dir: str) -> Path:
 
 
 def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) -> Path:
+    """A verified local copy of `uri`: the cached one if it still has the checksum it was
+    downloaded with (or the expected one), else a fresh download."""
     target = cache_path(uri, config.cache_dir)
+    checksum_file = target.with_name(f"{target.name}{CHECKSUM_SUFFIX}")
     if target.is_file():
-        if expected_sha256 is None or storage.sha256_of(str(target)) == expected_sha256:
-            log.info("using cached %s", target)
+        known = expected_sha256 or (checksum_file.read_text().strip() if checksum_file.is_file() else None)
+        if known is not None and storage.sha256_of(str(target)) == known:
+            log.info("using cached %s (sha256 verified)", target)
             return target
-        log.warning("cached %s fails its checksum; downloading again", target)
+        log.warning("cached %s %s; downloading again", target,
+                    "fails its checksum" if known else "has no recorded checksum")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.part-{os.getpid()}")
     try:
@@ -143,6 +151,7 @@ def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) 
         digest = storage.sha256_of(str(partial))
         if expected_sha256 and digest != expected_sha256:
             raise ChecksumMismatch(f"{uri}: downloaded sha256 {digest} does not match the expected {expected_sha256}")
+        checksum_file.write_text(digest + "\n")
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

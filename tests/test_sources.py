@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +34,9 @@ def test_http_download_is_verified_cached_and_reused(imdb_npz, http_server, tmp_
     assert first == second
     assert first.local_path == str(sources.cache_path(uri, str(tmp_path)))
     assert first.sha256 == sha256(imdb_npz)
-    assert [p.name for p in tmp_path.iterdir()] == [sources.cache_path(uri, str(tmp_path)).name]
+    name = sources.cache_path(uri, str(tmp_path)).name
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name, name + sources.CHECKSUM_SUFFIX]  # no partial left
+    assert (tmp_path / (name + sources.CHECKSUM_SUFFIX)).read_text().strip() == sha256(imdb_npz)
 
 
 def test_checksum_mismatch_is_refused_and_leaves_no_file(http_server, tmp_path):
@@ -54,6 +57,30 @@ def test_corrupted_cache_is_downloaded_again(imdb_npz, http_server, tmp_path):
     info = sources.resolve_source(config)
     assert requests == ["/imdb.npz"]
     assert info.sha256 == sha256(imdb_npz) == sha256(cached)
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("corrupt", [lambda path: path.write_bytes(path.read_bytes()[:-50]), _flip_a_byte],
+                         ids=["truncated", "byte-flipped"])
+def test_corruption_of_a_download_without_expected_checksum_is_caught(imdb_npz, http_server, tmp_path, corrupt):
+    """No --source-sha256: the checksum recorded at download time guards the cached copy."""
+    base, requests = http_server
+    config = DataConfig(source=f"{base}/imdb.npz", cache_dir=str(tmp_path))
+    first = sources.resolve_source(config)
+    cached = Path(first.local_path)
+    corrupt(cached)
+    assert sha256(cached) != first.sha256
+    requests.clear()
+    again = sources.resolve_source(config)
+    assert requests == ["/imdb.npz"]  # fetched again, never loaded as it was
+    assert again.sha256 == first.sha256 == sha256(cached) == sha256(imdb_npz)
+    requests.clear()
+    assert sources.resolve_source(config).sha256 == first.sha256 and requests == []  # intact: reused
 
 
 def test_missing_remote_file_is_a_source_error(http_server, tmp_path):
