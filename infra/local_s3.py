@@ -90,8 +90,12 @@ def free_port() -> int:
 
 
 def start(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port: int | None = None,
-          log_path: Path | None = None) -> LocalS3:
-    """Starts `weed mini` with its own ports, creates `bucket`, and waits until S3 answers."""
+          log_path: Path | None = None, identities: Path | None = None) -> LocalS3:
+    """Starts `weed mini` with its own ports, creates `bucket`, and waits until S3 answers.
+
+    A stopped server started again on the same `data_dir` and `s3_port` serves the same objects.
+    `identities` is a SeaweedFS S3 config file (users, keys, allowed actions) beside the admin pair.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     s3_port = s3_port or free_port()
     command = [
@@ -99,6 +103,7 @@ def start(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port
         f"-s3.port={s3_port}", f"-master.port={free_port()}", f"-volume.port={free_port()}",
         f"-filer.port={free_port()}", f"-admin.port={free_port()}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+        *([f"-s3.config={identities}"] if identities else []),
     ]
     # weed mini creates these credentials and the bucket at start-up.
     environment = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,

@@ -44,6 +44,18 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
+    """State names of the latest flow run's task runs, by stage name prefix (needs prefect_harness)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+    return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
+
+
 def make_raw_reviews(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Reviews as raw frequency ranks (1 = most frequent), like the canonical file stores them.
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.conftest import sha256, small_run_options, write_imdb_npz
+from tests.conftest import sha256, small_run_options, stage_states, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 
@@ -174,34 +174,22 @@ def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, 
     assert matching and "does not exist" in matching[0].payload["message"]
 
 
-def _stage_states(stages: tuple[str, ...]) -> dict[str, str]:
-    """State names of the latest flow run's task runs, by stage name prefix."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    with get_client(sync_client=True) as client:
-        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
-    return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
-
-
 def test_reruns_are_served_from_cache_per_stage_and_variant(prefect_harness, imdb_npz, tmp_path, capsys):
     stages = ("download", "split", "pad-and-store", "train-embedding")
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2")
     assert main(options) == 0
-    assert set(_stage_states(stages).values()) == {"Completed"}
+    assert set(stage_states(stages).values()) == {"Completed"}
     assert main(options) == 0
-    assert _stage_states(stages) == dict.fromkeys(stages, "Cached")
+    assert stage_states(stages) == dict.fromkeys(stages, "Cached")
     runs = sorted((tmp_path / "store" / "runs").iterdir())
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     assert metrics[0] == metrics[1]  # the cached model is the same model
 
     both = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding", "--max-epochs", "2")
     assert main(both) == 0
-    states = _stage_states((*stages, "train-onehot"))
+    states = stage_states((*stages, "train-onehot"))
     assert states["train-embedding"] == "Cached" and states["train-onehot"] == "Completed"
 
     assert main([*options, "--refresh"]) == 0
-    assert set(_stage_states(stages).values()) == {"Completed"}
+    assert set(stage_states(stages).values()) == {"Completed"}
     capsys.readouterr()

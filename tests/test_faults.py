@@ -1,0 +1,296 @@
+"""Fault injection: each test causes a real fault (SIGKILL, a stopped S3 server, a corrupted file,
+a tampered object, two runs at once, a full disk, a denied write) and checks that nothing is lost,
+nothing half-done looks complete, and the champion never regresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from flows import imdb_pipeline
+from flows.imdb_pipeline import main
+from tasks import publishing, storage
+from tasks.verify import main as verify_main
+from tests.conftest import sha256, small_run_options, stage_states
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_STAGES = ("download", "split", "pad-and-store")
+
+
+@pytest.fixture
+def fast_publish_retries(monkeypatch):
+    """The production number of publish retries, without waiting 35 s between them."""
+    monkeypatch.setattr(imdb_pipeline, "publish", imdb_pipeline.publish.with_options(retry_delay_seconds=[0.5, 0.5]))
+
+
+def harness_api_url() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
+
+
+def start_pipeline(options: list[str], log_path: Path) -> subprocess.Popen:
+    """The CLI in its own process group, reporting to the session's Prefect server."""
+    env = {**os.environ, "PREFECT_API_URL": harness_api_url()}
+    with log_path.open("wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "flows.imdb_pipeline", *options], cwd=PROJECT_ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_for_text(process: subprocess.Popen, log_path: Path, text: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log_path.read_text(errors="replace"):
+        assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
+        time.sleep(0.05)
+
+
+def complete_runs(root: str) -> list[str]:
+    return [run["run_id"] for run in publishing.list_runs(root) if run["complete"]]
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_a_run_killed_while_training_the_second_variant_leaves_nothing_and_a_rerun_reuses_its_work(
+    imdb_npz, tmp_path, capsys
+):
+    store = tmp_path / "store"
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "1")) == 0
+    earlier_runs, champion_before = complete_runs(str(store)), (store / "champion.json").read_bytes()
+    # Long enough training that the kill lands inside the second variant's epochs.
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding",
+                                "--max-epochs", "20", "--patience", "20")
+    log_path = tmp_path / "killed.log"
+    process = start_pipeline(options, log_path)
+    try:
+        wait_for_text(process, log_path, "embedding epoch 2/20")
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    log = log_path.read_text()
+    assert "onehot epoch 20/20" in log and "embedding epoch 20/20" not in log  # killed inside the second
+
+    assert complete_runs(str(store)) == earlier_runs
+    assert [run["run_id"] for run in publishing.list_runs(str(store))] == earlier_runs  # no half run either
+    assert (store / "champion.json").read_bytes() == champion_before
+
+    capsys.readouterr()
+    assert main(options) == 0
+    assert stage_states((*DATA_STAGES, "train-onehot", "train-embedding")) == {
+        **dict.fromkeys(DATA_STAGES, "Cached"), "train-onehot": "Cached", "train-embedding": "Completed"}
+    runs = complete_runs(str(store))
+    assert len(runs) == len(earlier_runs) + 1 and publishing.verify_run(publishing.run_uri(str(store), runs[-1])) == []
+
+
+@pytest.fixture
+def stoppable_s3(tmp_path, monkeypatch):
+    """A SeaweedFS server of this test's own, which the test may stop and start again."""
+    import s3fs
+
+    from infra.local_s3 import start
+
+    credentials = ("fault-access", f"fault-secret-{uuid.uuid4().hex}")
+    server = start(tmp_path / "s3", "faults", *credentials)
+    for name, value in server.environment().items():
+        monkeypatch.setenv(name, value)
+    # botocore's default 5 attempts with backoff take ~10 s per call to a dead endpoint; 2 suffice here.
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    s3fs.S3FileSystem.clear_instance_cache()  # cached clients would still talk to another server
+    servers = [server]
+
+    def restart():
+        servers.append(start(server.data_dir, server.bucket, *credentials, s3_port=int(server.endpoint.rsplit(":", 1)[1])))
+        return servers[-1]
+
+    yield server, restart
+    for running in servers:
+        running.stop()
+    s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun_publishes(
+    stoppable_s3, fast_publish_retries, imdb_npz, tmp_path, capsys, monkeypatch
+):
+    server, restart = stoppable_s3
+    root = f"s3://{server.bucket}/pipeline"
+    client = server.client()
+    one_variant = ("--storage", root, "--variants", "embedding")
+    assert main(small_run_options(str(imdb_npz), tmp_path, *one_variant, "--max-epochs", "1")) == 0
+    champion_before = client.get_object(Bucket=server.bucket, Key="pipeline/champion.json")["Body"].read()
+    earlier_runs = complete_runs(root)
+
+    real_write, published = storage.write_verified, []
+
+    def stop_server_after_two_files(uri: str, data: bytes, **options) -> str:
+        if "/runs/" in uri:
+            if len(published) == 2:
+                server.stop()  # the real server goes away in the middle of publishing
+            published.append(uri)
+        return real_write(uri, data, **options)
+
+    monkeypatch.setattr(storage, "write_verified", stop_server_after_two_files)
+    options = small_run_options(str(imdb_npz), tmp_path, *one_variant, "--max-epochs", "2")
+    capsys.readouterr()
+    started = time.monotonic()
+    assert main(options) == 1
+    failed_after = time.monotonic() - started
+    err = capsys.readouterr().err
+    message = last_line(err)
+    assert message.startswith("error: cannot ") and f"{root}/runs/" in message
+    assert "nothing was promoted" in message and "has no manifest" in message
+    assert stage_states(("publish",)) == {"publish": "Failed"}
+    run_dir = Path(message.split("this run's files stay in ", 1)[1].split(",", 1)[0])
+    assert (run_dir / "embedding" / "model.keras").is_file()  # nothing trained is lost
+    assert (run_dir / "embedding" / "metrics.json").is_file()
+
+    monkeypatch.setattr(storage, "write_verified", real_write)
+    server = restart()
+    client = server.client()
+    assert client.get_object(Bucket=server.bucket, Key="pipeline/champion.json")["Body"].read() == champion_before
+    interrupted = [run for run in publishing.list_runs(root) if not run["complete"]]
+    assert len(interrupted) == 1 and complete_runs(root) == earlier_runs  # the half run is never a run
+    assert verify_main(["--all", root]) == 1
+    assert f"incomplete: {interrupted[0]['uri']}" in capsys.readouterr().err
+
+    assert main(options) == 0
+    assert stage_states(("train-embedding", "publish")) == {"train-embedding": "Cached", "publish": "Completed"}
+    run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
+    assert publishing.verify_run(run_uri) == []
+    print(f"S3 outage: the run failed after {failed_after:.1f} s")
+
+
+def test_a_corrupted_cached_download_is_fetched_again_never_loaded(http_server, imdb_npz, tmp_path, capsys):
+    base, requests = http_server
+    options = small_run_options(f"{base}/imdb.npz", tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    cached = next((tmp_path / "cache").glob("*-imdb.npz"))
+    data = bytearray(cached.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cached.write_bytes(bytes(data))
+    requests.clear()
+    capsys.readouterr()
+    assert main(options) == 0
+    assert requests == ["/imdb.npz"]
+    assert sha256(cached) == sha256(imdb_npz)
+    run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
+    assert storage.read_json(storage.join(run_uri, "manifest.json"))["source"]["sha256"] == sha256(imdb_npz)
+
+
+def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz, tmp_path, capsys):
+    store = tmp_path / "store"
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    champion_run = json.loads((store / "champion.json").read_text())["run_uri"]
+    (Path(champion_run) / "embedding" / "model.keras").write_bytes(b"someone else's model")
+    champion_before = (store / "champion.json").read_bytes()
+    capsys.readouterr()
+
+    assert verify_main([champion_run]) == 1
+    assert "mismatch: embedding/model.keras: sha256 differs from the manifest" in capsys.readouterr().err
+    assert main(options) == 0
+    out = capsys.readouterr().out
+    assert "fails verification (embedding/model.keras: sha256 differs from the manifest): refusing to compare" in out
+    assert (store / "champion.json").read_bytes() == champion_before
+    run_id = last_line(out).rsplit("/", 1)[1]
+    decision = json.loads((store / "champion-decisions" / f"{run_id}.json").read_text())
+    assert decision["promoted"] is False and "refusing to compare" in decision["reason"]
+
+
+def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb_npz, tmp_path):
+    store = tmp_path / "store"
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2",
+                                "--promote", "always")
+    logs = [tmp_path / f"run-{number}.log" for number in (1, 2)]
+    processes = [start_pipeline(options, log) for log in logs]
+    try:
+        codes = [process.wait(timeout=300) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+
+    run_ids = [last_line(log.read_text()).rsplit("/", 1)[1] for log in logs]
+    assert len(set(run_ids)) == 2 and sorted(complete_runs(str(store))) == sorted(run_ids)
+    for run_id in run_ids:
+        assert publishing.verify_run(publishing.run_uri(str(store), run_id)) == []
+        assert storage.read_json(storage.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
+    decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
+    assert all(decision["promoted"] for decision in decisions.values())
+    # Serialised: the champion replaced the other run's promotion, which replaced none; with a
+    # lost update both would claim to have replaced nothing.
+    holder = json.loads((store / "champion.json").read_text())["run_id"]
+    other = next(run_id for run_id in run_ids if run_id != holder)
+    assert decisions[holder]["previous_champion"]["run_id"] == other
+    assert decisions[other]["previous_champion"] is None
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A real 64 KiB filesystem (tmpfs) at `tmp_path/full`: writes past it fail with ENOSPC."""
+    mount_point = tmp_path / "full"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_while_publishing_is_a_clear_error_and_leaves_nothing_that_looks_complete(
+    tiny_filesystem, fast_publish_retries, imdb_npz, tmp_path, capsys
+):
+    store = tmp_path / "store"
+    (store / "runs").parent.mkdir(parents=True)
+    (store / "runs").symlink_to(tiny_filesystem)  # data and caches fit; the run's files do not
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 1
+    message = last_line(capsys.readouterr().err)
+    assert message.startswith(f"error: cannot write {store}/runs/") and "No space left on device" in message
+    runs = publishing.list_runs(str(store))
+    assert len(runs) == 1 and not runs[0]["complete"]
+    leftovers = [path.name for path in tiny_filesystem.rglob("*") if ".tmp-" in path.name]
+    assert leftovers == []  # no half-written file under its final name, no temporary either
+    assert not (store / "champion.json").exists()
+
+
+def test_a_denied_write_to_s3_is_a_clear_error_naming_the_storage(tmp_path, imdb_npz, capsys, monkeypatch):
+    import s3fs
+
+    from infra.local_s3 import start
+
+    identities = tmp_path / "identities.json"
+    admin, reader = ("admin-key", f"admin-{uuid.uuid4().hex}"), ("reader-key", f"reader-{uuid.uuid4().hex}")
+    identities.write_text(json.dumps({"identities": [
+        {"name": "admin", "credentials": [{"accessKey": admin[0], "secretKey": admin[1]}],
+         "actions": ["Admin", "Read", "List", "Write", "Tagging"]},
+        {"name": "reader", "credentials": [{"accessKey": reader[0], "secretKey": reader[1]}], "actions": ["Read", "List"]},
+    ]}))
+    server = start(tmp_path / "s3", "readonly", *admin, identities=identities)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", reader[0])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", reader[1])
+        s3fs.S3FileSystem.clear_instance_cache()
+        root = f"s3://{server.bucket}/pipeline"
+        assert main(small_run_options(str(imdb_npz), tmp_path, "--storage", root)) == 1
+        message = last_line(capsys.readouterr().err)
+        assert message.startswith(f"error: storage {root} is not writable") and "Access Denied" in message
+        assert server.client().list_objects_v2(Bucket=server.bucket).get("KeyCount", 0) == 0
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
