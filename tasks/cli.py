@@ -6,6 +6,7 @@ Defaults are read from the config models, so `--help` and the Prefect UI show th
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -45,8 +46,16 @@ def _dest(option: str) -> str:
     return option.lstrip("-").replace("-", "_")
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a malformed command line (`--batch-size abc`, an unknown option) as one `error:` line,
+    exit status 2, like a value the config refuses; argparse would print the whole usage first."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message.removeprefix('argument ')}\n")
+
+
 def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog=prog,
         description="Train one-hot and embedding SimpleRNNs on IMDB, evaluate them on the test set "
         "and publish checkpoints, plots and a report.",

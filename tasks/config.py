@@ -18,6 +18,8 @@ SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 STORAGE_SCHEMES = ("", "file", "s3")
 # Every model has ids 0 (pad), 1 (start), 2 (oov) and at least one real word.
 MIN_NUM_WORDS = 4
+# A week: beyond any real network read or training run; far larger values (1e12 s) overflow the OS timers.
+MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 
 
 class _Part(BaseModel):
@@ -35,10 +37,12 @@ class DataConfig(_Part):
         None, description="expected sha256 of a mirror's imdb.npz (keras: built in)"
     )
     cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
-    download_timeout_seconds: float = Field(30.0, gt=0, description="per network read")
+    download_timeout_seconds: float = Field(
+        30.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False, description="per network read"
+    )
     num_words: int = Field(500, ge=MIN_NUM_WORDS, description="vocabulary size: ids >= it become oov")
     maxlen: int = Field(100, ge=1, description="tokens per review after front padding/truncation")
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="share of the training part held out")
+    val_fraction: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False, description="share of the training part held out")
 
     @field_validator("source")
     @classmethod
@@ -81,10 +85,12 @@ class TrainingConfig(_Part):
     """The optimiser and stopping rule shared by every variant."""
 
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(1e-4, gt=0, le=1, description="RMSprop learning rate")
+    learning_rate: float = Field(1e-4, gt=0, le=1, allow_inf_nan=False, description="RMSprop learning rate")
     max_epochs: int = Field(100, ge=1)
     patience: int = Field(3, ge=0, description="epochs without val_loss improvement before stopping")
-    timeout_seconds: int = Field(4 * 3600, ge=1, description="a variant's training longer than this fails the run")
+    timeout_seconds: int = Field(
+        4 * 3600, ge=1, le=MAX_TIMEOUT_SECONDS, description="a variant's training longer than this fails the run"
+    )
 
 
 class StorageConfig(_Part):

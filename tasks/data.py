@@ -65,12 +65,23 @@ class Reviews:
 
     @classmethod
     def from_lists(cls, sequences, labels) -> Reviews:
-        """Builds from any iterable of int sequences; refuses non-integer tokens."""
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        """Builds from any iterable of int sequences.
+
+        Refuses rows that are not sequences, and tokens that are not integers (floats, strings,
+        bools) or do not fit in 64 bits, instead of truncating or parsing them.
+        """
+        try:
+            lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        except TypeError as error:
+            raise DataError(f"reviews must be sequences of word ids ({error})") from None
+        kinds = set(map(type, itertools.chain.from_iterable(sequences)))  # C speed, no Python loop
+        wrong = sorted(kind.__name__ for kind in kinds if not _is_integer_type(kind))
+        if wrong:
+            raise DataError(f"review tokens must be integers, found {', '.join(wrong)}")
         try:
             flat = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(lengths.sum()))
-        except (TypeError, ValueError) as error:
-            raise DataError(f"review tokens must be integers ({error})") from None
+        except OverflowError:
+            raise DataError("review tokens must fit in 64-bit integers") from None
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         return cls(flat, offsets, np.asarray(labels))
 
@@ -84,6 +95,10 @@ class Reviews:
 
     def to_lists(self) -> list[list[int]]:
         return [self.ids[a:b].tolist() for a, b in itertools.pairwise(self.offsets)]
+
+
+def _is_integer_type(kind: type) -> bool:
+    return issubclass(kind, (int, np.integer)) and not issubclass(kind, (bool, np.bool_))
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -121,11 +136,13 @@ def read_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _checked_reviews(sequences: np.ndarray, labels: np.ndarray, name: str) -> Reviews:
+    if sequences.ndim == 0:
+        raise DataError(f"split {name!r} is a single value, not an array of reviews")
     if len(sequences) == 0:
         raise DataError(f"split {name!r} is empty")
     if len(sequences) != len(labels):
         raise DataError(f"split {name!r} has {len(sequences)} reviews but {len(labels)} labels")
-    if labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+    if labels.ndim != 1 or labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
         raise DataError(f"labels of {name!r} must be integers 0 or 1")
     reviews = Reviews.from_lists(sequences, labels.astype(np.int8))
     if reviews.ids.size and reviews.ids.min() < 1:
@@ -142,8 +159,8 @@ def encode_ranks(raw: Reviews, num_words: int) -> Reviews:
     ids[starts] = START_ID
     body = np.ones(offsets[-1], dtype=bool)
     body[starts] = False
-    shifted = raw.ids + INDEX_FROM
-    ids[body] = np.where(shifted < num_words, shifted, OOV_ID)
+    # Compared before shifting, so ranks near the int64 limit become oov instead of wrapping around.
+    ids[body] = np.where(raw.ids < num_words - INDEX_FROM, raw.ids + INDEX_FROM, OOV_ID)
     return Reviews(ids, offsets, raw.labels)
 
 
@@ -153,7 +170,10 @@ def load_keras_npz(path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
     rng = np.random.RandomState(KERAS_SHUFFLE_SEED)
     splits = []
     for x_key, y_key in (("x_train", "y_train"), ("x_test", "y_test")):
-        raw = _checked_reviews(arrays[x_key], arrays[y_key], x_key)
+        try:
+            raw = _checked_reviews(arrays[x_key], arrays[y_key], x_key)
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
         order = np.arange(len(raw))
         rng.shuffle(order)
         splits.append(encode_ranks(raw.take(order), num_words))

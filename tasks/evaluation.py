@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
 
 from tasks import storage
+from tasks.errors import PipelineError
 from tasks.features import read_split
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,20 @@ SCORING_BATCH = 1024  # inference only: larger batches are faster and memory is 
 
 
 def load_model(uri: str) -> keras.Model:
-    """A saved model from a path or storage URI, in Keras' safe mode (no arbitrary code from the file)."""
+    """A saved model from a path or storage URI, in Keras' safe mode (no arbitrary code from the file).
+
+    Raises PipelineError naming `uri` when Keras refuses the file, e.g. for a Python lambda inside.
+    """
     uri = str(uri)
-    if storage.is_local(uri):
-        return keras.models.load_model(storage.filesystem(uri)[1], compile=False, safe_mode=True)
-    with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
-        local = Path(folder) / "model.keras"
-        local.write_bytes(storage.read_bytes(uri))
-        return keras.models.load_model(local, compile=False, safe_mode=True)
+    try:
+        if storage.is_local(uri):
+            return keras.models.load_model(storage.filesystem(uri)[1], compile=False, safe_mode=True)
+        with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
+            local = Path(folder) / "model.keras"
+            local.write_bytes(storage.read_bytes(uri))
+            return keras.models.load_model(local, compile=False, safe_mode=True)
+    except ValueError as error:  # how Keras refuses unsafe or unknown content
+        raise PipelineError(f"{uri}: cannot load model ({error})") from None
 
 
 def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
@@ -55,8 +62,9 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
 
 def evaluate_model(model_path: str, test_uri: str) -> dict:
     """Test-set metrics of the model saved at `model_path`."""
-    token_ids, labels, _ = read_split(test_uri)
-    metrics = classification_metrics(labels, score(load_model(model_path), token_ids))
+    model = load_model(model_path)
+    token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
+    metrics = classification_metrics(labels, score(model, token_ids))
     log.info("test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
              model_path, metrics["loss"], metrics["accuracy"],
              "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}")

@@ -101,12 +101,16 @@ def write_split(uri: str, tokens: np.ndarray, labels: np.ndarray, metadata: dict
     storage.write_bytes(uri, buffer.getvalue())
 
 
-def read_split(uri: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Padded ids (n, maxlen) int32, labels (n,) int8 and the schema metadata; no Python loops.
 
-    Raises DataError when the file lacks the expected columns or disagrees with its own metadata.
+    Raises DataError when the file is not Parquet, lacks the expected columns or their integer
+    types, or disagrees with its own metadata or with `expected_maxlen` (the data set's or model's).
     """
-    table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+    try:
+        table = pq.read_table(io.BytesIO(storage.read_bytes(uri)))
+    except pa.ArrowException as error:
+        raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
     raw_metadata = (table.schema.metadata or {}).get(METADATA_KEY)
     if raw_metadata is None or {"tokens", "label"} - set(table.column_names):
         raise DataError(f"{uri}: not a split written by this pipeline (columns {table.column_names})")
@@ -114,6 +118,11 @@ def read_split(uri: str) -> tuple[np.ndarray, np.ndarray, dict]:
     column_type = table.schema.field("tokens").type
     if not pa.types.is_fixed_size_list(column_type) or column_type.list_size != metadata.get("maxlen"):
         raise DataError(f"{uri}: tokens column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
+    if expected_maxlen is not None and column_type.list_size != expected_maxlen:
+        raise DataError(f"{uri}: {column_type.list_size} tokens per review, but maxlen {expected_maxlen} is expected")
+    label_type = table.schema.field("label").type
+    if not (pa.types.is_integer(column_type.value_type) and pa.types.is_integer(label_type)):
+        raise DataError(f"{uri}: tokens and label must hold integers, not {column_type.value_type} and {label_type}")
     flat = table.column("tokens").combine_chunks().flatten().to_numpy()
     tokens = flat.reshape(table.num_rows, column_type.list_size).astype(np.int32, copy=False)
     labels = table.column("label").to_numpy().astype(np.int8, copy=False)

@@ -116,9 +116,9 @@ def train_variant(
     a summary, never the model itself. `on_epoch` receives each epoch's record as it ends.
     """
     keras.utils.set_random_seed(seed)
-    x_train, y_train, _ = read_split(dataset.split_uris["train"])
-    x_val, y_val, _ = read_split(dataset.split_uris["val"])
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])
+    x_train, y_train, _ = read_split(dataset.split_uris["train"], expected_maxlen=maxlen)
+    x_val, y_val, _ = read_split(dataset.split_uris["val"], expected_maxlen=maxlen)
     model = compile_model(build_training_model(variant, num_words, maxlen, model_config), training_config)
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,45 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def run_error_line(captured) -> str:
+    """The one `error:` line a failed run ends its stderr with; the run's log above has no traceback."""
+    lines = captured.err.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
+    assert "Traceback" not in captured.err, captured.err[-3000:]
+    return errors[0]
+
+
+def assert_nothing_published(store: Path) -> None:
+    assert not (store / "runs").exists()
+    assert not (store / "champion.json").exists()
+
+
+def keras_load_data(path, monkeypatch, num_words):
+    """keras.datasets.imdb.load_data reading `path` instead of downloading."""
+    import keras
+    import keras.src.datasets.imdb as keras_imdb
+
+    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
+    return keras.datasets.imdb.load_data(num_words=num_words)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def objects_under(client, uri: str) -> dict[str, bytes]:
+    """Every object below `uri`, by key relative to it, read with boto3."""
+    bucket, prefix = split_uri(uri)
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"].removeprefix(prefix + "/")] = body
+    return found
+
+
 def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
     """State names of the latest flow run's task runs, by stage name prefix (needs prefect_harness)."""
     from prefect import get_client

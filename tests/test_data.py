@@ -5,22 +5,13 @@ from __future__ import annotations
 import os
 import pickle
 
-import keras
 import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
 from tasks import data
 from tasks.errors import DataError
-from tests.conftest import write_imdb_npz
-
-
-def keras_load_data(path, monkeypatch, num_words):
-    """keras.datasets.imdb.load_data reading `path` instead of downloading."""
-    import keras.src.datasets.imdb as keras_imdb
-
-    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
-    return keras.datasets.imdb.load_data(num_words=num_words)
+from tests.conftest import keras_load_data, write_imdb_npz
 
 
 @pytest.mark.parametrize("num_words", [4, 25, 500])

@@ -51,6 +51,14 @@ def test_read_split_refuses_a_foreign_schema(tmp_path):
         features.read_split(str(uri))
 
 
+def test_read_split_refuses_a_consistent_split_of_another_maxlen(ragged, tmp_path):
+    uri = str(tmp_path / "other.parquet")
+    features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, {**METADATA, "maxlen": 5})
+    assert features.read_split(uri, expected_maxlen=5)[0].shape[1] == 5
+    with pytest.raises(DataError, match="5 tokens per review, but maxlen 7 is expected"):
+        features.read_split(uri, expected_maxlen=7)
+
+
 def test_read_split_refuses_maxlen_that_disagrees_with_metadata(ragged, tmp_path):
     uri = str(tmp_path / "liar.parquet")
     features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, METADATA)  # metadata says 7

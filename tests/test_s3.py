@@ -17,7 +17,7 @@ from tasks import champion, evaluation, features, publishing, storage
 from tasks.config import ChampionConfig
 from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.verify import main as verify_main
-from tests.conftest import sha256, small_run_options
+from tests.conftest import objects_under, sha256, small_run_options, split_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -27,22 +27,6 @@ def run_pipeline(storage_root: str, source: str, tmp_path: Path, *extra: str) ->
     options = small_run_options(source, tmp_path, "--storage", storage_root, *extra)
     assert main(options) == 0
     return {"options": options}
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def objects_under(client, uri: str) -> dict[str, bytes]:
-    """Every object below `uri`, by key relative to it, read with boto3."""
-    bucket, prefix = split_uri(uri)
-    found = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        for item in page.get("Contents", []):
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            found[item["Key"].removeprefix(prefix + "/")] = body
-    return found
 
 
 def last_run_uri(capsys) -> str:

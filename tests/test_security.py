@@ -1,0 +1,342 @@
+"""Security: tampered inputs never run code, credentials never reach any output, and the local
+servers started by `make s3` and `make server` listen on loopback only."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from flows.imdb_pipeline import main
+from tasks import evaluation
+from tasks.errors import PipelineError
+from tests.conftest import assert_nothing_published, objects_under, run_error_line, small_run_options
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 30+ s on 2 cores
+LISTEN = "0A"  # the TCP state code /proc/net/tcp* use for a listening socket
+
+
+# --- code hidden in inputs ------------------------------------------------------------------------
+
+def _payloads(marker: Path) -> dict[str, tuple]:
+    """Pickle reductions that create `marker` when unpickled, by different globals."""
+    return {
+        "os-system": (os.system, (f"touch {marker}",)),
+        "builtins-exec": (builtins.exec, (f"open({str(marker)!r}, 'w').close()",)),
+    }
+
+
+def write_malicious_npz(path: Path, marker: Path, payload: str) -> Path:
+    reduction = _payloads(marker)[payload]
+
+    class Exploit:
+        def __reduce__(self):
+            return reduction
+
+    reviews = np.empty(2, dtype=object)
+    reviews[:] = [Exploit(), [4, 5]]
+    labels = np.array([0, 1])
+    np.savez(path, x_train=reviews, y_train=labels, x_test=reviews, y_test=labels)
+    return path
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("payload", ["os-system", "builtins-exec"])
+def test_a_malicious_npz_fails_the_run_without_running_its_code(payload, prefect_harness, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    path = write_malicious_npz(tmp_path / "evil.npz", marker, payload)
+    assert main(small_run_options(str(path), tmp_path)) == 1
+    line = run_error_line(capsys.readouterr())
+    assert str(path) in line and "refusing to unpickle" in line
+    assert not marker.exists()
+    assert_nothing_published(tmp_path / "store")
+
+    np.load(path, allow_pickle=True)["x_train"]  # the same file, loaded the unsafe way, does run the code
+    assert marker.exists()
+
+
+def save_model_with_lambda(path: Path, marker: Path) -> Path:
+    """A model whose Lambda layer, when run, creates `marker`; saved as .keras with the lambda's bytecode."""
+    ids = keras.Input((5,), dtype="int32")
+    touched = keras.layers.Lambda(lambda t, path: __import__("pathlib").Path(path).touch() or t,
+                                  arguments={"path": str(marker)})(ids)
+    model = keras.Model(ids, keras.layers.Dense(1)(keras.ops.cast(touched, "float32")))
+    model.save(path)
+    marker.unlink()  # building the model ran the lambda once; only loading counts below
+    return path
+
+
+def test_a_model_with_a_python_lambda_is_refused_without_running_it(tmp_path):
+    marker = tmp_path / "pwned"
+    path = save_model_with_lambda(tmp_path / "model.keras", marker)
+    for uri in (str(path), f"file://{path}"):
+        with pytest.raises(PipelineError) as caught:
+            evaluation.load_model(uri)
+        message = str(caught.value)
+        assert message.startswith(f"{uri}: ") and "Lambda" in message and "\n" not in message
+        assert not marker.exists()
+
+    keras.models.load_model(path, safe_mode=False)  # unsafe loading does run it: the file is live
+    assert marker.exists()
+
+
+# --- credentials ----------------------------------------------------------------------------------
+
+def _files_containing(folder: Path, needle: bytes) -> list[str]:
+    return [str(path) for path in Path(folder).rglob("*") if path.is_file() and needle in path.read_bytes()]
+
+
+def _all_logs(client, log_filter) -> list:
+    logs, page = [], None
+    while page is None or len(page) == 200:
+        page = client.read_logs(log_filter, limit=200, offset=len(logs))
+        logs += page
+    return logs
+
+
+def _flow_run_records(flow_run_id) -> dict[str, str]:
+    """What the Prefect API keeps about one flow run, as JSON text per kind, once its logs are in."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId,
+    )
+
+    with get_client(sync_client=True) as client:
+        deadline, logs = time.monotonic() + 30, []
+        while time.monotonic() < deadline:  # logs reach the API in batches, a moment after the run ends
+            logs = _all_logs(client, LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            if any(log.task_run_id is None and log.message.startswith("Finished in state") for log in logs):
+                break
+            time.sleep(1)
+        flow_run = client.read_flow_run(flow_run_id)
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        blocks = client.read_block_documents(include_secrets=True)
+    assert any("stage 8/8" in log.message for log in logs), "the run's logs never reached the API"
+    return {
+        "parameters": json.dumps(flow_run.parameters, default=str),
+        "flow run": flow_run.model_dump_json(),
+        "task runs": json.dumps([run.model_dump(mode="json") for run in task_runs]),
+        "logs": json.dumps([log.model_dump(mode="json") for log in logs]),
+        "artifacts": json.dumps([artifact.model_dump(mode="json") for artifact in artifacts]),
+        "blocks": json.dumps([block.model_dump(mode="json") for block in blocks]),
+    }
+
+
+def _without_presigned_credential(text: str) -> str:
+    """`text` minus the key id query parameter of presigned URLs (SigV4 or V2), which carry it by design."""
+    return re.sub(r"(X-Amz-Credential|AWSAccessKeyId)=[^&\s\"')]*", "", text)
+
+
+@pytest.mark.e2e
+def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s3_prefix, imdb_npz, tmp_path, capfd):
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    secret, key_id = s3_server.secret_key, s3_server.access_key
+    bucket, _, prefix = s3_prefix.removeprefix("s3://").partition("/")
+    s3_server.client().put_object(Bucket=bucket, Key=f"{prefix}/mirror/imdb.npz", Body=imdb_npz.read_bytes())
+    options = small_run_options(f"{s3_prefix}/mirror/imdb.npz", tmp_path, "--storage", s3_prefix,
+                                "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    output = capfd.readouterr()
+    assert f"run: {s3_prefix}/runs/" in output.out
+    for name, text in (("stdout", output.out), ("stderr", output.err)):
+        assert secret not in text and key_id not in text, f"{name} shows a credential"
+
+    objects = objects_under(s3_server.client(), s3_prefix)
+    assert any(key.endswith("/manifest.json") for key in objects) and any(key.startswith("cache/") for key in objects)
+    assert not [key for key, body in objects.items() if secret.encode() in body or key_id.encode() in body]
+    assert not _files_containing(tmp_path, secret.encode()) and not _files_containing(tmp_path, key_id.encode())
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    records = _flow_run_records(flow_run.id)
+    assert json.loads(records["parameters"])["config"]["storage"]["root"] == s3_prefix
+    cache_blocks = [block for block in json.loads(records["blocks"])
+                    if str(block["data"].get("basepath", "")).startswith(s3_prefix)]
+    assert cache_blocks, "the flow saved no RemoteFileSystem block for its S3 cache"
+    for name, text in records.items():
+        assert secret not in text, f"the flow run's {name} hold the secret key"
+        assert key_id not in _without_presigned_credential(text), f"the flow run's {name} hold the access key id"
+
+    # Everything the Prefect server and this process's Prefect home wrote to disk, events included.
+    database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1]).parent
+    assert list(database.glob("*.db"))
+    for folder in (database, Path(os.environ["PREFECT_HOME"])):
+        assert not _files_containing(folder, secret.encode()), f"{folder} holds the secret key"
+
+
+# --- local servers bind to loopback ---------------------------------------------------------------
+
+def _start_time(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except OSError:
+        return None
+
+
+def process_tree(root: int) -> dict[int, str]:
+    """`root` and all its descendants, each with its start time (so a reused pid is never mistaken)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    tree, pending = {}, [root]
+    while pending:
+        pid = pending.pop()
+        if (started := _start_time(pid)) is not None:
+            tree[pid] = started
+            pending.extend(children.get(pid, []))
+    return tree
+
+
+def _address(field: str) -> tuple[str, int]:
+    """An address of /proc/net/tcp*: hex words in host byte order, then the port."""
+    import ipaddress
+
+    host, port = field.split(":")
+    raw = bytes.fromhex(host)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
+def listening_addresses(pids) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state held open by one of `pids`."""
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # the process has ended
+            continue
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            except OSError:  # closed since the listing
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN and fields[9] in inodes:
+                found.add(_address(fields[1]))
+    return found
+
+
+def start_make_target(arguments: list[str], log: Path) -> subprocess.Popen:
+    """`make -s <arguments>` from the repo root, in its own session, its output in `log`."""
+    environment = {**os.environ, "PREFECT_API_URL": ""}
+    with log.open("wb") as output:
+        # -o: never rebuild .venv here (no network); the target's own command is what is under test.
+        return subprocess.Popen(["make", "-s", "-o", ".venv/.installed", *arguments], cwd=REPO_ROOT,
+                                env=environment, stdout=output, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def settled_listeners(process: subprocess.Popen, ready, log: Path) -> set[tuple[str, int]]:
+    """Waits until `ready()`, then returns the listening sockets of the process tree once two reads
+    a second apart agree (so listeners opened a little later are counted too)."""
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while not ready():
+        assert process.poll() is None, f"make exited early: {log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"not ready after {SERVER_START_SECONDS} s: {log.read_text()[-3000:]}"
+        time.sleep(0.5)
+    previous: set[tuple[str, int]] = set()
+    for _ in range(20):
+        current = listening_addresses(process_tree(process.pid))
+        if current == previous:
+            break
+        previous = current
+        time.sleep(1)
+    return previous
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """SIGTERM to make's process group (the servers shut down their own children), then SIGKILL to
+    whatever of the tree is still running."""
+    tree = process_tree(process.pid)
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_start_time(pid) == started for pid, started in tree.items()):
+        time.sleep(0.2)
+    for pid, started in tree.items():
+        if _start_time(pid) == started:
+            os.kill(pid, signal.SIGKILL)
+
+
+def _http_ok(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_the_listener_check_tells_wildcard_from_loopback_binds():
+    bound = [("0.0.0.0", socket.AF_INET), ("::", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)]
+    sockets = [socket.socket(family) for _, family in bound]
+    try:
+        for sock, (address, _) in zip(sockets, bound):
+            sock.bind((address, 0))
+            sock.listen()
+        expected = {(address, sock.getsockname()[1]) for sock, (address, _) in zip(sockets, bound)}
+        assert expected <= listening_addresses([os.getpid()])
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.mark.e2e
+def test_make_s3_and_make_server_listen_on_loopback_only(tmp_path):
+    from infra.local_s3 import free_port
+
+    s3_port, server_port = free_port(), free_port()
+    # target -> (make arguments, its main port, readiness check); both start at once to share the wait
+    targets = {
+        "s3": (["s3", f"S3_PORT={s3_port}", f"S3_DATA_DIR={tmp_path / 's3data'}"], s3_port,
+               lambda: b"S3 endpoint" in (tmp_path / "make-s3.log").read_bytes()),
+        "server": (["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={tmp_path / 'prefect-home'}"],
+                   server_port, lambda: _http_ok(f"http://127.0.0.1:{server_port}/api/health")),
+    }
+    started: dict[str, subprocess.Popen] = {}
+    try:
+        for name, (arguments, _, _) in targets.items():
+            started[name] = start_make_target(arguments, tmp_path / f"make-{name}.log")
+        for name, (_, port, ready) in targets.items():
+            listeners = settled_listeners(started[name], ready, tmp_path / f"make-{name}.log")
+            assert ("127.0.0.1", port) in listeners, f"make {name}: {listeners}"
+            assert {address for address, _ in listeners} == {"127.0.0.1"}, f"make {name}: {listeners}"
+    finally:
+        for process in started.values():
+            stop_tree(process)
