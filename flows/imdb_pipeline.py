@@ -17,6 +17,7 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, tags
 from prefect.context import refresh_global_settings_context
+from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from tasks.cli import build_parser, config_from_args, describe_validation_error
@@ -25,6 +26,7 @@ from tasks.errors import PipelineError
 from tasks.prefect_tasks import (
     cache_options,
     check_storage,
+    collect,
     configure_run_logging,
     describe_run,
     emit_failure_event,
@@ -42,17 +44,21 @@ from tasks.prefect_tasks import (
     split,
     train,
 )
-from tasks.reporting import format_table, format_time_split, package_versions, summary_rows
+from tasks.reporting import format_table, format_time_split, package_versions, summary_rows, variant_result
 from tasks.storage import new_run_id
+from tasks.training import derive_seed, pick_published
 from tasks.verify import add_endpoint_option, apply_endpoint_option
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A cold ephemeral Prefect server needs 20-30 s on 2 cores; Prefect's default wait is 20 s.
 EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "180"
 STAGES = 8
+# Seeds of a variant train side by side, one process per core (each trains single-threaded best).
+PARALLEL_TRAININGS = os.cpu_count() or 1
 
 
-@flow(name="imdb-rnn-pipeline", flow_run_name=run_name, on_failure=[emit_failure_event])
+@flow(name="imdb-rnn-pipeline", flow_run_name=run_name, on_failure=[emit_failure_event],
+      task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS))
 def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
@@ -70,16 +76,19 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     dataset = pad_and_store.with_options(**cached)(splits, source, config.data, config.seed, config.storage)
     del splits  # the padded Parquet files are the data from here on
     train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
+    seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
 
     variants, histories = {}, {}
     for variant in config.model.variants:
-        logger.info("stage 4/%d: train %s", STAGES, variant)
-        trained = train_cached(variant, dataset, config.model, config.training, config.seed, config.storage)
+        logger.info("stage 4/%d: train %s (seeds %s)", STAGES, variant, ", ".join(map(str, seeds)))
+        seed_runs = _train_seeds(train_cached, variant, dataset, config, seeds)
         logger.info("stage 5/%d: evaluate %s on the test set", STAGES, variant)
-        test_metrics = evaluate(trained, dataset, run_dir)
+        seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
+        published = pick_published(seed_runs)  # by val_loss, never by test metrics
+        collect(published, seed_metrics[seed_runs.index(published)], run_dir)
         logger.info("stage 6/%d: plot %s", STAGES, variant)
-        histories[variant] = plot_variant(trained, run_dir)
-        variants[variant] = {**trained.model_dump(exclude={"model_path", "history_path"}), "test": test_metrics}
+        histories[variant] = plot_variant(published, run_dir)
+        variants[variant] = variant_result(published, seed_runs, seed_metrics)
     plot_comparison(histories, run_dir)
 
     logger.info("stage 7/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
@@ -101,6 +110,15 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     logger.info("test metrics:\n%s", format_table(summary_rows(variants)))
     return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],
             "variants": variants, "champion": decision.model_dump()}
+
+
+def _train_seeds(train_task, variant: str, dataset, config: PipelineConfig, seeds: list[int]) -> list:
+    """One seed trains in this process; several train side by side, each in its own process."""
+    arguments = (variant, dataset, config.model, config.training)
+    if len(seeds) == 1:
+        return [train_task(*arguments, seeds[0], config.storage)]
+    futures = [train_task.submit(*arguments, seed, config.storage, in_child_process=True) for seed in seeds]
+    return [future.result() for future in futures]
 
 
 def use_project_prefect_home() -> None:

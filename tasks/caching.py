@@ -47,7 +47,8 @@ def store_key(metadata: dict, storage_root: str) -> str:
 def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int) -> str:
     """Data set + variant config + recipe + seed + code version: all that decides the weights.
 
-    Which other variants run beside it, and how long training may take, do not count."""
-    recipe = training.model_dump(exclude={"timeout_seconds"})
+    Which other variants and seeds run beside it, how long training may take, and the preset's
+    name (its values count) do not."""
+    recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
     layers = model.model_dump(exclude={"variants"})
     return "train-" + _digest(dataset_key, variant, layers, recipe, seed, code_version(TRAINING_CODE))

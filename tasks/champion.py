@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from tasks import publishing, storage
-from tasks.config import ChampionConfig
+from tasks.config import STALL_MARGIN, ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ CHAMPION_NAME = "champion.json"
 DECISIONS_FOLDER = "champion-decisions"
 # Each lost race means another run promoted in between; a few rounds settle any realistic overlap.
 PROMOTE_ATTEMPTS = 5
-# A variant whose test accuracy is within this of the majority-class rate learned nothing useful.
-STALL_MARGIN = 0.02
 LOWER_IS_BETTER = frozenset({"loss"})
 
 
@@ -45,8 +43,10 @@ class Decision(BaseModel):
     champion_version: str | None = None  # the champion.json version judged; promotion is conditional on it
 
 
-def is_stalled(test_metrics: dict) -> bool:
-    return test_metrics["accuracy"] <= test_metrics["majority_rate"] + STALL_MARGIN
+def is_stalled(result: dict) -> bool:
+    """Stalled in training (val accuracy at chance in every attempt), or at chance on the test set."""
+    test = result["test"]
+    return bool(result.get("stalled")) or test["accuracy"] <= test["majority_rate"] + STALL_MARGIN
 
 
 def _better(metric: str, value: float, other: float) -> bool:
@@ -56,7 +56,7 @@ def _better(metric: str, value: float, other: float) -> bool:
 def pick_candidate(variants: dict[str, dict], metric: str) -> str | None:
     """The run's best variant by `metric` among those that did not stall, or None."""
     healthy = [name for name, result in variants.items()
-               if not is_stalled(result["test"]) and result["test"].get(metric) is not None]
+               if not is_stalled(result) and result["test"].get(metric) is not None]
     best = None
     for name in healthy:
         if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):

@@ -6,12 +6,17 @@ modules, which run and test without any Prefect context.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
+import multiprocessing
 import re
 import shutil
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -33,7 +38,7 @@ from tasks import caching, champion, data, evaluation, features, plots, publishi
 from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
 from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable, StorageError
 from tasks.sources import SourceInfo, resolve_source
-from tasks.training import TrainedVariant, train_variant
+from tasks.training import TrainedVariant
 
 LIBRARY_LOGGER = "tasks"  # the plain modules log under tasks.*; Prefect shows these in run logs
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")  # where Prefect reports a failed run
@@ -44,6 +49,7 @@ DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
 FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
+CHILD_PROGRESS_POLL_SECONDS = 1.0  # how often epochs of a seed trained in a child process reach the UI
 
 
 class _ExpectedErrorsWithoutTraceback(logging.Filter):
@@ -176,7 +182,7 @@ def _progress_updater(artifact_id, variant: str, max_epochs: int) -> Callable[[d
     return update
 
 
-@task(name="train", task_run_name="train-{variant}", cache_key_fn=_training_cache_key)
+@task(name="train", task_run_name="train-{variant}-seed-{seed}", cache_key_fn=_training_cache_key)
 def train(
     variant: str,
     dataset: features.DatasetInfo,
@@ -184,29 +190,64 @@ def train(
     training_config: TrainingConfig,
     seed: int,
     storage_config: StorageConfig,
+    in_child_process: bool = False,
 ) -> TrainedVariant:
-    """Trains one variant and keeps the result in storage; its progress artifact moves every epoch."""
+    """Trains one variant and seed (restarting it while it stalls) and keeps the result in storage;
+    its progress artifact moves every epoch.
+
+    `in_child_process` trains in a fresh process: seeds trained side by side then neither share
+    TensorFlow's global random state nor wait for each other's Python.
+    """
     key = caching.training_key(dataset.key, variant, model_config, training_config, seed)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
-    progress = create_progress_artifact(0.0, key=artifact_key("training", variant),
-                                        description=f"{variant}: training started")
-    updater = _progress_updater(progress, variant, training_config.max_epochs)
+    key_parts = ("training", variant, f"seed-{seed}") if in_child_process else ("training", variant)
+    progress = create_progress_artifact(0.0, key=artifact_key(*key_parts),
+                                        description=f"{variant} seed {seed}: training started")
+    updater = _progress_updater(progress, f"{variant} seed {seed}", training_config.max_epochs)
+    arguments = (variant, dataset, model_config, training_config, seed, scratch)
     try:
-        trained = train_variant(variant, dataset, model_config, training_config, seed, scratch, on_epoch=updater)
+        trained = (_train_in_child_process(arguments, scratch, updater) if in_child_process
+                   else training.train_with_restarts(*arguments, on_epoch=updater))
         stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    update_progress_artifact(progress, 100.0, description=f"{variant}: done after {trained.epochs_run} epochs "
-                             f"(best val_loss at epoch {trained.best_epoch})")
+    stalled = f", STALLED in all {len(trained.attempts)} attempts" if trained.stalled else (
+        f" after {len(trained.attempts) - 1} stall restart(s)" if len(trained.attempts) > 1 else "")
+    update_progress_artifact(progress, 100.0, description=f"{variant} seed {seed}: done after {trained.epochs_run} "
+                             f"epochs (best val_loss at epoch {trained.best_epoch}){stalled}")
     return stored
 
 
-@task(name="evaluate", task_run_name="evaluate-{trained.variant}", cache_policy=NO_CACHE)
-def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo, run_dir: Path) -> dict:
-    """Copies the trained variant into the run folder and scores it on the test split there."""
+def _train_in_child_process(arguments: tuple, scratch: Path, updater: Callable[[dict], None]) -> TrainedVariant:
+    """`train_with_restarts` in a spawned process; its epochs reach `updater` through a file."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    progress_file, forwarded = scratch / "progress.jsonl", 0
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        future = pool.submit(training.train_with_restarts, *arguments,
+                             on_epoch=functools.partial(training.append_progress, str(progress_file)))
+        while True:
+            done = future.done()
+            lines = progress_file.read_text().splitlines() if progress_file.exists() else []
+            for line in lines[forwarded:]:
+                updater(json.loads(line))
+            forwarded = len(lines)
+            if done:
+                return future.result()
+            time.sleep(CHILD_PROGRESS_POLL_SECONDS)
+
+
+@task(name="evaluate", task_run_name="evaluate-{trained.variant}-seed-{trained.seed}", cache_policy=NO_CACHE)
+def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo) -> dict:
+    """Test-set metrics of one trained seed."""
+    return evaluation.evaluate_model(trained.model_path, dataset.split_uris["test"])
+
+
+@task(name="collect", task_run_name="collect-{trained.variant}", cache_policy=NO_CACHE)
+def collect(trained: TrainedVariant, test_metrics: dict, run_dir: Path) -> None:
+    """The published seed's model, history and test metrics, into the run folder."""
     folder = training.collect_trained(trained, run_dir / trained.variant)
-    return evaluation.evaluate_to_file(str(folder / "model.keras"), dataset.split_uris["test"], folder / "metrics.json")
+    (folder / "metrics.json").write_text(json.dumps(test_metrics, indent=2) + "\n")
 
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)

@@ -7,8 +7,18 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
+from tasks.config import STALL_MARGIN
+
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
-SUMMARY_COLUMNS = ("variant", "params", "epochs", "best", "test_loss", "test_acc", "roc_auc")
+SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "stalled", "test_loss", "test_acc", "roc_auc",
+                   "acc_over_seeds")
+SEED_METRICS = ("accuracy", "loss", "roc_auc")
+VARIANT_DESCRIPTIONS = {
+    "onehot": "SimpleRNN over one-hot word ids, then a sigmoid unit",
+    "embedding": "Embedding, SimpleRNN, then a sigmoid unit",
+}
 
 
 def package_versions() -> dict[str, str]:
@@ -22,22 +32,56 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def variant_result(published, seed_runs: list, seed_metrics: list[dict]) -> dict:
+    """A variant's summary: the published seed's training record and test metrics, every seed's
+    outcome, and mean ± std of test metrics over seeds."""
+    seeds = [{"seed": trained.seed if not trained.attempts else trained.attempts[0]["seed"],
+              "published_seed": trained.seed, "attempts": trained.attempts, "stalled": trained.stalled,
+              "epochs_run": trained.epochs_run, "best_val_loss": trained.best_val_loss,
+              "test": {key: metrics[key] for key in SEED_METRICS}}
+             for trained, metrics in zip(seed_runs, seed_metrics)]
+    return {**published.model_dump(exclude={"model_path", "history_path"}),
+            "test": seed_metrics[seed_runs.index(published)], "seeds": seeds, "across_seeds": across_seeds(seeds)}
+
+
+def across_seeds(seeds: list[dict]) -> dict[str, dict]:
+    """Mean, std (population) and count of each test metric over seeds (metrics some seed lacks: none)."""
+    summary = {}
+    for key in SEED_METRICS:
+        values = [seed["test"][key] for seed in seeds if seed["test"][key] is not None]
+        if len(values) == len(seeds):
+            summary[key] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "count": len(values)}
+    return summary
+
+
+def stall_label(result: dict) -> str:
+    attempts = result.get("attempts") or [{}]
+    if result.get("stalled"):
+        return f"YES ({len(attempts)} attempts)"
+    restarts = len(attempts) - 1
+    return f"no ({restarts} restart{'s' if restarts > 1 else ''})" if restarts else "no"
+
+
 def summary_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
-    """One row per variant: parameters, epochs run, best epoch and test metrics."""
+    """One row per variant: parameters, published seed, epochs, stall, test metrics, spread over seeds."""
     rows = []
     for name, result in variants.items():
         test = result["test"]
         auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
-        rows.append((name, f"{result['parameters']:,}", str(result["epochs_run"]), str(result["best_epoch"]),
-                     f"{test['loss']:.4f}", f"{test['accuracy']:.4f}", auc))
+        spread = result.get("across_seeds", {}).get("accuracy")
+        over_seeds = f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
+        rows.append((name, f"{result['parameters']:,}", str(result.get("seed", "")), str(result["epochs_run"]),
+                     str(result["best_epoch"]), stall_label(result), f"{test['loss']:.4f}", f"{test['accuracy']:.4f}",
+                     auc, over_seeds))
     return rows
 
 
 def metrics_records(variants: dict[str, dict]) -> list[dict]:
     """One flat record per variant (for table artifacts and dashboards)."""
     return [
-        {"variant": name, "parameters": result["parameters"], "epochs": result["epochs_run"],
-         "best_epoch": result["best_epoch"], **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")}}
+        {"variant": name, "parameters": result["parameters"], "seed": result.get("seed"),
+         "epochs": result["epochs_run"], "best_epoch": result["best_epoch"], "stalled": result.get("stalled", False),
+         **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")}}
         for name, result in variants.items()
     ]
 
@@ -92,6 +136,9 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         _markdown_table(summary_rows(variants)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
         "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`" for name, result in variants.items()),
+        "## Seeds and stall restarts",
+        "\n".join(_spread_lines(variants)),
+        _markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
         f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
         f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
@@ -106,9 +153,91 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
     return "\n\n".join(blocks) + "\n"
 
 
+SEED_COLUMNS = ("variant", "seed", "attempts (seeds)", "stalled", "epochs", "best_val_loss", "test_acc", "published")
+
+
+def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
+    """Every seed of every variant with all its attempts: nothing a restart replaced is hidden."""
+    rows = []
+    for name, result in variants.items():
+        for seed in result.get("seeds", []):
+            attempts = ", ".join(f"{attempt['seed']}{' stalled' if attempt['stalled'] else ''}"
+                                 for attempt in seed["attempts"])
+            rows.append((name, str(seed["seed"]), attempts, "YES" if seed["stalled"] else "no", str(seed["epochs_run"]),
+                         f"{seed['best_val_loss']:.4f}", f"{seed['test']['accuracy']:.4f}",
+                         "yes" if seed["published_seed"] == result["seed"] else ""))
+    return rows
+
+
+def _spread_lines(variants: dict[str, dict]) -> list[str]:
+    lines = []
+    for name, result in variants.items():
+        parts = [f"{key} {value['mean']:.4f} ± {value['std']:.4f}" for key, value in result.get("across_seeds", {}).items()]
+        count = len(result.get("seeds", []))
+        lines.append(f"- {name} over {count} seed{'s' if count != 1 else ''}: " + (", ".join(parts) or "n/a"))
+    return lines
+
+
+def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
+                      decision: dict) -> str:
+    """model_card.md: what the published models are, what they were trained on, how well they do,
+    where they fail, and how to score with them."""
+    data, training = config["data"], config["training"]
+    offline = source.get("kind") == "offline"
+    blocks = [
+        f"# Model card: IMDB review sentiment, SimpleRNN (run {run_id})",
+        "## Models",
+        "\n".join(f"- `{name}/model.keras`: {VARIANT_DESCRIPTIONS.get(name, name)}, {result['parameters']:,} parameters; "
+                  f"input {data['maxlen']} word ids (int), output the probability that the review is positive"
+                  for name, result in variants.items()),
+        f"Trained with the `{training['recipe']}` recipe: RMSprop (learning rate {training['learning_rate']}), binary "
+        f"cross-entropy, batch {training['batch_size']}, up to {training['max_epochs']} epochs, early stopping on "
+        f"val_loss (patience {training['patience']}, from epoch {training['start_from_epoch']}), best val_loss "
+        f"weights kept; {training['seeds']} seed(s) per variant, the lowest val_loss published; up to "
+        f"{training['stall_restarts']} restart(s) with a derived seed when a variant stalls at chance.",
+        "## Data",
+        "\n".join([
+            f"- {source['description']}" + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
+            "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
+            f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews ({data['num_words']} "
+            "ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same out-of-vocabulary id",
+            f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
+            "shorter ones are zero-padded at the front)",
+        ]),
+        "## Intended use",
+        "A small, reproducible baseline for binary sentiment of English movie reviews: teaching, benchmarking "
+        "pipeline changes and comparing recurrent formulations. Not for decisions about people, other domains or "
+        "languages, or any use where a wrong label costs more than a wrong guess on a movie review: with a "
+        "500-word vocabulary and 100 tokens, accuracy is about 0.78, and sarcasm, negation far from the end of a "
+        "review and rare words are beyond it.",
+        "## Test metrics",
+        _markdown_table(summary_rows(variants)),
+        "\n".join(_spread_lines(variants)),
+        "## Stalls and restarts",
+        f"A variant is stalled when its best val accuracy is within {STALL_MARGIN} of always guessing the "
+        "majority class. Stalled models are never promoted.",
+        _markdown_table(seed_rows(variants), SEED_COLUMNS),
+        "## Champion",
+        f"{'Promoted' if decision['promote'] else 'Not promoted'}: {decision['reason']}.",
+        "## How to score",
+        "```python\n"
+        "import keras\n"
+        "model = keras.models.load_model(\"embedding/model.keras\", safe_mode=True)  # or tasks.evaluation.load_model(uri)\n"
+        "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
+        f"{data['maxlen']}) in this data set's id scheme\n"
+        "```\n"
+        f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset['uri']}` hold ready-made ids; "
+        "new text is encoded with `tasks/data.py` (" + ("the offline vocabulary ranked on the training reviews" if offline
+        else "`keras.datasets.imdb.get_word_index()` ranks + 3") + ") and padded with "
+        f"`keras.utils.pad_sequences(maxlen={data['maxlen']})`.",
+    ]
+    return "\n\n".join(blocks) + "\n"
+
+
 def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
                     variants: dict[str, dict], decision: dict) -> None:
-    """The run-level `metrics.json` (every variant's test metrics) and `report.md`."""
+    """The run-level `metrics.json` (every variant's test metrics), `report.md` and `model_card.md`."""
     metrics = {name: result["test"] for name, result in variants.items()}
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants, decision))
+    (run_dir / "model_card.md").write_text(render_model_card(run_id, config, source, dataset, variants, decision))

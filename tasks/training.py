@@ -4,8 +4,10 @@ on val_loss with the best weights restored, and a checkpoint of the best val_los
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from tasks import storage
-from tasks.config import ModelConfig, TrainingConfig
+from tasks.config import STALL_MARGIN, ModelConfig, TrainingConfig
 from tasks.features import DatasetInfo, read_split
 from tasks.models import build_training_model, to_published
 
@@ -40,6 +42,12 @@ class TrainedVariant(BaseModel):
     stopped_early: bool
     train_seconds: float
     trained_at: float  # Unix time training ended: tells a cached result from one trained now
+    seed: int = 0  # the seed of the attempt whose model this is
+    best_val_loss: float = 0.0  # what picks the published seed (never a test metric)
+    best_val_accuracy: float = 0.0
+    val_majority_rate: float = 0.5  # always guessing the val split's majority class scores this
+    stalled: bool = False  # best_val_accuracy within STALL_MARGIN of val_majority_rate
+    attempts: list[dict] = []  # every attempt (seed, epochs, best val accuracy, stalled), in order
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -67,6 +75,24 @@ class EpochProgress(keras.callbacks.Callback):
         )
         if self.on_epoch:
             self.on_epoch(record)
+
+
+def derive_seed(seed: int, *indices: int) -> int:
+    """A child seed for seed number / restart `indices`; all-zero indices give `seed` itself, so a
+    single first attempt trains exactly as the run's seed says. Deterministic, below 2**32."""
+    if not any(indices):
+        return seed
+    digest = hashlib.sha256(json.dumps([seed, *indices]).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def majority_rate(labels: np.ndarray) -> float:
+    positive = float(np.mean(labels)) if len(labels) else 0.0
+    return max(positive, 1.0 - positive)
+
+
+def is_stalled(best_val_accuracy: float, val_majority_rate: float) -> bool:
+    return best_val_accuracy <= val_majority_rate + STALL_MARGIN
 
 
 def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
@@ -126,7 +152,8 @@ def train_variant(
     best_weights = variant_dir / "best.weights.h5"
     progress = EpochProgress(variant, training_config.max_epochs, on_epoch)
     stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=training_config.patience, restore_best_weights=True
+        monitor="val_loss", patience=training_config.patience, restore_best_weights=True,
+        start_from_epoch=training_config.start_from_epoch, min_delta=training_config.min_delta,
     )
     checkpoint = keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
                                                  save_weights_only=True)
@@ -139,10 +166,16 @@ def train_variant(
     to_published(variant, model, num_words, maxlen, model_config).save(model_path)
     best_weights.unlink()
     best_epoch = min(progress.epochs, key=lambda record: record["val_loss"])["epoch"]
-    history = {"variant": variant, "best_epoch": best_epoch, "epochs": progress.epochs}
+    best_val_accuracy = max(record["val_accuracy"] for record in progress.epochs)
+    val_majority = majority_rate(y_val)
+    stalled = is_stalled(best_val_accuracy, val_majority)
+    history = {"variant": variant, "seed": seed, "best_epoch": best_epoch, "stalled": stalled,
+               "val_majority_rate": val_majority, "epochs": progress.epochs}
     history_path = variant_dir / "history.json"
     history_path.write_text(json.dumps(history, indent=2) + "\n")
-    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d", variant, len(progress.epochs), train_seconds, best_epoch)
+    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f)%s",
+             variant, len(progress.epochs), train_seconds, best_epoch, best_val_accuracy, val_majority,
+             ": STALLED" if stalled else "")
     return TrainedVariant(
         variant=variant,
         model_path=str(model_path),
@@ -153,7 +186,78 @@ def train_variant(
         stopped_early=stopping.stopped_epoch > 0,
         train_seconds=round(train_seconds, 2),
         trained_at=time.time(),
+        seed=seed,
+        best_val_loss=min(record["val_loss"] for record in progress.epochs),
+        best_val_accuracy=best_val_accuracy,
+        val_majority_rate=val_majority,
+        stalled=stalled,
     )
+
+
+def pick_published(seed_runs: list[TrainedVariant]) -> TrainedVariant:
+    """The seed to publish: the lowest best val_loss among those that did not stall (among all
+    when every seed stalled). Test metrics never choose."""
+    healthy = [trained for trained in seed_runs if not trained.stalled] or seed_runs
+    return min(healthy, key=lambda trained: trained.best_val_loss)
+
+
+def append_progress(path: str, record: dict) -> None:
+    """An `on_epoch` that works across processes: one JSON line per epoch, appended to `path`."""
+    with open(path, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def _attempt_summary(trained: TrainedVariant) -> dict:
+    return {"seed": trained.seed, "epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch,
+            "best_val_loss": trained.best_val_loss, "best_val_accuracy": trained.best_val_accuracy,
+            "stalled": trained.stalled,
+            "train_seconds": trained.train_seconds}
+
+
+def train_with_restarts(
+    variant: str,
+    dataset: DatasetInfo,
+    model_config: ModelConfig,
+    training_config: TrainingConfig,
+    seed: int,
+    out_dir: Path,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainedVariant:
+    """`train_variant`, retrained with a derived seed while it stalls, at most
+    `training_config.stall_restarts` times.
+
+    Returns the first attempt that did not stall (or, when all stalled, the one with the lowest
+    val_loss, still marked stalled), with every attempt listed; its history.json keeps every
+    attempt's epochs. Writes `<out_dir>/<variant>/model.keras` and `history.json`.
+    """
+    attempts, histories = [], []
+    for attempt in range(training_config.stall_restarts + 1):
+        attempt_seed = derive_seed(seed, 0, attempt)
+        trained = train_variant(variant, dataset, model_config, training_config, attempt_seed,
+                                Path(out_dir) / f"attempt-{attempt}", on_epoch)
+        attempts.append(trained)
+        histories.append(json.loads(Path(trained.history_path).read_text()))
+        if not trained.stalled:
+            break
+        if attempt < training_config.stall_restarts:
+            log.warning("%s stalled at chance (best val accuracy %.4f, majority %.4f): restart %d/%d with seed %d",
+                        variant, trained.best_val_accuracy, trained.val_majority_rate, attempt + 1,
+                        training_config.stall_restarts, derive_seed(seed, 0, attempt + 1))
+    chosen = attempts[-1] if not attempts[-1].stalled else min(attempts, key=lambda trained: trained.best_val_loss)
+    if chosen.stalled:
+        log.warning("%s stalled in all %d attempts: it is published marked stalled and never promoted",
+                    variant, len(attempts))
+    variant_dir = Path(out_dir) / variant
+    variant_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(chosen.model_path, variant_dir / "model.keras")
+    history = {**histories[attempts.index(chosen)], "attempts": [
+        {**_attempt_summary(trained), "epochs": record["epochs"]} for trained, record in zip(attempts, histories)]}
+    (variant_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    return chosen.model_copy(update={
+        "model_path": str(variant_dir / "model.keras"), "history_path": str(variant_dir / "history.json"),
+        "train_seconds": round(sum(trained.train_seconds for trained in attempts), 2),
+        "attempts": [_attempt_summary(trained) for trained in attempts],
+    })
 
 
 def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:

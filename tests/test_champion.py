@@ -28,8 +28,8 @@ def test_candidate_is_the_best_variant_that_did_not_stall():
     assert champion.pick_candidate(variants, "accuracy") == "onehot"
     assert champion.pick_candidate(variants, "loss") == "embedding"  # lower is better
     assert champion.pick_candidate({"stuck": result(0.515)}, "accuracy") is None
-    assert champion.is_stalled(result(0.62, majority=0.61)["test"])
-    assert not champion.is_stalled(result(0.53, majority=0.5)["test"])
+    assert champion.is_stalled(result(0.62, majority=0.61))
+    assert not champion.is_stalled(result(0.53, majority=0.5))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from flows.imdb_pipeline import main
 from tasks.cli import OPTIONS, build_parser, config_from_args, describe_validation_error
-from tasks.config import PipelineConfig
+from tasks.config import RECIPES, PipelineConfig, TrainingConfig
 
 
 def parse(*argv: str) -> PipelineConfig:
@@ -26,8 +26,18 @@ def test_defaults_are_the_reference_recipe():
     assert (config.model.rnn_units, config.model.embedding_dim) == (8, 16)
     training = config.training
     assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
+    assert (training.recipe, training.start_from_epoch, training.min_delta) == ("reference", 0, 0.0)
+    assert (training.seeds, training.stall_restarts) == (1, 2)
     assert config.seed == 42
     assert config.refresh is False and config.training.timeout_seconds == 4 * 3600
+
+
+def test_a_recipe_preset_fills_what_is_not_given_explicitly():
+    robust = parse("--recipe", "robust").training
+    assert {key: getattr(robust, key) for key in RECIPES["robust"]} == RECIPES["robust"]
+    assert parse("--recipe", "robust", "--patience", "7").training.patience == 7  # explicit wins
+    assert parse("--recipe", "reference").training == parse().training == TrainingConfig()
+    assert PipelineConfig.model_validate(parse("--recipe", "robust").model_dump()) == parse("--recipe", "robust")
 
 
 def test_every_option_reaches_its_config_field():
@@ -37,7 +47,8 @@ def test_every_option_reaches_its_config_field():
         "--learning-rate", "0.001", "--patience", "1", "--val-fraction", "0.1", "--rnn-units", "4",
         "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
         "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
-        "--training-timeout", "60", "--refresh",
+        "--training-timeout", "60", "--refresh", "--recipe", "robust", "--start-from-epoch", "2",
+        "--min-delta", "0.001", "--seeds", "3", "--stall-restarts", "1",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
@@ -45,7 +56,8 @@ def test_every_option_reaches_its_config_field():
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {
-        "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1, "timeout_seconds": 60,
+        "recipe": "robust", "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1,
+        "start_from_epoch": 2, "min_delta": 0.001, "timeout_seconds": 60, "seeds": 3, "stall_restarts": 1,
     }
     assert config.refresh is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 
 VARIANT_FILES = ["accuracy.png", "history.json", "loss.png", "metrics.json", "model.keras"]
 RUN_FILES = sorted(
-    ["comparison.png", "manifest.json", "metrics.json", "report.md"]
+    ["comparison.png", "manifest.json", "metrics.json", "model_card.md", "report.md"]
     + [f"{variant}/{name}" for variant in ("embedding", "onehot") for name in VARIANT_FILES]
 )
 
@@ -58,8 +58,37 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
         history = json.loads((run_dir / variant / "history.json").read_text())
         assert len(history["epochs"]) == 3
     report = (run_dir / "report.md").read_text()
-    assert "| onehot | 481 | 3 |" in report and "| embedding | 1,009 | 3 |" in report
+    assert "| onehot | 481 | 3 | 3 |" in report and "| embedding | 1,009 | 3 | 3 |" in report  # params, seed, epochs
     assert manifest["dataset_key"] in report and "![comparison](comparison.png)" in report
+    card = (run_dir / "model_card.md").read_text()
+    for words in ("## Intended use", "## Test metrics", "## Stalls and restarts", "## How to score",
+                  "the last 20 tokens", "47 most frequent words", "safe_mode=True"):
+        assert words in card
+
+
+def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(prefect_harness, imdb_npz, tmp_path, capsys):
+    from tasks.training import derive_seed
+
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2", "--seeds", "2")
+    assert main(options) == 0
+    out = capsys.readouterr().out
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    result = json.loads((run_dir / "manifest.json").read_text())
+    history = json.loads((run_dir / "embedding" / "history.json").read_text())
+    assert stage_states(("train-embedding-seed-3", f"train-embedding-seed-{derive_seed(3, 1)}")) == {
+        "train-embedding-seed-3": "Completed", f"train-embedding-seed-{derive_seed(3, 1)}": "Completed"}
+    card = (run_dir / "model_card.md").read_text()
+    seeds = [line for line in card.splitlines()
+             if line.startswith("| embedding | ") and line.split(" | ")[1].isdigit()]  # not the summary row
+    assert len(seeds) == 2  # both seeds, with their test accuracy, in the card (and the report)
+    best_val_losses = {int(line.split(" | ")[1]): float(line.split(" | ")[5]) for line in seeds}
+    published_seed = min(best_val_losses, key=best_val_losses.get)
+    assert history["seed"] == published_seed and result["config"]["training"]["seeds"] == 2
+    accuracies = [float(line.split(" | ")[6]) for line in seeds]
+    spread = card.split("- embedding over 2 seeds: accuracy ", 1)[1].split(",", 1)[0]
+    mean, std = (float(part) for part in spread.split(" ± "))
+    assert mean == pytest.approx(np.mean(accuracies), abs=1e-4) and std == pytest.approx(np.std(accuracies), abs=1e-4)
+    assert f"{spread} (2)" in out  # the summary table printed at the end shows it too
 
 
 def test_a_second_run_reuses_the_stored_data_set(prefect_harness, imdb_npz, tmp_path, capsys):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tasks import data, evaluation, features
+from tasks import data, evaluation, features, training
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.training import train_variant
 
@@ -47,13 +48,83 @@ def test_early_stopping_stops_after_patience(tiny_dataset, tmp_path):
     assert trained.epochs_run == trained.best_epoch + 1 < 30
 
 
-def test_training_is_seeded(tiny_dataset, tmp_path):
-    config = TrainingConfig(batch_size=16, max_epochs=1)
+def _weights(model_path: str) -> list[np.ndarray]:
+    return evaluation.load_model(model_path).get_weights()
+
+
+def test_the_same_config_and_seed_give_identical_weights_and_metrics(tiny_dataset, tmp_path):
+    """Reproducible on rerun in one process (the flow trains variants one after another)."""
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=3)
     runs = [train_variant("embedding", tiny_dataset, ModelConfig(), config, seed=5, out_dir=tmp_path / str(i))
             for i in range(2)]
+    other_seed = train_variant("embedding", tiny_dataset, ModelConfig(), config, seed=6, out_dir=tmp_path / "6")
     histories = [json.loads((tmp_path / str(i) / "embedding" / "history.json").read_text()) for i in range(2)]
-    assert histories[0]["epochs"][0]["loss"] == pytest.approx(histories[1]["epochs"][0]["loss"], rel=1e-5)
+    strip = [[{k: v for k, v in record.items() if k != "seconds"} for record in h["epochs"]] for h in histories]
+    assert strip[0] == strip[1]  # identical metrics, not merely close
+    for first, second in zip(_weights(runs[0].model_path), _weights(runs[1].model_path), strict=True):
+        np.testing.assert_array_equal(first, second)
+    assert not all(np.array_equal(a, b) for a, b in zip(_weights(runs[0].model_path), _weights(other_seed.model_path)))
     assert runs[0].parameters == runs[1].parameters == 1_009  # 50*16 + (16*8 + 8*8 + 8) + 9
+
+
+@pytest.fixture(scope="module")
+def one_class_val_dataset(imdb_npz, tmp_path_factory):
+    """Val reviews all positive: always guessing positive scores 1.0, so every model stalls."""
+    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    val = splits["val"]
+    splits["val"] = val.take(np.flatnonzero(val.labels == 1))
+    metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one-class", "source_sha256": "t"}
+    return features.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
+
+
+def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, stall_restarts=2)
+    trained = training.train_with_restarts("embedding", one_class_val_dataset, ModelConfig(), config, 11, tmp_path)
+    assert trained.stalled and trained.val_majority_rate == 1.0
+    seeds = [attempt["seed"] for attempt in trained.attempts]
+    assert seeds == [11, training.derive_seed(11, 0, 1), training.derive_seed(11, 0, 2)] and len(set(seeds)) == 3
+    assert all(attempt["stalled"] for attempt in trained.attempts)
+    history = json.loads(Path(trained.history_path).read_text())
+    assert [attempt["seed"] for attempt in history["attempts"]] == seeds  # every attempt kept
+    assert all(len(attempt["epochs"]) == 2 for attempt in history["attempts"])
+    assert trained.seed in seeds and Path(trained.model_path).is_file()
+
+
+def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tmp_path, monkeypatch):
+    verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
+    monkeypatch.setattr(training, "is_stalled", lambda accuracy, majority: next(verdicts))
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, stall_restarts=2)
+    trained = training.train_with_restarts("onehot", tiny_dataset, ModelConfig(), config, 3, tmp_path)
+    assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
+    assert not trained.stalled and trained.seed == training.derive_seed(3, 0, 1)
+    published = json.loads(Path(trained.history_path).read_text())
+    assert published["seed"] == trained.seed and len(published["attempts"]) == 2
+    for first, second in zip(_weights(trained.model_path),
+                             _weights(str(tmp_path / "attempt-1" / "onehot" / "model.keras")), strict=True):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_no_restart_when_restarts_are_off(one_class_val_dataset, tmp_path):
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=1, stall_restarts=0)
+    trained = training.train_with_restarts("embedding", one_class_val_dataset, ModelConfig(), config, 4, tmp_path)
+    assert trained.stalled and len(trained.attempts) == 1 and trained.seed == 4
+
+
+def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():
+    def run(seed, loss, stalled):
+        return training.TrainedVariant(variant="v", model_path="m", history_path="h", parameters=1, epochs_run=1,
+                                       best_epoch=1, stopped_early=False, train_seconds=1, trained_at=0, seed=seed,
+                                       best_val_loss=loss, stalled=stalled)
+    runs = [run(1, 0.50, False), run(2, 0.30, True), run(3, 0.40, False)]
+    assert training.pick_published(runs).seed == 3  # the stalled seed's lower loss does not count
+    assert training.pick_published([run(1, 0.6, True), run(2, 0.5, True)]).seed == 2
+
+
+def test_derived_seeds_are_deterministic_and_distinct():
+    assert training.derive_seed(42, 0) == training.derive_seed(42, 0, 0) == 42
+    derived = {training.derive_seed(42, index, attempt) for index in range(5) for attempt in range(3)}
+    assert len(derived) == 15 and all(0 <= seed < 2**32 for seed in derived)
+    assert training.derive_seed(42, 1) == training.derive_seed(42, 1)
 
 
 def test_metrics_on_known_predictions():
