@@ -33,6 +33,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--min-delta": ("training", "min_delta", float),
     "--seeds": ("training", "seeds", int),
     "--stall-restarts": ("training", "stall_restarts", int),
+    "--stall-margin": ("training", "stall_margin", float),
     "--training-timeout": ("training", "timeout_seconds", int),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tasks.config import RECIPES, STALL_MARGIN, DataConfig, ModelConfig, TrainingConfig
+from tasks.config import RECIPES, DataConfig, ModelConfig, TrainingConfig
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def render(rows: list[dict], results: list[dict], description: str, command: str
         "# Model quality across seeds",
         f"Produced by `{command}` in {seconds / 60:.1f} min on this machine. Data: {description}.",
         f"Each row trains one variant on every seed, with up to {TrainingConfig().stall_restarts} stall restarts "
-        f"(stalled: best val accuracy within {STALL_MARGIN} of the val majority-class rate), and scores the "
+        f"(stalled: best val accuracy within {TrainingConfig().stall_margin} of the val majority-class rate), and scores the "
         "published model on the test split. *worst first attempt* is the worst test accuracy before any restart.",
         "\n".join(lines),
         "Presets (fields not listed keep the reference values):\n\n" + presets,

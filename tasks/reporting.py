@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.config import STALL_MARGIN
-
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
 SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "stalled", "test_loss", "test_acc", "roc_auc",
                    "acc_over_seeds")
@@ -214,7 +212,7 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         _markdown_table(summary_rows(variants)),
         "\n".join(_spread_lines(variants)),
         "## Stalls and restarts",
-        f"A variant is stalled when its best val accuracy is within {STALL_MARGIN} of always guessing the "
+        f"A variant is stalled when its best val accuracy is within {training['stall_margin']} of always guessing the "
         "majority class. Stalled models are never promoted.",
         _markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",

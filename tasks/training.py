@@ -46,7 +46,7 @@ class TrainedVariant(BaseModel):
     best_val_loss: float = 0.0  # what picks the published seed (never a test metric)
     best_val_accuracy: float = 0.0
     val_majority_rate: float = 0.5  # always guessing the val split's majority class scores this
-    stalled: bool = False  # best_val_accuracy within STALL_MARGIN of val_majority_rate
+    stalled: bool = False  # best_val_accuracy within the stall margin of val_majority_rate
     attempts: list[dict] = []  # every attempt (seed, epochs, best val accuracy, stalled), in order
 
 
@@ -91,8 +91,8 @@ def majority_rate(labels: np.ndarray) -> float:
     return max(positive, 1.0 - positive)
 
 
-def is_stalled(best_val_accuracy: float, val_majority_rate: float) -> bool:
-    return best_val_accuracy <= val_majority_rate + STALL_MARGIN
+def is_stalled(best_val_accuracy: float, val_majority_rate: float, margin: float = STALL_MARGIN) -> bool:
+    return best_val_accuracy <= val_majority_rate + margin
 
 
 def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
@@ -168,7 +168,7 @@ def train_variant(
     best_epoch = min(progress.epochs, key=lambda record: record["val_loss"])["epoch"]
     best_val_accuracy = max(record["val_accuracy"] for record in progress.epochs)
     val_majority = majority_rate(y_val)
-    stalled = is_stalled(best_val_accuracy, val_majority)
+    stalled = is_stalled(best_val_accuracy, val_majority, training_config.stall_margin)
     history = {"variant": variant, "seed": seed, "best_epoch": best_epoch, "stalled": stalled,
                "val_majority_rate": val_majority, "epochs": progress.epochs}
     history_path = variant_dir / "history.json"

@@ -49,6 +49,7 @@ BAD_OPTIONS = [
     (["--seeds", "0"], "--seeds", "greater than or equal to 1"),
     (["--seeds", "33"], "--seeds", "less than or equal to 32"),
     (["--stall-restarts", "-1"], "--stall-restarts", "greater than or equal to 0"),
+    (["--stall-margin", "0.5"], "--stall-margin", "less than 0.5"),
     (["--training-timeout", "0"], "--training-timeout", "greater than or equal to 1"),
     (["--training-timeout", str(10**12)], "--training-timeout", "less than or equal to"),
     (["--storage", ""], "--storage", "must not be empty"),

@@ -48,7 +48,7 @@ def test_every_option_reaches_its_config_field():
         "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
         "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
         "--training-timeout", "60", "--refresh", "--recipe", "robust", "--start-from-epoch", "2",
-        "--min-delta", "0.001", "--seeds", "3", "--stall-restarts", "1",
+        "--min-delta", "0.001", "--seeds", "3", "--stall-restarts", "1", "--stall-margin", "0.1",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
@@ -58,6 +58,7 @@ def test_every_option_reaches_its_config_field():
     assert config.training.model_dump() == {
         "recipe": "robust", "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1,
         "start_from_epoch": 2, "min_delta": 0.001, "timeout_seconds": 60, "seeds": 3, "stall_restarts": 1,
+        "stall_margin": 0.1,
     }
     assert config.refresh is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
