@@ -83,15 +83,20 @@ def objects_under(client, uri: str) -> dict[str, bytes]:
     return found
 
 
-def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
-    """State names of the latest flow run's task runs, by stage name prefix (needs prefect_harness)."""
+def latest_task_runs() -> list:
+    """The task runs of the latest flow run (needs prefect_harness)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
         latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+
+
+def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
+    """State names of the latest flow run's task runs, by stage name prefix."""
+    task_runs = latest_task_runs()
     return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
 
 

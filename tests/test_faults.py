@@ -20,7 +20,7 @@ from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
 from tasks.verify import main as verify_main
-from tests.conftest import sha256, small_run_options, stage_states
+from tests.conftest import latest_task_runs, sha256, small_run_options, stage_states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -54,17 +54,6 @@ def wait_for_text(process: subprocess.Popen, log_path: Path, text: str, timeout:
         assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
         time.sleep(0.05)
-
-
-def latest_task_run(name_prefix: str):
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    with get_client(sync_client=True) as client:
-        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
-        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
-    return next(run for run in task_runs if run.name.startswith(name_prefix))
 
 
 def complete_runs(root: str) -> list[str]:
@@ -163,7 +152,8 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     assert message.startswith("error: cannot ") and f"{root}/runs/" in message
     assert "nothing was promoted" in message and "has no manifest" in message
     assert stage_states(("publish",)) == {"publish": "Failed"}
-    assert latest_task_run("publish").run_count == 3  # the first attempt and its two retries, then it gave up
+    publish_run = next(run for run in latest_task_runs() if run.name.startswith("publish"))
+    assert publish_run.run_count == 3  # the first attempt and its two retries, then it gave up
     run_dir = Path(message.split("this run's files stay in ", 1)[1].split(",", 1)[0])
     assert (run_dir / "embedding" / "model.keras").is_file()  # nothing trained is lost
     assert (run_dir / "embedding" / "metrics.json").is_file()
