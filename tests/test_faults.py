@@ -68,7 +68,7 @@ def test_a_run_killed_while_training_the_second_variant_leaves_nothing_and_a_rer
     imdb_npz, tmp_path, capsys
 ):
     store = tmp_path / "store"
-    assert main(small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "1")) == 0
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")) == 0
     earlier_runs, champion_before = complete_runs(str(store)), (store / "champion.json").read_bytes()
     # Long enough training that the kill lands inside the second variant's epochs.
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding",

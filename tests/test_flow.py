@@ -91,16 +91,6 @@ def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(pre
     assert f"{spread} (2)" in out  # the summary table printed at the end shows it too
 
 
-def test_a_second_run_reuses_the_stored_data_set(prefect_harness, imdb_npz, tmp_path, capsys):
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
-    assert main(options) == 0
-    assert main(options) == 0
-    runs = sorted((tmp_path / "store" / "runs").iterdir())
-    keys = {json.loads((run / "manifest.json").read_text())["dataset_key"] for run in runs}
-    assert len(runs) == 2 and len(keys) == 1
-    assert len(list((tmp_path / "store" / "data").iterdir())) == 1
-
-
 def _truncated_npz(tmp_path: Path) -> str:
     path = write_imdb_npz(tmp_path / "whole.npz", train=20, test=10)
     broken = tmp_path / "truncated.npz"
@@ -213,6 +203,9 @@ def test_reruns_are_served_from_cache_per_stage_and_variant(prefect_harness, imd
     runs = sorted((tmp_path / "store" / "runs").iterdir())
     metrics = [json.loads((run / "metrics.json").read_text()) for run in runs]
     assert metrics[0] == metrics[1]  # the cached model is the same model
+    keys = {json.loads((run / "manifest.json").read_text())["dataset_key"] for run in runs}
+    assert len(runs) == 2 and len(keys) == 1  # one stored data set, reused
+    assert len(list((tmp_path / "store" / "data").iterdir())) == 1
 
     both = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding", "--max-epochs", "2")
     assert main(both) == 0
