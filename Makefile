@@ -27,7 +27,7 @@ help:
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --no-compile --group test
+	$(PY) -m pip install --quiet --group test
 	touch $@
 
 ## install: create .venv and install the dependencies (done by run and test when needed)

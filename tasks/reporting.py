@@ -33,7 +33,7 @@ def package_versions() -> dict[str, str]:
 def variant_result(published, seed_runs: list, seed_metrics: list[dict]) -> dict:
     """A variant's summary: the published seed's training record and test metrics, every seed's
     outcome, and mean ± std of test metrics over seeds."""
-    seeds = [{"seed": trained.seed if not trained.attempts else trained.attempts[0]["seed"],
+    seeds = [{"seed": trained.attempts[0]["seed"],  # the seed this one started from, before any restart
               "published_seed": trained.seed, "attempts": trained.attempts, "stalled": trained.stalled,
               "epochs_run": trained.epochs_run, "best_val_loss": trained.best_val_loss,
               "test": {key: metrics[key] for key in SEED_METRICS}}

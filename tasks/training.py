@@ -210,8 +210,7 @@ def append_progress(path: str, record: dict) -> None:
 def _attempt_summary(trained: TrainedVariant) -> dict:
     return {"seed": trained.seed, "epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch,
             "best_val_loss": trained.best_val_loss, "best_val_accuracy": trained.best_val_accuracy,
-            "stalled": trained.stalled,
-            "train_seconds": trained.train_seconds}
+            "stalled": trained.stalled, "train_seconds": trained.train_seconds}
 
 
 def train_with_restarts(
@@ -243,7 +242,7 @@ def train_with_restarts(
             log.warning("%s stalled at chance (best val accuracy %.4f, majority %.4f): restart %d/%d with seed %d",
                         variant, trained.best_val_accuracy, trained.val_majority_rate, attempt + 1,
                         training_config.stall_restarts, derive_seed(seed, 0, attempt + 1))
-    chosen = attempts[-1] if not attempts[-1].stalled else min(attempts, key=lambda trained: trained.best_val_loss)
+    chosen = pick_published(attempts)  # the one attempt that did not stall: the loop ends there
     if chosen.stalled:
         log.warning("%s stalled in all %d attempts: it is published marked stalled and never promoted",
                     variant, len(attempts))
