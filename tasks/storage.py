@@ -153,8 +153,7 @@ def _write_remote(fs: fsspec.AbstractFileSystem, path: str, data: bytes, create_
     try:
         fs.pipe_file(path, data, mode="create" if create_only else "overwrite")
     except OSError as error:
-        # s3fs reports a failed If-None-Match as FileExistsError, or (older) as OSError(EINVAL, "pre-conditions...")
-        if create_only and (isinstance(error, FileExistsError) or "pre-condition" in str(error).lower()):
+        if create_only and _is_failed_precondition(error):
             raise ObjectExists(f"{uri} already exists; published objects are never overwritten") from None
         raise
 
@@ -192,7 +191,7 @@ def write_if_unchanged(uri: str, data: bytes, version: str | None) -> None:
         try:
             fs.pipe_file(path, data, **options)
         except OSError as error:
-            if isinstance(error, FileExistsError) or "pre-condition" in str(error).lower():
+            if _is_failed_precondition(error):
                 raise WriteConflict(f"{uri} was changed by another writer") from None
             raise
 
@@ -220,6 +219,12 @@ def _replace_local_if_unchanged(path: str, data: bytes, version: str | None, uri
         if (None if current is None else hashlib.sha256(current).hexdigest()) != version:
             raise WriteConflict(f"{uri} was changed by another writer")
         _write_local(path, data, False, uri)
+
+
+def _is_failed_precondition(error: OSError) -> bool:
+    """A conditional PUT (If-None-Match / If-Match) refused by S3: s3fs raises FileExistsError, or
+    (older versions) OSError(EINVAL, "At least one of the pre-conditions you specified did not hold")."""
+    return isinstance(error, FileExistsError) or "pre-condition" in str(error).lower()
 
 
 def write_verified(uri: str, data: bytes, *, create_only: bool = False) -> str:
