@@ -32,6 +32,7 @@ from tasks.prefect_tasks import (
     emit_failure_event,
     download,
     evaluate,
+    fit_baseline,
     judge_champion,
     pad_and_store,
     promote,
@@ -52,7 +53,7 @@ from tasks.verify import add_endpoint_option, apply_endpoint_option
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A cold ephemeral Prefect server needs 20-30 s on 2 cores; Prefect's default wait is 20 s.
 EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "180"
-STAGES = 8
+STAGES = 9
 # Seeds of a variant train side by side, one process per core (each trains single-threaded best).
 PARALLEL_TRAININGS = os.cpu_count() or 1
 
@@ -75,26 +76,28 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     logger.info("stage 3/%d: pad to %d ids and store as Parquet", STAGES, config.data.maxlen)
     dataset = pad_and_store.with_options(**cached)(splits, source, config.data, config.seed, config.storage)
     del splits  # the padded Parquet files are the data from here on
+    logger.info("stage 4/%d: fit the bag-of-words baseline", STAGES)
+    baseline = fit_baseline.with_options(**cached)(dataset)
     train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
 
     variants, histories = {}, {}
     for variant in config.model.variants:
-        logger.info("stage 4/%d: train %s (seeds %s)", STAGES, variant, ", ".join(map(str, seeds)))
-        seed_runs = _train_seeds(train_cached, variant, dataset, config, seeds)
-        logger.info("stage 5/%d: evaluate %s on the test set", STAGES, variant)
+        logger.info("stage 5/%d: train %s (seeds %s)", STAGES, variant, ", ".join(map(str, seeds)))
+        seed_runs = _train_seeds(train_cached, variant, dataset, config, seeds, baseline["val"]["accuracy"])
+        logger.info("stage 6/%d: evaluate %s on the test set", STAGES, variant)
         seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
         published = pick_published(seed_runs)  # by val_loss, never by test metrics
         collect(published, seed_metrics[seed_runs.index(published)], run_dir)
-        logger.info("stage 6/%d: plot %s", STAGES, variant)
+        logger.info("stage 7/%d: plot %s", STAGES, variant)
         histories[variant] = plot_variant(published, run_dir)
         variants[variant] = variant_result(published, seed_runs, seed_metrics)
     plot_comparison(histories, run_dir)
 
-    logger.info("stage 7/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
+    logger.info("stage 8/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
     decision = judge_champion(variants, dataset, config.champion, config.storage)
 
-    logger.info("stage 8/%d: publish run %s", STAGES, run_id)
+    logger.info("stage 9/%d: publish run %s", STAGES, run_id)
     details = {
         "run_id": run_id,
         "config": config.model_dump(mode="json"),
@@ -103,21 +106,23 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
         "dataset_uri": dataset.uri,
         "versions": package_versions(),
     }
-    report(run_dir, run_id, details["config"], source, dataset, variants, decision)
+    report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision)
     run_uri = publish(run_dir, config.storage, run_id, details)
     decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
-    describe_run(run_uri, variants, decision)
-    logger.info("test metrics:\n%s", format_table(summary_rows(variants)))
+    describe_run(run_uri, variants, baseline, decision)
+    logger.info("test metrics:\n%s", format_table(summary_rows(variants, baseline)))
     return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],
-            "variants": variants, "champion": decision.model_dump()}
+            "variants": variants, "baseline": baseline, "champion": decision.model_dump()}
 
 
-def _train_seeds(train_task, variant: str, dataset, config: PipelineConfig, seeds: list[int]) -> list:
+def _train_seeds(train_task, variant: str, dataset, config: PipelineConfig, seeds: list[int],
+                 baseline_val_accuracy: float) -> list:
     """One seed trains in this process; several train side by side, each in its own process."""
     arguments = (variant, dataset, config.model, config.training)
     if len(seeds) == 1:
-        return [train_task(*arguments, seeds[0], config.storage)]
-    futures = [train_task.submit(*arguments, seed, config.storage, in_child_process=True) for seed in seeds]
+        return [train_task(*arguments, seeds[0], config.storage, baseline_val_accuracy)]
+    futures = [train_task.submit(*arguments, seed, config.storage, baseline_val_accuracy, in_child_process=True)
+               for seed in seeds]
     return [future.result() for future in futures]
 
 
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unexpected {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
     print(f"data: {result['source']['description']}")
-    print(format_table(summary_rows(result["variants"])))
+    print(format_table(summary_rows(result["variants"], result["baseline"])))
     decision = result["champion"]
     print(f"champion: {'promoted' if decision['promote'] else 'kept'} ({decision['reason']})")
     print(format_time_split(time.time() - PROCESS_STARTED, result["variants"], PROCESS_STARTED))

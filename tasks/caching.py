@@ -14,6 +14,7 @@ from tasks.config import DataConfig, ModelConfig, TrainingConfig
 SPLIT_CODE = ("data.py",)
 STORE_CODE = ("data.py", "features.py")
 TRAINING_CODE = ("models.py", "training.py", "features.py")
+BASELINE_CODE = ("baseline.py", "features.py", "evaluation.py")
 # Schema of the cached results themselves; bump when their shape changes.
 CACHE_FORMAT = 1
 
@@ -44,11 +45,18 @@ def store_key(metadata: dict, storage_root: str) -> str:
     return "store-" + _digest(metadata, storage_root, code_version(STORE_CODE))
 
 
-def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int) -> str:
-    """Data set + variant config + recipe + seed + code version: all that decides the weights.
+def baseline_key(dataset_key: str) -> str:
+    return "baseline-" + _digest(dataset_key, code_version(BASELINE_CODE))
+
+
+def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int,
+                 baseline_val_accuracy: float | None = None) -> str:
+    """Data set + variant config + recipe + seed + the baseline it is judged against + code
+    version: all that decides the weights and which restart is kept.
 
     Which other variants and seeds run beside it, how long training may take, and the preset's
     name (its values count) do not."""
     recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
     layers = model.model_dump(exclude={"variants"})
-    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, code_version(TRAINING_CODE))
+    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, baseline_val_accuracy,
+                              code_version(TRAINING_CODE))

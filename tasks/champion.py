@@ -3,7 +3,8 @@
 `champion.json` at the storage root names the champion's run, variant, model URI, metrics, data set
 key and manifest sha256. A run's best variant replaces it only when strictly better on the same
 data set (or when there is none yet); a champion from another data set is not comparable and is
-replaced only with `--promote always`. A stalled variant is never promoted.
+replaced only with `--promote always`. A variant that is under-trained against the baseline or
+stalled at chance is never promoted, not even with `--promote always`.
 
 Runs may overlap (a manual run during the scheduled one): champion.json is replaced only by a
 conditional write against the version the gate judged, so a concurrent promotion is never
@@ -43,10 +44,11 @@ class Decision(BaseModel):
     champion_version: str | None = None  # the champion.json version judged; promotion is conditional on it
 
 
-def is_stalled(result: dict) -> bool:
-    """Stalled in training (val accuracy at chance in every attempt), or at chance on the test set."""
+def is_unfit(result: dict) -> bool:
+    """Under-trained or stalled in every training attempt, or at chance on the test set."""
     test = result["test"]
-    return bool(result.get("stalled")) or test["accuracy"] <= test["majority_rate"] + STALL_MARGIN
+    return (bool(result.get("stalled") or result.get("under_trained"))
+            or test["accuracy"] <= test["majority_rate"] + STALL_MARGIN)
 
 
 def _better(metric: str, value: float, other: float) -> bool:
@@ -54,9 +56,9 @@ def _better(metric: str, value: float, other: float) -> bool:
 
 
 def pick_candidate(variants: dict[str, dict], metric: str) -> str | None:
-    """The run's best variant by `metric` among those that did not stall, or None."""
+    """The run's best variant by `metric` among the fit ones, or None."""
     healthy = [name for name, result in variants.items()
-               if not is_stalled(result) and result["test"].get(metric) is not None]
+               if not is_unfit(result) and result["test"].get(metric) is not None]
     best = None
     for name in healthy:
         if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
@@ -86,7 +88,8 @@ def decide(
     candidate = pick_candidate(variants, metric)
     if candidate is None:
         return Decision(promote=False, champion=champion,
-                        reason=f"every variant stalled at chance or lacks {metric}: nothing to promote")
+                        reason=f"every variant is under-trained, stalled at chance or lacks {metric}: "
+                        "nothing to promote")
     value = variants[candidate]["test"][metric]
     mine = f"{candidate} {metric} {value:.4f}"
     always = config.promote == "always"

@@ -34,7 +34,20 @@ from prefect.events import emit_event
 from prefect.filesystems import RemoteFileSystem
 from prefect.runtime import flow_run
 
-from tasks import caching, champion, data, evaluation, features, plots, publishing, reporting, sources, storage, training
+from tasks import (
+    baseline,
+    caching,
+    champion,
+    data,
+    evaluation,
+    features,
+    plots,
+    publishing,
+    reporting,
+    sources,
+    storage,
+    training,
+)
 from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
 from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable, StorageError
 from tasks.sources import SourceInfo, resolve_source
@@ -132,9 +145,14 @@ def _store_cache_key(context, parameters: dict) -> str:
     return caching.store_key(metadata, parameters["storage_config"].root)
 
 
+def _baseline_cache_key(context, parameters: dict) -> str:
+    return caching.baseline_key(parameters["dataset"].key)
+
+
 def _training_cache_key(context, parameters: dict) -> str:
     return caching.training_key(parameters["dataset"].key, parameters["variant"], parameters["model_config"],
-                                parameters["training_config"], parameters["seed"])
+                                parameters["training_config"], parameters["seed"],
+                                parameters["baseline_val_accuracy"])
 
 
 @task(name="check-storage", cache_policy=NO_CACHE)
@@ -167,6 +185,12 @@ def pad_and_store(
     return features.store_dataset(splits, config.maxlen, metadata, storage_config.root)
 
 
+@task(name="baseline", cache_key_fn=_baseline_cache_key)
+def fit_baseline(dataset: features.DatasetInfo) -> dict:
+    """The bag-of-words logistic regression every variant is judged against."""
+    return baseline.fit_baseline(dataset)
+
+
 def artifact_key(*parts: str) -> str:
     return re.sub(r"[^a-z0-9-]+", "-", "-".join((ARTIFACT_PREFIX, *parts)).lower()).strip("-")
 
@@ -190,15 +214,16 @@ def train(
     training_config: TrainingConfig,
     seed: int,
     storage_config: StorageConfig,
+    baseline_val_accuracy: float | None = None,
     in_child_process: bool = False,
 ) -> TrainedVariant:
-    """Trains one variant and seed (restarting it while it stalls) and keeps the result in storage;
-    its progress artifact moves every epoch.
+    """Trains one variant and seed (restarting it while it is under-trained against the baseline or
+    stalled) and keeps the result in storage; its progress artifact moves every epoch.
 
     `in_child_process` trains in a fresh process: seeds trained side by side then neither share
     TensorFlow's global random state nor wait for each other's Python.
     """
-    key = caching.training_key(dataset.key, variant, model_config, training_config, seed)
+    key = caching.training_key(dataset.key, variant, model_config, training_config, seed, baseline_val_accuracy)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
     key_parts = ("training", variant, f"seed-{seed}") if in_child_process else ("training", variant)
@@ -207,25 +232,25 @@ def train(
     updater = _progress_updater(progress, f"{variant} seed {seed}", training_config.max_epochs)
     arguments = (variant, dataset, model_config, training_config, seed, scratch)
     try:
-        trained = (_train_in_child_process(arguments, scratch, updater) if in_child_process
-                   else training.train_with_restarts(*arguments, on_epoch=updater))
+        trained = (_train_in_child_process(arguments, baseline_val_accuracy, scratch, updater) if in_child_process
+                   else training.train_with_restarts(*arguments, updater, baseline_val_accuracy))
         stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    stalled = f", STALLED in all {len(trained.attempts)} attempts" if trained.stalled else (
-        f" after {len(trained.attempts) - 1} stall restart(s)" if len(trained.attempts) > 1 else "")
     update_progress_artifact(progress, 100.0, description=f"{variant} seed {seed}: done after {trained.epochs_run} "
-                             f"epochs (best val_loss at epoch {trained.best_epoch}){stalled}")
+                             f"epochs (best val_loss at epoch {trained.best_epoch}); "
+                             f"{reporting.guard_label(trained.model_dump())}")
     return stored
 
 
-def _train_in_child_process(arguments: tuple, scratch: Path, updater: Callable[[dict], None]) -> TrainedVariant:
+def _train_in_child_process(arguments: tuple, baseline_val_accuracy: float | None, scratch: Path,
+                            updater: Callable[[dict], None]) -> TrainedVariant:
     """`train_with_restarts` in a spawned process; its epochs reach `updater` through a file."""
     scratch.mkdir(parents=True, exist_ok=True)
     progress_file, forwarded = scratch / "progress.jsonl", 0
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         future = pool.submit(training.train_with_restarts, *arguments,
-                             on_epoch=functools.partial(training.append_progress, str(progress_file)))
+                             functools.partial(training.append_progress, str(progress_file)), baseline_val_accuracy)
         while True:
             done = future.done()
             lines = progress_file.read_text().splitlines() if progress_file.exists() else []
@@ -269,9 +294,10 @@ def judge_champion(
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset: features.DatasetInfo,
-           variants: dict[str, dict], decision: champion.Decision) -> None:
+           variants: dict[str, dict], baseline_result: dict, decision: champion.Decision) -> None:
     reporting.write_run_files(
-        run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants, decision.model_dump()
+        run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants, baseline_result,
+        decision.model_dump(),
     )
 
 
@@ -314,7 +340,7 @@ def promote(
 
 
 @task(name="describe-run", cache_policy=NO_CACHE)
-def describe_run(run_uri: str, variants: dict[str, dict], decision: champion.Decision) -> None:
+def describe_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, decision: champion.Decision) -> None:
     """The run in the Prefect UI: report, metrics table, links to what was published, plot images."""
     urls = {label: storage.browsable_url(storage.join(run_uri, path))
             for label, path in reporting.published_files(variants).items()}
@@ -322,7 +348,7 @@ def describe_run(run_uri: str, variants: dict[str, dict], decision: champion.Dec
     for label, path in reporting.published_files(variants).items():
         report = report.replace(f"]({path})", f"]({urls[label]})")
     create_markdown_artifact(report, key=artifact_key("run-report"), description=f"report of {run_uri}")
-    create_table_artifact(reporting.metrics_records(variants), key=artifact_key("variant-metrics"),
+    create_table_artifact(reporting.metrics_records(variants, baseline_result), key=artifact_key("variant-metrics"),
                           description=f"test metrics per variant; champion: {decision.reason}")
     for label, url in urls.items():
         create_link_artifact(url, link_text=label, key=artifact_key("link", label), description=f"{label} of {run_uri}")

@@ -1,10 +1,11 @@
 """Model quality across seeds: `python -m tasks.quality` (or `make seeds`) writes MODEL_QUALITY.md.
 
 Trains every variant with every recipe preset on K seeds (the same seeds `--seeds K` trains:
-derived from `--seed`), each in its own process, stall restarts included, and scores each on the
-test split. The table shows per preset and variant the median and worst test accuracy, epochs,
-how many attempts stalled and how many published models stayed stalled; the worst first attempt
-shows what the restarts hid.
+derived from `--seed`), each in its own process, with the pipeline's guard: an attempt more than
+the baseline margin below the bag-of-words baseline's val accuracy (or at chance) is retrained with
+a derived seed. Each published model and each first attempt is scored on the test split, so the
+table shows what the guard bought (median and worst published accuracy) and what it cost (restarts
+and training time), next to what a run without the guard would have published.
 """
 
 from __future__ import annotations
@@ -23,84 +24,113 @@ from tasks.config import RECIPES, DataConfig, ModelConfig, TrainingConfig
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SEEDS = 10  # the issue's bar: 10 consecutive runs with different seeds
+DEFAULT_SEEDS = 20  # enough for a median and a worst case that one unlucky seed does not decide
 DEFAULT_JOBS = 2  # one training per core; each trains single-threaded best
+EARLY_EPOCHS = 3  # val accuracy of each attempt's first epochs, kept to judge screening by them
 
 
 def prepare_dataset(source: str, seed: int, store: Path):
-    """The data set every job trains on: downloaded, split and stored once, as the pipeline does."""
-    from tasks import data, features, sources
+    """The data set every job trains on (downloaded, split and stored once, as the pipeline does)
+    and its baseline."""
+    from tasks import baseline, data, features, sources
 
     config = DataConfig(source=source)
     resolved = sources.resolve_source(config)
     splits = data.split_source(resolved.kind, resolved.local_path, config.num_words, config.val_fraction, seed)
     metadata = features.dataset_metadata(config, seed, resolved.uri, resolved.sha256)
-    return features.store_dataset(splits, config.maxlen, metadata, str(store)), resolved.description
+    dataset = features.store_dataset(splits, config.maxlen, metadata, str(store))
+    return dataset, baseline.fit_baseline(dataset), resolved.description
 
 
 def train_and_score(job: dict) -> dict:
-    """One (preset, variant, seed): train with stall restarts, score the published and the first attempt."""
+    """One (preset, variant, seed): train with the guard's restarts, score the published and the first attempt."""
     from tasks.evaluation import evaluate_model
     from tasks.features import DatasetInfo
     from tasks.training import train_with_restarts
 
     dataset = DatasetInfo.model_validate(job["dataset"])
     out_dir = Path(job["out_dir"])
-    training = TrainingConfig(recipe=job["preset"], max_epochs=job["max_epochs"])
-    started = time.perf_counter()
-    trained = train_with_restarts(job["variant"], dataset, ModelConfig(), training, job["seed"], out_dir)
+    training = TrainingConfig(recipe=job["preset"], max_epochs=job["max_epochs"], restarts=job["restarts"],
+                              baseline_margin=job["baseline_margin"])
+    trained = train_with_restarts(job["variant"], dataset, ModelConfig(), training, job["seed"], out_dir,
+                                  baseline_val_accuracy=job["baseline_val_accuracy"])
     test_uri = dataset.split_uris["test"]
     published = evaluate_model(trained.model_path, test_uri)
     first = published if len(trained.attempts) == 1 else evaluate_model(
         str(out_dir / "attempt-0" / job["variant"] / "model.keras"), test_uri)
+    history = json.loads(Path(trained.history_path).read_text())
     return {"preset": job["preset"], "variant": job["variant"], "seed": job["seed"],
-            "attempts": trained.attempts, "stalled": trained.stalled, "epochs_run": trained.epochs_run,
+            "attempts": trained.attempts, "healthy": trained.healthy, "epochs_run": trained.epochs_run,
             "test_accuracy": published["accuracy"], "first_attempt_test_accuracy": first["accuracy"],
-            "seconds": round(time.perf_counter() - started, 1)}
+            "train_seconds": trained.train_seconds, "first_attempt_train_seconds": trained.attempts[0]["train_seconds"],
+            "early_val_accuracy": [[epoch["val_accuracy"] for epoch in attempt["epochs"][:EARLY_EPOCHS]]
+                                   for attempt in history["attempts"]]}
 
 
 def summarise(results: list[dict]) -> list[dict]:
-    """Per preset and variant: median/worst test accuracy, median epochs, stalled attempts and models."""
+    """Per preset and variant: published and first-attempt test accuracy (median, worst), restarts,
+    models published without a healthy attempt, and training minutes with and without restarts."""
     rows = []
     for preset in dict.fromkeys(result["preset"] for result in results):
         for variant in dict.fromkeys(result["variant"] for result in results):
             group = [result for result in results if (result["preset"], result["variant"]) == (preset, variant)]
             if not group:
                 continue
-            accuracies = [result["test_accuracy"] for result in group]
+            published = [result["test_accuracy"] for result in group]
+            first = [result["first_attempt_test_accuracy"] for result in group]
+            minutes = sum(result["train_seconds"] for result in group) / 60
+            first_minutes = sum(result["first_attempt_train_seconds"] for result in group) / 60
             rows.append({
                 "preset": preset, "variant": variant, "seeds": len(group),
-                "median_test_accuracy": statistics.median(accuracies), "worst_test_accuracy": min(accuracies),
-                "median_epochs": statistics.median(result["epochs_run"] for result in group),
-                "stalled_attempts": sum(attempt["stalled"] for result in group for attempt in result["attempts"]),
+                "median_test_accuracy": statistics.median(published), "worst_test_accuracy": min(published),
                 "restarts": sum(len(result["attempts"]) - 1 for result in group),
-                "stalled_published": sum(result["stalled"] for result in group),
-                "worst_first_attempt_accuracy": min(result["first_attempt_test_accuracy"] for result in group),
+                "unhealthy_published": sum(not result["healthy"] for result in group),
+                "training_minutes": minutes,
+                "first_median_test_accuracy": statistics.median(first), "first_worst_test_accuracy": min(first),
+                "first_training_minutes": first_minutes,
+                "extra_training": minutes / first_minutes - 1 if first_minutes else 0.0,
             })
     return rows
 
 
 COLUMNS = (("preset", "{}"), ("variant", "{}"), ("seeds", "{}"), ("median_test_accuracy", "{:.4f}"),
-           ("worst_test_accuracy", "{:.4f}"), ("median_epochs", "{:g}"), ("stalled_attempts", "{}"),
-           ("restarts", "{}"), ("stalled_published", "{}"), ("worst_first_attempt_accuracy", "{:.4f}"))
+           ("worst_test_accuracy", "{:.4f}"), ("restarts", "{}"), ("unhealthy_published", "{}"),
+           ("training_minutes", "{:.1f}"), ("first_median_test_accuracy", "{:.4f}"),
+           ("first_worst_test_accuracy", "{:.4f}"), ("first_training_minutes", "{:.1f}"), ("extra_training", "{:+.0%}"))
+HEADINGS = {"median_test_accuracy": "median published test acc", "worst_test_accuracy": "worst published test acc",
+            "unhealthy_published": "published without a healthy attempt", "training_minutes": "training min",
+            "first_median_test_accuracy": "first attempt: median test acc",
+            "first_worst_test_accuracy": "first attempt: worst test acc",
+            "first_training_minutes": "first attempt: training min", "extra_training": "extra training time"}
 
 
-def render(rows: list[dict], results: list[dict], description: str, command: str, seconds: float) -> str:
-    header = "| " + " | ".join(name.replace("_", " ") for name, _ in COLUMNS) + " |"
+def _attempts_cell(result: dict) -> str:
+    return ", ".join(f"{attempt['seed']}: {attempt['best_val_accuracy']:.3f}"
+                     + (" STALLED" if attempt["stalled"] else " UNDER-TRAINED" if attempt.get("under_trained") else "")
+                     for attempt in result["attempts"])
+
+
+def render(rows: list[dict], results: list[dict], description: str, baseline: dict, training: TrainingConfig,
+           command: str, seconds: float) -> str:
+    header = "| " + " | ".join(HEADINGS.get(name, name.replace("_", " ")) for name, _ in COLUMNS) + " |"
     lines = [header, "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(form.format(row[name]) for name, form in COLUMNS) + " |" for row in rows]
-    per_seed = ["| preset | variant | seed | attempts (seed: best val acc) | epochs | test accuracy |", "|---|---|---|---|---|---|"]
-    per_seed += [f"| {r['preset']} | {r['variant']} | {r['seed']} | "
-                 + ", ".join(f"{a['seed']}: {a['best_val_accuracy']:.3f}{' STALLED' if a['stalled'] else ''}"
-                             for a in r["attempts"]) + f" | {r['epochs_run']} | {r['test_accuracy']:.4f} |"
-                 for r in results]
+    per_seed = ["| preset | variant | seed | attempts (seed: best val acc) | epochs | test accuracy | first attempt |",
+                "|---|---|---|---|---|---|---|"]
+    per_seed += [f"| {r['preset']} | {r['variant']} | {r['seed']} | {_attempts_cell(r)} | {r['epochs_run']} | "
+                 f"{r['test_accuracy']:.4f} | {r['first_attempt_test_accuracy']:.4f} |" for r in results]
     presets = "\n".join(f"- `{name}`: {json.dumps(values)}" for name, values in RECIPES.items())
+    floor = baseline["val"]["accuracy"] - training.baseline_margin
     return "\n\n".join([
         "# Model quality across seeds",
         f"Produced by `{command}` in {seconds / 60:.1f} min on this machine. Data: {description}.",
-        f"Each row trains one variant on every seed, with up to {TrainingConfig().stall_restarts} stall restarts "
-        f"(stalled: best val accuracy within {TrainingConfig().stall_margin} of the val majority-class rate), and scores the "
-        "published model on the test split. *worst first attempt* is the worst test accuracy before any restart.",
+        f"Baseline ({baseline['description']}): val accuracy {baseline['val']['accuracy']:.4f}, test accuracy "
+        f"{baseline['test']['accuracy']:.4f}. Each row trains one variant on every seed with the pipeline's guard: "
+        f"an attempt whose best val accuracy is more than {training.baseline_margin:g} below the baseline's (below "
+        f"{floor:.4f}) is under-trained, one within {training.stall_margin:g} of the majority-class rate is stalled, "
+        f"and either is retrained with a derived seed, up to {training.restarts} times. *published* is what a run "
+        "publishes with the guard; *first attempt* is what it would publish without it. Training minutes add up "
+        "every attempt's fit time (two trainings ran side by side).",
         "\n".join(lines),
         "Presets (fields not listed keep the reference values):\n\n" + presets,
         "## Every seed",
@@ -110,12 +140,16 @@ def render(rows: list[dict], results: list[dict], description: str, command: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.quality", description=__doc__.splitlines()[0])
+    defaults = TrainingConfig()
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per preset and variant")
     parser.add_argument("--seed", type=int, default=42, help="the base seed the others derive from")
     parser.add_argument("--presets", default=",".join(RECIPES), help="recipe presets to compare")
     parser.add_argument("--variants", default="onehot,embedding")
     parser.add_argument("--source", default="offline", help="data source, as --source of the pipeline")
-    parser.add_argument("--max-epochs", type=int, default=TrainingConfig().max_epochs)
+    parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
+    parser.add_argument("--restarts", type=int, default=defaults.restarts, help="as --restarts of the pipeline")
+    parser.add_argument("--baseline-margin", type=float, default=defaults.baseline_margin,
+                        help="as --baseline-margin of the pipeline")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="trainings side by side")
     parser.add_argument("--work-dir", default=".work/quality", help="data set and models of the sweep")
     parser.add_argument("--out", default="MODEL_QUALITY.md")
@@ -124,15 +158,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.jobs < 1 or args.max_epochs < 1 or not set(presets) <= set(RECIPES):
         print(f"error: --seeds, --jobs and --max-epochs must be >= 1; presets: {', '.join(RECIPES)}", file=sys.stderr)
         return 2
+    try:
+        guard = TrainingConfig(restarts=args.restarts, baseline_margin=args.baseline_margin)
+    except ValueError as error:
+        print(f"error: --restarts or --baseline-margin: {error.errors()[0]['msg']}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from tasks.training import derive_seed
 
     started = time.perf_counter()
     work = Path(args.work_dir)
-    dataset, description = prepare_dataset(args.source, args.seed, work / "store")
+    dataset, baseline, description = prepare_dataset(args.source, args.seed, work / "store")
     seeds = [derive_seed(args.seed, index) for index in range(args.seeds)]
     jobs = [{"preset": preset, "variant": variant, "seed": seed, "max_epochs": args.max_epochs,
-             "dataset": dataset.model_dump(), "out_dir": str(work / "runs" / f"{preset}-{variant}-{seed}")}
+             "restarts": guard.restarts, "baseline_margin": guard.baseline_margin,
+             "baseline_val_accuracy": baseline["val"]["accuracy"], "dataset": dataset.model_dump(),
+             "out_dir": str(work / "runs" / f"{preset}-{variant}-{seed}")}
             for seed in seeds for preset in presets for variant in variants]
     results = []
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -140,12 +181,14 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             print(f"[{len(results)}/{len(jobs)}] {result['preset']} {result['variant']} seed {result['seed']}: "
                   f"test accuracy {result['test_accuracy']:.4f} after {result['epochs_run']} epochs, "
-                  f"{len(result['attempts'])} attempt(s){', STALLED' if result['stalled'] else ''}", flush=True)
+                  f"{len(result['attempts'])} attempt(s){'' if result['healthy'] else ', NONE HEALTHY'}", flush=True)
     rows = summarise(results)
-    command = "python -m tasks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
-    Path(args.out).write_text(render(rows, results, description, command.strip(), time.perf_counter() - started))
-    (work / "quality.json").write_text(json.dumps({"rows": rows, "results": results}, indent=2) + "\n")
-    print(render(rows, [], description, command.strip(), time.perf_counter() - started).split("## Every seed")[0])
+    command = ("python -m tasks.quality " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    elapsed = time.perf_counter() - started
+    Path(args.out).write_text(render(rows, results, description, baseline, guard, command, elapsed))
+    (work / "quality.json").write_text(json.dumps({"baseline": baseline, "rows": rows, "results": results},
+                                                  indent=2) + "\n")
+    print(render(rows, [], description, baseline, guard, command, elapsed).split("## Every seed")[0])
     return 0
 
 

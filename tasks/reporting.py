@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
-SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "stalled", "test_loss", "test_acc", "roc_auc",
-                   "acc_over_seeds")
+SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "guard", "val_acc", "test_loss", "test_acc",
+                   "roc_auc", "acc_over_seeds")
 SEED_METRICS = ("accuracy", "loss", "roc_auc")
+BASELINE_NAME = "baseline"  # its row in tables, and its key in metrics.json
 VARIANT_DESCRIPTIONS = {
     "onehot": "SimpleRNN over one-hot word ids, then a sigmoid unit",
     "embedding": "Embedding, SimpleRNN, then a sigmoid unit",
@@ -35,7 +36,7 @@ def variant_result(published, seed_runs: list, seed_metrics: list[dict]) -> dict
     outcome, and mean ± std of test metrics over seeds."""
     seeds = [{"seed": trained.attempts[0]["seed"],  # the seed this one started from, before any restart
               "published_seed": trained.seed, "attempts": trained.attempts, "stalled": trained.stalled,
-              "epochs_run": trained.epochs_run, "best_val_loss": trained.best_val_loss,
+              "under_trained": trained.under_trained, "epochs_run": trained.epochs_run, "best_val_loss": trained.best_val_loss,
               "test": {key: metrics[key] for key in SEED_METRICS}}
              for trained, metrics in zip(seed_runs, seed_metrics)]
     return {**published.model_dump(exclude={"model_path", "history_path"}),
@@ -52,36 +53,66 @@ def across_seeds(seeds: list[dict]) -> dict[str, dict]:
     return summary
 
 
-def stall_label(result: dict) -> str:
-    attempts = result.get("attempts") or [{}]
-    if result.get("stalled"):
-        return f"YES ({len(attempts)} attempts)"
-    restarts = len(attempts) - 1
-    return f"no ({restarts} restart{'s' if restarts > 1 else ''})" if restarts else "no"
+def guard_label(result: dict) -> str:
+    """What the training guard concluded: ok, ok after restarts, or why no attempt was healthy."""
+    attempts = len(result.get("attempts") or [{}])
+    for flag, label in (("stalled", "STALLED"), ("under_trained", "UNDER-TRAINED")):
+        if result.get(flag):
+            return f"{label} ({attempts} attempt{'s' if attempts > 1 else ''})"
+    restarts = attempts - 1
+    return f"ok ({restarts} restart{'s' if restarts > 1 else ''})" if restarts else "ok"
 
 
-def summary_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
-    """One row per variant: parameters, published seed, epochs, stall, test metrics, spread over seeds."""
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def summary_rows(variants: dict[str, dict], baseline: dict | None = None) -> list[tuple[str, ...]]:
+    """One row per variant (parameters, published seed, epochs, guard verdict, best val accuracy,
+    test metrics, spread over seeds), then the baseline's row when there is one."""
     rows = []
     for name, result in variants.items():
         test = result["test"]
-        auc = "n/a" if test["roc_auc"] is None else f"{test['roc_auc']:.4f}"
         spread = result.get("across_seeds", {}).get("accuracy")
         over_seeds = f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
         rows.append((name, f"{result['parameters']:,}", str(result.get("seed", "")), str(result["epochs_run"]),
-                     str(result["best_epoch"]), stall_label(result), f"{test['loss']:.4f}", f"{test['accuracy']:.4f}",
-                     auc, over_seeds))
+                     str(result["best_epoch"]), guard_label(result), _number(result.get("best_val_accuracy")),
+                     _number(test["loss"]), _number(test["accuracy"]), _number(test["roc_auc"]), over_seeds))
+    if baseline is not None:
+        test = baseline["test"]
+        rows.append((BASELINE_NAME, f"{baseline['parameters']:,}", "-", "-", "-", "bar", _number(baseline["val"]["accuracy"]),
+                     _number(test["loss"]), _number(test["accuracy"]), _number(test["roc_auc"]), "n/a"))
     return rows
 
 
-def metrics_records(variants: dict[str, dict]) -> list[dict]:
-    """One flat record per variant (for table artifacts and dashboards)."""
-    return [
+def metrics_records(variants: dict[str, dict], baseline: dict | None = None) -> list[dict]:
+    """One flat record per variant, and the baseline's (for table artifacts and dashboards)."""
+    records = [
         {"variant": name, "parameters": result["parameters"], "seed": result.get("seed"),
-         "epochs": result["epochs_run"], "best_epoch": result["best_epoch"], "stalled": result.get("stalled", False),
+         "epochs": result["epochs_run"], "best_epoch": result["best_epoch"], "guard": guard_label(result),
+         "val_accuracy": result.get("best_val_accuracy"),
          **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")}}
         for name, result in variants.items()
     ]
+    if baseline is not None:
+        records.append({"variant": BASELINE_NAME, "parameters": baseline["parameters"], "seed": None, "epochs": None,
+                        "best_epoch": None, "guard": "bar", "val_accuracy": baseline["val"]["accuracy"],
+                        **{f"test_{key}": baseline["test"][key] for key in ("loss", "accuracy", "roc_auc")}})
+    return records
+
+
+def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
+    """One plain sentence: does the bag-of-words baseline beat the RNN variants on test accuracy?"""
+    bar, description = baseline["test"]["accuracy"], baseline["description"]
+    beaten = [name for name, result in variants.items() if result["test"]["accuracy"] < bar]
+    scores = ", ".join(f"{name} {result['test']['accuracy']:.4f}" for name, result in variants.items())
+    if len(beaten) == len(variants):
+        return (f"**The baseline beats every RNN variant**: {description} reaches test accuracy {bar:.4f} "
+                f"against {scores}. On this data the recurrent networks add nothing over counting words.")
+    if beaten:
+        return (f"**The baseline beats {', '.join(beaten)}**: {description} reaches test accuracy {bar:.4f} "
+                f"against {scores}.")
+    return f"Every RNN variant beats the baseline ({description}, test accuracy {bar:.4f}): {scores}."
 
 
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
@@ -116,8 +147,9 @@ def _markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMM
 
 
 def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
-                  decision: dict) -> str:
-    """report.md: data set, parameters, versions, metrics table, champion decision and plots of one run."""
+                  baseline: dict, decision: dict) -> str:
+    """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
+    verdicts, champion decision and plots of one run."""
     data_lines = [
         f"- source: {source['description']}",
         f"- source URI: `{source['uri']}` (sha256 `{source['sha256']}`)",
@@ -131,10 +163,13 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         "## Data set",
         "\n".join(data_lines),
         "## Test metrics",
-        _markdown_table(summary_rows(variants)),
+        baseline_verdict(variants, baseline),
+        _markdown_table(summary_rows(variants, baseline)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
-        "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`" for name, result in variants.items()),
-        "## Seeds and stall restarts",
+        "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`"
+                  for name, result in {**variants, BASELINE_NAME: baseline}.items()),
+        "## Seeds and restarts",
+        guard_rule(config["training"], baseline),
         "\n".join(_spread_lines(variants)),
         _markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
@@ -151,7 +186,8 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
     return "\n\n".join(blocks) + "\n"
 
 
-SEED_COLUMNS = ("variant", "seed", "attempts (seeds)", "stalled", "epochs", "best_val_loss", "test_acc", "published")
+SEED_COLUMNS = ("variant", "seed", "attempts (seed: best val acc)", "guard", "epochs", "best_val_loss", "test_acc",
+                "published")
 
 
 def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
@@ -159,12 +195,16 @@ def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
     rows = []
     for name, result in variants.items():
         for seed in result.get("seeds", []):
-            attempts = ", ".join(f"{attempt['seed']}{' stalled' if attempt['stalled'] else ''}"
+            attempts = ", ".join(f"{attempt['seed']}: {attempt['best_val_accuracy']:.4f}{_attempt_flag(attempt)}"
                                  for attempt in seed["attempts"])
-            rows.append((name, str(seed["seed"]), attempts, "YES" if seed["stalled"] else "no", str(seed["epochs_run"]),
+            rows.append((name, str(seed["seed"]), attempts, guard_label(seed), str(seed["epochs_run"]),
                          f"{seed['best_val_loss']:.4f}", f"{seed['test']['accuracy']:.4f}",
                          "yes" if seed["published_seed"] == result["seed"] else ""))
     return rows
+
+
+def _attempt_flag(attempt: dict) -> str:
+    return " stalled" if attempt["stalled"] else " under-trained" if attempt.get("under_trained") else ""
 
 
 def _spread_lines(variants: dict[str, dict]) -> list[str]:
@@ -176,8 +216,18 @@ def _spread_lines(variants: dict[str, dict]) -> list[str]:
     return lines
 
 
+def guard_rule(training: dict, baseline: dict) -> str:
+    """The guard's rule with this run's numbers, for report and model card."""
+    floor = baseline["val"]["accuracy"] - training["baseline_margin"]
+    return (f"An attempt is *under-trained* when its best val accuracy is more than {training['baseline_margin']:g} "
+            f"below the baseline's {baseline['val']['accuracy']:.4f} (below {floor:.4f}), and *stalled* when it is "
+            f"within {training['stall_margin']:g} of always guessing the majority class. Either one is retrained "
+            f"with a derived seed, up to {training['restarts']} time(s); a variant with no healthy attempt is "
+            "published marked as such and never promoted.")
+
+
 def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
-                      decision: dict) -> str:
+                      baseline: dict, decision: dict) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
     where they fail, and how to score with them."""
     data, training = config["data"], config["training"]
@@ -192,7 +242,8 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         f"cross-entropy, batch {training['batch_size']}, up to {training['max_epochs']} epochs, early stopping on "
         f"val_loss (patience {training['patience']}, from epoch {training['start_from_epoch']}), best val_loss "
         f"weights kept; {training['seeds']} seed(s) per variant, the lowest val_loss published; up to "
-        f"{training['stall_restarts']} restart(s) with a derived seed when a variant stalls at chance.",
+        f"{training['restarts']} restart(s) with a derived seed when a variant is under-trained against the "
+        "baseline or stalls at chance.",
         "## Data",
         "\n".join([
             f"- {source['description']}" + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
@@ -209,11 +260,11 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         "500-word vocabulary and 100 tokens, accuracy is about 0.78, and sarcasm, negation far from the end of a "
         "review and rare words are beyond it.",
         "## Test metrics",
-        _markdown_table(summary_rows(variants)),
+        baseline_verdict(variants, baseline),
+        _markdown_table(summary_rows(variants, baseline)),
         "\n".join(_spread_lines(variants)),
-        "## Stalls and restarts",
-        f"A variant is stalled when its best val accuracy is within {training['stall_margin']} of always guessing the "
-        "majority class. Stalled models are never promoted.",
+        "## Under-trained, stalls and restarts",
+        guard_rule(training, baseline),
         _markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
         f"{'Promoted' if decision['promote'] else 'Not promoted'}: {decision['reason']}.",
@@ -232,10 +283,22 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
     return "\n\n".join(blocks) + "\n"
 
 
+def run_metrics(variants: dict[str, dict], baseline: dict) -> dict[str, dict]:
+    """metrics.json: per variant and for the baseline, the test metrics and the val accuracy (a
+    variant's best epoch; the baseline's fit), and for variants the guard's verdict."""
+    metrics = {name: {**result["test"], "val_accuracy": result["best_val_accuracy"], "guard": guard_label(result),
+                      "under_trained": result.get("under_trained", False), "stalled": result.get("stalled", False)}
+               for name, result in variants.items()}
+    metrics[BASELINE_NAME] = {**baseline["test"], "val_accuracy": baseline["val"]["accuracy"],
+                              "val_roc_auc": baseline["val"]["roc_auc"], "description": baseline["description"]}
+    return metrics
+
+
 def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
-                    variants: dict[str, dict], decision: dict) -> None:
-    """The run-level `metrics.json` (every variant's test metrics), `report.md` and `model_card.md`."""
-    metrics = {name: result["test"] for name, result in variants.items()}
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants, decision))
-    (run_dir / "model_card.md").write_text(render_model_card(run_id, config, source, dataset, variants, decision))
+                    variants: dict[str, dict], baseline: dict, decision: dict) -> None:
+    """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
+    `model_card.md`."""
+    (run_dir / "metrics.json").write_text(json.dumps(run_metrics(variants, baseline), indent=2, sort_keys=True) + "\n")
+    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants, baseline, decision))
+    (run_dir / "model_card.md").write_text(
+        render_model_card(run_id, config, source, dataset, variants, baseline, decision))

@@ -47,7 +47,14 @@ class TrainedVariant(BaseModel):
     best_val_accuracy: float = 0.0
     val_majority_rate: float = 0.5  # always guessing the val split's majority class scores this
     stalled: bool = False  # best_val_accuracy within the stall margin of val_majority_rate
-    attempts: list[dict] = []  # every attempt (seed, epochs, best val accuracy, stalled), in order
+    baseline_val_accuracy: float | None = None  # the bag-of-words baseline's, when one was given
+    under_trained: bool = False  # best_val_accuracy more than the baseline margin below the baseline's
+    attempts: list[dict] = []  # every attempt (seed, epochs, best val accuracy, verdicts), in order
+
+    @property
+    def healthy(self) -> bool:
+        """Neither stalled at chance nor under-trained: fit to publish and to promote."""
+        return not (self.stalled or self.under_trained)
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -95,6 +102,20 @@ def is_stalled(best_val_accuracy: float, val_majority_rate: float, margin: float
     return best_val_accuracy <= val_majority_rate + margin
 
 
+def is_under_trained(best_val_accuracy: float, baseline_val_accuracy: float | None, margin: float) -> bool:
+    """More than `margin` below the baseline's val accuracy (never, without a baseline)."""
+    return baseline_val_accuracy is not None and best_val_accuracy < baseline_val_accuracy - margin
+
+
+def describe_failure(trained: TrainedVariant, margin: float) -> str:
+    """Why an attempt is not healthy, with the numbers that decided it."""
+    if trained.stalled:
+        return (f"stalled at chance (best val accuracy {trained.best_val_accuracy:.4f}, "
+                f"majority class {trained.val_majority_rate:.4f})")
+    return (f"under-trained (best val accuracy {trained.best_val_accuracy:.4f}, more than {margin:g} below the "
+            f"baseline's {trained.baseline_val_accuracy:.4f})")
+
+
 def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
     """The recipe's optimiser, loss and metric; XLA and batched steps change speed, not the math."""
     model.compile(
@@ -135,11 +156,13 @@ def train_variant(
     seed: int,
     out_dir: Path,
     on_epoch: Callable[[dict], None] | None = None,
+    baseline_val_accuracy: float | None = None,
 ) -> TrainedVariant:
     """Trains `variant` on the stored train split, validating on val each epoch.
 
     Writes `<out_dir>/<variant>/model.keras` (best val_loss) and `history.json`; returns paths and
-    a summary, never the model itself. `on_epoch` receives each epoch's record as it ends.
+    a summary, never the model itself. `on_epoch` receives each epoch's record as it ends. With
+    `baseline_val_accuracy`, the summary says whether the model is under-trained against it.
     """
     keras.utils.set_random_seed(seed)
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])
@@ -169,13 +192,16 @@ def train_variant(
     best_val_accuracy = max(record["val_accuracy"] for record in progress.epochs)
     val_majority = majority_rate(y_val)
     stalled = is_stalled(best_val_accuracy, val_majority, training_config.stall_margin)
+    under_trained = is_under_trained(best_val_accuracy, baseline_val_accuracy, training_config.baseline_margin)
     history = {"variant": variant, "seed": seed, "best_epoch": best_epoch, "stalled": stalled,
-               "val_majority_rate": val_majority, "epochs": progress.epochs}
+               "under_trained": under_trained, "val_majority_rate": val_majority,
+               "baseline_val_accuracy": baseline_val_accuracy, "epochs": progress.epochs}
     history_path = variant_dir / "history.json"
     history_path.write_text(json.dumps(history, indent=2) + "\n")
-    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f)%s",
+    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f%s)%s",
              variant, len(progress.epochs), train_seconds, best_epoch, best_val_accuracy, val_majority,
-             ": STALLED" if stalled else "")
+             "" if baseline_val_accuracy is None else f", baseline {baseline_val_accuracy:.4f}",
+             ": STALLED" if stalled else ": UNDER-TRAINED" if under_trained else "")
     return TrainedVariant(
         variant=variant,
         model_path=str(model_path),
@@ -191,13 +217,15 @@ def train_variant(
         best_val_accuracy=best_val_accuracy,
         val_majority_rate=val_majority,
         stalled=stalled,
+        baseline_val_accuracy=baseline_val_accuracy,
+        under_trained=under_trained,
     )
 
 
 def pick_published(seed_runs: list[TrainedVariant]) -> TrainedVariant:
-    """The seed to publish: the lowest best val_loss among those that did not stall (among all
-    when every seed stalled). Test metrics never choose."""
-    healthy = [trained for trained in seed_runs if not trained.stalled] or seed_runs
+    """The seed to publish: the lowest best val_loss among the healthy ones (among all when none
+    is healthy). Test metrics never choose."""
+    healthy = [trained for trained in seed_runs if trained.healthy] or seed_runs
     return min(healthy, key=lambda trained: trained.best_val_loss)
 
 
@@ -210,7 +238,8 @@ def append_progress(path: str, record: dict) -> None:
 def _attempt_summary(trained: TrainedVariant) -> dict:
     return {"seed": trained.seed, "epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch,
             "best_val_loss": trained.best_val_loss, "best_val_accuracy": trained.best_val_accuracy,
-            "stalled": trained.stalled, "train_seconds": trained.train_seconds}
+            "stalled": trained.stalled, "under_trained": trained.under_trained,
+            "train_seconds": trained.train_seconds}
 
 
 def train_with_restarts(
@@ -221,31 +250,33 @@ def train_with_restarts(
     seed: int,
     out_dir: Path,
     on_epoch: Callable[[dict], None] | None = None,
+    baseline_val_accuracy: float | None = None,
 ) -> TrainedVariant:
-    """`train_variant`, retrained with a derived seed while it stalls, at most
-    `training_config.stall_restarts` times.
+    """`train_variant`, retrained with a derived seed while it is stalled or under-trained against
+    `baseline_val_accuracy`, at most `training_config.restarts` times.
 
-    Returns the first attempt that did not stall (or, when all stalled, the one with the lowest
-    val_loss, still marked stalled), with every attempt listed; its history.json keeps every
-    attempt's epochs. Writes `<out_dir>/<variant>/model.keras` and `history.json`.
+    Returns the first healthy attempt (or, when none is, the one with the lowest val_loss, still
+    marked), with every attempt listed; its history.json keeps every attempt's epochs. Writes
+    `<out_dir>/<variant>/model.keras` and `history.json`.
     """
     attempts, histories = [], []
-    for attempt in range(training_config.stall_restarts + 1):
+    for attempt in range(training_config.restarts + 1):
         attempt_seed = derive_seed(seed, 0, attempt)
         trained = train_variant(variant, dataset, model_config, training_config, attempt_seed,
-                                Path(out_dir) / f"attempt-{attempt}", on_epoch)
+                                Path(out_dir) / f"attempt-{attempt}", on_epoch, baseline_val_accuracy)
         attempts.append(trained)
         histories.append(json.loads(Path(trained.history_path).read_text()))
-        if not trained.stalled:
+        if trained.healthy:
             break
-        if attempt < training_config.stall_restarts:
-            log.warning("%s stalled at chance (best val accuracy %.4f, majority %.4f): restart %d/%d with seed %d",
-                        variant, trained.best_val_accuracy, trained.val_majority_rate, attempt + 1,
-                        training_config.stall_restarts, derive_seed(seed, 0, attempt + 1))
-    chosen = pick_published(attempts)  # the one attempt that did not stall: the loop ends there
-    if chosen.stalled:
-        log.warning("%s stalled in all %d attempts: it is published marked stalled and never promoted",
-                    variant, len(attempts))
+        if attempt < training_config.restarts:
+            log.warning("%s seed %d %s: restart %d/%d with seed %d", variant, attempt_seed,
+                        describe_failure(trained, training_config.baseline_margin), attempt + 1,
+                        training_config.restarts, derive_seed(seed, 0, attempt + 1))
+    chosen = pick_published(attempts)  # the one healthy attempt: the loop ends there
+    if not chosen.healthy:
+        log.warning("%s: no healthy model in %d attempts; the lowest val_loss (%s) is published marked as such "
+                    "and never promoted", variant, len(attempts),
+                    describe_failure(chosen, training_config.baseline_margin))
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(chosen.model_path, variant_dir / "model.keras")

@@ -28,8 +28,8 @@ def test_candidate_is_the_best_variant_that_did_not_stall():
     assert champion.pick_candidate(variants, "accuracy") == "onehot"
     assert champion.pick_candidate(variants, "loss") == "embedding"  # lower is better
     assert champion.pick_candidate({"stuck": result(0.515)}, "accuracy") is None
-    assert champion.is_stalled(result(0.62, majority=0.61))
-    assert not champion.is_stalled(result(0.53, majority=0.5))
+    assert champion.is_unfit(result(0.62, majority=0.61))
+    assert not champion.is_unfit(result(0.53, majority=0.5))
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,10 @@ def test_candidate_is_the_best_variant_that_did_not_stall():
         ({"a": result(0.9)}, holder(0.7, key="k2"), "auto", False, False, "not comparable; kept"),
         ({"a": result(0.6)}, holder(0.7, key="k2"), "always", True, False, "not comparable; replaced"),
         ({"a": result(0.9)}, None, "never", False, None, "promotion disabled (--promote never)"),
-        ({"a": result(0.51)}, None, "always", False, None, "every variant stalled"),
+        ({"a": result(0.51)}, None, "always", False, None, "every variant is under-trained"),
+        ({"a": {**result(0.8), "under_trained": True}}, None, "always", False, None, "every variant is under-trained"),
+        ({"a": {**result(0.9), "under_trained": True}, "b": result(0.7)}, holder(0.6), "auto", True, True,
+         "b accuracy 0.7000 beats"),
     ],
 )
 def test_gate_rules(variants, current, mode, promote, comparable, reason):

@@ -27,7 +27,7 @@ def test_defaults_are_the_reference_recipe():
     training = config.training
     assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
     assert (training.recipe, training.start_from_epoch, training.min_delta) == ("reference", 0, 0.0)
-    assert (training.seeds, training.stall_restarts) == (1, 2)
+    assert (training.seeds, training.restarts, training.baseline_margin) == (1, 5, 0.05)
     assert config.seed == 42
     assert config.refresh is False and config.training.timeout_seconds == 4 * 3600
 
@@ -48,7 +48,8 @@ def test_every_option_reaches_its_config_field():
         "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
         "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
         "--training-timeout", "60", "--refresh", "--recipe", "robust", "--start-from-epoch", "2",
-        "--min-delta", "0.001", "--seeds", "3", "--stall-restarts", "1", "--stall-margin", "0.1",
+        "--min-delta", "0.001", "--seeds", "3", "--restarts", "1", "--stall-margin", "0.1",
+        "--baseline-margin", "0.2",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
@@ -57,8 +58,8 @@ def test_every_option_reaches_its_config_field():
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {
         "recipe": "robust", "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1,
-        "start_from_epoch": 2, "min_delta": 0.001, "timeout_seconds": 60, "seeds": 3, "stall_restarts": 1,
-        "stall_margin": 0.1,
+        "start_from_epoch": 2, "min_delta": 0.001, "timeout_seconds": 60, "seeds": 3, "restarts": 1,
+        "baseline_margin": 0.2, "stall_margin": 0.1,
     }
     assert config.refresh is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}

@@ -86,7 +86,7 @@ def test_make_deploy_stores_the_schedule_and_a_worker_completes_a_triggered_run(
         assert deployment.entrypoint == "flows/imdb_pipeline.py:imdb_rnn_pipeline"
 
         small = {"seed": 3, "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
-                 "model": {"variants": ["embedding"]}, "training": {"max_epochs": 2, "learning_rate": 0.01},
+                 "model": {"variants": ["embedding"]}, "training": {"max_epochs": 2, "learning_rate": 0.01, "baseline_margin": 1.0},
                  "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")}}
         flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
 

@@ -61,9 +61,22 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert "| onehot | 481 | 3 | 3 |" in report and "| embedding | 1,009 | 3 | 3 |" in report  # params, seed, epochs
     assert manifest["dataset_key"] in report and "![comparison](comparison.png)" in report
     card = (run_dir / "model_card.md").read_text()
-    for words in ("## Intended use", "## Test metrics", "## Stalls and restarts", "## How to score",
+    for words in ("## Intended use", "## Test metrics", "## Under-trained, stalls and restarts", "## How to score",
                   "the last 20 tokens", "47 most frequent words", "safe_mode=True"):
         assert words in card
+
+    # the baseline stands beside the variants in metrics.json, the summary, the report and the card
+    bar = all_metrics["baseline"]
+    assert bar["examples"] == test_table.num_rows and 0.9 < bar["accuracy"] <= 1 and 0.9 < bar["val_accuracy"] <= 1
+    row = f"| baseline | 51 | - | - | - | bar | {bar['val_accuracy']:.4f} | {bar['loss']:.4f} | {bar['accuracy']:.4f} |"
+    assert row in report and row in card
+    assert any(line.split() == ["baseline", "51", "-", "-", "-", "bar", f"{bar['val_accuracy']:.4f}",
+                                f"{bar['loss']:.4f}", f"{bar['accuracy']:.4f}", f"{bar['roc_auc']:.4f}", "n/a"]
+               for line in output)
+    beaten = [v for v in ("onehot", "embedding") if all_metrics[v]["accuracy"] < bar["accuracy"]]
+    verdict = ("**The baseline beats every RNN variant**" if len(beaten) == 2 else
+               f"**The baseline beats {beaten[0]}**" if beaten else "Every RNN variant beats the baseline")
+    assert verdict in report and verdict in card
 
 
 def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(prefect_harness, imdb_npz, tmp_path, capsys):
@@ -89,6 +102,31 @@ def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(pre
     mean, std = (float(part) for part in spread.split(" ± "))
     assert mean == pytest.approx(np.mean(accuracies), abs=1e-4) and std == pytest.approx(np.std(accuracies), abs=1e-4)
     assert f"{spread} (2)" in out  # the summary table printed at the end shows it too
+
+
+def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_promoted(
+    prefect_harness, imdb_npz, tmp_path, capsys, caplog
+):
+    """One epoch per attempt leaves the RNN far below the baseline's val accuracy on the generated
+    data: with the default margin the guard restarts it, records both attempts, and the gate refuses it."""
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1",
+                                "--learning-rate", "0.001", "--restarts", "1", "--baseline-margin", "0.05",
+                                "--promote", "always")
+    with caplog.at_level("WARNING", logger="tasks.training"):
+        assert main(options) == 0
+    out = capsys.readouterr().out
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["embedding"]["under_trained"] and metrics["embedding"]["guard"] == "UNDER-TRAINED (2 attempts)"
+    assert metrics["embedding"]["val_accuracy"] < metrics["baseline"]["val_accuracy"] - 0.05
+    history = json.loads((run_dir / "embedding" / "history.json").read_text())
+    assert [attempt["under_trained"] for attempt in history["attempts"]] == [True, True]
+    assert "restart 1/1 with seed" in caplog.text and "no healthy model in 2 attempts" in caplog.text
+    assert any(line.split()[:6] == ["embedding", "1,009", str(history["seed"]), "1", "1", "UNDER-TRAINED"]
+               for line in out.splitlines())
+    assert "champion: kept (every variant is under-trained" in out
+    assert not (tmp_path / "store" / "champion.json").exists()
+    assert "UNDER-TRAINED (2 attempts)" in (run_dir / "report.md").read_text()
 
 
 def _truncated_npz(tmp_path: Path) -> str:
@@ -158,6 +196,7 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
         assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in by_key["imdb-run-report"].data
         table = by_key["imdb-variant-metrics"]
         assert table.type == "table" and "test_accuracy" in str(table.data)
+        assert [record["variant"] for record in json.loads(table.data)] == ["onehot", "embedding", "baseline"]
         links = {key: artifact.data for key, artifact in by_key.items() if artifact.type == "markdown" and key.startswith("imdb-link")}
         assert f"file://{run_uri}/embedding/model.keras" in links["imdb-link-embedding-model"]
         assert f"file://{run_uri}/manifest.json" in links["imdb-link-manifest"]

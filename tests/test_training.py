@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import data, evaluation, features, training
+from tasks import baseline, data, evaluation, features, training
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.training import train_variant
 
@@ -84,7 +84,7 @@ def test_a_wider_stall_margin_counts_more_models_as_stalled():
 
 
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, stall_restarts=1)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
     trained = training.train_with_restarts("embedding", one_class_val_dataset, ModelConfig(), config, 11, tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
     seeds = [attempt["seed"] for attempt in trained.attempts]
@@ -99,7 +99,7 @@ def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class
 def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tmp_path, monkeypatch):
     verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
     monkeypatch.setattr(training, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, stall_restarts=2)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
     trained = training.train_with_restarts("onehot", tiny_dataset, ModelConfig(), config, 3, tmp_path)
     assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
     assert not trained.stalled and trained.seed == training.derive_seed(3, 0, 1)
@@ -110,6 +110,43 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
         np.testing.assert_array_equal(first, second)
 
 
+def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_dataset, tmp_path, monkeypatch, caplog):
+    """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
+    accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
+    bar = baseline.fit_baseline(tiny_dataset)["val"]["accuracy"]
+    real_fit, epochs_asked = training.fit_model, []
+
+    def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
+        epochs_asked.append(config.max_epochs)
+        if len(epochs_asked) == 1:
+            config = config.model_copy(update={"max_epochs": 1})
+        real_fit(model, x_train, y_train, x_val, y_val, config, callbacks)
+
+    monkeypatch.setattr(training, "fit_model", cut_the_first_attempt_short)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=8, patience=10, restarts=2)
+    with caplog.at_level("WARNING", logger="tasks.training"):
+        trained = training.train_with_restarts("onehot", tiny_dataset, ModelConfig(), config, 3, tmp_path,
+                                               baseline_val_accuracy=bar)
+    first, second = trained.attempts
+    assert first["under_trained"] and not first["stalled"] and first["epochs_run"] == 1
+    assert first["best_val_accuracy"] < bar - config.baseline_margin
+    assert not second["under_trained"] and second["best_val_accuracy"] >= bar - config.baseline_margin
+    assert trained.healthy and trained.seed == second["seed"] == training.derive_seed(3, 0, 1)
+    history = json.loads(Path(trained.history_path).read_text())
+    assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second["seed"], False)]
+    assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
+    (line,) = [record.getMessage() for record in caplog.records if "restart" in record.getMessage()]
+    assert line == (f"onehot seed 3 under-trained (best val accuracy {first['best_val_accuracy']:.4f}, more than 0.05 "
+                    f"below the baseline's {bar:.4f}): restart 1/2 with seed {second['seed']}")
+
+
+def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
+    assert training.is_under_trained(0.70, 0.79, margin=0.05)
+    assert not training.is_under_trained(0.75, 0.79, margin=0.05)  # 0.04 below: within the margin
+    assert not training.is_under_trained(0.50, None, margin=0.05)  # no baseline, no verdict
+    assert not training.is_under_trained(0.10, 0.79, margin=1.0)  # margin 1 turns the guard off
+
+
 def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():
     def run(seed, loss, stalled):
         return training.TrainedVariant(variant="v", model_path="m", history_path="h", parameters=1, epochs_run=1,
@@ -118,6 +155,8 @@ def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():
     runs = [run(1, 0.50, False), run(2, 0.30, True), run(3, 0.40, False)]
     assert training.pick_published(runs).seed == 3  # the stalled seed's lower loss does not count
     assert training.pick_published([run(1, 0.6, True), run(2, 0.5, True)]).seed == 2
+    under_trained = run(4, 0.20, False).model_copy(update={"under_trained": True})
+    assert training.pick_published([*runs, under_trained]).seed == 3  # nor does an under-trained one's
 
 
 def test_derived_seeds_are_deterministic_and_distinct():

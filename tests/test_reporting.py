@@ -1,0 +1,41 @@
+"""What the summaries say about the baseline and the guard, on hand-made results."""
+
+from __future__ import annotations
+
+from tasks import reporting
+
+BASELINE = {"description": "logistic regression on bag-of-words counts of the same ids", "parameters": 501,
+            "val": {"accuracy": 0.79, "roc_auc": 0.88}, "test": {"accuracy": 0.80, "loss": 0.45, "roc_auc": 0.885}}
+
+
+def variant(accuracy: float, **flags) -> dict:
+    return {"test": {"accuracy": accuracy}, **flags}
+
+
+def test_the_report_says_plainly_when_the_baseline_beats_the_rnns():
+    verdict = reporting.baseline_verdict({"onehot": variant(0.78), "embedding": variant(0.77)}, BASELINE)
+    assert verdict.startswith("**The baseline beats every RNN variant**")
+    assert "0.8000 against onehot 0.7800, embedding 0.7700" in verdict
+    verdict = reporting.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.77)}, BASELINE)
+    assert verdict.startswith("**The baseline beats embedding**")
+    verdict = reporting.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.8001)}, BASELINE)
+    assert verdict.startswith("Every RNN variant beats the baseline")
+
+
+def test_the_guard_column_names_the_verdict_and_the_attempts():
+    assert reporting.guard_label({"attempts": [{}]}) == "ok"
+    assert reporting.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
+    assert reporting.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
+    assert reporting.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
+    assert reporting.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
+
+
+def test_table_records_put_the_baseline_after_the_variants():
+    result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
+              "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": 0.85}}
+    records = reporting.metrics_records({"embedding": result}, BASELINE)
+    assert [record["variant"] for record in records] == ["embedding", "baseline"]
+    assert records[1] == {"variant": "baseline", "parameters": 501, "seed": None, "epochs": None, "best_epoch": None,
+                          "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
+                          "test_roc_auc": 0.885}
+    assert records[0]["guard"] == "ok" and records[0]["val_accuracy"] == 0.78
