@@ -134,6 +134,20 @@ def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_imdb_npz(tmp_path_factory.mktemp("npz") / "imdb.npz")
 
 
+TINY_MAXLEN = 20
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(imdb_npz, tmp_path_factory):
+    """The generated reviews split (val 25 %), padded to TINY_MAXLEN ids of 50 words and stored."""
+    from tasks import data, features
+
+    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    metadata = {"num_words": 50, "maxlen": TINY_MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "t",
+                "source_sha256": "t"}
+    return features.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     requests: list[str] = []
 

@@ -7,15 +7,9 @@ import pytest
 
 from tasks import baseline, data, features
 from tasks.errors import DataError
+from tests.conftest import TINY_MAXLEN
 
-MAXLEN = 20
-
-
-@pytest.fixture(scope="module")
-def tiny_dataset(imdb_npz, tmp_path_factory):
-    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
-    metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "t", "source_sha256": "t"}
-    return features.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
+MAXLEN = TINY_MAXLEN
 
 
 def test_counts_are_per_review_and_leave_padding_out():
