@@ -98,7 +98,7 @@ def test_make_deploy_stores_the_schedule_and_a_worker_completes_a_triggered_run(
         finished = client.read_flow_run(flow_run.id)
         assert finished.state.is_completed(), finished.state
         keys = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id == flow_run.id}
-    assert {"imdb-training-embedding", "imdb-run-report", "imdb-variant-metrics", "imdb-link-manifest"} <= keys
+    assert {"imdb-training-embedding", "imdb-run-report", "imdb-variant-metrics", "imdb-run-files"} <= keys
     runs = list((tmp_path / "store" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "manifest.json").exists()
     assert (tmp_path / "store" / "champion.json").exists()
