@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 ARGS ?=
 PREFECT := $(VENV)/bin/prefect
+PREFECT_HOST ?= 127.0.0.1
 PREFECT_PORT ?= 4200
 POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
@@ -70,13 +71,17 @@ runs: $(INSTALLED)
 s3: $(INSTALLED)
 	$(PY) -m infra.local_s3
 
-## server: start a local Prefect server with its UI on http://127.0.0.1:4200 (SQLite in .prefect/)
+# The UI asks /ui-settings where its API is; Prefect answers from PREFECT_UI_API_URL, which
+# `--port` does not change (it would still send the browser to port 4200).
+server: export PREFECT_UI_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
+
+## server: start a local Prefect server with its UI on http://127.0.0.1:4200 (PREFECT_PORT=4300 moves it; SQLite in .prefect/)
 .PHONY: server
 server: $(INSTALLED)
-	$(PREFECT) server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	$(PREFECT) server start --host $(PREFECT_HOST) --port $(PREFECT_PORT)
 
 # The targets below talk to that server unless PREFECT_API_URL points elsewhere.
-deploy worker retrain: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+deploy worker retrain: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
 
 ## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining)
 .PHONY: deploy

@@ -6,6 +6,7 @@ modules, which run and test without any Prefect context.
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
@@ -13,6 +14,7 @@ import logging
 import multiprocessing
 import re
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -22,8 +24,6 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import (
-    create_image_artifact,
-    create_link_artifact,
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
@@ -63,6 +63,7 @@ ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes 
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
 FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
 CHILD_PROGRESS_POLL_SECONDS = 1.0  # how often epochs of a seed trained in a child process reach the UI
+RECENT_EPOCHS = 5  # epochs in a progress artifact's table: enough for a trend, short enough to read at a glance
 
 
 class _ExpectedErrorsWithoutTraceback(logging.Filter):
@@ -196,14 +197,41 @@ def artifact_key(*parts: str) -> str:
 
 
 def _progress_updater(artifact_id, variant: str, max_epochs: int) -> Callable[[dict], None]:
+    """Moves the progress artifact every epoch; its description shows the last epochs as a table
+    (a stall restart starts the table again with its own epoch 1)."""
+    epochs: list[dict] = []
+
     def update(record: dict) -> None:
+        if record["epoch"] == 1:
+            epochs.clear()
+        epochs.append(record)
         update_progress_artifact(
             artifact_id, 100.0 * record["epoch"] / max_epochs,
-            description=f"{variant} epoch {record['epoch']}/{max_epochs}: val_loss {record['val_loss']:.4f}, "
-            f"val_accuracy {record['val_accuracy']:.4f} ({record['seconds']:.1f} s)",
+            description=f"{variant} epoch {record['epoch']}/{max_epochs} ({record['seconds']:.1f} s)\n\n"
+            + _epoch_table(epochs[-RECENT_EPOCHS:]),
         )
 
     return update
+
+
+def _epoch_table(records: list[dict]) -> str:
+    columns = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
+    rows = [(str(record["epoch"]), *(f"{record[name]:.4f}" for name in columns[1:])) for record in records]
+    return "\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+                      *("| " + " | ".join(row) + " |" for row in rows)])
+
+
+def _data_uri(png: bytes) -> str:
+    """A PNG as an image a browser shows from any page: no file:// link, no URL that expires."""
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _curves_markdown(history: dict) -> str:
+    """A variant's loss and accuracy curves, inline."""
+    with tempfile.TemporaryDirectory() as folder:
+        plots.plot_history(history, Path(folder))
+        return " ".join(f"![{metric}]({_data_uri((Path(folder) / f'{metric}.png').read_bytes())})"
+                        for metric in ("loss", "accuracy"))
 
 
 @task(name="train", task_run_name="train-{variant}-seed-{seed}", cache_key_fn=_training_cache_key)
@@ -237,9 +265,11 @@ def train(
         stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    history = storage.read_json(stored.history_path)
     update_progress_artifact(progress, 100.0, description=f"{variant} seed {seed}: done after {trained.epochs_run} "
                              f"epochs (best val_loss at epoch {trained.best_epoch}); "
-                             f"{reporting.guard_label(trained.model_dump())}")
+                             f"{reporting.guard_label(trained.model_dump())}\n\n"
+                             f"{_epoch_table(history['epochs'][-RECENT_EPOCHS:])}\n\n{_curves_markdown(history)}")
     return stored
 
 
@@ -341,19 +371,35 @@ def promote(
 
 @task(name="describe-run", cache_policy=NO_CACHE)
 def describe_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, decision: champion.Decision) -> None:
-    """The run in the Prefect UI: report, metrics table, links to what was published, plot images."""
-    urls = {label: storage.browsable_url(storage.join(run_uri, path))
-            for label, path in reporting.published_files(variants).items()}
+    """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
+    baseline), and one artifact listing the run's files with links."""
+    files = reporting.published_files(variants)
     report = storage.read_bytes(storage.join(run_uri, "report.md")).decode()
-    for label, path in reporting.published_files(variants).items():
-        report = report.replace(f"]({path})", f"]({urls[label]})")
+    for path in files.values():
+        if path.endswith(".png"):
+            report = report.replace(f"]({path})", f"]({_data_uri(storage.read_bytes(storage.join(run_uri, path)))})")
     create_markdown_artifact(report, key=artifact_key("run-report"), description=f"report of {run_uri}")
-    create_table_artifact(reporting.metrics_records(variants, baseline_result), key=artifact_key("variant-metrics"),
+    create_table_artifact(reporting.rounded(reporting.metrics_records(variants, baseline_result)),
+                          key=artifact_key("variant-metrics"),
                           description=f"test metrics per variant; champion: {decision.reason}")
-    for label, url in urls.items():
-        create_link_artifact(url, link_text=label, key=artifact_key("link", label), description=f"{label} of {run_uri}")
-        if label.endswith("plot") and url.startswith(("http://", "https://")):
-            create_image_artifact(url, key=artifact_key("image", label), description=f"{label} of {run_uri}")
+    create_markdown_artifact(_files_markdown(run_uri, files), key=artifact_key("run-files"),
+                             description=f"files of {run_uri}")
+
+
+def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
+    """The run's files with their sizes and links: presigned on S3; a path to copy for local
+    storage, since a browser does not follow file:// links from an http page."""
+    manifest_uri = storage.join(run_uri, publishing.MANIFEST_NAME)
+    manifest = storage.read_bytes(manifest_uri)
+    sizes = {entry["path"]: entry["bytes"] for entry in json.loads(manifest)["files"]}
+    sizes[publishing.MANIFEST_NAME] = len(manifest)
+    lines = [f"Run `{run_uri}`: `{publishing.MANIFEST_NAME}` lists every file with its sha256; "
+             f"`make verify RUN={run_uri}` checks them.", "", "| file | size | link |", "|---|---|---|"]
+    for label, path in files.items():
+        url = storage.browsable_url(storage.join(run_uri, path))
+        link = f"[{path}]({url})" if url.startswith(("http://", "https://")) else f"`{url.removeprefix('file://')}`"
+        lines.append(f"| {label} | {sizes[path] / 1024:,.1f} KiB | {link} |")
+    return "\n".join(lines) + "\n"
 
 
 def run_name() -> str:

@@ -40,9 +40,12 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
             log.info("%s was already published by an earlier attempt of this run", destination)
             return earlier
         raise ObjectExists(f"{destination} already exists; a run prefix is published once, never into")
-    started = time.perf_counter()
+    started, total, done = time.perf_counter(), sum(entry["bytes"] for entry in files), 0
     for entry in files:
-        _publish_file(Path(local_dir) / entry["path"], storage.join(destination, entry["path"]), entry)
+        outcome = _publish_file(Path(local_dir) / entry["path"], storage.join(destination, entry["path"]), entry)
+        done += entry["bytes"]
+        log.info("%s %s (%d bytes, sha256 verified): %.0f %% of %.1f MiB", outcome, entry["path"], entry["bytes"],
+                 100 * done / total if total else 100, total / 2**20)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -71,18 +74,17 @@ def _earlier_manifest(destination: str) -> dict | None:
         return {}  # unreadable: not ours to resume, and never to overwrite
 
 
-def _publish_file(path: Path, uri: str, entry: dict) -> None:
+def _publish_file(path: Path, uri: str, entry: dict) -> str:
     """Writes one file create-only; an object already there with the same sha256 is ours (a retry,
-    or a PUT whose response was lost) and is kept."""
+    or a PUT whose response was lost) and is kept. Says which."""
     if storage.exists(uri) and storage.sha256_of(uri) == entry["sha256"]:
-        log.info("kept %s from an earlier attempt (sha256 matches)", entry["path"])
-        return
+        return "kept from an earlier attempt"
     try:
         storage.write_verified(uri, path.read_bytes(), create_only=True)
     except ObjectExists:
         if storage.sha256_of(uri) != entry["sha256"]:
             raise
-    log.info("published %s (%d bytes, sha256 verified)", entry["path"], entry["bytes"])
+    return "published"
 
 
 def list_runs(storage_root: str) -> list[dict]:

@@ -117,11 +117,18 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
 
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
-    files = {"manifest": "manifest.json", "report": "report.md", "comparison plot": "comparison.png"}
+    files = {"manifest": "manifest.json", "report": "report.md", "model card": "model_card.md",
+             "comparison plot": "comparison.png"}
     for name in variants:
         files |= {f"{name} model": f"{name}/model.keras", f"{name} loss plot": f"{name}/loss.png",
                   f"{name} accuracy plot": f"{name}/accuracy.png"}
     return files
+
+
+def rounded(records: list[dict], decimals: int = 4) -> list[dict]:
+    """`records` with every float rounded to the decimals the summary table prints; other values as they are."""
+    return [{key: round(value, decimals) if isinstance(value, float) else value for key, value in record.items()}
+            for record in records]
 
 
 def format_time_split(wall_seconds: float, variants: dict[str, dict], started_at: float) -> str:

@@ -168,7 +168,8 @@ def _download(uri: str, destination: Path, timeout: float) -> None:
                 out.write(chunk)
                 copied += len(chunk)
                 if copied >= next_report:
-                    log.info("downloaded %.1f MiB%s", copied / 2**20, f" of {total / 2**20:.1f}" if total else "")
+                    log.info("downloaded %.1f MiB%s", copied / 2**20,
+                             f" of {total / 2**20:.1f} ({100 * copied / total:.0f} %)" if total else "")
                     next_report += PROGRESS_STEP_BYTES
     except urllib.error.HTTPError as error:
         raise SourceError(f"{uri}: HTTP {error.code} {error.reason}") from None

@@ -10,6 +10,7 @@ import re
 import tempfile
 import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +181,64 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 20-30 s on 2 cores, more when busy
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real Prefect server (SQLite) started by `make server` on a free, non-default port of
+    127.0.0.1; yields (port, environment for its clients)."""
+    import signal
+    import subprocess
+    import time
+
+    import httpx
+
+    port = free_port()
+    home = tmp_path_factory.mktemp("prefect-server-home")
+    environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
+    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    # -o: never rebuild .venv from here; the target's own command is what runs.
+    server = subprocess.Popen(["make", "-s", "-o", ".venv/.installed", "server", f"PREFECT_PORT={port}"],
+                              cwd=REPO_ROOT, env={**environment, "PREFECT_API_URL": ""}, stdout=log,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert server.poll() is None, (home / "server.log").read_text()[-2000:]
+        time.sleep(1)
+    else:
+        pytest.fail("the Prefect server did not start in time")
+    yield port, environment
+    os.killpg(server.pid, signal.SIGTERM)  # make, the server and its children: one session
+    server.wait(timeout=30)
+    log.close()
+
+
+@contextmanager
+def server_client(environment: dict):
+    """A Prefect client talking to `prefect_server` (not to the session harness)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            yield client
 
 
 @pytest.fixture

@@ -190,16 +190,24 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
         )
         by_key = {artifact.key: artifact for artifact in artifacts}
+        assert set(by_key) == {"imdb-training-onehot", "imdb-training-embedding", "imdb-run-report",
+                               "imdb-variant-metrics", "imdb-run-files"}
         for variant in ("onehot", "embedding"):
             progress = by_key[f"imdb-training-{variant}"]
             assert progress.type == "progress" and float(progress.data) == 100.0
-        assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in by_key["imdb-run-report"].data
+            # the last epochs as a table, then the variant's two curves inline
+            assert "| 2 | " in progress.description and progress.description.count("](data:image/png;base64,") == 2
+        report = by_key["imdb-run-report"].data
+        assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in report
+        assert report.count("](data:image/png;base64,") == 5 and ".png)" not in report  # every plot inline
         table = by_key["imdb-variant-metrics"]
         assert table.type == "table" and "test_accuracy" in str(table.data)
         assert [record["variant"] for record in json.loads(table.data)] == ["onehot", "embedding", "baseline"]
-        links = {key: artifact.data for key, artifact in by_key.items() if artifact.type == "markdown" and key.startswith("imdb-link")}
-        assert f"file://{run_uri}/embedding/model.keras" in links["imdb-link-embedding-model"]
-        assert f"file://{run_uri}/manifest.json" in links["imdb-link-manifest"]
+        for record in json.loads(table.data):
+            assert record["test_loss"] == round(record["test_loss"], 4)
+        files = by_key["imdb-run-files"].data
+        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md"):
+            assert f"`{run_uri}/{path}`" in files
 
         deadline = time.monotonic() + 30
         promoted = []

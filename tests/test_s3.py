@@ -70,7 +70,10 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
 
 
 def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
-    """The UI's image artifacts of the latest run open as PNGs from S3, and carry no secret."""
+    """The links of the latest run's files artifact are presigned: its plots open as PNGs from S3,
+    and no artifact carries the secret."""
+    import re
+
     import httpx
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -81,10 +84,13 @@ def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[latest.id]))
         )
-    images = [artifact.data for artifact in artifacts if artifact.type == "image"]
-    assert len(images) == 5  # comparison + loss and accuracy of each variant
-    for url in images:
+    files = next(artifact.data for artifact in artifacts if artifact.key == "imdb-run-files")
+    links = re.findall(r"\]\((http[^)]+)\)", files)
+    plots = [url for url in links if ".png?" in url]
+    assert len(links) >= 9 and len(plots) == 5  # comparison + loss and accuracy of each variant
+    for url in links:
         assert url.startswith(endpoint) and secret not in url
+    for url in plots:
         assert httpx.get(url, timeout=10).content.startswith(b"\x89PNG")
     assert not [artifact.key for artifact in artifacts if secret in str(artifact.data)]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +39,17 @@ def test_http_download_is_verified_cached_and_reused(imdb_npz, http_server, tmp_
     name = sources.cache_path(uri, str(tmp_path)).name
     assert sorted(p.name for p in tmp_path.iterdir()) == [name, name + sources.CHECKSUM_SUFFIX]  # no partial left
     assert (tmp_path / (name + sources.CHECKSUM_SUFFIX)).read_text().strip() == sha256(imdb_npz)
+
+
+def test_a_download_reports_its_progress_in_percent(imdb_npz, http_server, monkeypatch, tmp_path, caplog):
+    size = imdb_npz.stat().st_size
+    monkeypatch.setattr(sources.storage, "CHUNK_BYTES", size // 8)
+    monkeypatch.setattr(sources, "PROGRESS_STEP_BYTES", size // 4)
+    with caplog.at_level(logging.INFO, logger="tasks.sources"):
+        sources.resolve_source(DataConfig(source=f"{http_server[0]}/imdb.npz", cache_dir=str(tmp_path)))
+    percents = [int(match) for record in caplog.records
+                for match in re.findall(r"\((\d+) %\)", record.getMessage())]
+    assert len(percents) >= 4 and percents == sorted(percents) and percents[-1] == 100
 
 
 def test_checksum_mismatch_is_refused_and_leaves_no_file(http_server, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 
 import pytest
@@ -42,14 +43,19 @@ def test_run_ids_sort_by_time_and_are_unique():
     assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in ids)
 
 
-def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path):
+def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path, caplog):
     local = tmp_path / "local"
     (local / "onehot").mkdir(parents=True)
     (local / "onehot" / "model.keras").write_bytes(b"weights")
     (local / "report.md").write_text("# report")
     destination = str(tmp_path / "store" / "runs" / "r1")
-    manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
+    with caplog.at_level(logging.INFO, logger="tasks.publishing"):
+        manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
     assert [entry["path"] for entry in manifest["files"]] == ["onehot/model.keras", "report.md"]
+    # distinct lines: after a flow test, Prefect's run logging hands tasks.* records to the capture twice
+    progress = list(dict.fromkeys(record.getMessage() for record in caplog.records if "%" in record.getMessage()))
+    assert progress[0].startswith("published onehot/model.keras (7 bytes") and "47 % of" in progress[0]
+    assert progress[1].startswith("published report.md (8 bytes") and "100 % of" in progress[1]
     stored = json.loads((tmp_path / "store" / "runs" / "r1" / "manifest.json").read_text())
     assert stored == manifest and stored["run_id"] == "r1"
     assert publishing.verify_run(destination) == []
