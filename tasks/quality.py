@@ -104,6 +104,45 @@ HEADINGS = {"median_test_accuracy": "median published test acc", "worst_test_acc
             "first_training_minutes": "first attempt: training min", "extra_training": "extra training time"}
 
 
+def screening_rows(results: list[dict]) -> list[dict]:
+    """Per preset and variant and each of the first epochs: the val accuracy range of attempts that
+    ended healthy and of those that did not. A screen of initialisations after that epoch could pick
+    out the failures only if the two ranges do not overlap."""
+    rows = []
+    for preset in dict.fromkeys(result["preset"] for result in results):
+        for variant in dict.fromkeys(result["variant"] for result in results):
+            curves = {True: [], False: []}
+            for result in results:
+                if (result["preset"], result["variant"]) == (preset, variant):
+                    for attempt, curve in zip(result["attempts"], result["early_val_accuracy"]):
+                        curves[not (attempt["stalled"] or attempt.get("under_trained"))].append(curve)
+            if not curves[True] and not curves[False]:
+                continue
+            for epoch in range(1, EARLY_EPOCHS + 1):
+                ranges = {healthy: [curve[epoch - 1] for curve in group if len(curve) >= epoch]
+                          for healthy, group in curves.items()}
+                best_failure = max(ranges[False], default=None)
+                rows.append({"preset": preset, "variant": variant, "epoch": epoch,
+                             "healthy": ranges[True], "unhealthy": ranges[False],
+                             "healthy_not_above_a_failure": None if best_failure is None
+                             else sum(value <= best_failure for value in ranges[True])})
+    return rows
+
+
+def _range(values: list[float]) -> str:
+    return f"{min(values):.3f}-{max(values):.3f} ({len(values)})" if values else "none"
+
+
+def render_screening(rows: list[dict]) -> str:
+    lines = ["| preset | variant | epoch | val acc of attempts that ended healthy | of those that did not | "
+             "healthy ones no better than the best failure |", "|---|---|---|---|---|---|"]
+    lines += [f"| {row['preset']} | {row['variant']} | {row['epoch']} | {_range(row['healthy'])} | "
+              f"{_range(row['unhealthy'])} | "
+              f"{'n/a' if row['healthy_not_above_a_failure'] is None else row['healthy_not_above_a_failure']} |"
+              for row in rows]
+    return "\n".join(lines)
+
+
 def _attempts_cell(result: dict) -> str:
     return ", ".join(f"{attempt['seed']}: {attempt['best_val_accuracy']:.3f}"
                      + (" STALLED" if attempt["stalled"] else " UNDER-TRAINED" if attempt.get("under_trained") else "")
@@ -133,6 +172,11 @@ def render(rows: list[dict], results: list[dict], description: str, baseline: di
         "every attempt's fit time (two trainings ran side by side).",
         "\n".join(lines),
         "Presets (fields not listed keep the reference values):\n\n" + presets,
+        "## Could the first epochs pick out the failures?",
+        "A cheaper guard would train a few initialisations for an epoch or two and go on with the best. It can "
+        "only work where the val accuracy of attempts that end healthy and of those that do not already differ "
+        "after those epochs (count of attempts in brackets):",
+        render_screening(screening_rows(results)),
         "## Every seed",
         "\n".join(per_seed),
     ]) + "\n"
