@@ -129,7 +129,8 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     history = json.loads(Path(trained.history_path).read_text())
     assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second["seed"], False)]
     assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
-    (line,) = [record.getMessage() for record in caplog.records if "restart" in record.getMessage()]
+    # a set: after a flow test in the same session, Prefect's handlers may deliver a record twice
+    (line,) = {record.getMessage() for record in caplog.records if "restart" in record.getMessage()}
     assert line == (f"onehot seed 3 under-trained (best val accuracy {first['best_val_accuracy']:.4f}, more than 0.03 "
                     f"below the baseline's {bar:.4f}): restart 1/2 with seed {second['seed']}")
 
