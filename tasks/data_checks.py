@@ -124,7 +124,8 @@ def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
     for name in SPLITS:
         tokens, labels, _ = read_split(dataset.split_uris[name], expected_maxlen=int(dataset.metadata["maxlen"]))
         values, counts = np.unique(labels, return_counts=True)
-        stored[name] = {"rows": len(labels), "min_id": int(tokens.min()) if tokens.size else 0,
+        stored[name] = {"uri": dataset.split_uris[name], "rows": len(labels),
+                        "min_id": int(tokens.min()) if tokens.size else 0,
                         "max_id": int(tokens.max()) if tokens.size else 0,
                         "labels": {str(int(value)): int(count) for value, count in zip(values, counts)}}
     return stored
@@ -162,7 +163,7 @@ def check_errors(statistics: dict, config: DataCheckConfig) -> list[Finding]:
         if foreign:
             findings.append(Finding(check="labels outside {0, 1}", level="error",
                                     message=f"{name} has labels {', '.join(foreign)} "
-                                    f"({sum(stored['labels'][label] for label in foreign)} reviews)"))
+                                    f"({sum(stored['labels'][label] for label in foreign)} reviews) in {stored['uri']}"))
         elif len(stored["labels"]) == 1:
             (label, count), = stored["labels"].items()
             findings.append(Finding(check="single class", level="error",
@@ -170,7 +171,7 @@ def check_errors(statistics: dict, config: DataCheckConfig) -> list[Finding]:
         if stored["rows"] and not 0 <= stored["min_id"] <= stored["max_id"] < num_words:
             findings.append(Finding(check="ids outside [0, num_words)", level="error",
                                     message=f"{name} holds ids {stored['min_id']}..{stored['max_id']}, "
-                                    f"outside [0, {num_words})"))
+                                    f"outside [0, {num_words}), in {stored['uri']}"))
     overlap = statistics["duplicates"]["test_in_training"]
     if overlap["share"] > config.max_overlap:
         findings.append(Finding(check="train/test overlap", level="error",
