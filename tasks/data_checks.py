@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from scipy.spatial.distance import jensenshannon
 
 from tasks import plots, storage
+from tasks.champion import read_champion
 from tasks.config import DataCheckConfig
 from tasks.data import OOV_ID, START_ID, Reviews
 from tasks.errors import DataError
@@ -297,8 +298,6 @@ def _oov_rate(statistics: dict) -> float:
 def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | None, str]:
     """The statistics of the champion's data set when it was trained on another one, and why not
     otherwise (no champion, the same data set, or a champion published before statistics existed)."""
-    from tasks.champion import read_champion
-
     record, _ = read_champion(storage_root)
     if record is None:
         return None, "no champion yet"
