@@ -118,7 +118,8 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
     files = {"manifest": "manifest.json", "report": "report.md", "model card": "model_card.md",
-             "comparison plot": "comparison.png"}
+             "comparison plot": "comparison.png", "data checks": "data_checks.json",
+             "review length plot": "data_lengths.png", "label balance plot": "data_labels.png"}
     for name in variants:
         files |= {f"{name} model": f"{name}/model.keras", f"{name} loss plot": f"{name}/loss.png",
                   f"{name} accuracy plot": f"{name}/accuracy.png"}

@@ -199,7 +199,7 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
         )
         by_key = {artifact.key: artifact for artifact in artifacts}
         assert set(by_key) == {"imdb-training-onehot", "imdb-training-embedding", "imdb-run-report",
-                               "imdb-variant-metrics", "imdb-run-files"}
+                               "imdb-variant-metrics", "imdb-run-files", "imdb-data-checks"}
         for variant in ("onehot", "embedding"):
             progress = by_key[f"imdb-training-{variant}"]
             assert progress.type == "progress" and float(progress.data) == 100.0
@@ -207,14 +207,15 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             assert "| 2 | " in progress.description and progress.description.count("](data:image/png;base64,") == 2
         report = by_key["imdb-run-report"].data
         assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in report
-        assert report.count("](data:image/png;base64,") == 5 and ".png)" not in report  # every plot inline
+        assert report.count("](data:image/png;base64,") == 7 and ".png)" not in report  # every plot inline, data plots too
         table = by_key["imdb-variant-metrics"]
         assert table.type == "table" and "test_accuracy" in str(table.data)
         assert [record["variant"] for record in json.loads(table.data)] == ["onehot", "embedding", "baseline"]
         for record in json.loads(table.data):
             assert record["test_loss"] == round(record["test_loss"], 4)
         files = by_key["imdb-run-files"].data
-        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md"):
+        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md",
+                     "data_checks.json", "data_lengths.png"):
             assert f"`{run_uri}/{path}`" in files
 
         deadline = time.monotonic() + 30

@@ -87,7 +87,7 @@ def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
     files = next(artifact.data for artifact in artifacts if artifact.key == "imdb-run-files")
     links = re.findall(r"\]\((http[^)]+)\)", files)
     plots = [url for url in links if ".png?" in url]
-    assert len(links) >= 9 and len(plots) == 5  # comparison + loss and accuracy of each variant
+    assert len(links) >= 9 and len(plots) == 7  # comparison, loss and accuracy of each variant, two data plots
     for url in links:
         assert url.startswith(endpoint) and secret not in url
     for url in plots:
