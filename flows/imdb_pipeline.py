@@ -25,6 +25,7 @@ from tasks.config import PipelineConfig
 from tasks.errors import PipelineError
 from tasks.prefect_tasks import (
     cache_options,
+    check_data,
     check_storage,
     collect,
     configure_run_logging,
@@ -53,7 +54,7 @@ from tasks.verify import add_endpoint_option, apply_endpoint_option
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A cold ephemeral Prefect server needs 20-30 s on 2 cores; Prefect's default wait is 20 s.
 EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "180"
-STAGES = 9
+STAGES = 10
 # Seeds of a variant train side by side, one process per core (each trains single-threaded best).
 PARALLEL_TRAININGS = os.cpu_count() or 1
 
@@ -75,29 +76,31 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     splits = split.with_options(**cached)(source, config.data, config.seed)
     logger.info("stage 3/%d: pad to %d ids and store as Parquet", STAGES, config.data.maxlen)
     dataset = pad_and_store.with_options(**cached)(splits, source, config.data, config.seed, config.storage)
+    logger.info("stage 4/%d: check the data (statistics, checks, drift against the champion's data)", STAGES)
+    data_result = check_data(splits, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
     del splits  # the padded Parquet files are the data from here on
-    logger.info("stage 4/%d: fit the bag-of-words baseline", STAGES)
+    logger.info("stage 5/%d: fit the bag-of-words baseline", STAGES)
     baseline = fit_baseline.with_options(**cached)(dataset)
     train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
 
     variants, histories = {}, {}
     for variant in config.model.variants:
-        logger.info("stage 5/%d: train %s (seeds %s)", STAGES, variant, ", ".join(map(str, seeds)))
+        logger.info("stage 6/%d: train %s (seeds %s)", STAGES, variant, ", ".join(map(str, seeds)))
         seed_runs = _train_seeds(train_cached, variant, dataset, config, seeds, baseline["val"]["accuracy"])
-        logger.info("stage 6/%d: evaluate %s on the test set", STAGES, variant)
+        logger.info("stage 7/%d: evaluate %s on the test set", STAGES, variant)
         seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
         published = pick_published(seed_runs)  # by val_loss, never by test metrics
         collect(published, seed_metrics[seed_runs.index(published)], run_dir)
-        logger.info("stage 7/%d: plot %s", STAGES, variant)
+        logger.info("stage 8/%d: plot %s", STAGES, variant)
         histories[variant] = plot_variant(published, run_dir)
         variants[variant] = variant_result(published, seed_runs, seed_metrics)
     plot_comparison(histories, run_dir)
 
-    logger.info("stage 8/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
+    logger.info("stage 9/%d: champion gate (%s, by test %s)", STAGES, config.champion.promote, config.champion.metric)
     decision = judge_champion(variants, dataset, config.champion, config.storage)
 
-    logger.info("stage 9/%d: publish run %s", STAGES, run_id)
+    logger.info("stage 10/%d: publish run %s", STAGES, run_id)
     details = {
         "run_id": run_id,
         "config": config.model_dump(mode="json"),
@@ -106,7 +109,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
         "dataset_uri": dataset.uri,
         "versions": package_versions(),
     }
-    report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision)
+    report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision, data_result)
     run_uri = publish(run_dir, config.storage, run_id, details)
     decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion)
     describe_run(run_uri, variants, baseline, decision)

@@ -10,7 +10,15 @@ from typing import NoReturn
 
 from pydantic import BaseModel, ValidationError
 
-from tasks.config import ChampionConfig, DataConfig, ModelConfig, PipelineConfig, StorageConfig, TrainingConfig
+from tasks.config import (
+    ChampionConfig,
+    DataCheckConfig,
+    DataConfig,
+    ModelConfig,
+    PipelineConfig,
+    StorageConfig,
+    TrainingConfig,
+)
 
 # option -> (config section or "" for top level, field, type)
 OPTIONS: dict[str, tuple[str, str, type]] = {
@@ -36,6 +44,9 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--baseline-margin": ("training", "baseline_margin", float),
     "--stall-margin": ("training", "stall_margin", float),
     "--training-timeout": ("training", "timeout_seconds", int),
+    "--min-split-rows": ("checks", "min_split_rows", int),
+    "--max-overlap": ("checks", "max_overlap", float),
+    "--max-drift": ("checks", "max_drift", float),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),
     "--promote": ("champion", "promote", str),
@@ -44,8 +55,8 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--refresh": ("", "refresh", bool),
 }
 SECTIONS: dict[str, type[BaseModel]] = {
-    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "storage": StorageConfig,
-    "champion": ChampionConfig, "": PipelineConfig,
+    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "checks": DataCheckConfig,
+    "storage": StorageConfig, "champion": ChampionConfig, "": PipelineConfig,
 }
 
 

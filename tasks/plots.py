@@ -1,5 +1,5 @@
-"""Learning curves as PNG files. Figures are built with matplotlib's object API (no pyplot), so
-no display or global backend state is involved."""
+"""Learning curves and data set plots as PNG files. Figures are built with matplotlib's object API
+(no pyplot), so no display or global backend state is involved."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 FIGURE_SIZE = (6.4, 4.0)
+SPLIT_ORDER = ("train", "val", "test")  # data_checks.json sorts its keys; plots keep the pipeline's order
 DPI = 100
 
 
@@ -48,6 +49,44 @@ def plot_comparison(histories: dict[str, dict], path: Path) -> Path:
     loss_axes.legend()
     accuracy_axes.legend()
     return _save(figure, path)
+
+
+def plot_lengths(statistics: dict, path: Path) -> Path:
+    """Review lengths before padding, one histogram per split (share of its reviews per bin), with
+    `maxlen` marked: everything right of it is truncated."""
+    figure = Figure(figsize=FIGURE_SIZE)
+    axes = figure.subplots()
+    width, limit = statistics["length_bins"]["width"], statistics["length_bins"]["limit"]
+    for name in _split_names(statistics):
+        split = statistics["splits"][name]
+        counts = split["length_histogram"]
+        shares = [count / max(split["rows"], 1) for count in counts]
+        axes.stairs(shares, [index * width for index in range(len(counts) + 1)], label=f"{name} ({split['rows']:,})")
+    axes.axvline(statistics["maxlen"], color="grey", linestyle=":", label=f"maxlen {statistics['maxlen']}")
+    axes.set(title="review length before padding", xlabel=f"ids per review (last bin: {limit} and more)",
+             ylabel=f"share of reviews per {width} ids")
+    axes.legend()
+    return _save(figure, path)
+
+
+def plot_labels(statistics: dict, path: Path) -> Path:
+    """Negative and positive reviews per split, stacked, with the positive share written on each bar."""
+    figure = Figure(figsize=FIGURE_SIZE)
+    axes = figure.subplots()
+    names = _split_names(statistics)
+    negatives = [statistics["splits"][name]["labels"].get("0", 0) for name in names]
+    positives = [statistics["splits"][name]["labels"].get("1", 0) for name in names]
+    axes.bar(names, negatives, label="negative (0)")
+    bars = axes.bar(names, positives, bottom=negatives, label="positive (1)")
+    axes.bar_label(bars, labels=[f"{100 * statistics['splits'][name]['positive_share']:.1f} % positive" for name in names])
+    axes.set(title="label balance", ylabel="reviews")
+    axes.margins(y=0.15)  # room for the share above the tallest bar
+    axes.legend(loc="upper right")
+    return _save(figure, path)
+
+
+def _split_names(statistics: dict) -> list[str]:
+    return sorted(statistics["splits"], key=lambda name: (SPLIT_ORDER + (name,)).index(name))
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -39,6 +39,7 @@ from tasks import (
     caching,
     champion,
     data,
+    data_checks,
     evaluation,
     features,
     plots,
@@ -48,7 +49,7 @@ from tasks import (
     storage,
     training,
 )
-from tasks.config import ChampionConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
+from tasks.config import ChampionConfig, DataCheckConfig, DataConfig, ModelConfig, StorageConfig, TrainingConfig
 from tasks.errors import ObjectExists, PipelineError, SourceError, SourceUnreachable, StorageError
 from tasks.sources import SourceInfo, resolve_source
 from tasks.training import TrainedVariant
@@ -62,6 +63,7 @@ DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
 FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
+DRIFT_EVENT = "imdb-rnn-pipeline.data.drift"
 CHILD_PROGRESS_POLL_SECONDS = 1.0  # how often epochs of a seed trained in a child process reach the UI
 RECENT_EPOCHS = 5  # epochs in a progress artifact's table: enough for a trend, short enough to read at a glance
 
@@ -184,6 +186,29 @@ def pad_and_store(
 ) -> features.DatasetInfo:
     metadata = features.dataset_metadata(config, seed, source.uri, source.sha256)
     return features.store_dataset(splits, config.maxlen, metadata, storage_config.root)
+
+
+@task(name="check-data", cache_policy=NO_CACHE)
+def check_data(splits: dict[str, data.Reviews], dataset: features.DatasetInfo, config: DataCheckConfig,
+               storage_config: StorageConfig, run_dir: Path) -> dict:
+    """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
+    run; never cached: a reused data set folder is checked again. Emits the drift event above the threshold."""
+    reference, note = data_checks.champion_statistics(storage_config.root, dataset.key)
+    result = data_checks.check_dataset(splits, dataset, config, reference, note)
+    create_markdown_artifact(reporting.render_data_section(result, with_plots=False), key=artifact_key("data-checks"),
+                             description=f"statistics and checks of data set {dataset.key}")
+    drift = result["drift"]
+    if drift and drift["drifted"]:
+        emit_event(
+            event=DRIFT_EVENT,
+            resource={"prefect.resource.id": f"imdb-rnn-pipeline.dataset.{dataset.key}",
+                      "prefect.resource.name": f"data set {dataset.key}"},
+            payload={key: drift[key] for key in ("dataset_key", "reference_dataset_key", "distances", "max_drift",
+                                                 "drifted", "positive_share", "mean_length", "oov_rate")},
+        )
+    data_checks.raise_on_failed_checks(result)
+    data_checks.write_run_files(result, run_dir)
+    return result
 
 
 @task(name="baseline", cache_key_fn=_baseline_cache_key)
@@ -324,10 +349,11 @@ def judge_champion(
 
 @task(name="report", cache_policy=NO_CACHE)
 def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset: features.DatasetInfo,
-           variants: dict[str, dict], baseline_result: dict, decision: champion.Decision) -> None:
+           variants: dict[str, dict], baseline_result: dict, decision: champion.Decision,
+           data_result: dict | None = None) -> None:
     reporting.write_run_files(
         run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants, baseline_result,
-        decision.model_dump(),
+        decision.model_dump(), data_result,
     )
 
 

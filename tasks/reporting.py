@@ -118,7 +118,8 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
     files = {"manifest": "manifest.json", "report": "report.md", "model card": "model_card.md",
-             "comparison plot": "comparison.png"}
+             "comparison plot": "comparison.png", "data checks": "data_checks.json",
+             "review length plot": "data_lengths.png", "label balance plot": "data_labels.png"}
     for name in variants:
         files |= {f"{name} model": f"{name}/model.keras", f"{name} loss plot": f"{name}/loss.png",
                   f"{name} accuracy plot": f"{name}/accuracy.png"}
@@ -154,7 +155,7 @@ def _markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMM
 
 
 def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
-                  baseline: dict, decision: dict) -> str:
+                  baseline: dict, decision: dict, data_checks: dict | None = None) -> str:
     """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
     verdicts, champion decision and plots of one run."""
     data_lines = [
@@ -169,6 +170,7 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         f"# IMDB SimpleRNN run {run_id}",
         "## Data set",
         "\n".join(data_lines),
+        *([render_data_section(data_checks)] if data_checks else []),
         "## Test metrics",
         baseline_verdict(variants, baseline),
         _markdown_table(summary_rows(variants, baseline)),
@@ -302,10 +304,61 @@ def run_metrics(variants: dict[str, dict], baseline: dict) -> dict[str, dict]:
 
 
 def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
-                    variants: dict[str, dict], baseline: dict, decision: dict) -> None:
+                    variants: dict[str, dict], baseline: dict, decision: dict, data_checks: dict | None = None) -> None:
     """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
     `model_card.md`."""
     (run_dir / "metrics.json").write_text(json.dumps(run_metrics(variants, baseline), indent=2, sort_keys=True) + "\n")
-    (run_dir / "report.md").write_text(render_report(run_id, config, source, dataset, variants, baseline, decision))
+    (run_dir / "report.md").write_text(
+        render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks))
     (run_dir / "model_card.md").write_text(
         render_model_card(run_id, config, source, dataset, variants, baseline, decision))
+
+
+DATA_COLUMNS = ("split", "rows", "positive", "length p05 / p50 / p95 / max", "truncated", "padded", "empty", "oov_rate",
+                "duplicates")
+
+
+def data_rows(statistics: dict) -> list[tuple[str, ...]]:
+    """One row per split: rows, label balance, lengths before padding, truncation, OOV rate, duplicates."""
+    rows = []
+    for name, split in statistics["splits"].items():
+        length = split["length"]
+        rows.append((name, f"{split['rows']:,}", f"{split['positive_share']:.1%}",
+                     f"{length['p05']:.0f} / {length['p50']:.0f} / {length['p95']:.0f} / {length['max']:,}",
+                     f"{split['truncated_share']:.1%}", f"{split['padded_share']:.1%}", str(split["empty_reviews"]),
+                     f"{split['oov_rate']:.4f}", f"{statistics['duplicates']['within'][name]['rows']:,}"))
+    return rows
+
+
+def render_data_section(data_checks: dict, with_plots: bool = True) -> str:
+    """The report's "Data" section: statistics per split, overlap between splits, every check's
+    finding, drift against the champion's data, and (`with_plots`) the length and label plots."""
+    statistics, drift = data_checks["statistics"], data_checks.get("drift")
+    overlap = statistics["duplicates"]
+    lines = [
+        "## Data",
+        f"Lengths are in ids before padding (the start id included); reviews longer than maxlen "
+        f"{statistics['maxlen']} lose their beginning, shorter ones are padded. OOV rate: the share of word ids "
+        f"that are out of the {statistics['num_words']}-word vocabulary (id 2).",
+        _markdown_table(data_rows(statistics), DATA_COLUMNS),
+        "Exact repeats across splits: " + ", ".join(f"{pair} {item['rows']:,} ({item['share']:.2%} of {pair.split('/')[1]})"
+                                                    for pair, item in overlap["across"].items())
+        + f"; test reviews found in train or val: {overlap['test_in_training']['rows']:,} "
+        f"({overlap['test_in_training']['share']:.2%}).",
+        "Checks:\n\n" + "\n".join(f"- {finding['level'].upper()} {finding['check']}: {finding['message']}"
+                                  for finding in data_checks["checks"]),
+    ]
+    if drift:
+        distances = ", ".join(f"{name} {value:.4f}" for name, value in drift["distances"].items())
+        verdict = (f"**drift above {drift['max_drift']:g}** in {', '.join(drift['drifted'])}" if drift["drifted"]
+                   else f"no distance above {drift['max_drift']:g}")
+        lines.append(f"Drift against {data_checks['drift_reference']} ({drift['distance']} distances): {distances}; "
+                     f"{verdict}. Positive share {drift['positive_share']['reference']:.3f} → "
+                     f"{drift['positive_share']['current']:.3f}, mean length {drift['mean_length']['reference']:.1f} → "
+                     f"{drift['mean_length']['current']:.1f}, OOV rate {drift['oov_rate']['reference']:.4f} → "
+                     f"{drift['oov_rate']['current']:.4f}.")
+    else:
+        lines.append(f"Drift against the champion's data: not measured ({data_checks['drift_reference']}).")
+    if with_plots:
+        lines.append("![review lengths](data_lengths.png) ![label balance](data_labels.png)")
+    return "\n\n".join(lines)

@@ -20,6 +20,7 @@ import pytest
 VOCABULARY = 60
 TRAIN_REVIEWS = 240
 TEST_REVIEWS = 120
+SMALL_MIN_SPLIT_ROWS = 20  # the generated val split has 48 reviews, fewer than the default floor
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,12 +42,14 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
 
     The generated reviews are linearly separable, so the bag-of-words baseline scores about 1.0 and
     RNNs trained for 3 epochs are far below it: the guard is off here (`--baseline-margin 1`) and
-    tested on its own, with its default margin.
+    tested on its own, with its default margin. Its val split has 48 reviews, below the default
+    `--min-split-rows`, so the floor is lowered too (and tested on its own).
     """
     return [
         "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
         "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
-        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", "--baseline-margin", "1", *extra,
+        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", "--baseline-margin", "1",
+        "--min-split-rows", str(SMALL_MIN_SPLIT_ROWS), *extra,
     ]
 
 

@@ -55,6 +55,11 @@ BAD_OPTIONS = [
     (["--stall-margin", "0.5"], "--stall-margin", "less than 0.5"),
     (["--training-timeout", "0"], "--training-timeout", "greater than or equal to 1"),
     (["--training-timeout", str(10**12)], "--training-timeout", "less than or equal to"),
+    (["--min-split-rows", "1"], "--min-split-rows", "greater than or equal to 2"),
+    (["--max-overlap", "-0.01"], "--max-overlap", "greater than or equal to 0"),
+    (["--max-overlap", "1.5"], "--max-overlap", "less than or equal to 1"),
+    (["--max-drift", "0"], "--max-drift", "greater than 0"),
+    (["--max-drift", "nan"], "--max-drift", "finite number"),
     (["--storage", ""], "--storage", "must not be empty"),
     (["--storage", "ftp://host/x"], "--storage", "unknown storage scheme 'ftp'"),
     (["--storage", "gs://bucket/x"], "--storage", "unknown storage scheme 'gs'"),
@@ -199,6 +204,44 @@ def test_a_malformed_npz_fails_the_run_with_one_line_and_publishes_nothing(case,
     assert_nothing_published(tmp_path / "store")
 
 
+# --- data that fails a data check ---------------------------------------------------------------
+
+def _single_class_training_labels(path: Path) -> Path:
+    write_imdb_npz(path)
+    arrays = dict(np.load(path, allow_pickle=True))  # our own generated file
+    arrays["y_train"][:] = 1
+    np.savez(path, **arrays)
+    return path
+
+
+def _test_repeating_training(path: Path) -> Path:
+    write_imdb_npz(path)
+    arrays = dict(np.load(path, allow_pickle=True))  # our own generated file
+    arrays["x_test"], arrays["y_test"] = arrays["x_train"][:120], arrays["y_train"][:120]
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("make, words", [
+    (_single_class_training_labels, "data check 'single class' failed: all 192 reviews of train have label 1"),
+    (_test_repeating_training, "data check 'train/test overlap' failed: 120 of 120 test reviews (100.00 %) repeat a "
+                               "train or val review, more than 2.00 % (--max-overlap)"),
+], ids=["single-class", "test-repeats-train"])
+def test_data_failing_a_check_stops_the_run_before_training_and_publishes_nothing(
+    make, words, prefect_harness, tmp_path, capsys
+):
+    path = make(tmp_path / "imdb.npz")
+    assert main(small_run_options(str(path), tmp_path)) == 1
+    captured = capsys.readouterr()
+    line = run_error_line(captured)
+    assert line.startswith(f"error: {words}") and line.endswith("nothing was trained or published")
+    assert "stage 5/" not in captured.err  # stopped before the baseline and training
+    assert "run: " not in captured.out
+    assert_nothing_published(tmp_path / "store")
+    assert not (tmp_path / "store" / "cache" / "training").exists()
+
+
 # --- tampered Parquet splits -----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -243,6 +286,16 @@ def _not_parquet(train: Path) -> None:
     train.write_bytes(b"PAR1 this is not a Parquet file")
 
 
+def _labels_outside_0_1(train: Path) -> None:
+    tokens, labels, metadata = features.read_split(str(train))
+    features.write_split(str(train), tokens, np.where(labels == 1, 7, labels), metadata)
+
+
+def _ids_beyond_the_vocabulary(train: Path) -> None:
+    tokens, labels, metadata = features.read_split(str(train))
+    features.write_split(str(train), tokens + 50, labels, metadata)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "tamper, words",
@@ -252,8 +305,11 @@ def _not_parquet(train: Path) -> None:
         (_string_tokens, "must hold integers"),
         (_consistent_but_another_maxlen, "tokens per review, but maxlen 20 is expected"),
         (_not_parquet, "not a readable Parquet file"),
+        (_labels_outside_0_1, "data check 'labels outside {0, 1}' failed: train has labels 7"),
+        (_ids_beyond_the_vocabulary, "data check 'ids outside [0, num_words)' failed: train holds ids 50..99"),
     ],
-    ids=["foreign-columns", "maxlen-vs-metadata", "string-tokens", "another-maxlen", "not-parquet"],
+    ids=["foreign-columns", "maxlen-vs-metadata", "string-tokens", "another-maxlen", "not-parquet",
+         "labels-outside-0-1", "ids-beyond-vocabulary"],
 )
 def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_champion(
     tamper, words, published_run, capsys

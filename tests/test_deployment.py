@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import server_client
+from tests.conftest import SMALL_MIN_SPLIT_ROWS, server_client
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,7 @@ def test_make_deploy_stores_the_schedule_and_a_worker_completes_a_triggered_run(
 
         small = {"seed": 3, "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
                  "model": {"variants": ["embedding"]}, "training": {"max_epochs": 2, "learning_rate": 0.01, "baseline_margin": 1.0},
+                 "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
                  "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")}}
         flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
 

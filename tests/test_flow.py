@@ -18,7 +18,8 @@ pytestmark = pytest.mark.e2e
 
 VARIANT_FILES = ["accuracy.png", "history.json", "loss.png", "metrics.json", "model.keras"]
 RUN_FILES = sorted(
-    ["comparison.png", "manifest.json", "metrics.json", "model_card.md", "report.md"]
+    ["comparison.png", "data_checks.json", "data_labels.png", "data_lengths.png", "manifest.json", "metrics.json",
+     "model_card.md", "report.md"]
     + [f"{variant}/{name}" for variant in ("embedding", "onehot") for name in VARIANT_FILES]
 )
 
@@ -43,7 +44,13 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert manifest["source"]["sha256"] == sha256(imdb_npz)
     assert manifest["config"]["data"]["maxlen"] == 20
     data_dir = tmp_path / "store" / "data" / manifest["dataset_key"]
-    assert sorted(p.name for p in data_dir.iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["data_checks.json", "test.parquet", "train.parquet",
+                                                          "val.parquet"]
+    checks = json.loads((run_dir / "data_checks.json").read_text())
+    assert json.loads((data_dir / "data_checks.json").read_text()) == {"statistics": checks["statistics"]}
+    assert {name: split["rows"] for name, split in checks["statistics"]["splits"].items()} == {
+        "train": 192, "val": 48, "test": 120}
+    assert [finding["level"] for finding in checks["checks"]] == ["ok"] * 5 and checks["drift"] is None
     assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]  # local copies go once published
 
     test_table = pq.read_table(data_dir / "test.parquet")
@@ -60,6 +67,7 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     report = (run_dir / "report.md").read_text()
     assert "| onehot | 481 | 3 | 3 |" in report and "| embedding | 1,009 | 3 | 3 |" in report  # params, seed, epochs
     assert manifest["dataset_key"] in report and "![comparison](comparison.png)" in report
+    assert "## Data" in report and "| train | 192 |" in report and "![review lengths](data_lengths.png)" in report
     card = (run_dir / "model_card.md").read_text()
     for words in ("## Intended use", "## Test metrics", "## Under-trained, stalls and restarts", "## How to score",
                   "the last 20 tokens", "47 most frequent words", "safe_mode=True"):
@@ -191,7 +199,7 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
         )
         by_key = {artifact.key: artifact for artifact in artifacts}
         assert set(by_key) == {"imdb-training-onehot", "imdb-training-embedding", "imdb-run-report",
-                               "imdb-variant-metrics", "imdb-run-files"}
+                               "imdb-variant-metrics", "imdb-run-files", "imdb-data-checks"}
         for variant in ("onehot", "embedding"):
             progress = by_key[f"imdb-training-{variant}"]
             assert progress.type == "progress" and float(progress.data) == 100.0
@@ -199,14 +207,15 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             assert "| 2 | " in progress.description and progress.description.count("](data:image/png;base64,") == 2
         report = by_key["imdb-run-report"].data
         assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in report
-        assert report.count("](data:image/png;base64,") == 5 and ".png)" not in report  # every plot inline
+        assert report.count("](data:image/png;base64,") == 7 and ".png)" not in report  # every plot inline, data plots too
         table = by_key["imdb-variant-metrics"]
         assert table.type == "table" and "test_accuracy" in str(table.data)
         assert [record["variant"] for record in json.loads(table.data)] == ["onehot", "embedding", "baseline"]
         for record in json.loads(table.data):
             assert record["test_loss"] == round(record["test_loss"], 4)
         files = by_key["imdb-run-files"].data
-        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md"):
+        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md",
+                     "data_checks.json", "data_lengths.png"):
             assert f"`{run_uri}/{path}`" in files
 
         deadline = time.monotonic() + 30
@@ -218,6 +227,30 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             promoted = [event for event in page.events if event.payload.get("run_uri") == run_uri]
             time.sleep(1)
         assert promoted and promoted[0].payload["variant"] in ("onehot", "embedding")
+        data_artifact = by_key["imdb-data-checks"]
+        assert data_artifact.type == "markdown" and "OK train/test overlap: passed" in data_artifact.data
+        assert "not measured (no champion yet)" in data_artifact.data
+
+    # Reviews five times as long: another data set than the champion's, drifted in length.
+    arrays = dict(np.load(write_imdb_npz(tmp_path / "long.npz", seed=1), allow_pickle=True))  # generated here
+    for key in ("x_train", "x_test"):
+        arrays[key] = np.array([review * 5 for review in arrays[key]] + [[]], dtype=object)[:-1]
+    np.savez(tmp_path / "long.npz", **arrays)
+    assert main(small_run_options(str(tmp_path / "long.npz"), tmp_path, "--variants", "embedding", "--max-epochs", "1",
+                                  "--maxlen", "100")) == 0
+    run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: "))
+    drift = json.loads((run_dir / "data_checks.json").read_text())["drift"]
+    assert "length" in drift["drifted"] and drift["distances"]["length"] > 0.1
+    assert "**drift above 0.1** in length" in (run_dir / "report.md").read_text()
+    with get_client(sync_client=True) as client:
+        deadline, events = time.monotonic() + 30, []
+        while not events and time.monotonic() < deadline:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
+                                      limit=50)
+            events = [event for event in page.events if event.payload.get("dataset_key") == drift["dataset_key"]]
+            time.sleep(1)
+    assert events and events[0].payload["distances"]["length"] == pytest.approx(drift["distances"]["length"])
+    assert events[0].payload["reference_dataset_key"] == drift["reference_dataset_key"]
 
 
 def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, capsys):

@@ -51,7 +51,7 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
         assert hashlib.sha256(published[entry["path"]]).hexdigest() == entry["sha256"]
         assert len(published[entry["path"]]) == entry["bytes"]
     data = objects_under(client, f"{s3_prefix}/data/{manifest['dataset_key']}")
-    assert sorted(data) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert sorted(data) == ["data_checks.json", "test.parquet", "train.parquet", "val.parquet"]
 
     champion = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
     assert champion["run_uri"] == run_uri and champion["dataset_key"] == manifest["dataset_key"]
@@ -87,7 +87,7 @@ def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
     files = next(artifact.data for artifact in artifacts if artifact.key == "imdb-run-files")
     links = re.findall(r"\]\((http[^)]+)\)", files)
     plots = [url for url in links if ".png?" in url]
-    assert len(links) >= 9 and len(plots) == 5  # comparison + loss and accuracy of each variant
+    assert len(links) >= 9 and len(plots) == 7  # comparison, loss and accuracy of each variant, two data plots
     for url in links:
         assert url.startswith(endpoint) and secret not in url
     for url in plots:

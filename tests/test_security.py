@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from flows.imdb_pipeline import main
+from flows.imdb_pipeline import STAGES, main
 from tasks import evaluation
 from tasks.errors import PipelineError
 from tests.conftest import assert_nothing_published, objects_under, run_error_line, small_run_options
@@ -125,7 +125,8 @@ def _flow_run_records(flow_run_id) -> dict[str, str]:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
         blocks = client.read_block_documents(include_secrets=True)
-    assert any("stage 8/8" in log.message for log in logs), "the run's logs never reached the API"
+    last_stage = f"stage {STAGES}/{STAGES}"
+    assert any(last_stage in log.message for log in logs), "the run's logs never reached the API"
     return {
         "parameters": json.dumps(flow_run.parameters, default=str),
         "flow run": flow_run.model_dump_json(),

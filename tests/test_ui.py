@@ -72,7 +72,7 @@ def test_a_run_shows_its_task_runs_plots_and_rounded_metrics_in_a_browser(prefec
 
             page.goto(f"{base}/artifacts/artifact/{artifacts['imdb-run-report'].id}")
             images = page.locator("img[src^='data:image/png']")
-            expect(images).to_have_count(3)  # the comparison, then the variant's loss and accuracy
+            expect(images).to_have_count(5)  # two data plots, the comparison, the variant's loss and accuracy
             page.wait_for_function("[...document.images].every(image => image.complete)")
             widths = images.evaluate_all("images => images.map(image => image.naturalWidth)")
             assert all(width > 0 for width in widths), widths
