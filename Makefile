@@ -56,7 +56,7 @@ verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
 	$(PY) -m tasks.verify "$(RUN)" $(ARGS)
 
-## seeds: train every variant and recipe preset on 10 seeds and write MODEL_QUALITY.md (~11 min on 2 cores)
+## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (~40 min on 2 cores)
 .PHONY: seeds
 seeds: $(INSTALLED)
 	$(PY) -m tasks.quality $(ARGS)

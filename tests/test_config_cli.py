@@ -27,7 +27,7 @@ def test_defaults_are_the_reference_recipe():
     training = config.training
     assert (training.batch_size, training.learning_rate, training.max_epochs, training.patience) == (64, 1e-4, 100, 3)
     assert (training.recipe, training.start_from_epoch, training.min_delta) == ("reference", 0, 0.0)
-    assert (training.seeds, training.restarts, training.baseline_margin) == (1, 5, 0.03)
+    assert (training.seeds, training.restarts, training.baseline_margin) == (1, 9, 0.03)
     assert config.seed == 42
     assert config.refresh is False and config.training.timeout_seconds == 4 * 3600
 

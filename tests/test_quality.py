@@ -42,7 +42,7 @@ def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp
     # every attempt failed, so the screening table has only failures, for the two epochs trained
     assert "| reference | embedding | 1 | none | " in text and "| robust | embedding | 2 | none | " in text
     assert "| reference | embedding | 3 | none | none | n/a |" in text
-    assert text.count("| reference | embedding |") == 2  # one summary row and one row per seed
+    assert text.count("| reference | embedding |") == 5  # a summary row, 3 screening rows and one row per seed
     assert "worst published test acc" in capsys.readouterr().out
 
 
