@@ -7,8 +7,9 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from tasks.features import SPLITS
+
 FIGURE_SIZE = (6.4, 4.0)
-SPLIT_ORDER = ("train", "val", "test")  # data_checks.json sorts its keys; plots keep the pipeline's order
 DPI = 100
 
 
@@ -86,7 +87,8 @@ def plot_labels(statistics: dict, path: Path) -> Path:
 
 
 def _split_names(statistics: dict) -> list[str]:
-    return sorted(statistics["splits"], key=lambda name: (SPLIT_ORDER + (name,)).index(name))
+    """The splits in the pipeline's order (data_checks.json sorts its keys), any other name last."""
+    return sorted(statistics["splits"], key=lambda name: (SPLITS + (name,)).index(name))
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -223,7 +223,7 @@ def artifact_key(*parts: str) -> str:
 
 def _progress_updater(artifact_id, variant: str, max_epochs: int) -> Callable[[dict], None]:
     """Moves the progress artifact every epoch; its description shows the last epochs as a table
-    (a stall restart starts the table again with its own epoch 1)."""
+    (a restart of an under-trained or stalled attempt starts the table again with its epoch 1)."""
     epochs: list[dict] = []
 
     def update(record: dict) -> None:
