@@ -48,23 +48,23 @@ test: $(INSTALLED)
 ## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
 .PHONY: bench
 bench: $(INSTALLED)
-	$(PY) -m tasks.benchmark $(ARGS)
+	$(PY) -m tools.bench $(ARGS)
 
 ## verify: check a published run against its manifest: make verify RUN=outputs/runs/<run_id> (or s3://...)
 .PHONY: verify
 verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
-	$(PY) -m tasks.verify "$(RUN)" $(ARGS)
+	$(PY) -m tools.verify "$(RUN)" $(ARGS)
 
 ## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (~40 min on 2 cores)
 .PHONY: seeds
 seeds: $(INSTALLED)
-	$(PY) -m tasks.quality $(ARGS)
+	$(PY) -m tools.seeds $(ARGS)
 
 ## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...)
 .PHONY: runs
 runs: $(INSTALLED)
-	$(PY) -m tasks.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
+	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
 
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3

@@ -4,17 +4,22 @@ stage's output, never on the run, so the same inputs give the same key on any ma
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 from pathlib import Path
 
 from tasks.config import DataConfig, ModelConfig, TrainingConfig
+from tasks.variants import get as get_variant
 
-# The modules whose code shapes each cached result: editing one recomputes instead of reusing.
-SPLIT_CODE = ("data.py",)
-STORE_CODE = ("data.py", "features.py")
-TRAINING_CODE = ("models.py", "training.py", "features.py")
-BASELINE_CODE = ("baseline.py", "features.py", "evaluation.py")
+# The module each cached stage runs: its code, and that of every tasks module it imports, is part
+# of the stage's key, so editing any of them recomputes instead of reusing.
+SPLIT_MODULE = "tasks.data"
+STORE_MODULE = "tasks.features"
+TRAINING_MODULE = "tasks.training"
+BASELINE_MODULE = "tasks.baseline"
+PACKAGE = "tasks"
+PACKAGE_DIR = Path(__file__).parent
 # Schema of the cached results themselves; bump when their shape changes.
 CACHE_FORMAT = 1
 
@@ -24,10 +29,48 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def code_version(files: tuple[str, ...]) -> str:
-    """A hash of the code behind a stage, so changed code is never served from cache."""
-    folder = Path(__file__).parent
-    return hashlib.sha256(b"".join((folder / name).read_bytes() for name in files)).hexdigest()[:12]
+def _module_file(module: str, package_dir: Path) -> Path | None:
+    """The source file of a `tasks.` module under `package_dir`, or None (a name, not a module)."""
+    folder = package_dir.joinpath(*module.split(".")[1:])
+    for path in (folder.with_suffix(".py"), folder / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every `tasks.` module named by an import anywhere in the file (also inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {name for name in names if name.startswith(PACKAGE + ".")}
+
+
+def stage_modules(module: str, package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
+    """`module` and every tasks module it imports, directly or through another, read from the code
+    itself: moving or splitting a module never drops it from a stage's key."""
+    found: dict[str, Path] = {}
+    pending = [module]
+    while pending:
+        name = pending.pop()
+        path = _module_file(name, package_dir)
+        if name in found or path is None:
+            continue
+        found[name] = path
+        pending.extend(_imports(path))
+    return dict(sorted(found.items()))
+
+
+def code_version(module: str, package_dir: Path = PACKAGE_DIR) -> str:
+    """A hash of the code behind a stage (see `stage_modules`), so changed code is never served from cache."""
+    digest = hashlib.sha256()
+    for name, path in stage_modules(module, package_dir).items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def download_key(config: DataConfig, cached_sha256: str) -> str:
@@ -37,16 +80,16 @@ def download_key(config: DataConfig, cached_sha256: str) -> str:
 
 
 def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
-    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_version(SPLIT_CODE))
+    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_version(SPLIT_MODULE))
 
 
 def store_key(metadata: dict, storage_root: str) -> str:
     """Pad-and-store's key: its inputs (source checksum, parameters), the root and the code."""
-    return "store-" + _digest(metadata, storage_root, code_version(STORE_CODE))
+    return "store-" + _digest(metadata, storage_root, code_version(STORE_MODULE))
 
 
 def baseline_key(dataset_key: str) -> str:
-    return "baseline-" + _digest(dataset_key, code_version(BASELINE_CODE))
+    return "baseline-" + _digest(dataset_key, code_version(BASELINE_MODULE))
 
 
 def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int,
@@ -54,9 +97,9 @@ def training_key(dataset_key: str, variant: str, model: ModelConfig, training: T
     """Data set + variant config + recipe + seed + the baseline it is judged against + code
     version: all that decides the weights and which restart is kept.
 
-    Which other variants and seeds run beside it, how long training may take, and the preset's
-    name (its values count) do not."""
+    Which other variants and seeds run beside it, the layer sizes only other variants read, how
+    long training may take, and the preset's name (its values count) do not."""
     recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
-    layers = model.model_dump(exclude={"variants"})
+    layers = get_variant(variant).option_values(model)
     return "train-" + _digest(dataset_key, variant, layers, recipe, seed, baseline_val_accuracy,
-                              code_version(TRAINING_CODE))
+                              code_version(TRAINING_MODULE))

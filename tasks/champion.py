@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from tasks import publishing, storage
-from tasks.config import STALL_MARGIN, ChampionConfig
+from tasks.guard import is_unfit
+from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 
 log = logging.getLogger(__name__)
@@ -44,21 +45,14 @@ class Decision(BaseModel):
     champion_version: str | None = None  # the champion.json version judged; promotion is conditional on it
 
 
-def is_unfit(result: dict) -> bool:
-    """Under-trained or stalled in every training attempt, or at chance on the test set."""
-    test = result["test"]
-    return (bool(result.get("stalled") or result.get("under_trained"))
-            or test["accuracy"] <= test["majority_rate"] + STALL_MARGIN)
-
-
 def _better(metric: str, value: float, other: float) -> bool:
     return value < other if metric in LOWER_IS_BETTER else value > other
 
 
-def pick_candidate(variants: dict[str, dict], metric: str) -> str | None:
+def pick_candidate(variants: dict[str, dict], metric: str, stall_margin: float) -> str | None:
     """The run's best variant by `metric` among the fit ones, or None."""
     healthy = [name for name, result in variants.items()
-               if not is_unfit(result) and result["test"].get(metric) is not None]
+               if not is_unfit(result, stall_margin) and result["test"].get(metric) is not None]
     best = None
     for name in healthy:
         if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
@@ -82,10 +76,12 @@ def decide(
     champion: dict | None,
     champion_problems: list[str],
     config: ChampionConfig,
+    stall_margin: float,
 ) -> Decision:
-    """Whether this run's best variant should replace `champion`, and why."""
+    """Whether this run's best variant should replace `champion`, and why (`stall_margin`: the
+    run's training config's, which decides whether a variant is at chance)."""
     metric = config.metric
-    candidate = pick_candidate(variants, metric)
+    candidate = pick_candidate(variants, metric, stall_margin)
     if candidate is None:
         return Decision(promote=False, champion=champion,
                         reason=f"every variant is under-trained, stalled at chance or lacks {metric}: "
@@ -115,13 +111,14 @@ def decide(
                     + ("; replaced anyway (--promote always)" if always else "; kept"))
 
 
-def judge(variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig) -> Decision:
+def judge(variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig,
+          stall_margin: float) -> Decision:
     """Reads the current champion, checks that its run still verifies, and decides."""
     champion, version = read_champion(storage_root)
     problems = _champion_problems(champion)
     if problems:
         log.warning("champion %s fails verification: %s", champion["run_uri"], "; ".join(problems))
-    decision = decide(variants, dataset_key, champion, problems, config).model_copy(
+    decision = decide(variants, dataset_key, champion, problems, config, stall_margin).model_copy(
         update={"champion_version": version})
     log.info("champion gate: %s", decision.reason)
     return decision
@@ -137,7 +134,7 @@ def _champion_problems(champion: dict | None) -> list[str]:
 
 
 def promote(decision: Decision, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict],
-            storage_root: str, config: ChampionConfig) -> tuple[Decision, dict | None]:
+            storage_root: str, config: ChampionConfig, stall_margin: float) -> tuple[Decision, dict | None]:
     """Writes champion.json for a promoted run, only once its published manifest verifies and only
     over the champion the gate judged; returns the final decision and the new record (or None).
 
@@ -150,21 +147,21 @@ def promote(decision: Decision, run_uri: str, run_id: str, dataset_key: str, var
         if problems:
             raise StorageError(f"{run_uri} does not verify, champion not replaced: {problems[0]}")
         decision, record = _promote_conditionally(decision, run_uri, run_id, dataset_key, variants,
-                                                  storage_root, config)
+                                                  storage_root, config, stall_margin)
     record_decision(storage_root, run_id, run_uri, decision, promoted=record is not None)
     return decision, record
 
 
 def _promote_conditionally(decision: Decision, run_uri: str, run_id: str, dataset_key: str,
                            variants: dict[str, dict], storage_root: str,
-                           config: ChampionConfig) -> tuple[Decision, dict | None]:
+                           config: ChampionConfig, stall_margin: float) -> tuple[Decision, dict | None]:
     for _ in range(PROMOTE_ATTEMPTS):
         record = _champion_record(decision.candidate, run_uri, run_id, dataset_key, variants, config.metric)
         try:
-            storage.write_if_unchanged(champion_uri(storage_root), _json_bytes(record), decision.champion_version)
+            storage.write_if_unchanged(champion_uri(storage_root), storage.json_bytes(record), decision.champion_version)
         except WriteConflict:
             log.warning("champion.json changed since the gate read it (another run promoted); judging again")
-            decision = judge(variants, dataset_key, storage_root, config)
+            decision = judge(variants, dataset_key, storage_root, config, stall_margin)
             decision = decision.model_copy(update={"reason": f"{decision.reason} (judged again: another run "
                                                              "promoted while this one published)"})
             if not decision.promote:
@@ -189,10 +186,6 @@ def _champion_record(variant: str, run_uri: str, run_id: str, dataset_key: str, 
         "manifest_sha256": publishing.manifest_sha256(run_uri),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def _json_bytes(payload: dict) -> bytes:
-    return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
 
 
 def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Decision, promoted: bool) -> str:

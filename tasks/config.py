@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tasks.variants import DEFAULT_VARIANTS, VARIANTS
+
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Schemes the storage layer (fsspec) is wired for; "" is a plain local path.
 STORAGE_SCHEMES = ("", "file", "s3")
@@ -62,20 +64,19 @@ class DataConfig(_Part):
 class ModelConfig(_Part):
     """Which variants to train and their layer sizes."""
 
-    variants: tuple[str, ...] = Field(("onehot", "embedding"), description="variants to train, in order")
+    variants: tuple[str, ...] = Field(DEFAULT_VARIANTS, description="variants to train, in order")
+    # The layer sizes variants read (each variant's builder names the ones it uses).
     rnn_units: int = Field(8, ge=1, description="SimpleRNN units")
     embedding_dim: int = Field(16, ge=1, description="embedding width of the embedding variant")
 
     @field_validator("variants")
     @classmethod
     def _variants_known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        from tasks.models import VARIANT_NAMES
-
         if not value:
             raise ValueError("at least one variant is needed")
-        unknown = [name for name in value if name not in VARIANT_NAMES]
+        unknown = [name for name in value if name not in VARIANTS]
         if unknown:
-            raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANT_NAMES)}")
+            raise ValueError(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
         if len(set(value)) != len(value):
             raise ValueError("variants must not repeat")
         return value

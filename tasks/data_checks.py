@@ -9,7 +9,6 @@ Everything is numpy; the only Python loop makes one `bytes` key per review to fi
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from pathlib import Path
 
@@ -351,7 +350,7 @@ def _keep_beside_splits(dataset: DatasetInfo, statistics: dict) -> None:
 def write_run_files(result: dict, run_dir: Path) -> None:
     """The run's `data_checks.json` and its plots: review lengths per split, label balance."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CHECKS_NAME).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    storage.write_json(str(run_dir / CHECKS_NAME), result)
     plots.plot_lengths(result["statistics"], run_dir / LENGTHS_PLOT)
     plots.plot_labels(result["statistics"], run_dir / LABELS_PLOT)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_
 from tasks import storage
 from tasks.errors import PipelineError
 from tasks.features import read_split
+from tasks.guard import majority_rate
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,12 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predicted = (probabilities > THRESHOLD).astype(int)
     both_classes = len(np.unique(labels)) == 2
-    positive_rate = float(labels.mean())
     return {
         "loss": float(log_loss(labels, probabilities, labels=[0, 1])),
         "accuracy": float(accuracy_score(labels, predicted)),
         "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
-        "majority_rate": max(positive_rate, 1 - positive_rate),
+        "majority_rate": majority_rate(labels),
         "examples": int(len(labels)),
     }
 
@@ -68,11 +67,4 @@ def evaluate_model(model_path: str, test_uri: str) -> dict:
     log.info("test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
              model_path, metrics["loss"], metrics["accuracy"],
              "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}")
-    return metrics
-
-
-def evaluate_to_file(model_path: str, test_uri: str, metrics_path: Path) -> dict:
-    """`evaluate_model`, with the metrics also written as JSON to `metrics_path`."""
-    metrics = evaluate_model(model_path, test_uri)
-    Path(metrics_path).write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics

@@ -148,3 +148,4 @@ def store_dataset(
             log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
     rows = {name: len(splits[name]) for name in SPLITS}
     return DatasetInfo(key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata)
+

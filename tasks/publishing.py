@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tasks import storage
 from tasks.errors import ObjectExists
+from tasks.reporting import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,12 @@ MANIFEST_VERSION = 1
 
 def run_uri(storage_root: str, run_id: str) -> str:
     return storage.join(storage_root, "runs", run_id)
+
+
+def run_details(run_id: str, config: dict, source: dict, dataset_key: str, dataset_uri: str) -> dict:
+    """What a run's manifest records beside its files: the config, the data and the versions."""
+    return {"run_id": run_id, "config": config, "source": source, "dataset_key": dataset_key,
+            "dataset_uri": dataset_uri, "versions": package_versions()}
 
 
 def publish_run(local_dir: Path, destination: str, details: dict) -> dict:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from tasks import storage
+from tasks.variants import VARIANTS
+
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
 SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "guard", "val_acc", "test_loss", "test_acc",
                    "roc_auc", "acc_over_seeds")
 SEED_METRICS = ("accuracy", "loss", "roc_auc")
 BASELINE_NAME = "baseline"  # its row in tables, and its key in metrics.json
-VARIANT_DESCRIPTIONS = {
-    "onehot": "SimpleRNN over one-hot word ids, then a sigmoid unit",
-    "embedding": "Embedding, SimpleRNN, then a sigmoid unit",
-}
 
 
 def package_versions() -> dict[str, str]:
@@ -148,7 +146,8 @@ def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY
     return "\n".join(lines)
 
 
-def _markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+def markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+    """A markdown table of already formatted cells: every table the pipeline and its tools write."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -173,14 +172,14 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         *([render_data_section(data_checks)] if data_checks else []),
         "## Test metrics",
         baseline_verdict(variants, baseline),
-        _markdown_table(summary_rows(variants, baseline)),
+        markdown_table(summary_rows(variants, baseline)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
         "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`"
                   for name, result in {**variants, BASELINE_NAME: baseline}.items()),
         "## Seeds and restarts",
         guard_rule(config["training"], baseline),
         "\n".join(_spread_lines(variants)),
-        _markdown_table(seed_rows(variants), SEED_COLUMNS),
+        markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
         f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
         f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
@@ -188,7 +187,7 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         "![comparison](comparison.png)",
         *(f"### {name}\n\n![loss]({name}/loss.png) ![accuracy]({name}/accuracy.png)" for name in variants),
         "## Parameters",
-        "```json\n" + json.dumps(config, indent=2, sort_keys=True) + "\n```",
+        "```json\n" + storage.json_bytes(config).decode() + "```",
         "## Versions",
         "\n".join(f"- {name} {version}" for name, version in package_versions().items()),
     ]
@@ -235,6 +234,13 @@ def guard_rule(training: dict, baseline: dict) -> str:
             "published marked as such and never promoted.")
 
 
+def model_list(variants: dict[str, dict], maxlen: int) -> str:
+    """One line per published model: its file, its variant's description, size, input and output."""
+    return "\n".join(f"- `{name}/model.keras`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
+                     f"input {maxlen} word ids (int), output the probability that the review is positive"
+                     for name, result in variants.items())
+
+
 def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
                       baseline: dict, decision: dict) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
@@ -244,9 +250,7 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
     blocks = [
         f"# Model card: IMDB review sentiment, SimpleRNN (run {run_id})",
         "## Models",
-        "\n".join(f"- `{name}/model.keras`: {VARIANT_DESCRIPTIONS.get(name, name)}, {result['parameters']:,} parameters; "
-                  f"input {data['maxlen']} word ids (int), output the probability that the review is positive"
-                  for name, result in variants.items()),
+        model_list(variants, data["maxlen"]),
         f"Trained with the `{training['recipe']}` recipe: RMSprop (learning rate {training['learning_rate']}), binary "
         f"cross-entropy, batch {training['batch_size']}, up to {training['max_epochs']} epochs, early stopping on "
         f"val_loss (patience {training['patience']}, from epoch {training['start_from_epoch']}), best val_loss "
@@ -270,11 +274,11 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         "review and rare words are beyond it.",
         "## Test metrics",
         baseline_verdict(variants, baseline),
-        _markdown_table(summary_rows(variants, baseline)),
+        markdown_table(summary_rows(variants, baseline)),
         "\n".join(_spread_lines(variants)),
         "## Under-trained, stalls and restarts",
         guard_rule(training, baseline),
-        _markdown_table(seed_rows(variants), SEED_COLUMNS),
+        markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
         f"{'Promoted' if decision['promote'] else 'Not promoted'}: {decision['reason']}.",
         "## How to score",
@@ -307,7 +311,7 @@ def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, data
                     variants: dict[str, dict], baseline: dict, decision: dict, data_checks: dict | None = None) -> None:
     """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
     `model_card.md`."""
-    (run_dir / "metrics.json").write_text(json.dumps(run_metrics(variants, baseline), indent=2, sort_keys=True) + "\n")
+    storage.write_json(str(run_dir / "metrics.json"), run_metrics(variants, baseline))
     (run_dir / "report.md").write_text(
         render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks))
     (run_dir / "model_card.md").write_text(
@@ -340,7 +344,7 @@ def render_data_section(data_checks: dict, with_plots: bool = True) -> str:
         f"Lengths are in ids before padding (the start id included); reviews longer than maxlen "
         f"{statistics['maxlen']} lose their beginning, shorter ones are padded. OOV rate: the share of word ids "
         f"that are out of the {statistics['num_words']}-word vocabulary (id 2).",
-        _markdown_table(data_rows(statistics), DATA_COLUMNS),
+        markdown_table(data_rows(statistics), DATA_COLUMNS),
         "Exact repeats across splits: " + ", ".join(f"{pair} {item['rows']:,} ({item['share']:.2%} of {pair.split('/')[1]})"
                                                     for pair, item in overlap["across"].items())
         + f"; test reviews found in train or val: {overlap['test_in_training']['rows']:,} "

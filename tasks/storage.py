@@ -66,6 +66,12 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
         raise StorageError(f"{uri}: unsupported storage ({error})") from None
 
 
+def use_s3_endpoint(endpoint_url: str | None) -> None:
+    """Routes s3:// through a custom endpoint, the way the AWS SDK's own setting does."""
+    if endpoint_url:
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint_url
+
+
 def is_local(uri: str) -> bool:
     return isinstance(filesystem(uri)[0], LocalFileSystem)
 
@@ -237,10 +243,14 @@ def write_verified(uri: str, data: bytes, *, create_only: bool = False) -> str:
     return expected
 
 
+def json_bytes(payload: Any) -> bytes:
+    """The one way the pipeline writes JSON: indented, keys sorted, a final newline."""
+    return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
+
+
 def write_json(uri: str, payload: Any, *, create_only: bool = False) -> str:
     """Writes `payload` as JSON (verified); returns the sha256 of the bytes written."""
-    data = (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
-    return write_verified(uri, data, create_only=create_only)
+    return write_verified(uri, json_bytes(payload), create_only=create_only)
 
 
 def browsable_url(uri: str, expires_seconds: int = 7 * 24 * 3600) -> str:

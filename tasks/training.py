@@ -17,7 +17,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from tasks import storage
-from tasks.config import STALL_MARGIN, ModelConfig, TrainingConfig
+from tasks.guard import is_stalled, is_under_trained, majority_rate
+from tasks.config import ModelConfig, TrainingConfig
 from tasks.features import DatasetInfo, read_split
 from tasks.models import build_training_model, to_published
 
@@ -91,20 +92,6 @@ def derive_seed(seed: int, *indices: int) -> int:
         return seed
     digest = hashlib.sha256(json.dumps([seed, *indices]).encode()).digest()
     return int.from_bytes(digest[:4], "big")
-
-
-def majority_rate(labels: np.ndarray) -> float:
-    positive = float(np.mean(labels)) if len(labels) else 0.0
-    return max(positive, 1.0 - positive)
-
-
-def is_stalled(best_val_accuracy: float, val_majority_rate: float, margin: float = STALL_MARGIN) -> bool:
-    return best_val_accuracy <= val_majority_rate + margin
-
-
-def is_under_trained(best_val_accuracy: float, baseline_val_accuracy: float | None, margin: float) -> bool:
-    """More than `margin` below the baseline's val accuracy (never, without a baseline)."""
-    return baseline_val_accuracy is not None and best_val_accuracy < baseline_val_accuracy - margin
 
 
 def describe_failure(trained: TrainedVariant, margin: float) -> str:
@@ -197,7 +184,7 @@ def train_variant(
                "under_trained": under_trained, "val_majority_rate": val_majority,
                "baseline_val_accuracy": baseline_val_accuracy, "epochs": progress.epochs}
     history_path = variant_dir / "history.json"
-    history_path.write_text(json.dumps(history, indent=2) + "\n")
+    storage.write_json(str(history_path), history)
     log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f%s)%s",
              variant, len(progress.epochs), train_seconds, best_epoch, best_val_accuracy, val_majority,
              "" if baseline_val_accuracy is None else f", baseline {baseline_val_accuracy:.4f}",
@@ -282,7 +269,7 @@ def train_with_restarts(
     shutil.copyfile(chosen.model_path, variant_dir / "model.keras")
     history = {**histories[attempts.index(chosen)], "attempts": [
         {**_attempt_summary(trained), "epochs": record["epochs"]} for trained, record in zip(attempts, histories)]}
-    (variant_dir / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    storage.write_json(str(variant_dir / "history.json"), history)
     return chosen.model_copy(update={
         "model_path": str(variant_dir / "model.keras"), "history_path": str(variant_dir / "history.json"),
         "train_seconds": round(sum(trained.train_seconds for trained in attempts), 2),

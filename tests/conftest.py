@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.orchestration.environment import set_prefect_defaults
+
 # Small generated data: large enough for a learnable signal, small enough for seconds per test.
 VOCABULARY = 60
 TRAIN_REVIEWS = 240
@@ -26,8 +28,7 @@ SMALL_MIN_SPLIT_ROWS = 20  # the generated val split has 48 reviews, fewer than 
 def pytest_configure(config: pytest.Config) -> None:
     # Prefect reads these when its ephemeral server starts, inside the session harness.
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
-    os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "180"
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    set_prefect_defaults(Path(os.environ["PREFECT_HOME"]))
     # Plain functions also log outside any flow here; that is expected, not worth a warning.
     os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -15,7 +15,7 @@ import pytest
 import flows.imdb_pipeline as pipeline
 from flows.imdb_pipeline import main
 from tasks import data, features
-from tasks.cli import OPTIONS
+from flows.cli import OPTIONS
 from tasks.errors import DataError
 from tests.conftest import assert_nothing_published, keras_load_data, run_error_line, small_run_options, write_imdb_npz
 

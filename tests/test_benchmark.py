@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 
-from tasks import benchmark
+from tools import bench
 
 
 def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert benchmark.main(["--rows", "64", "--epochs", "1", "--warmup", "0", "--variants", "onehot", "--out", str(out)]) == 0
+    assert bench.main(["--rows", "64", "--epochs", "1", "--warmup", "0", "--variants", "onehot", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
     assert {(r["variant"], r["implementation"]) for r in results["results"]} == {
         (variant, implementation) for variant in ("onehot",) for implementation in ("baseline", "ours")
@@ -25,5 +25,5 @@ def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
 
 
 def test_bench_refuses_nonsense_options(capsys):
-    assert benchmark.main(["--epochs", "0"]) == 2
+    assert bench.main(["--epochs", "0"]) == 2
     assert capsys.readouterr().err.startswith("error: ")

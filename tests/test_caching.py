@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+
+import pytest
+
 from tasks import caching
 from tasks.config import DataConfig, ModelConfig, TrainingConfig
 
 
-def test_training_key_ignores_the_other_variants_and_the_timeout():
+def test_training_key_ignores_the_other_variants_their_sizes_and_the_timeout():
     key = caching.training_key("d1", "onehot", ModelConfig(), TrainingConfig(), 42)
-    assert key == caching.training_key("d1", "onehot", ModelConfig(variants=("onehot",)),
+    assert key == caching.training_key("d1", "onehot", ModelConfig(variants=("onehot",), embedding_dim=4),
                                        TrainingConfig(timeout_seconds=60), 42)
     for changed in (
         caching.training_key("d2", "onehot", ModelConfig(), TrainingConfig(), 42),
@@ -30,6 +36,33 @@ def test_data_keys_follow_content_and_parameters():
     assert caching.store_key({"maxlen": 100}, "outputs") != caching.store_key({"maxlen": 99}, "outputs")
 
 
-def test_code_version_is_stable_and_differs_per_file():
-    assert caching.code_version(caching.TRAINING_CODE) == caching.code_version(caching.TRAINING_CODE)
-    assert caching.code_version(("data.py",)) != caching.code_version(("models.py",))
+def _modules_loaded_by_importing(module: str) -> set[str]:
+    """The tasks modules Python really loads for `module`, in a fresh interpreter."""
+    probe = f"import sys, {module}; print(' '.join(name for name in sys.modules if name.startswith('tasks.')))"
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                               cwd=caching.PACKAGE_DIR.parent)
+    return set(completed.stdout.split())
+
+
+@pytest.mark.parametrize("module", [caching.SPLIT_MODULE, caching.STORE_MODULE, caching.TRAINING_MODULE,
+                                    caching.BASELINE_MODULE])
+def test_a_stage_key_covers_every_module_the_stage_imports(module):
+    hashed = set(caching.stage_modules(module))
+    assert module in hashed
+    assert _modules_loaded_by_importing(module) <= hashed
+
+
+def test_a_code_change_in_an_imported_module_changes_the_stage_keys(tmp_path):
+    copy = tmp_path / "tasks"
+    shutil.copytree(caching.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {module: caching.code_version(module, copy) for module in
+              (caching.SPLIT_MODULE, caching.STORE_MODULE, caching.TRAINING_MODULE)}
+    assert before[caching.TRAINING_MODULE] == caching.code_version(caching.TRAINING_MODULE)  # same code, same key
+    with (copy / "guard.py").open("a") as module:  # imported by training only, through another module
+        module.write("\n# a change\n")
+    after = {module: caching.code_version(module, copy) for module in before}
+    assert after[caching.TRAINING_MODULE] != before[caching.TRAINING_MODULE]
+    assert after[caching.SPLIT_MODULE] == before[caching.SPLIT_MODULE]
+    with (copy / "data.py").open("a") as module:  # imported by every stage
+        module.write("\n# a change\n")
+    assert all(caching.code_version(module, copy) != after[module] for module in before)

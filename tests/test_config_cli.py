@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from flows.imdb_pipeline import main
-from tasks.cli import OPTIONS, build_parser, config_from_args, describe_validation_error
+from flows.cli import OPTIONS, build_parser, config_from_args, describe_validation_error
 from tasks.config import RECIPES, PipelineConfig, TrainingConfig
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tasks.config import ModelConfig
-from tasks.models import VARIANT_NAMES, build_model, build_training_model, to_published
+from tasks.variants import DEFAULT_VARIANTS
+from tasks.models import build_model, build_training_model, to_published
 
 
 @pytest.mark.parametrize("variant, parameters", [("onehot", 4_081), ("embedding", 8_209)])
@@ -30,7 +31,7 @@ def test_onehot_model_equals_simplernn_on_to_categorical_input():
     np.testing.assert_allclose(ours.predict(ids, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", VARIANT_NAMES)
+@pytest.mark.parametrize("variant", DEFAULT_VARIANTS)
 def test_saved_models_reload_with_plain_keras_in_safe_mode(variant, tmp_path):
     model = build_model(variant, 40, 10, ModelConfig())
     path = tmp_path / "model.keras"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks import quality
+from tools import seeds
 from tasks.training import derive_seed
 
 
@@ -17,7 +17,7 @@ def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp
     argv = ["--source", str(imdb_npz), "--seeds", "1", "--presets", "reference,robust", "--variants", "embedding",
             "--max-epochs", "2", "--restarts", "1", "--jobs", "2", "--work-dir", str(tmp_path / "work"),
             "--out", str(out)]
-    assert quality.main(argv) == 0
+    assert seeds.main(argv) == 0
     results = json.loads((tmp_path / "work" / "quality.json").read_text())
     assert results["baseline"]["val"]["accuracy"] > 0.95
     assert sorted((r["preset"], r["seed"]) for r in results["results"]) == [("reference", 42), ("robust", 42)]
@@ -47,7 +47,7 @@ def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp
 
 
 def test_seeds_sweep_refuses_an_unknown_preset(capsys):
-    assert quality.main(["--presets", "fast"]) == 2
+    assert seeds.main(["--presets", "fast"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
 
 
@@ -59,7 +59,7 @@ def test_screening_counts_healthy_attempts_a_screen_would_confuse_with_failures(
 
     results = [result((False, [0.50, 0.52]), (True, [0.51, 0.60])), result((True, [0.55, 0.70])),
                result((True, [0.49]))]  # stopped after one epoch
-    first, second = quality.screening_rows(results)[:2]
+    first, second = seeds.screening_rows(results)[:2]
     assert (first["healthy"], first["unhealthy"]) == ([0.51, 0.55, 0.49], [0.50])
     assert first["healthy_not_above_a_failure"] == 1  # 0.49: a screen after epoch 1 would drop it first
     assert second["healthy"] == [0.60, 0.70] and second["healthy_not_above_a_failure"] == 0

@@ -14,9 +14,9 @@ import pytest
 
 from flows.imdb_pipeline import main
 from tasks import champion, evaluation, features, publishing, storage
-from tasks.config import ChampionConfig
+from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import ObjectExists, StorageError, WriteConflict
-from tasks.verify import main as verify_main
+from tools.verify import main as verify_main
 from tests.conftest import objects_under, sha256, small_run_options, split_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -179,10 +179,12 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
         (local / "model.keras").write_bytes(run_id.encode())
         runs[run_id] = (publishing.publish_run(local.parent, publishing.run_uri(s3_prefix, run_id), {"run_id": run_id}),
                         {"embedding": {"test": {"accuracy": accuracy, "loss": 1 - accuracy, "majority_rate": 0.5}}})
-    judged = {run_id: champion.judge(variants, "k1", s3_prefix, config) for run_id, (_, variants) in runs.items()}
+    margin = TrainingConfig().stall_margin
+    judged = {run_id: champion.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
     assert all(decision.promote for decision in judged.values())
     for run_id, (_, variants) in runs.items():
-        champion.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config)
+        champion.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
+                          margin)
     assert champion.read_champion(s3_prefix)[0]["run_id"] == "r2"
     decisions = {name.removesuffix(".json"): json.loads(body)
                  for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}

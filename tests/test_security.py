@@ -125,7 +125,7 @@ def _flow_run_records(flow_run_id) -> dict[str, str]:
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
         blocks = client.read_block_documents(include_secrets=True)
-    last_stage = f"stage {STAGES}/{STAGES}"
+    last_stage = f"stage {len(STAGES)}/{len(STAGES)}"
     assert any(last_stage in log.message for log in logs), "the run's logs never reached the API"
     return {
         "parameters": json.dumps(flow_run.parameters, default=str),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import baseline, data, evaluation, features, training
+from tasks import baseline, data, evaluation, features, guard, training
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.training import train_variant
 from tests.conftest import TINY_MAXLEN
@@ -72,9 +72,9 @@ def one_class_val_dataset(imdb_npz, tmp_path_factory):
 
 
 def test_a_wider_stall_margin_counts_more_models_as_stalled():
-    assert not training.is_stalled(0.54, 0.506)  # the default 0.02 margin
-    assert training.is_stalled(0.54, 0.506, margin=0.1)
-    assert not training.is_stalled(0.78, 0.506, margin=0.1)
+    assert not guard.is_stalled(0.54, 0.506, margin=0.02)
+    assert guard.is_stalled(0.54, 0.506, margin=0.1)
+    assert not guard.is_stalled(0.78, 0.506, margin=0.1)
 
 
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
@@ -136,10 +136,10 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
 
 
 def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
-    assert training.is_under_trained(0.70, 0.79, margin=0.05)
-    assert not training.is_under_trained(0.75, 0.79, margin=0.05)  # 0.04 below: within the margin
-    assert not training.is_under_trained(0.50, None, margin=0.05)  # no baseline, no verdict
-    assert not training.is_under_trained(0.10, 0.79, margin=1.0)  # margin 1 turns the guard off
+    assert guard.is_under_trained(0.70, 0.79, margin=0.05)
+    assert not guard.is_under_trained(0.75, 0.79, margin=0.05)  # 0.04 below: within the margin
+    assert not guard.is_under_trained(0.50, None, margin=0.05)  # no baseline, no verdict
+    assert not guard.is_under_trained(0.10, 0.79, margin=1.0)  # margin 1 turns the guard off
 
 
 def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():

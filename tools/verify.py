@@ -1,6 +1,6 @@
 """Checks published runs against their manifests.
 
-`python -m tasks.verify RUN_URI` (or `make verify RUN=...`) checks one run; `--all STORAGE_ROOT`
+`python -m tools.verify RUN_URI` (or `make verify RUN=...`) checks one run; `--all STORAGE_ROOT`
 (or `make runs STORAGE=...`) lists every run folder under the root and checks each. Exit status 0
 when every run checked is whole; 1 when a run is incomplete (no manifest: an interrupted publish,
 never used as a run) or an object differs from its manifest.
@@ -9,23 +9,12 @@ never used as a run) or an object differs from its manifest.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from flows.cli import add_endpoint_option
 from tasks.errors import PipelineError
 from tasks.publishing import MANIFEST_NAME, list_runs, verify_run
-from tasks.storage import join, read_json
-
-
-def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--s3-endpoint-url", default=None,
-                        help="custom S3 endpoint (MinIO, SeaweedFS, Ceph...); default: AWS_ENDPOINT_URL or AWS")
-
-
-def apply_endpoint_option(endpoint_url: str | None) -> None:
-    """Routes s3:// through a custom endpoint, the way the AWS SDK's own setting does."""
-    if endpoint_url:
-        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint_url
+from tasks.storage import join, read_json, use_s3_endpoint
 
 
 def check_run(run: str) -> bool:
@@ -55,13 +44,13 @@ def _report_incomplete(run: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.verify", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a run's folder or URI (s3://bucket/prefix/runs/<run_id>), "
                                        "or with --all a storage root")
     parser.add_argument("--all", action="store_true", help="check every run under the storage root TARGET")
     add_endpoint_option(parser)
     args = parser.parse_args(argv)
-    apply_endpoint_option(args.s3_endpoint_url)
+    use_s3_endpoint(args.s3_endpoint_url)
     try:
         whole = check_all_runs(args.target) if args.all else check_run(args.target)
     except PipelineError as error:

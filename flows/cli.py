@@ -113,3 +113,9 @@ def describe_validation_error(error: ValidationError) -> str:
     options = {(section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()}
     option = options.get(location[:2]) or options.get(location[:1]) or ".".join(location)
     return f"{option}: {first['msg'].removeprefix('Value error, ')}"
+
+
+def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
+    """`--s3-endpoint-url`: shared by the pipeline and the tools that read its storage."""
+    parser.add_argument("--s3-endpoint-url", default=None,
+                        help="custom S3 endpoint (MinIO, SeaweedFS, Ceph...); default: AWS_ENDPOINT_URL or AWS")

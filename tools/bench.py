@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -19,26 +20,48 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks import storage
+from tasks.config import DataConfig, ModelConfig, PipelineConfig, TrainingConfig
+from tasks.reporting import markdown_table
+from tools import datasets
+
 BASELINE, OURS = "baseline", "ours"
 RESULT_PREFIX = "BENCH-RESULT "  # marks the worker's one line of JSON on stdout
 DEFAULT_OUT = "bench"
 
 
-def prepare_data(out_dir: Path, rows: int | None, num_words: int, maxlen: int, seed: int) -> Path:
-    """Padded offline-corpus splits as one .npz the workers share (the pipeline's own data stages)."""
-    from tasks import data, features, sources
+def prepare_data(out_dir: Path, rows: int | None, config: DataConfig, seed: int) -> Path:
+    """The offline corpus's padded splits, as the pipeline's data stages store them, in one .npz
+    the workers share; `rows` keeps the first training reviews (and a quarter as many for val/test)."""
+    from tasks.features import SPLITS, read_split
 
-    source = sources.offline_source()
-    splits = data.split_source(source.kind, source.local_path, num_words, 0.2, seed)
+    dataset, _ = datasets.prepare_dataset(config, seed, str(out_dir / "store"))
     arrays = {}
-    for name, reviews in splits.items():
-        if rows is not None:
-            reviews = reviews.take(np.arange(min(len(reviews), rows if name == "train" else max(rows // 4, 2))))
-        arrays[f"x_{name}"] = features.pad_reviews(reviews, maxlen)
-        arrays[f"y_{name}"] = reviews.labels.astype("float32")
+    for name in SPLITS:
+        tokens, labels, _ = read_split(dataset.split_uris[name], expected_maxlen=config.maxlen)
+        keep = len(labels) if rows is None else min(len(labels), rows if name == "train" else max(rows // 4, 2))
+        arrays[f"x_{name}"], arrays[f"y_{name}"] = tokens[:keep], labels[:keep].astype("float32")
     path = out_dir / "data.npz"
     np.savez(path, **arrays)
+    shutil.rmtree(out_dir / "store")
     return path
+
+
+def _seed_onehot(keras, arrays: dict, num_words: int, maxlen: int, sizes: ModelConfig) -> tuple[dict, list]:
+    """The seed's one-hot model: whole splits through `to_categorical`, a SimpleRNN on top."""
+    inputs = {name: keras.utils.to_categorical(arrays[f"x_{name}"], num_words) for name in ("train", "val", "test")}
+    return inputs, [keras.Input((maxlen, num_words)), keras.layers.SimpleRNN(sizes.rnn_units)]
+
+
+def _seed_embedding(keras, arrays: dict, num_words: int, maxlen: int, sizes: ModelConfig) -> tuple[dict, list]:
+    """The seed's embedding model: padded ids into Embedding and SimpleRNN."""
+    inputs = {name: arrays[f"x_{name}"] for name in ("train", "val", "test")}
+    return inputs, [keras.Input((maxlen,)), keras.layers.Embedding(num_words, sizes.embedding_dim),
+                    keras.layers.SimpleRNN(sizes.rnn_units)]
+
+
+# The seed's own formulation of each variant it defines: what the pipeline's training is measured against.
+SEED_FORMULATIONS = {"onehot": _seed_onehot, "embedding": _seed_embedding}
 
 
 def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
@@ -47,12 +70,7 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[obje
     from tasks.training import EpochProgress
 
     num_words, maxlen = config["num_words"], arrays["x_train"].shape[1]
-    if variant == "onehot":
-        inputs = {name: keras.utils.to_categorical(arrays[f"x_{name}"], num_words) for name in ("train", "val", "test")}
-        layers = [keras.Input((maxlen, num_words)), keras.layers.SimpleRNN(8)]
-    else:
-        inputs = {name: arrays[f"x_{name}"] for name in ("train", "val", "test")}
-        layers = [keras.Input((maxlen,)), keras.layers.Embedding(num_words, 16), keras.layers.SimpleRNN(8)]
+    inputs, layers = SEED_FORMULATIONS[variant](keras, arrays, num_words, maxlen, ModelConfig())
     model = keras.Sequential([*layers, keras.layers.Dense(1, activation="sigmoid")])
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"]),
                   loss="binary_crossentropy", metrics=["accuracy"])
@@ -63,7 +81,6 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[obje
 
 
 def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
-    from tasks.config import ModelConfig, TrainingConfig
     from tasks.evaluation import score
     from tasks.models import build_training_model
     from tasks.training import EpochProgress, compile_model, fit_model
@@ -100,7 +117,7 @@ def run_worker(spec: dict) -> dict:
 
 def _measure(spec: dict) -> dict:
     """Runs `run_worker(spec)` in a fresh Python process and returns its result."""
-    completed = subprocess.run([sys.executable, "-m", "tasks.benchmark", "--worker", json.dumps(spec)],
+    completed = subprocess.run([sys.executable, "-m", "tools.bench", "--worker", json.dumps(spec)],
                                capture_output=True, text=True)
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if completed.returncode != 0 or not lines:
@@ -127,17 +144,16 @@ def compare(results: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| variant | parameters (base / ours) | median epoch s (base / ours) | time ratio | "
-             "peak RSS MiB (base / ours) | memory ratio | test accuracy (base / ours) |", "|---" * 7 + "|"]
-    for row in rows:
-        lines.append(
-            f"| {row['variant']} | {row['parameters'][0]:,} / {row['parameters'][1]:,} | "
-            f"{row['epoch_seconds'][0]:.2f} / {row['epoch_seconds'][1]:.2f} | {row['time_ratio']:.3f} | "
-            f"{row['peak_rss_mib'][0]:,.0f} / {row['peak_rss_mib'][1]:,.0f} | {row['memory_ratio']:.3f} | "
-            f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f} |"
-        )
-    return "\n".join(lines)
+COMPARISON_COLUMNS = ("variant", "parameters (base / ours)", "median epoch s (base / ours)", "time ratio",
+                      "peak RSS MiB (base / ours)", "memory ratio", "test accuracy (base / ours)")
+
+
+def comparison_table(rows: list[dict]) -> str:
+    return markdown_table([(
+        row["variant"], f"{row['parameters'][0]:,} / {row['parameters'][1]:,}",
+        f"{row['epoch_seconds'][0]:.2f} / {row['epoch_seconds'][1]:.2f}", f"{row['time_ratio']:.3f}",
+        f"{row['peak_rss_mib'][0]:,.0f} / {row['peak_rss_mib'][1]:,.0f}", f"{row['memory_ratio']:.3f}",
+        f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}") for row in rows], COMPARISON_COLUMNS)
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -158,9 +174,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.benchmark", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="training reviews to use (default: all 16,000)")
-    parser.add_argument("--variants", default="onehot,embedding", help="comma-separated variants")
+    parser.add_argument("--variants", default=",".join(SEED_FORMULATIONS), help="comma-separated variants")
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first (graph tracing, caches)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json, results.md, results.png")
@@ -174,20 +190,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    recipe = {"num_words": 500, "maxlen": 100, "batch_size": 64, "learning_rate": 1e-4, "seed": 42}
-    data_path = prepare_data(out, args.rows, recipe["num_words"], recipe["maxlen"], recipe["seed"])
+    data_config, training = DataConfig(source="offline"), TrainingConfig()
+    recipe = {"num_words": data_config.num_words, "maxlen": data_config.maxlen, "batch_size": training.batch_size,
+              "learning_rate": training.learning_rate, "seed": PipelineConfig().seed}
+    data_path = prepare_data(out, args.rows, data_config, recipe["seed"])
     results = []
-    for variant in [name.strip() for name in args.variants.split(",") if name.strip()]:
+    variants = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in variants if name not in SEED_FORMULATIONS]
+    if unknown:
+        print(f"error: --variants: the seed defines no {unknown[0]!r}; known: {', '.join(SEED_FORMULATIONS)}",
+              file=sys.stderr)
+        return 2
+    for variant in variants:
         for implementation in (BASELINE, OURS):
             spec = {**recipe, "variant": variant, "implementation": implementation, "data": str(data_path),
                     "epochs": args.epochs, "warmup": args.warmup}
             print(f"measuring {implementation} {variant} ...", file=sys.stderr, flush=True)
             results.append(_measure(spec))
     rows = compare(results)
-    (out / "results.json").write_text(json.dumps({"recipe": recipe, "rows": args.rows, "epochs": args.epochs,
-                                                  "warmup": args.warmup, "results": results,
-                                                  "comparison": rows}, indent=2) + "\n")
-    table = markdown_table(rows)
+    storage.write_json(str(out / "results.json"), {"recipe": recipe, "rows": args.rows, "epochs": args.epochs,
+                                                   "warmup": args.warmup, "results": results, "comparison": rows})
+    table = comparison_table(rows)
     (out / "results.md").write_text(table + "\n")
     plot(rows, out / "results.png")
     data_path.unlink()

@@ -1,4 +1,4 @@
-"""Model quality across seeds: `python -m tasks.quality` (or `make seeds`) writes MODEL_QUALITY.md.
+"""Model quality across seeds: `python -m tools.seeds` (or `make seeds`) writes MODEL_QUALITY.md.
 
 Trains every variant with every recipe preset on K seeds (the same seeds `--seeds K` trains:
 derived from `--seed`), each in its own process, with the pipeline's guard: an attempt more than
@@ -20,7 +20,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from tasks.config import RECIPES, DataConfig, ModelConfig, TrainingConfig
+from tasks import storage
+from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
+from tasks.reporting import markdown_table
+from tools import datasets
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +35,10 @@ EARLY_EPOCHS = 3  # val accuracy of each attempt's first epochs, kept to judge s
 def prepare_dataset(source: str, seed: int, store: Path):
     """The data set every job trains on (downloaded, split and stored once, as the pipeline does)
     and its baseline."""
-    from tasks import baseline, data, features, sources
+    from tasks.baseline import fit_baseline
 
-    config = DataConfig(source=source)
-    resolved = sources.resolve_source(config)
-    splits = data.split_source(resolved.kind, resolved.local_path, config.num_words, config.val_fraction, seed)
-    metadata = features.dataset_metadata(config, seed, resolved.uri, resolved.sha256)
-    dataset = features.store_dataset(splits, config.maxlen, metadata, str(store))
-    return dataset, baseline.fit_baseline(dataset), resolved.description
+    dataset, resolved = datasets.prepare_dataset(DataConfig(source=source), seed, str(store))
+    return dataset, fit_baseline(dataset), resolved.description
 
 
 def train_and_score(job: dict) -> dict:
@@ -133,14 +132,17 @@ def _range(values: list[float]) -> str:
     return f"{min(values):.3f}-{max(values):.3f} ({len(values)})" if values else "none"
 
 
+SCREENING_COLUMNS = ("preset", "variant", "epoch", "val acc of attempts that ended healthy", "of those that did not",
+                     "healthy ones no better than the best failure")
+SEED_COLUMNS = ("preset", "variant", "seed", "attempts (seed: best val acc)", "epochs", "test accuracy",
+                "first attempt")
+
+
 def render_screening(rows: list[dict]) -> str:
-    lines = ["| preset | variant | epoch | val acc of attempts that ended healthy | of those that did not | "
-             "healthy ones no better than the best failure |", "|---|---|---|---|---|---|"]
-    lines += [f"| {row['preset']} | {row['variant']} | {row['epoch']} | {_range(row['healthy'])} | "
-              f"{_range(row['unhealthy'])} | "
-              f"{'n/a' if row['healthy_not_above_a_failure'] is None else row['healthy_not_above_a_failure']} |"
-              for row in rows]
-    return "\n".join(lines)
+    return markdown_table([
+        (row["preset"], row["variant"], str(row["epoch"]), _range(row["healthy"]), _range(row["unhealthy"]),
+         "n/a" if row["healthy_not_above_a_failure"] is None else str(row["healthy_not_above_a_failure"]))
+        for row in rows], SCREENING_COLUMNS)
 
 
 def _attempts_cell(result: dict) -> str:
@@ -151,13 +153,11 @@ def _attempts_cell(result: dict) -> str:
 
 def render(rows: list[dict], results: list[dict], description: str, baseline: dict, training: TrainingConfig,
            command: str, seconds: float) -> str:
-    header = "| " + " | ".join(HEADINGS.get(name, name.replace("_", " ")) for name, _ in COLUMNS) + " |"
-    lines = [header, "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(form.format(row[name]) for name, form in COLUMNS) + " |" for row in rows]
-    per_seed = ["| preset | variant | seed | attempts (seed: best val acc) | epochs | test accuracy | first attempt |",
-                "|---|---|---|---|---|---|---|"]
-    per_seed += [f"| {r['preset']} | {r['variant']} | {r['seed']} | {_attempts_cell(r)} | {r['epochs_run']} | "
-                 f"{r['test_accuracy']:.4f} | {r['first_attempt_test_accuracy']:.4f} |" for r in results]
+    summary = markdown_table([tuple(form.format(row[name]) for name, form in COLUMNS) for row in rows],
+                             tuple(HEADINGS.get(name, name.replace("_", " ")) for name, _ in COLUMNS))
+    per_seed = markdown_table([(r["preset"], r["variant"], str(r["seed"]), _attempts_cell(r), str(r["epochs_run"]),
+                                f"{r['test_accuracy']:.4f}", f"{r['first_attempt_test_accuracy']:.4f}")
+                               for r in results], SEED_COLUMNS)
     presets = "\n".join(f"- `{name}`: {json.dumps(values)}" for name, values in RECIPES.items())
     floor = baseline["val"]["accuracy"] - training.baseline_margin
     return "\n\n".join([
@@ -170,7 +170,7 @@ def render(rows: list[dict], results: list[dict], description: str, baseline: di
         f"and either is retrained with a derived seed, up to {training.restarts} times. *published* is what a run "
         "publishes with the guard; *first attempt* is what it would publish without it. Training minutes add up "
         "every attempt's fit time (two trainings ran side by side).",
-        "\n".join(lines),
+        summary,
         "Presets (fields not listed keep the reference values):\n\n" + presets,
         "## Could the first epochs pick out the failures?",
         "A cheaper guard would train a few initialisations for an epoch or two and go on with the best. It can "
@@ -178,17 +178,17 @@ def render(rows: list[dict], results: list[dict], description: str, baseline: di
         "after those epochs (count of attempts in brackets):",
         render_screening(screening_rows(results)),
         "## Every seed",
-        "\n".join(per_seed),
+        per_seed,
     ]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.quality", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.seeds", description=__doc__.splitlines()[0])
     defaults = TrainingConfig()
     parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds per preset and variant")
-    parser.add_argument("--seed", type=int, default=42, help="the base seed the others derive from")
+    parser.add_argument("--seed", type=int, default=PipelineConfig().seed, help="the base seed the others derive from")
     parser.add_argument("--presets", default=",".join(RECIPES), help="recipe presets to compare")
-    parser.add_argument("--variants", default="onehot,embedding")
+    parser.add_argument("--variants", default=",".join(ModelConfig().variants))
     parser.add_argument("--source", default="offline", help="data source, as --source of the pipeline")
     parser.add_argument("--max-epochs", type=int, default=defaults.max_epochs)
     parser.add_argument("--restarts", type=int, default=defaults.restarts, help="as --restarts of the pipeline")
@@ -227,11 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"test accuracy {result['test_accuracy']:.4f} after {result['epochs_run']} epochs, "
                   f"{len(result['attempts'])} attempt(s){'' if result['healthy'] else ', NONE HEALTHY'}", flush=True)
     rows = summarise(results)
-    command = ("python -m tasks.quality " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
+    command = ("python -m tools.seeds " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     elapsed = time.perf_counter() - started
     Path(args.out).write_text(render(rows, results, description, baseline, guard, command, elapsed))
-    (work / "quality.json").write_text(json.dumps({"baseline": baseline, "rows": rows, "results": results},
-                                                  indent=2) + "\n")
+    storage.write_json(str(work / "quality.json"), {"baseline": baseline, "rows": rows, "results": results})
     print(render(rows, [], description, baseline, guard, command, elapsed).split("## Every seed")[0])
     return 0
 
