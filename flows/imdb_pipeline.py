@@ -33,7 +33,7 @@ from tasks.orchestration.ui import emit_failure_event, run_name, run_tags
 from tasks.publishing import run_details
 from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
 from tasks.storage import new_run_id, use_s3_endpoint
-from tasks.training import TrainedVariant, derive_seed, pick_published
+from tasks.training import TrainedVariant, TrainingJob, derive_seed, pick_published
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("download", "split", "pad and store", "check data", "baseline", "train", "evaluate", "plot",
@@ -108,11 +108,11 @@ def _train_seeds(variant: str, dataset: DatasetInfo, config: PipelineConfig, see
     """One seed trains in this process; several train side by side, each in its own process."""
     cached = cache_options(config.storage.root, config.refresh)
     train_task = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
-    arguments = (variant, dataset, config.model, config.training)
-    if len(seeds) == 1:
-        return [train_task(*arguments, seeds[0], config.storage, baseline_val_accuracy)]
-    futures = [train_task.submit(*arguments, seed, config.storage, baseline_val_accuracy, in_child_process=True)
-               for seed in seeds]
+    jobs = [TrainingJob(variant=variant, dataset=dataset, model=config.model, training=config.training, seed=seed,
+                        baseline_val_accuracy=baseline_val_accuracy) for seed in seeds]
+    if len(jobs) == 1:
+        return [train_task(jobs[0], config.storage)]
+    futures = [train_task.submit(job, config.storage, in_child_process=True) for job in jobs]
     return [future.result() for future in futures]
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from tasks import storage
 from tasks.guard import is_stalled, is_under_trained, majority_rate
@@ -56,6 +56,20 @@ class TrainedVariant(BaseModel):
     def healthy(self) -> bool:
         """Neither stalled at chance nor under-trained: fit to publish and to promote."""
         return not (self.stalled or self.under_trained)
+
+
+class TrainingJob(BaseModel):
+    """One training: which variant, on which stored data set, with which layer sizes and recipe,
+    from which seed, judged against which baseline val accuracy (None: no under-trained verdict)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    variant: str
+    dataset: DatasetInfo
+    model: ModelConfig
+    training: TrainingConfig
+    seed: int
+    baseline_val_accuracy: float | None = None
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -135,22 +149,15 @@ def fit_model(
     )
 
 
-def train_variant(
-    variant: str,
-    dataset: DatasetInfo,
-    model_config: ModelConfig,
-    training_config: TrainingConfig,
-    seed: int,
-    out_dir: Path,
-    on_epoch: Callable[[dict], None] | None = None,
-    baseline_val_accuracy: float | None = None,
-) -> TrainedVariant:
-    """Trains `variant` on the stored train split, validating on val each epoch.
+def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None) -> TrainedVariant:
+    """Trains the job's variant on the stored train split, validating on val each epoch.
 
     Writes `<out_dir>/<variant>/model.keras` (best val_loss) and `history.json`; returns paths and
-    a summary, never the model itself. `on_epoch` receives each epoch's record as it ends. With
-    `baseline_val_accuracy`, the summary says whether the model is under-trained against it.
+    a summary, never the model itself. `on_epoch` receives each epoch's record as it ends. With a
+    baseline val accuracy, the summary says whether the model is under-trained against it.
     """
+    variant, dataset, seed, baseline_val_accuracy = job.variant, job.dataset, job.seed, job.baseline_val_accuracy
+    model_config, training_config = job.model, job.training
     keras.utils.set_random_seed(seed)
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])
     x_train, y_train, _ = read_split(dataset.split_uris["train"], expected_maxlen=maxlen)
@@ -229,28 +236,21 @@ def _attempt_summary(trained: TrainedVariant) -> dict:
             "train_seconds": trained.train_seconds}
 
 
-def train_with_restarts(
-    variant: str,
-    dataset: DatasetInfo,
-    model_config: ModelConfig,
-    training_config: TrainingConfig,
-    seed: int,
-    out_dir: Path,
-    on_epoch: Callable[[dict], None] | None = None,
-    baseline_val_accuracy: float | None = None,
-) -> TrainedVariant:
+def train_with_restarts(job: TrainingJob, out_dir: Path,
+                        on_epoch: Callable[[dict], None] | None = None) -> TrainedVariant:
     """`train_variant`, retrained with a derived seed while it is stalled or under-trained against
-    `baseline_val_accuracy`, at most `training_config.restarts` times.
+    the job's baseline val accuracy, at most `job.training.restarts` times.
 
     Returns the first healthy attempt (or, when none is, the one with the lowest val_loss, still
     marked), with every attempt listed; its history.json keeps every attempt's epochs. Writes
     `<out_dir>/<variant>/model.keras` and `history.json`.
     """
+    variant, seed, training_config = job.variant, job.seed, job.training
     attempts, histories = [], []
     for attempt in range(training_config.restarts + 1):
         attempt_seed = derive_seed(seed, 0, attempt)
-        trained = train_variant(variant, dataset, model_config, training_config, attempt_seed,
-                                Path(out_dir) / f"attempt-{attempt}", on_epoch, baseline_val_accuracy)
+        trained = train_variant(job.model_copy(update={"seed": attempt_seed}), Path(out_dir) / f"attempt-{attempt}",
+                                on_epoch)
         attempts.append(trained)
         histories.append(json.loads(Path(trained.history_path).read_text()))
         if trained.healthy:

@@ -16,10 +16,15 @@ from tests.conftest import TINY_MAXLEN
 MAXLEN = TINY_MAXLEN
 
 
+def job(variant: str, dataset, config: TrainingConfig, seed: int, baseline_val_accuracy: float | None = None):
+    return training.TrainingJob(variant=variant, dataset=dataset, model=ModelConfig(), training=config, seed=seed,
+                                baseline_val_accuracy=baseline_val_accuracy)
+
+
 @pytest.mark.parametrize("variant", ["onehot", "embedding"])
 def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_dataset, tmp_path):
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=4, patience=10)
-    trained = train_variant(variant, tiny_dataset, ModelConfig(), config, seed=0, out_dir=tmp_path)
+    trained = train_variant(job(variant, tiny_dataset, config, 0), tmp_path)
     history = json.loads((tmp_path / variant / "history.json").read_text())
     epochs = history["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3, 4]
@@ -37,7 +42,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_da
 
 def test_early_stopping_stops_after_patience(tiny_dataset, tmp_path):
     config = TrainingConfig(batch_size=16, learning_rate=0.5, max_epochs=30, patience=0)
-    trained = train_variant("embedding", tiny_dataset, ModelConfig(), config, seed=0, out_dir=tmp_path)
+    trained = train_variant(job("embedding", tiny_dataset, config, 0), tmp_path)
     assert trained.stopped_early
     assert trained.epochs_run == trained.best_epoch + 1 < 30
 
@@ -49,9 +54,9 @@ def _weights(model_path: str) -> list[np.ndarray]:
 def test_the_same_config_and_seed_give_identical_weights_and_metrics(tiny_dataset, tmp_path):
     """Reproducible on rerun in one process (the flow trains variants one after another)."""
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2)
-    runs = [train_variant("embedding", tiny_dataset, ModelConfig(), config, seed=5, out_dir=tmp_path / str(i))
+    runs = [train_variant(job("embedding", tiny_dataset, config, 5), tmp_path / str(i))
             for i in range(2)]
-    other_seed = train_variant("embedding", tiny_dataset, ModelConfig(), config, seed=6, out_dir=tmp_path / "6")
+    other_seed = train_variant(job("embedding", tiny_dataset, config, 6), tmp_path / "6")
     histories = [json.loads((tmp_path / str(i) / "embedding" / "history.json").read_text()) for i in range(2)]
     strip = [[{k: v for k, v in record.items() if k != "seconds"} for record in h["epochs"]] for h in histories]
     assert strip[0] == strip[1]  # identical metrics, not merely close
@@ -79,7 +84,7 @@ def test_a_wider_stall_margin_counts_more_models_as_stalled():
 
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
-    trained = training.train_with_restarts("embedding", one_class_val_dataset, ModelConfig(), config, 11, tmp_path)
+    trained = training.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
     seeds = [attempt["seed"] for attempt in trained.attempts]
     assert seeds == [11, training.derive_seed(11, 0, 1)] and len(set(seeds)) == 2  # no more than 1 restart
@@ -94,7 +99,7 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
     verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
     monkeypatch.setattr(training, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
-    trained = training.train_with_restarts("onehot", tiny_dataset, ModelConfig(), config, 3, tmp_path)
+    trained = training.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
     assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
     assert not trained.stalled and trained.seed == training.derive_seed(3, 0, 1)
     published = json.loads(Path(trained.history_path).read_text())
@@ -119,8 +124,7 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     monkeypatch.setattr(training, "fit_model", cut_the_first_attempt_short)
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=8, patience=10, restarts=2)
     with caplog.at_level("WARNING", logger="tasks.training"):
-        trained = training.train_with_restarts("onehot", tiny_dataset, ModelConfig(), config, 3, tmp_path,
-                                               baseline_val_accuracy=bar)
+        trained = training.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
     first, second = trained.attempts
     assert first["under_trained"] and not first["stalled"] and first["epochs_run"] == 1
     assert first["best_val_accuracy"] < bar - config.baseline_margin

@@ -11,7 +11,7 @@ from flows.cli import build_parser, config_from_args
 from tasks import caching, reporting, variants
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.models import build_model, build_training_model
-from tasks.training import train_variant
+from tasks.training import TrainingJob, train_variant
 
 
 def build_mean_embedding(num_words: int, maxlen: int, *, embedding_dim: int) -> keras.Model:
@@ -42,7 +42,8 @@ def test_a_registered_variant_is_configured_built_trained_cached_and_reported(re
     assert build_training_model("mean-embedding", 50, 20, config.model).count_params() == model.count_params()
 
     training = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2)
-    trained = train_variant("mean-embedding", tiny_dataset, config.model, training, seed=0, out_dir=tmp_path)
+    job = TrainingJob(variant="mean-embedding", dataset=tiny_dataset, model=config.model, training=training, seed=0)
+    trained = train_variant(job, tmp_path)
     assert trained.epochs_run == 2 and trained.parameters == model.count_params()
 
     key = caching.training_key("d", "mean-embedding", config.model, training, 0)

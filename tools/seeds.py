@@ -45,14 +45,15 @@ def train_and_score(job: dict) -> dict:
     """One (preset, variant, seed): train with the guard's restarts, score the published and the first attempt."""
     from tasks.evaluation import evaluate_model
     from tasks.features import DatasetInfo
-    from tasks.training import train_with_restarts
+    from tasks.training import TrainingJob, train_with_restarts
 
     dataset = DatasetInfo.model_validate(job["dataset"])
     out_dir = Path(job["out_dir"])
     training = TrainingConfig(recipe=job["preset"], max_epochs=job["max_epochs"], restarts=job["restarts"],
                               baseline_margin=job["baseline_margin"])
-    trained = train_with_restarts(job["variant"], dataset, ModelConfig(), training, job["seed"], out_dir,
-                                  baseline_val_accuracy=job["baseline_val_accuracy"])
+    trained = train_with_restarts(TrainingJob(variant=job["variant"], dataset=dataset, model=ModelConfig(),
+                                              training=training, seed=job["seed"],
+                                              baseline_val_accuracy=job["baseline_val_accuracy"]), out_dir)
     test_uri = dataset.split_uris["test"]
     published = evaluate_model(trained.model_path, test_uri)
     first = published if len(trained.attempts) == 1 else evaluate_model(

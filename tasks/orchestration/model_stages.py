@@ -10,45 +10,39 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks import caching, evaluation, features, plots, reporting, storage, training
-from tasks.config import ModelConfig, StorageConfig, TrainingConfig
+from tasks.config import StorageConfig
 from tasks.orchestration import ui
 from tasks.orchestration.training_runs import train_in_child_process
-from tasks.training import TrainedVariant
+from tasks.training import TrainedVariant, TrainingJob
+
+
+def _training_key(job: TrainingJob) -> str:
+    return caching.training_key(job.dataset.key, job.variant, job.model, job.training, job.seed,
+                                job.baseline_val_accuracy)
 
 
 def _training_cache_key(context, parameters: dict) -> str:
-    return caching.training_key(parameters["dataset"].key, parameters["variant"], parameters["model_config"],
-                                parameters["training_config"], parameters["seed"],
-                                parameters["baseline_val_accuracy"])
+    return _training_key(parameters["job"])
 
 
-@task(name="train", task_run_name="train-{variant}-seed-{seed}", cache_key_fn=_training_cache_key)
-def train(
-    variant: str,
-    dataset: features.DatasetInfo,
-    model_config: ModelConfig,
-    training_config: TrainingConfig,
-    seed: int,
-    storage_config: StorageConfig,
-    baseline_val_accuracy: float | None = None,
-    in_child_process: bool = False,
-) -> TrainedVariant:
+@task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
+def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = False) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
     stalled) and keeps the result in storage; its progress artifact moves every epoch.
 
     `in_child_process` trains in a fresh process, for seeds trained side by side.
     """
-    key = caching.training_key(dataset.key, variant, model_config, training_config, seed, baseline_val_accuracy)
+    key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
-    label = f"{variant} seed {seed}"
-    key_parts = ("training", variant, f"seed-{seed}") if in_child_process else ("training", variant)
-    progress, on_epoch = ui.start_training_progress(key_parts, label, training_config.max_epochs)
-    arguments = (variant, dataset, model_config, training_config, seed, scratch)
+    label = f"{job.variant} seed {job.seed}"
+    key_parts = ("training", job.variant, f"seed-{job.seed}") if in_child_process else ("training", job.variant)
+    progress, on_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     try:
-        trained = (train_in_child_process(arguments, baseline_val_accuracy, scratch, on_epoch) if in_child_process
-                   else training.train_with_restarts(*arguments, on_epoch, baseline_val_accuracy))
-        stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key, variant))
+        trained = (train_in_child_process(job, scratch, on_epoch) if in_child_process
+                   else training.train_with_restarts(job, scratch, on_epoch))
+        stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key,
+                                                              job.variant))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "

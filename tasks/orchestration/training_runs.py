@@ -15,19 +15,18 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tasks import training
-from tasks.training import TrainedVariant
+from tasks.training import TrainedVariant, TrainingJob
 
 CHILD_PROGRESS_POLL_SECONDS = 1.0  # how often epochs of a seed trained in a child process reach the UI
 
 
-def train_in_child_process(arguments: tuple, baseline_val_accuracy: float | None, scratch: Path,
-                           on_epoch: Callable[[dict], None]) -> TrainedVariant:
-    """`train_with_restarts(*arguments, ...)` in a spawned process; each epoch reaches `on_epoch`."""
+def train_in_child_process(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
+    """`train_with_restarts(job, scratch)` in a spawned process; each epoch reaches `on_epoch`."""
     scratch.mkdir(parents=True, exist_ok=True)
     progress_file, forwarded = scratch / "progress.jsonl", 0
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(training.train_with_restarts, *arguments,
-                             functools.partial(training.append_progress, str(progress_file)), baseline_val_accuracy)
+        future = pool.submit(training.train_with_restarts, job, scratch,
+                             functools.partial(training.append_progress, str(progress_file)))
         while True:
             done = future.done()
             lines = progress_file.read_text().splitlines() if progress_file.exists() else []
