@@ -31,7 +31,8 @@ help:
 # Linux x86_64 and Windows only: every pin has a Linux x86_64 wheel for Python 3.11, 3.12 and 3.13, and
 # installs and runs on Python 3.11 (CI's python3). Other platforms are untested.
 LOCK := requirements.lock
-# The folders that `make lint` and `make format` cover, the missing ones left out.
+# The folders that `make lint` and `make format` cover, the missing ones left out. `ruff format --diff`
+# shows what the formatter would change.
 LINT_PATHS := $(wildcard flows tasks tools infra)
 
 $(INSTALLED): $(LOCK)
@@ -68,7 +69,7 @@ lock:
 .PHONY: lint
 lint: $(INSTALLED)
 	@status=0; \
-	echo "ruff format --check"; $(VENV)/bin/ruff format --check $(LINT_PATHS) || status=1; \
+	echo "ruff format --check"; $(VENV)/bin/ruff format --check --output-format concise $(LINT_PATHS) || status=1; \
 	echo "ruff check"; $(VENV)/bin/ruff check $(LINT_PATHS) || status=1; \
 	echo "mypy"; $(VENV)/bin/mypy $(LINT_PATHS) || status=1; \
 	exit $$status
