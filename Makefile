@@ -25,13 +25,24 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 help:
 	@awk -F': ' '/^## / {sub(/^## /, ""); printf "  make %-9s %s\n", $$1, substr($$0, length($$1) + 3)}' $(MAKEFILE_LIST)
 
-$(INSTALLED): pyproject.toml
+# requirements.lock pins every package of pyproject.toml's `dev` group (pipeline + test + lint) to one
+# version with its hashes, all installed from wheels. uv compiles it as one universal file (a package whose
+# newest release dropped Python 3.11 gets one line per Python version), but tensorflow-cpu has wheels for
+# Linux x86_64 and Windows only: every pin has a Linux x86_64 wheel for Python 3.11, 3.12 and 3.13, and
+# installs and runs on Python 3.11 (CI's python3). Other platforms are untested.
+LOCK := requirements.lock
+# The folders that `make lint` and `make format` cover, the missing ones left out. `ruff format --diff`
+# shows what the formatter would change.
+LINT_PATHS := $(wildcard flows tasks tools infra)
+
+$(INSTALLED): $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --group test
+	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
+	$(PY) -m pip check
 	touch $@
 
-## install: create .venv and install the dependencies (done by run and test when needed)
+## install: create .venv and install the locked dependencies (done by the other targets when needed)
 .PHONY: install
 install: $(INSTALLED)
 
@@ -44,6 +55,30 @@ run: $(INSTALLED)
 .PHONY: test
 test: $(INSTALLED)
 	$(PY) -m pytest $(ARGS)
+
+## lock: recompile requirements.lock from pyproject.toml's ranges, newest versions (then run make install)
+.PHONY: lock
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet --group lock
+	$(VENV)/bin/uv pip compile --quiet --group pyproject.toml:dev --universal --python-version 3.11 \
+		--generate-hashes --upgrade --custom-compile-command "make lock" --output-file $(LOCK) $(ARGS)
+
+## lint: check formatting (ruff format), lint rules (ruff check) and types (mypy) in flows/ tasks/ tools/ infra/
+.PHONY: lint
+lint: $(INSTALLED)
+	@status=0; \
+	echo "ruff format --check"; $(VENV)/bin/ruff format --check --output-format concise $(LINT_PATHS) || status=1; \
+	echo "ruff check"; $(VENV)/bin/ruff check $(LINT_PATHS) || status=1; \
+	echo "mypy"; $(VENV)/bin/mypy $(LINT_PATHS) || status=1; \
+	exit $$status
+
+## format: rewrite those folders with ruff's safe fixes and its formatter (then make lint shows what is left)
+.PHONY: format
+format: $(INSTALLED)
+	$(VENV)/bin/ruff check --fix --exit-zero $(LINT_PATHS)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
 
 ## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
 .PHONY: bench
@@ -102,5 +137,5 @@ retrain: $(INSTALLED)
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean
 clean:
-	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .s3data
+	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .mypy_cache .ruff_cache .s3data
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
