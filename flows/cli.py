@@ -55,8 +55,13 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--refresh": ("", "refresh", bool),
 }
 SECTIONS: dict[str, type[BaseModel]] = {
-    "data": DataConfig, "model": ModelConfig, "training": TrainingConfig, "checks": DataCheckConfig,
-    "storage": StorageConfig, "champion": ChampionConfig, "": PipelineConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "checks": DataCheckConfig,
+    "storage": StorageConfig,
+    "champion": ChampionConfig,
+    "": PipelineConfig,
 }
 
 
@@ -87,8 +92,9 @@ def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.Argume
         if kind is bool:
             parser.add_argument(option, dest=_dest(option), action="store_true", default=None, help=description)
         else:
-            parser.add_argument(option, dest=_dest(option), type=kind, default=None,
-                                help=f"{description} (default: {default})")
+            parser.add_argument(
+                option, dest=_dest(option), type=kind, default=None, help=f"{description} (default: {default})"
+            )
     return parser
 
 
@@ -117,5 +123,8 @@ def describe_validation_error(error: ValidationError) -> str:
 
 def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
     """`--s3-endpoint-url`: shared by the pipeline and the tools that read its storage."""
-    parser.add_argument("--s3-endpoint-url", default=None,
-                        help="custom S3 endpoint (MinIO, SeaweedFS, Ceph...); default: AWS_ENDPOINT_URL or AWS")
+    parser.add_argument(
+        "--s3-endpoint-url",
+        default=None,
+        help="custom S3 endpoint (MinIO, SeaweedFS, Ceph...); default: AWS_ENDPOINT_URL or AWS",
+    )

@@ -36,14 +36,28 @@ from tasks.storage import new_run_id, use_s3_endpoint
 from tasks.training import TrainedVariant, TrainingJob, derive_seed, pick_published
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("download", "split", "pad and store", "check data", "baseline", "train", "evaluate", "plot",
-          "champion gate", "publish")
+STAGES = (
+    "download",
+    "split",
+    "pad and store",
+    "check data",
+    "baseline",
+    "train",
+    "evaluate",
+    "plot",
+    "champion gate",
+    "publish",
+)
 # Seeds of a variant train side by side, one process per core (each trains single-threaded best).
 PARALLEL_TRAININGS = os.cpu_count() or 1
 
 
-@flow(name="imdb-rnn-pipeline", flow_run_name=run_name, on_failure=[emit_failure_event],
-      task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS))
+@flow(
+    name="imdb-rnn-pipeline",
+    flow_run_name=run_name,
+    on_failure=[emit_failure_event],
+    task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS),
+)
 def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
@@ -77,19 +91,28 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     margin = config.training.stall_margin
     decision = judge_champion(variants, dataset, config.champion, config.storage, margin)
     stage("publish", f"run {run_id}")
-    details = run_details(run_id, config.model_dump(mode="json"), source.model_dump(exclude={"local_path"}),
-                          dataset.key, dataset.uri)
+    details = run_details(
+        run_id, config.model_dump(mode="json"), source.model_dump(exclude={"local_path"}), dataset.key, dataset.uri
+    )
     report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision, data_result)
     run_uri = publish(run_dir, config.storage, run_id, details)
     decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion, margin)
     describe_run(run_uri, variants, baseline, decision)
     get_run_logger().info("test metrics:\n%s", format_table(summary_rows(variants, baseline)))
-    return {"run_id": run_id, "run_uri": run_uri, "dataset_key": dataset.key, "source": details["source"],
-            "variants": variants, "baseline": baseline, "champion": decision.model_dump()}
+    return {
+        "run_id": run_id,
+        "run_uri": run_uri,
+        "dataset_key": dataset.key,
+        "source": details["source"],
+        "variants": variants,
+        "baseline": baseline,
+        "champion": decision.model_dump(),
+    }
 
 
-def _train_variant(variant: str, dataset: DatasetInfo, config: PipelineConfig, baseline: dict, run_dir: Path,
-                   stage: StageLog) -> tuple[dict, dict]:
+def _train_variant(
+    variant: str, dataset: DatasetInfo, config: PipelineConfig, baseline: dict, run_dir: Path, stage: StageLog
+) -> tuple[dict, dict]:
     """Stages train, evaluate and plot of one variant; returns its result and its published history."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
     stage("train", f"{variant}, seeds {', '.join(map(str, seeds))}")
@@ -103,13 +126,23 @@ def _train_variant(variant: str, dataset: DatasetInfo, config: PipelineConfig, b
     return variant_result(published, seed_runs, seed_metrics), history
 
 
-def _train_seeds(variant: str, dataset: DatasetInfo, config: PipelineConfig, seeds: list[int],
-                 baseline_val_accuracy: float) -> list[TrainedVariant]:
+def _train_seeds(
+    variant: str, dataset: DatasetInfo, config: PipelineConfig, seeds: list[int], baseline_val_accuracy: float
+) -> list[TrainedVariant]:
     """One seed trains in this process; several train side by side, each in its own process."""
     cached = cache_options(config.storage.root, config.refresh)
     train_task = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
-    jobs = [TrainingJob(variant=variant, dataset=dataset, model=config.model, training=config.training, seed=seed,
-                        baseline_val_accuracy=baseline_val_accuracy) for seed in seeds]
+    jobs = [
+        TrainingJob(
+            variant=variant,
+            dataset=dataset,
+            model=config.model,
+            training=config.training,
+            seed=seed,
+            baseline_val_accuracy=baseline_val_accuracy,
+        )
+        for seed in seeds
+    ]
     if len(jobs) == 1:
         return [train_task(jobs[0], config.storage)]
     futures = [train_task.submit(job, config.storage, in_child_process=True) for job in jobs]

@@ -48,8 +48,11 @@ class LocalS3:
 
     def client(self):
         return boto3.client(
-            "s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, region_name="us-east-1",
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+            region_name="us-east-1",
             config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=10),
         )
 
@@ -89,8 +92,15 @@ def free_port() -> int:
     raise RuntimeError("no free port pair found on 127.0.0.1")
 
 
-def start(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port: int | None = None,
-          log_path: Path | None = None, identities: Path | None = None) -> LocalS3:
+def start(
+    data_dir: Path,
+    bucket: str,
+    access_key: str,
+    secret_key: str,
+    s3_port: int | None = None,
+    log_path: Path | None = None,
+    identities: Path | None = None,
+) -> LocalS3:
     """Starts `weed mini` with its own ports, creates `bucket`, and waits until S3 answers.
 
     A stopped server started again on the same `data_dir` and `s3_port` serves the same objects.
@@ -99,18 +109,34 @@ def start(data_dir: Path, bucket: str, access_key: str, secret_key: str, s3_port
     data_dir.mkdir(parents=True, exist_ok=True)
     s3_port = s3_port or free_port()
     command = [
-        weed_binary(), "mini", f"-dir={data_dir}", f"-ip={HOST}", f"-ip.bind={HOST}",
-        f"-s3.port={s3_port}", f"-master.port={free_port()}", f"-volume.port={free_port()}",
-        f"-filer.port={free_port()}", f"-admin.port={free_port()}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-        "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
+        weed_binary(),
+        "mini",
+        f"-dir={data_dir}",
+        f"-ip={HOST}",
+        f"-ip.bind={HOST}",
+        f"-s3.port={s3_port}",
+        f"-master.port={free_port()}",
+        f"-volume.port={free_port()}",
+        f"-filer.port={free_port()}",
+        f"-admin.port={free_port()}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",
+        "-webdav=false",
+        "-admin.ui=false",
         *([f"-s3.config={identities}"] if identities else []),
     ]
     # weed mini creates these credentials and the bucket at start-up.
-    environment = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key,
-                   "S3_BUCKET": bucket}
+    environment = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": access_key,
+        "AWS_SECRET_ACCESS_KEY": secret_key,
+        "S3_BUCKET": bucket,
+    }
     log = open(log_path or data_dir / "weed.log", "ab")  # noqa: SIM115 - the server process owns it
-    process = subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        command, env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
     server = LocalS3(f"http://{HOST}:{s3_port}", bucket, access_key, secret_key, data_dir, process)
     _wait_for_bucket(server)
     return server
@@ -121,7 +147,9 @@ def _wait_for_bucket(server: LocalS3) -> None:
     client = server.client()
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"weed mini exited with status {server.process.returncode}; see {server.data_dir}/weed.log")
+            raise RuntimeError(
+                f"weed mini exited with status {server.process.returncode}; see {server.data_dir}/weed.log"
+            )
         try:
             client.head_bucket(Bucket=server.bucket)
             return

@@ -39,8 +39,9 @@ def count_ids(token_ids: np.ndarray, num_words: int) -> sparse.csr_matrix:
     rows = np.repeat(np.arange(len(token_ids)), token_ids.shape[1])
     ids = token_ids.reshape(-1)
     words = ids != PAD_ID
-    counts = sparse.csr_matrix((np.ones(int(words.sum())), (rows[words], ids[words])),
-                               shape=(len(token_ids), num_words))
+    counts = sparse.csr_matrix(
+        (np.ones(int(words.sum())), (rows[words], ids[words])), shape=(len(token_ids), num_words)
+    )
     counts.sum_duplicates()
     return counts
 
@@ -56,9 +57,17 @@ def fit_baseline(dataset: DatasetInfo) -> dict:
     if len(np.unique(train_labels)) < 2:
         raise DataError(f"{dataset.split_uris['train']}: every training review has the same label; nothing to learn")
     model.fit(count_ids(train_ids, num_words), train_labels)
-    metrics = {name: classification_metrics(labels, model.predict_proba(count_ids(ids, num_words))[:, 1])
-               for name, (ids, labels, _) in splits.items() if name != "train"}
+    metrics = {
+        name: classification_metrics(labels, model.predict_proba(count_ids(ids, num_words))[:, 1])
+        for name, (ids, labels, _) in splits.items()
+        if name != "train"
+    }
     seconds = time.perf_counter() - started
-    log.info("baseline (%s): val accuracy %.4f, test accuracy %.4f, fitted in %.1f s",
-             DESCRIPTION, metrics["val"]["accuracy"], metrics["test"]["accuracy"], seconds)
+    log.info(
+        "baseline (%s): val accuracy %.4f, test accuracy %.4f, fitted in %.1f s",
+        DESCRIPTION,
+        metrics["val"]["accuracy"],
+        metrics["test"]["accuracy"],
+        seconds,
+    )
     return {"description": DESCRIPTION, "parameters": num_words + 1, "fit_seconds": round(seconds, 2), **metrics}

@@ -92,8 +92,14 @@ def baseline_key(dataset_key: str) -> str:
     return "baseline-" + _digest(dataset_key, code_version(BASELINE_MODULE))
 
 
-def training_key(dataset_key: str, variant: str, model: ModelConfig, training: TrainingConfig, seed: int,
-                 baseline_val_accuracy: float | None = None) -> str:
+def training_key(
+    dataset_key: str,
+    variant: str,
+    model: ModelConfig,
+    training: TrainingConfig,
+    seed: int,
+    baseline_val_accuracy: float | None = None,
+) -> str:
     """Data set + variant config + recipe + seed + the baseline it is judged against + code
     version: all that decides the weights and which restart is kept.
 
@@ -101,5 +107,6 @@ def training_key(dataset_key: str, variant: str, model: ModelConfig, training: T
     long training may take, and the preset's name (its values count) do not."""
     recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
     layers = get_variant(variant).option_values(model)
-    return "train-" + _digest(dataset_key, variant, layers, recipe, seed, baseline_val_accuracy,
-                              code_version(TRAINING_MODULE))
+    return "train-" + _digest(
+        dataset_key, variant, layers, recipe, seed, baseline_val_accuracy, code_version(TRAINING_MODULE)
+    )

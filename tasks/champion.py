@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from tasks import publishing, storage
-from tasks.guard import is_unfit
 from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
+from tasks.guard import is_unfit
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,11 @@ def _better(metric: str, value: float, other: float) -> bool:
 
 def pick_candidate(variants: dict[str, dict], metric: str, stall_margin: float) -> str | None:
     """The run's best variant by `metric` among the fit ones, or None."""
-    healthy = [name for name, result in variants.items()
-               if not is_unfit(result, stall_margin) and result["test"].get(metric) is not None]
+    healthy = [
+        name
+        for name, result in variants.items()
+        if not is_unfit(result, stall_margin) and result["test"].get(metric) is not None
+    ]
     best = None
     for name in healthy:
         if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
@@ -83,43 +86,72 @@ def decide(
     metric = config.metric
     candidate = pick_candidate(variants, metric, stall_margin)
     if candidate is None:
-        return Decision(promote=False, champion=champion,
-                        reason=f"every variant is under-trained, stalled at chance or lacks {metric}: "
-                        "nothing to promote")
+        return Decision(
+            promote=False,
+            champion=champion,
+            reason=f"every variant is under-trained, stalled at chance or lacks {metric}: nothing to promote",
+        )
     value = variants[candidate]["test"][metric]
     mine = f"{candidate} {metric} {value:.4f}"
     always = config.promote == "always"
     if config.promote == "never":
-        return Decision(promote=False, candidate=candidate, champion=champion, reason=f"{mine}; promotion disabled (--promote never)")
+        return Decision(
+            promote=False,
+            candidate=candidate,
+            champion=champion,
+            reason=f"{mine}; promotion disabled (--promote never)",
+        )
     if champion is None:
         return Decision(promote=True, candidate=candidate, reason=f"{mine}; no champion yet")
     held = f"champion {champion['run_id']}/{champion['variant']}"
     if champion_problems:
-        return Decision(promote=always, candidate=candidate, champion=champion, comparable=False,
-                        reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
-                        + ("; replaced (--promote always)" if always else "; --promote always replaces it"))
+        return Decision(
+            promote=always,
+            candidate=candidate,
+            champion=champion,
+            comparable=False,
+            reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
+            + ("; replaced (--promote always)" if always else "; --promote always replaces it"),
+        )
     if champion["dataset_key"] != dataset_key:
-        return Decision(promote=always, candidate=candidate, champion=champion, comparable=False,
-                        reason=f"{mine}; {held} was trained on data set {champion['dataset_key']}, this run on "
-                        f"{dataset_key}: not comparable" + ("; replaced (--promote always)" if always else "; kept"))
+        return Decision(
+            promote=always,
+            candidate=candidate,
+            champion=champion,
+            comparable=False,
+            reason=f"{mine}; {held} was trained on data set {champion['dataset_key']}, this run on "
+            f"{dataset_key}: not comparable" + ("; replaced (--promote always)" if always else "; kept"),
+        )
     theirs = champion["metrics"][metric]
     if _better(metric, value, theirs):
-        return Decision(promote=True, candidate=candidate, champion=champion, comparable=True,
-                        reason=f"{mine} beats {held} ({theirs:.4f})")
-    return Decision(promote=always, candidate=candidate, champion=champion, comparable=True,
-                    reason=f"{mine} does not beat {held} ({theirs:.4f})"
-                    + ("; replaced anyway (--promote always)" if always else "; kept"))
+        return Decision(
+            promote=True,
+            candidate=candidate,
+            champion=champion,
+            comparable=True,
+            reason=f"{mine} beats {held} ({theirs:.4f})",
+        )
+    return Decision(
+        promote=always,
+        candidate=candidate,
+        champion=champion,
+        comparable=True,
+        reason=f"{mine} does not beat {held} ({theirs:.4f})"
+        + ("; replaced anyway (--promote always)" if always else "; kept"),
+    )
 
 
-def judge(variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig,
-          stall_margin: float) -> Decision:
+def judge(
+    variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig, stall_margin: float
+) -> Decision:
     """Reads the current champion, checks that its run still verifies, and decides."""
     champion, version = read_champion(storage_root)
     problems = _champion_problems(champion)
     if problems:
         log.warning("champion %s fails verification: %s", champion["run_uri"], "; ".join(problems))
     decision = decide(variants, dataset_key, champion, problems, config, stall_margin).model_copy(
-        update={"champion_version": version})
+        update={"champion_version": version}
+    )
     log.info("champion gate: %s", decision.reason)
     return decision
 
@@ -133,8 +165,16 @@ def _champion_problems(champion: dict | None) -> list[str]:
     return problems
 
 
-def promote(decision: Decision, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict],
-            storage_root: str, config: ChampionConfig, stall_margin: float) -> tuple[Decision, dict | None]:
+def promote(
+    decision: Decision,
+    run_uri: str,
+    run_id: str,
+    dataset_key: str,
+    variants: dict[str, dict],
+    storage_root: str,
+    config: ChampionConfig,
+    stall_margin: float,
+) -> tuple[Decision, dict | None]:
     """Writes champion.json for a promoted run, only once its published manifest verifies and only
     over the champion the gate judged; returns the final decision and the new record (or None).
 
@@ -146,35 +186,52 @@ def promote(decision: Decision, run_uri: str, run_id: str, dataset_key: str, var
         problems = publishing.verify_run(run_uri)
         if problems:
             raise StorageError(f"{run_uri} does not verify, champion not replaced: {problems[0]}")
-        decision, record = _promote_conditionally(decision, run_uri, run_id, dataset_key, variants,
-                                                  storage_root, config, stall_margin)
+        decision, record = _promote_conditionally(
+            decision, run_uri, run_id, dataset_key, variants, storage_root, config, stall_margin
+        )
     record_decision(storage_root, run_id, run_uri, decision, promoted=record is not None)
     return decision, record
 
 
-def _promote_conditionally(decision: Decision, run_uri: str, run_id: str, dataset_key: str,
-                           variants: dict[str, dict], storage_root: str,
-                           config: ChampionConfig, stall_margin: float) -> tuple[Decision, dict | None]:
+def _promote_conditionally(
+    decision: Decision,
+    run_uri: str,
+    run_id: str,
+    dataset_key: str,
+    variants: dict[str, dict],
+    storage_root: str,
+    config: ChampionConfig,
+    stall_margin: float,
+) -> tuple[Decision, dict | None]:
     for _ in range(PROMOTE_ATTEMPTS):
         record = _champion_record(decision.candidate, run_uri, run_id, dataset_key, variants, config.metric)
         try:
-            storage.write_if_unchanged(champion_uri(storage_root), storage.json_bytes(record), decision.champion_version)
+            storage.write_if_unchanged(
+                champion_uri(storage_root), storage.json_bytes(record), decision.champion_version
+            )
         except WriteConflict:
             log.warning("champion.json changed since the gate read it (another run promoted); judging again")
             decision = judge(variants, dataset_key, storage_root, config, stall_margin)
-            decision = decision.model_copy(update={"reason": f"{decision.reason} (judged again: another run "
-                                                             "promoted while this one published)"})
+            decision = decision.model_copy(
+                update={"reason": f"{decision.reason} (judged again: another run promoted while this one published)"}
+            )
             if not decision.promote:
                 return decision, None
             continue
         log.info("promoted %s/%s to champion at %s", run_id, decision.candidate, champion_uri(storage_root))
         return decision, record
-    return decision.model_copy(update={"promote": False, "reason": f"{decision.reason}; not promoted: "
-                                       f"champion.json changed {PROMOTE_ATTEMPTS} times while promoting"}), None
+    return decision.model_copy(
+        update={
+            "promote": False,
+            "reason": f"{decision.reason}; not promoted: "
+            f"champion.json changed {PROMOTE_ATTEMPTS} times while promoting",
+        }
+    ), None
 
 
-def _champion_record(variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict],
-                     metric: str) -> dict:
+def _champion_record(
+    variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict], metric: str
+) -> dict:
     return {
         "run_id": run_id,
         "run_uri": run_uri,
@@ -192,13 +249,19 @@ def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Deci
     """Keeps a run's final verdict (also a lost race) beside the champion: written once per run."""
     uri = storage.join(storage_root, DECISIONS_FOLDER, f"{run_id}.json")
     previous = decision.champion
-    storage.write_json(uri, {
-        "run_id": run_id,
-        "run_uri": run_uri,
-        "promoted": promoted,
-        "candidate": decision.candidate,
-        "reason": decision.reason,
-        "previous_champion": None if previous is None else {key: previous.get(key) for key in ("run_id", "variant")},
-        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }, create_only=True)
+    storage.write_json(
+        uri,
+        {
+            "run_id": run_id,
+            "run_uri": run_uri,
+            "promoted": promoted,
+            "candidate": decision.candidate,
+            "reason": decision.reason,
+            "previous_champion": None
+            if previous is None
+            else {key: previous.get(key) for key in ("run_id", "variant")},
+            "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+        create_only=True,
+    )
     return uri

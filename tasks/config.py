@@ -35,9 +35,7 @@ class DataConfig(_Part):
         "auto",
         description="keras | offline | auto, or a URI/path of an imdb.npz mirror",
     )
-    source_sha256: str | None = Field(
-        None, description="expected sha256 of a mirror's imdb.npz (keras: built in)"
-    )
+    source_sha256: str | None = Field(None, description="expected sha256 of a mirror's imdb.npz (keras: built in)")
     cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
     download_timeout_seconds: float = Field(
         30.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False, description="per network read"
@@ -117,25 +115,37 @@ class TrainingConfig(_Part):
         "reference", description="preset for learning rate and early stopping; explicit options override it"
     )
     batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(RECIPES["reference"]["learning_rate"], gt=0, le=1, allow_inf_nan=False, description="RMSprop learning rate")
+    learning_rate: float = Field(
+        RECIPES["reference"]["learning_rate"], gt=0, le=1, allow_inf_nan=False, description="RMSprop learning rate"
+    )
     max_epochs: int = Field(100, ge=1)
     patience: int = Field(3, ge=0, description="epochs without val_loss improvement before stopping")
     start_from_epoch: int = Field(0, ge=0, description="epochs before early stopping may stop a run")
-    min_delta: float = Field(0.0, ge=0, allow_inf_nan=False, description="smallest val_loss drop that counts as improvement")
+    min_delta: float = Field(
+        0.0, ge=0, allow_inf_nan=False, description="smallest val_loss drop that counts as improvement"
+    )
     timeout_seconds: int = Field(
         4 * 3600, ge=1, le=MAX_TIMEOUT_SECONDS, description="a variant's training longer than this fails the run"
     )
     seeds: int = Field(1, ge=1, le=MAX_SEEDS, description="seeds trained per variant; the best val_loss is published")
     restarts: int = Field(
-        RESTARTS, ge=0, le=MAX_RESTARTS,
+        RESTARTS,
+        ge=0,
+        le=MAX_RESTARTS,
         description="retrainings with a derived seed while a variant is under-trained or stalled",
     )
     baseline_margin: float = Field(
-        BASELINE_MARGIN, ge=0, le=1, allow_inf_nan=False,
+        BASELINE_MARGIN,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
         description="under-trained: best val accuracy more than this below the baseline's (1 turns it off)",
     )
     stall_margin: float = Field(
-        STALL_MARGIN, ge=0, lt=MAX_STALL_MARGIN, allow_inf_nan=False,
+        STALL_MARGIN,
+        ge=0,
+        lt=MAX_STALL_MARGIN,
+        allow_inf_nan=False,
         description="stalled: best val accuracy within this of the val majority-class rate",
     )
 
@@ -188,11 +198,17 @@ class DataCheckConfig(_Part):
 
     min_split_rows: int = Field(MIN_SPLIT_ROWS, ge=2, description="fewest reviews a train, val or test split may have")
     max_overlap: float = Field(
-        MAX_OVERLAP, ge=0, le=1, allow_inf_nan=False,
+        MAX_OVERLAP,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
         description="largest share of test reviews that may repeat a train or val review exactly",
     )
     max_drift: float = Field(
-        MAX_DRIFT, gt=0, le=1, allow_inf_nan=False,
+        MAX_DRIFT,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
         description="Jensen-Shannon distance to the champion's data above which drift is warned about",
     )
 

@@ -221,8 +221,12 @@ def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews,
     train_tokens = [tokenize(texts[i]) for i in train_rows]
     test_tokens = [tokenize(texts[i]) for i in test_rows]
     vocabulary = rank_vocabulary(train_tokens)
-    log.info("offline corpus: %d train / %d test reviews, %d distinct training words",
-             len(train_rows), len(test_rows), len(vocabulary))
+    log.info(
+        "offline corpus: %d train / %d test reviews, %d distinct training words",
+        len(train_rows),
+        len(test_rows),
+        len(vocabulary),
+    )
     train = encode_ranks(_ranks_of(train_tokens, vocabulary, labels[train_rows]), num_words)
     test = encode_ranks(_ranks_of(test_tokens, vocabulary, labels[test_rows]), num_words)
     return train, test

@@ -38,8 +38,13 @@ LABELS = (0, 1)
 # The training part of a data set: test reviews found in it are the train/test overlap.
 TRAINING_PART = ("train", "val")
 # The checks that stop the run, in the order they are reported.
-ERROR_CHECKS = ("too few rows", "single class", "labels outside {0, 1}", "ids outside [0, num_words)",
-                "train/test overlap")
+ERROR_CHECKS = (
+    "too few rows",
+    "single class",
+    "labels outside {0, 1}",
+    "ids outside [0, num_words)",
+    "train/test overlap",
+)
 # Warnings: logged and reported, the run goes on. The offline corpus triggers none of them.
 MIN_CLASS_SHARE = 0.25  # IMDB is balanced 50/50; a split with under a quarter of one class is skewed
 MAX_BALANCE_GAP = 0.1  # val or test positive share this far from train's: the splits are not alike
@@ -87,9 +92,12 @@ def describe_split(reviews: Reviews, maxlen: int, num_words: int) -> dict:
         "rows": rows,
         "labels": {str(int(label)): int(count) for label, count in zip(labels, label_counts)},
         "positive_share": float(np.mean(reviews.labels == 1)) if rows else 0.0,
-        "length": {"min": int(lengths.min()) if rows else 0, "mean": float(lengths.mean()) if rows else 0.0,
-                   "max": int(lengths.max(initial=0)),
-                   **{f"p{round(q * 100):02d}": float(v) for q, v in zip(LENGTH_QUANTILES, quantiles)}},
+        "length": {
+            "min": int(lengths.min()) if rows else 0,
+            "mean": float(lengths.mean()) if rows else 0.0,
+            "max": int(lengths.max(initial=0)),
+            **{f"p{round(q * 100):02d}": float(v) for q, v in zip(LENGTH_QUANTILES, quantiles)},
+        },
         "length_histogram": length_histogram(lengths),
         "truncated_share": float(np.mean(lengths > maxlen)) if rows else 0.0,
         "padded_share": float(np.mean(lengths < maxlen)) if rows else 0.0,
@@ -106,16 +114,24 @@ def describe_overlap(splits: dict[str, Reviews]) -> dict:
     """Exact duplicates within each split, and reviews of one split found in another."""
     keys = {name: review_keys(splits[name]) for name in SPLITS}
     sets = {name: set(keys[name]) for name in SPLITS}
-    within = {name: {"rows": len(keys[name]) - len(sets[name]),
-                     "share": (len(keys[name]) - len(sets[name])) / max(len(keys[name]), 1)} for name in SPLITS}
+    within = {
+        name: {
+            "rows": len(keys[name]) - len(sets[name]),
+            "share": (len(keys[name]) - len(sets[name])) / max(len(keys[name]), 1),
+        }
+        for name in SPLITS
+    }
     across = {}
     for first, second in itertools.combinations(SPLITS, 2):
         repeated = sum(key in sets[first] for key in keys[second])
         across[f"{first}/{second}"] = {"rows": repeated, "share": repeated / max(len(keys[second]), 1)}
     training = set().union(*(sets[name] for name in TRAINING_PART))
     in_training = sum(key in training for key in keys["test"])
-    return {"within": within, "across": across,
-            "test_in_training": {"rows": in_training, "share": in_training / max(len(keys["test"]), 1)}}
+    return {
+        "within": within,
+        "across": across,
+        "test_in_training": {"rows": in_training, "share": in_training / max(len(keys["test"]), 1)},
+    }
 
 
 def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
@@ -124,10 +140,13 @@ def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
     for name in SPLITS:
         tokens, labels, _ = read_split(dataset.split_uris[name], expected_maxlen=int(dataset.metadata["maxlen"]))
         values, counts = np.unique(labels, return_counts=True)
-        stored[name] = {"uri": dataset.split_uris[name], "rows": len(labels),
-                        "min_id": int(tokens.min()) if tokens.size else 0,
-                        "max_id": int(tokens.max()) if tokens.size else 0,
-                        "labels": {str(int(value)): int(count) for value, count in zip(values, counts)}}
+        stored[name] = {
+            "uri": dataset.split_uris[name],
+            "rows": len(labels),
+            "min_id": int(tokens.min()) if tokens.size else 0,
+            "max_id": int(tokens.max()) if tokens.size else 0,
+            "labels": {str(int(value)): int(count) for value, count in zip(values, counts)},
+        }
     return stored
 
 
@@ -156,28 +175,51 @@ def check_errors(statistics: dict, config: DataCheckConfig) -> list[Finding]:
     num_words, findings = statistics["num_words"], []
     for name, stored in statistics["stored"].items():
         if stored["rows"] < config.min_split_rows:
-            findings.append(Finding(check="too few rows", level="error",
-                                    message=f"{name} has {stored['rows']} reviews, fewer than {config.min_split_rows} "
-                                    "(--min-split-rows)"))
+            findings.append(
+                Finding(
+                    check="too few rows",
+                    level="error",
+                    message=f"{name} has {stored['rows']} reviews, fewer than {config.min_split_rows} "
+                    "(--min-split-rows)",
+                )
+            )
         foreign = sorted(set(stored["labels"]) - {str(label) for label in LABELS}, key=int)
         if foreign:
-            findings.append(Finding(check="labels outside {0, 1}", level="error",
-                                    message=f"{name} has labels {', '.join(foreign)} "
-                                    f"({sum(stored['labels'][label] for label in foreign)} reviews) in {stored['uri']}"))
+            findings.append(
+                Finding(
+                    check="labels outside {0, 1}",
+                    level="error",
+                    message=f"{name} has labels {', '.join(foreign)} "
+                    f"({sum(stored['labels'][label] for label in foreign)} reviews) in {stored['uri']}",
+                )
+            )
         elif len(stored["labels"]) == 1:
-            (label, count), = stored["labels"].items()
-            findings.append(Finding(check="single class", level="error",
-                                    message=f"all {count} reviews of {name} have label {label}"))
+            ((label, count),) = stored["labels"].items()
+            findings.append(
+                Finding(
+                    check="single class", level="error", message=f"all {count} reviews of {name} have label {label}"
+                )
+            )
         if stored["rows"] and not 0 <= stored["min_id"] <= stored["max_id"] < num_words:
-            findings.append(Finding(check="ids outside [0, num_words)", level="error",
-                                    message=f"{name} holds ids {stored['min_id']}..{stored['max_id']}, "
-                                    f"outside [0, {num_words}), in {stored['uri']}"))
+            findings.append(
+                Finding(
+                    check="ids outside [0, num_words)",
+                    level="error",
+                    message=f"{name} holds ids {stored['min_id']}..{stored['max_id']}, "
+                    f"outside [0, {num_words}), in {stored['uri']}",
+                )
+            )
     overlap = statistics["duplicates"]["test_in_training"]
     if overlap["share"] > config.max_overlap:
-        findings.append(Finding(check="train/test overlap", level="error",
-                                message=f"{overlap['rows']} of {statistics['stored']['test']['rows']} test reviews "
-                                f"({_share(overlap['share'])}) repeat a train or val review, more than "
-                                f"{_share(config.max_overlap)} (--max-overlap)"))
+        findings.append(
+            Finding(
+                check="train/test overlap",
+                level="error",
+                message=f"{overlap['rows']} of {statistics['stored']['test']['rows']} test reviews "
+                f"({_share(overlap['share'])}) repeat a train or val review, more than "
+                f"{_share(config.max_overlap)} (--max-overlap)",
+            )
+        )
     return findings
 
 
@@ -188,30 +230,55 @@ def check_warnings(statistics: dict) -> list[Finding]:
     for name, split in splits.items():
         share = split["positive_share"]
         if split["rows"] and not MIN_CLASS_SHARE <= share <= 1 - MIN_CLASS_SHARE:
-            findings.append(Finding(check="label balance", level="warning",
-                                    message=f"{name} is {_share(share)} positive"))
+            findings.append(
+                Finding(check="label balance", level="warning", message=f"{name} is {_share(share)} positive")
+            )
         if name != "train" and abs(share - splits["train"]["positive_share"]) > MAX_BALANCE_GAP:
-            findings.append(Finding(check="label balance across splits", level="warning",
-                                    message=f"{name} is {_share(share)} positive, train "
-                                    f"{_share(splits['train']['positive_share'])}"))
+            findings.append(
+                Finding(
+                    check="label balance across splits",
+                    level="warning",
+                    message=f"{name} is {_share(share)} positive, train {_share(splits['train']['positive_share'])}",
+                )
+            )
         within = statistics["duplicates"]["within"][name]
         if within["share"] > MAX_DUPLICATE_SHARE:
-            findings.append(Finding(check="duplicates", level="warning",
-                                    message=f"{within['rows']} reviews of {name} ({_share(within['share'])}) "
-                                    "repeat another review of it"))
+            findings.append(
+                Finding(
+                    check="duplicates",
+                    level="warning",
+                    message=f"{within['rows']} reviews of {name} ({_share(within['share'])}) "
+                    "repeat another review of it",
+                )
+            )
         if split["empty_reviews"]:
-            findings.append(Finding(check="empty reviews", level="warning",
-                                    message=f"{split['empty_reviews']} reviews of {name} have no word"))
+            findings.append(
+                Finding(
+                    check="empty reviews",
+                    level="warning",
+                    message=f"{split['empty_reviews']} reviews of {name} have no word",
+                )
+            )
         if split["oov_rate"] > MAX_OOV_RATE:
-            findings.append(Finding(check="OOV rate", level="warning",
-                                    message=f"{_share(split['oov_rate'])} of the words of {name} are out of the "
-                                    f"{statistics['num_words']}-word vocabulary"))
+            findings.append(
+                Finding(
+                    check="OOV rate",
+                    level="warning",
+                    message=f"{_share(split['oov_rate'])} of the words of {name} are out of the "
+                    f"{statistics['num_words']}-word vocabulary",
+                )
+            )
     for pair in ("train/val", "val/test"):
         across = statistics["duplicates"]["across"][pair]
         if across["share"] > MAX_SPLIT_OVERLAP:
-            findings.append(Finding(check=f"{pair} overlap", level="warning",
-                                    message=f"{across['rows']} reviews of {pair.split('/')[1]} "
-                                    f"({_share(across['share'])}) repeat a review of {pair.split('/')[0]}"))
+            findings.append(
+                Finding(
+                    check=f"{pair} overlap",
+                    level="warning",
+                    message=f"{across['rows']} reviews of {pair.split('/')[1]} "
+                    f"({_share(across['share'])}) repeat a review of {pair.split('/')[0]}",
+                )
+            )
     return findings
 
 
@@ -219,11 +286,13 @@ def run_checks(statistics: dict, config: DataCheckConfig) -> list[Finding]:
     """Every check's finding; a stopping check with nothing to say is listed as `ok`."""
     findings = check_errors(statistics, config) + check_warnings(statistics)
     named = {finding.check for finding in findings}
-    return findings + [Finding(check=check, level="ok", message="passed") for check in ERROR_CHECKS
-                       if check not in named]
+    return findings + [
+        Finding(check=check, level="ok", message="passed") for check in ERROR_CHECKS if check not in named
+    ]
 
 
 # --- drift --------------------------------------------------------------------------------------
+
 
 def _total(statistics: dict, field: str) -> np.ndarray:
     """A per-split count vector summed over every split."""
@@ -244,8 +313,10 @@ def _js_distance(first: np.ndarray, second: np.ndarray) -> float:
 
 
 def _label_counts(statistics: dict) -> np.ndarray:
-    return np.array([sum(split["labels"].get(str(label), 0) for split in statistics["splits"].values())
-                     for label in LABELS], dtype=np.float64)
+    return np.array(
+        [sum(split["labels"].get(str(label), 0) for split in statistics["splits"].values()) for label in LABELS],
+        dtype=np.float64,
+    )
 
 
 def compare_statistics(reference: dict, current: dict, max_drift: float) -> dict:
@@ -294,6 +365,7 @@ def _oov_rate(statistics: dict) -> float:
 
 # --- the stage ----------------------------------------------------------------------------------
 
+
 def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | None, str]:
     """The statistics of the champion's data set when it was trained on another one, and why not
     otherwise (no champion, the same data set, or a champion published before statistics existed)."""
@@ -302,15 +374,22 @@ def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | Non
         return None, "no champion yet"
     if record["dataset_key"] == dataset_key:
         return None, "the champion was trained on this data set"
-    for uri in (storage.join(record["run_uri"], CHECKS_NAME),
-                storage.join(storage_root, "data", record["dataset_key"], CHECKS_NAME)):
+    for uri in (
+        storage.join(record["run_uri"], CHECKS_NAME),
+        storage.join(storage_root, "data", record["dataset_key"], CHECKS_NAME),
+    ):
         if storage.exists(uri):
             return storage.read_json(uri)["statistics"], f"the champion's data set {record['dataset_key']}"
     return None, f"the champion's data set {record['dataset_key']} has no {CHECKS_NAME}"
 
 
-def check_dataset(splits: dict[str, Reviews], dataset: DatasetInfo, config: DataCheckConfig,
-                  reference: dict | None, reference_note: str) -> dict:
+def check_dataset(
+    splits: dict[str, Reviews],
+    dataset: DatasetInfo,
+    config: DataCheckConfig,
+    reference: dict | None,
+    reference_note: str,
+) -> dict:
     """Statistics, every check's finding and drift against `reference` (None: not measured, for
     the reason in `reference_note`); writes the statistics beside the stored splits.
 
@@ -319,23 +398,36 @@ def check_dataset(splits: dict[str, Reviews], dataset: DatasetInfo, config: Data
     statistics = describe_dataset(splits, dataset)
     _keep_beside_splits(dataset, statistics)
     findings = run_checks(statistics, config)
-    drift = (compare_statistics(reference, statistics, config.max_drift) if reference is not None
-             and reference.get("statistics_version") == STATISTICS_VERSION else None)
+    drift = (
+        compare_statistics(reference, statistics, config.max_drift)
+        if reference is not None and reference.get("statistics_version") == STATISTICS_VERSION
+        else None
+    )
     if reference is not None and drift is None:
         reference_note += f" has statistics of another version than {STATISTICS_VERSION}"
     for finding in findings:
         if finding.level != "ok":
-            log.log(logging.ERROR if finding.level == "error" else logging.WARNING,
-                    "data check %s: %s", finding.check, finding.message)
+            log.log(
+                logging.ERROR if finding.level == "error" else logging.WARNING,
+                "data check %s: %s",
+                finding.check,
+                finding.message,
+            )
     if drift and drift["drifted"]:
         log.warning("data drift against %s: %s", reference_note, _describe_drift(drift))
-    return {"statistics": statistics, "checks": [finding.model_dump() for finding in findings],
-            "drift": drift, "drift_reference": reference_note}
+    return {
+        "statistics": statistics,
+        "checks": [finding.model_dump() for finding in findings],
+        "drift": drift,
+        "drift_reference": reference_note,
+    }
 
 
 def _describe_drift(drift: dict) -> str:
-    return ", ".join(f"{name} {value:.4f}{' > ' + format(drift['max_drift'], 'g') if name in drift['drifted'] else ''}"
-                     for name, value in drift["distances"].items())
+    return ", ".join(
+        f"{name} {value:.4f}{' > ' + format(drift['max_drift'], 'g') if name in drift['drifted'] else ''}"
+        for name, value in drift["distances"].items()
+    )
 
 
 def _keep_beside_splits(dataset: DatasetInfo, statistics: dict) -> None:
@@ -360,5 +452,8 @@ def raise_on_failed_checks(result: dict) -> None:
     errors = [finding for finding in result["checks"] if finding["level"] == "error"]
     if errors:
         others = ", ".join(error["check"] for error in errors[1:])
-        raise DataCheckFailed(f"data check '{errors[0]['check']}' failed: {errors[0]['message']}"
-                              + (f" (also failed: {others})" if others else "") + "; nothing was trained or published")
+        raise DataCheckFailed(
+            f"data check '{errors[0]['check']}' failed: {errors[0]['message']}"
+            + (f" (also failed: {others})" if others else "")
+            + "; nothing was trained or published"
+        )

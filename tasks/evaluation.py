@@ -55,7 +55,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
         "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
         "majority_rate": majority_rate(labels),
-        "examples": int(len(labels)),
+        "examples": len(labels),
     }
 
 
@@ -64,7 +64,11 @@ def evaluate_model(model_path: str, test_uri: str) -> dict:
     model = load_model(model_path)
     token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
     metrics = classification_metrics(labels, score(model, token_ids))
-    log.info("test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
-             model_path, metrics["loss"], metrics["accuracy"],
-             "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}")
+    log.info(
+        "test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
+        model_path,
+        metrics["loss"],
+        metrics["accuracy"],
+        "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}",
+    )
     return metrics

@@ -129,9 +129,7 @@ def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray
     return tokens, labels, metadata
 
 
-def store_dataset(
-    splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str
-) -> DatasetInfo:
+def store_dataset(splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str) -> DatasetInfo:
     """Pads every split and writes `<root>/data/<key>/<split>.parquet`; reuses a complete folder.
 
     The key hashes the padded content and `metadata`, so equal data share a folder.
@@ -148,4 +146,3 @@ def store_dataset(
             log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
     rows = {name: len(splits[name]) for name in SPLITS}
     return DatasetInfo(key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata)
-

@@ -33,5 +33,6 @@ def is_unfit(result: dict, stall_margin: float) -> bool:
     """A published variant's verdict: under-trained or stalled in every training attempt, or at
     chance on the test set."""
     test = result["test"]
-    return (bool(result.get("stalled") or result.get("under_trained"))
-            or is_stalled(test["accuracy"], test["majority_rate"], stall_margin))
+    return bool(result.get("stalled") or result.get("under_trained")) or is_stalled(
+        test["accuracy"], test["majority_rate"], stall_margin
+    )

@@ -24,8 +24,9 @@ class InputFreeSimpleRNNCell(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         # Same weight order as SimpleRNNCell's recurrent kernel and bias.
-        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer=self.recurrent_initializer,
-                                                name="recurrent_kernel")
+        self.recurrent_kernel = self.add_weight(
+            shape=(self.units, self.units), initializer=self.recurrent_initializer, name="recurrent_kernel"
+        )
         self.bias = self.add_weight(shape=(self.units,), initializer=self.bias_initializer, name="bias")
 
     def call(self, inputs, states):

@@ -64,8 +64,11 @@ def plot_lengths(statistics: dict, path: Path) -> Path:
         shares = [count / max(split["rows"], 1) for count in counts]
         axes.stairs(shares, [index * width for index in range(len(counts) + 1)], label=f"{name} ({split['rows']:,})")
     axes.axvline(statistics["maxlen"], color="grey", linestyle=":", label=f"maxlen {statistics['maxlen']}")
-    axes.set(title="review length before padding", xlabel=f"ids per review (last bin: {limit} and more)",
-             ylabel=f"share of reviews per {width} ids")
+    axes.set(
+        title="review length before padding",
+        xlabel=f"ids per review (last bin: {limit} and more)",
+        ylabel=f"share of reviews per {width} ids",
+    )
     axes.legend()
     return _save(figure, path)
 
@@ -79,7 +82,9 @@ def plot_labels(statistics: dict, path: Path) -> Path:
     positives = [statistics["splits"][name]["labels"].get("1", 0) for name in names]
     axes.bar(names, negatives, label="negative (0)")
     bars = axes.bar(names, positives, bottom=negatives, label="positive (1)")
-    axes.bar_label(bars, labels=[f"{100 * statistics['splits'][name]['positive_share']:.1f} % positive" for name in names])
+    axes.bar_label(
+        bars, labels=[f"{100 * statistics['splits'][name]['positive_share']:.1f} % positive" for name in names]
+    )
     axes.set(title="label balance", ylabel="reviews")
     axes.margins(y=0.15)  # room for the share above the tallest bar
     axes.legend(loc="upper right")

@@ -28,8 +28,14 @@ def run_uri(storage_root: str, run_id: str) -> str:
 
 def run_details(run_id: str, config: dict, source: dict, dataset_key: str, dataset_uri: str) -> dict:
     """What a run's manifest records beside its files: the config, the data and the versions."""
-    return {"run_id": run_id, "config": config, "source": source, "dataset_key": dataset_key,
-            "dataset_uri": dataset_uri, "versions": package_versions()}
+    return {
+        "run_id": run_id,
+        "config": config,
+        "source": source,
+        "dataset_key": dataset_key,
+        "dataset_uri": dataset_uri,
+        "versions": package_versions(),
+    }
 
 
 def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
@@ -51,8 +57,14 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
     for entry in files:
         outcome = _publish_file(Path(local_dir) / entry["path"], storage.join(destination, entry["path"]), entry)
         done += entry["bytes"]
-        log.info("%s %s (%d bytes, sha256 verified): %.0f %% of %.1f MiB", outcome, entry["path"], entry["bytes"],
-                 100 * done / total if total else 100, total / 2**20)
+        log.info(
+            "%s %s (%d bytes, sha256 verified): %.0f %% of %.1f MiB",
+            outcome,
+            entry["path"],
+            entry["bytes"],
+            100 * done / total if total else 100,
+            total / 2**20,
+        )
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -60,15 +72,23 @@ def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
         "files": files,
     }
     storage.write_json(storage.join(destination, MANIFEST_NAME), manifest, create_only=True)
-    log.info("published %d files and %s to %s in %.1f s",
-             len(files), MANIFEST_NAME, destination, time.perf_counter() - started)
+    log.info(
+        "published %d files and %s to %s in %.1f s",
+        len(files),
+        MANIFEST_NAME,
+        destination,
+        time.perf_counter() - started,
+    )
     return manifest
 
 
 def _file_entry(path: Path, local_dir: Path) -> dict:
     data = path.read_bytes()
-    return {"path": path.relative_to(local_dir).as_posix(), "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data)}
+    return {
+        "path": path.relative_to(local_dir).as_posix(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
 
 
 def _earlier_manifest(destination: str) -> dict | None:
@@ -98,9 +118,14 @@ def list_runs(storage_root: str) -> list[dict]:
     """Every folder under `<storage_root>/runs/`, oldest first, each marked complete (has a
     manifest) or not; an incomplete folder is an interrupted publish, never a run to use."""
     runs_root = storage.join(storage_root, "runs")
-    return [{"run_id": name, "uri": storage.join(runs_root, name),
-             "complete": storage.exists(storage.join(runs_root, name, MANIFEST_NAME))}
-            for name in storage.list_folders(runs_root)]
+    return [
+        {
+            "run_id": name,
+            "uri": storage.join(runs_root, name),
+            "complete": storage.exists(storage.join(runs_root, name, MANIFEST_NAME)),
+        }
+        for name in storage.list_folders(runs_root)
+    ]
 
 
 def manifest_sha256(destination: str) -> str:

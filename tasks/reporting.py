@@ -12,8 +12,19 @@ from tasks import storage
 from tasks.variants import VARIANTS
 
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
-SUMMARY_COLUMNS = ("variant", "params", "seed", "epochs", "best", "guard", "val_acc", "test_loss", "test_acc",
-                   "roc_auc", "acc_over_seeds")
+SUMMARY_COLUMNS = (
+    "variant",
+    "params",
+    "seed",
+    "epochs",
+    "best",
+    "guard",
+    "val_acc",
+    "test_loss",
+    "test_acc",
+    "roc_auc",
+    "acc_over_seeds",
+)
 SEED_METRICS = ("accuracy", "loss", "roc_auc")
 BASELINE_NAME = "baseline"  # its row in tables, and its key in metrics.json
 
@@ -32,13 +43,25 @@ def package_versions() -> dict[str, str]:
 def variant_result(published, seed_runs: list, seed_metrics: list[dict]) -> dict:
     """A variant's summary: the published seed's training record and test metrics, every seed's
     outcome, and mean ± std of test metrics over seeds."""
-    seeds = [{"seed": trained.attempts[0]["seed"],  # the seed this one started from, before any restart
-              "published_seed": trained.seed, "attempts": trained.attempts, "stalled": trained.stalled,
-              "under_trained": trained.under_trained, "epochs_run": trained.epochs_run, "best_val_loss": trained.best_val_loss,
-              "test": {key: metrics[key] for key in SEED_METRICS}}
-             for trained, metrics in zip(seed_runs, seed_metrics)]
-    return {**published.model_dump(exclude={"model_path", "history_path"}),
-            "test": seed_metrics[seed_runs.index(published)], "seeds": seeds, "across_seeds": across_seeds(seeds)}
+    seeds = [
+        {
+            "seed": trained.attempts[0]["seed"],  # the seed this one started from, before any restart
+            "published_seed": trained.seed,
+            "attempts": trained.attempts,
+            "stalled": trained.stalled,
+            "under_trained": trained.under_trained,
+            "epochs_run": trained.epochs_run,
+            "best_val_loss": trained.best_val_loss,
+            "test": {key: metrics[key] for key in SEED_METRICS},
+        }
+        for trained, metrics in zip(seed_runs, seed_metrics)
+    ]
+    return {
+        **published.model_dump(exclude={"model_path", "history_path"}),
+        "test": seed_metrics[seed_runs.index(published)],
+        "seeds": seeds,
+        "across_seeds": across_seeds(seeds),
+    }
 
 
 def across_seeds(seeds: list[dict]) -> dict[str, dict]:
@@ -73,29 +96,69 @@ def summary_rows(variants: dict[str, dict], baseline: dict | None = None) -> lis
         test = result["test"]
         spread = result.get("across_seeds", {}).get("accuracy")
         over_seeds = f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
-        rows.append((name, f"{result['parameters']:,}", str(result.get("seed", "")), str(result["epochs_run"]),
-                     str(result["best_epoch"]), guard_label(result), _number(result.get("best_val_accuracy")),
-                     _number(test["loss"]), _number(test["accuracy"]), _number(test["roc_auc"]), over_seeds))
+        rows.append(
+            (
+                name,
+                f"{result['parameters']:,}",
+                str(result.get("seed", "")),
+                str(result["epochs_run"]),
+                str(result["best_epoch"]),
+                guard_label(result),
+                _number(result.get("best_val_accuracy")),
+                _number(test["loss"]),
+                _number(test["accuracy"]),
+                _number(test["roc_auc"]),
+                over_seeds,
+            )
+        )
     if baseline is not None:
         test = baseline["test"]
-        rows.append((BASELINE_NAME, f"{baseline['parameters']:,}", "-", "-", "-", "bar", _number(baseline["val"]["accuracy"]),
-                     _number(test["loss"]), _number(test["accuracy"]), _number(test["roc_auc"]), "n/a"))
+        rows.append(
+            (
+                BASELINE_NAME,
+                f"{baseline['parameters']:,}",
+                "-",
+                "-",
+                "-",
+                "bar",
+                _number(baseline["val"]["accuracy"]),
+                _number(test["loss"]),
+                _number(test["accuracy"]),
+                _number(test["roc_auc"]),
+                "n/a",
+            )
+        )
     return rows
 
 
 def metrics_records(variants: dict[str, dict], baseline: dict | None = None) -> list[dict]:
     """One flat record per variant, and the baseline's (for table artifacts and dashboards)."""
     records = [
-        {"variant": name, "parameters": result["parameters"], "seed": result.get("seed"),
-         "epochs": result["epochs_run"], "best_epoch": result["best_epoch"], "guard": guard_label(result),
-         "val_accuracy": result.get("best_val_accuracy"),
-         **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")}}
+        {
+            "variant": name,
+            "parameters": result["parameters"],
+            "seed": result.get("seed"),
+            "epochs": result["epochs_run"],
+            "best_epoch": result["best_epoch"],
+            "guard": guard_label(result),
+            "val_accuracy": result.get("best_val_accuracy"),
+            **{f"test_{key}": result["test"][key] for key in ("loss", "accuracy", "roc_auc")},
+        }
         for name, result in variants.items()
     ]
     if baseline is not None:
-        records.append({"variant": BASELINE_NAME, "parameters": baseline["parameters"], "seed": None, "epochs": None,
-                        "best_epoch": None, "guard": "bar", "val_accuracy": baseline["val"]["accuracy"],
-                        **{f"test_{key}": baseline["test"][key] for key in ("loss", "accuracy", "roc_auc")}})
+        records.append(
+            {
+                "variant": BASELINE_NAME,
+                "parameters": baseline["parameters"],
+                "seed": None,
+                "epochs": None,
+                "best_epoch": None,
+                "guard": "bar",
+                "val_accuracy": baseline["val"]["accuracy"],
+                **{f"test_{key}": baseline["test"][key] for key in ("loss", "accuracy", "roc_auc")},
+            }
+        )
     return records
 
 
@@ -105,37 +168,54 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
     beaten = [name for name, result in variants.items() if result["test"]["accuracy"] < bar]
     scores = ", ".join(f"{name} {result['test']['accuracy']:.4f}" for name, result in variants.items())
     if len(beaten) == len(variants):
-        return (f"**The baseline beats every RNN variant**: {description} reaches test accuracy {bar:.4f} "
-                f"against {scores}. On this data the recurrent networks add nothing over counting words.")
+        return (
+            f"**The baseline beats every RNN variant**: {description} reaches test accuracy {bar:.4f} "
+            f"against {scores}. On this data the recurrent networks add nothing over counting words."
+        )
     if beaten:
-        return (f"**The baseline beats {', '.join(beaten)}**: {description} reaches test accuracy {bar:.4f} "
-                f"against {scores}.")
+        return (
+            f"**The baseline beats {', '.join(beaten)}**: {description} reaches test accuracy {bar:.4f} "
+            f"against {scores}."
+        )
     return f"Every RNN variant beats the baseline ({description}, test accuracy {bar:.4f}): {scores}."
 
 
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
-    files = {"manifest": "manifest.json", "report": "report.md", "model card": "model_card.md",
-             "comparison plot": "comparison.png", "data checks": "data_checks.json",
-             "review length plot": "data_lengths.png", "label balance plot": "data_labels.png"}
+    files = {
+        "manifest": "manifest.json",
+        "report": "report.md",
+        "model card": "model_card.md",
+        "comparison plot": "comparison.png",
+        "data checks": "data_checks.json",
+        "review length plot": "data_lengths.png",
+        "label balance plot": "data_labels.png",
+    }
     for name in variants:
-        files |= {f"{name} model": f"{name}/model.keras", f"{name} loss plot": f"{name}/loss.png",
-                  f"{name} accuracy plot": f"{name}/accuracy.png"}
+        files |= {
+            f"{name} model": f"{name}/model.keras",
+            f"{name} loss plot": f"{name}/loss.png",
+            f"{name} accuracy plot": f"{name}/accuracy.png",
+        }
     return files
 
 
 def rounded(records: list[dict], decimals: int = 4) -> list[dict]:
     """`records` with every float rounded to the decimals the summary table prints; other values as they are."""
-    return [{key: round(value, decimals) if isinstance(value, float) else value for key, value in record.items()}
-            for record in records]
+    return [
+        {key: round(value, decimals) if isinstance(value, float) else value for key, value in record.items()}
+        for record in records
+    ]
 
 
 def format_time_split(wall_seconds: float, variants: dict[str, dict], started_at: float) -> str:
     """Wall time split into training (variants trained in this process) and everything else."""
     training = sum(result["train_seconds"] for result in variants.values() if result["trained_at"] >= started_at)
     other = wall_seconds - training
-    return (f"time: {wall_seconds:.1f} s wall = training {training:.1f} s ({100 * training / wall_seconds:.0f} %) "
-            f"+ everything else {other:.1f} s ({100 * other / wall_seconds:.0f} %: imports, Prefect, data, publishing)")
+    return (
+        f"time: {wall_seconds:.1f} s wall = training {training:.1f} s ({100 * training / wall_seconds:.0f} %) "
+        f"+ everything else {other:.1f} s ({100 * other / wall_seconds:.0f} %: imports, Prefect, data, publishing)"
+    )
 
 
 def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
@@ -153,8 +233,16 @@ def markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMA
     return "\n".join(lines)
 
 
-def render_report(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
-                  baseline: dict, decision: dict, data_checks: dict | None = None) -> str:
+def render_report(
+    run_id: str,
+    config: dict,
+    source: dict,
+    dataset: dict,
+    variants: dict[str, dict],
+    baseline: dict,
+    decision: dict,
+    data_checks: dict | None = None,
+) -> str:
     """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
     verdicts, champion decision and plots of one run."""
     data_lines = [
@@ -174,8 +262,10 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
         baseline_verdict(variants, baseline),
         markdown_table(summary_rows(variants, baseline)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
-        "\n".join(f"- {name}: `{result['test']['confusion_matrix']}`"
-                  for name, result in {**variants, BASELINE_NAME: baseline}.items()),
+        "\n".join(
+            f"- {name}: `{result['test']['confusion_matrix']}`"
+            for name, result in {**variants, BASELINE_NAME: baseline}.items()
+        ),
         "## Seeds and restarts",
         guard_rule(config["training"], baseline),
         "\n".join(_spread_lines(variants)),
@@ -194,8 +284,16 @@ def render_report(run_id: str, config: dict, source: dict, dataset: dict, varian
     return "\n\n".join(blocks) + "\n"
 
 
-SEED_COLUMNS = ("variant", "seed", "attempts (seed: best val acc)", "guard", "epochs", "best_val_loss", "test_acc",
-                "published")
+SEED_COLUMNS = (
+    "variant",
+    "seed",
+    "attempts (seed: best val acc)",
+    "guard",
+    "epochs",
+    "best_val_loss",
+    "test_acc",
+    "published",
+)
 
 
 def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
@@ -203,11 +301,22 @@ def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
     rows = []
     for name, result in variants.items():
         for seed in result.get("seeds", []):
-            attempts = ", ".join(f"{attempt['seed']}: {attempt['best_val_accuracy']:.4f}{_attempt_flag(attempt)}"
-                                 for attempt in seed["attempts"])
-            rows.append((name, str(seed["seed"]), attempts, guard_label(seed), str(seed["epochs_run"]),
-                         f"{seed['best_val_loss']:.4f}", f"{seed['test']['accuracy']:.4f}",
-                         "yes" if seed["published_seed"] == result["seed"] else ""))
+            attempts = ", ".join(
+                f"{attempt['seed']}: {attempt['best_val_accuracy']:.4f}{_attempt_flag(attempt)}"
+                for attempt in seed["attempts"]
+            )
+            rows.append(
+                (
+                    name,
+                    str(seed["seed"]),
+                    attempts,
+                    guard_label(seed),
+                    str(seed["epochs_run"]),
+                    f"{seed['best_val_loss']:.4f}",
+                    f"{seed['test']['accuracy']:.4f}",
+                    "yes" if seed["published_seed"] == result["seed"] else "",
+                )
+            )
     return rows
 
 
@@ -218,7 +327,9 @@ def _attempt_flag(attempt: dict) -> str:
 def _spread_lines(variants: dict[str, dict]) -> list[str]:
     lines = []
     for name, result in variants.items():
-        parts = [f"{key} {value['mean']:.4f} ± {value['std']:.4f}" for key, value in result.get("across_seeds", {}).items()]
+        parts = [
+            f"{key} {value['mean']:.4f} ± {value['std']:.4f}" for key, value in result.get("across_seeds", {}).items()
+        ]
         count = len(result.get("seeds", []))
         lines.append(f"- {name} over {count} seed{'s' if count != 1 else ''}: " + (", ".join(parts) or "n/a"))
     return lines
@@ -227,22 +338,27 @@ def _spread_lines(variants: dict[str, dict]) -> list[str]:
 def guard_rule(training: dict, baseline: dict) -> str:
     """The guard's rule with this run's numbers, for report and model card."""
     floor = baseline["val"]["accuracy"] - training["baseline_margin"]
-    return (f"An attempt is *under-trained* when its best val accuracy is more than {training['baseline_margin']:g} "
-            f"below the baseline's {baseline['val']['accuracy']:.4f} (below {floor:.4f}), and *stalled* when it is "
-            f"within {training['stall_margin']:g} of always guessing the majority class. Either one is retrained "
-            f"with a derived seed, up to {training['restarts']} time(s); a variant with no healthy attempt is "
-            "published marked as such and never promoted.")
+    return (
+        f"An attempt is *under-trained* when its best val accuracy is more than {training['baseline_margin']:g} "
+        f"below the baseline's {baseline['val']['accuracy']:.4f} (below {floor:.4f}), and *stalled* when it is "
+        f"within {training['stall_margin']:g} of always guessing the majority class. Either one is retrained "
+        f"with a derived seed, up to {training['restarts']} time(s); a variant with no healthy attempt is "
+        "published marked as such and never promoted."
+    )
 
 
 def model_list(variants: dict[str, dict], maxlen: int) -> str:
     """One line per published model: its file, its variant's description, size, input and output."""
-    return "\n".join(f"- `{name}/model.keras`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
-                     f"input {maxlen} word ids (int), output the probability that the review is positive"
-                     for name, result in variants.items())
+    return "\n".join(
+        f"- `{name}/model.keras`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
+        f"input {maxlen} word ids (int), output the probability that the review is positive"
+        for name, result in variants.items()
+    )
 
 
-def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict],
-                      baseline: dict, decision: dict) -> str:
+def render_model_card(
+    run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict], baseline: dict, decision: dict
+) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
     where they fail, and how to score with them."""
     data, training = config["data"], config["training"]
@@ -258,14 +374,17 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         f"{training['restarts']} restart(s) with a derived seed when a variant is under-trained against the "
         "baseline or stalls at chance.",
         "## Data",
-        "\n".join([
-            f"- {source['description']}" + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
-            "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
-            f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews ({data['num_words']} "
-            "ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same out-of-vocabulary id",
-            f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
-            "shorter ones are zero-padded at the front)",
-        ]),
+        "\n".join(
+            [
+                f"- {source['description']}"
+                + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
+                "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
+                f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews ({data['num_words']} "
+                "ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same out-of-vocabulary id",
+                f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
+                "shorter ones are zero-padded at the front)",
+            ]
+        ),
         "## Intended use",
         "A small, reproducible baseline for binary sentiment of English movie reviews: teaching, benchmarking "
         "pipeline changes and comparing recurrent formulations. Not for decisions about people, other domains or "
@@ -284,13 +403,18 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
         "## How to score",
         "```python\n"
         "import keras\n"
-        "model = keras.models.load_model(\"embedding/model.keras\", safe_mode=True)  # or tasks.evaluation.load_model(uri)\n"
+        'model = keras.models.load_model("embedding/model.keras", safe_mode=True)  # or tasks.evaluation.load_model(uri)\n'
         "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
         f"{data['maxlen']}) in this data set's id scheme\n"
         "```\n"
         f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset['uri']}` hold ready-made ids; "
-        "new text is encoded with `tasks/data.py` (" + ("the offline vocabulary ranked on the training reviews" if offline
-        else "`keras.datasets.imdb.get_word_index()` ranks + 3") + ") and padded with "
+        "new text is encoded with `tasks/data.py` ("
+        + (
+            "the offline vocabulary ranked on the training reviews"
+            if offline
+            else "`keras.datasets.imdb.get_word_index()` ranks + 3"
+        )
+        + ") and padded with "
         f"`keras.utils.pad_sequences(maxlen={data['maxlen']})`.",
     ]
     return "\n\n".join(blocks) + "\n"
@@ -299,27 +423,58 @@ def render_model_card(run_id: str, config: dict, source: dict, dataset: dict, va
 def run_metrics(variants: dict[str, dict], baseline: dict) -> dict[str, dict]:
     """metrics.json: per variant and for the baseline, the test metrics and the val accuracy (a
     variant's best epoch; the baseline's fit), and for variants the guard's verdict."""
-    metrics = {name: {**result["test"], "val_accuracy": result["best_val_accuracy"], "guard": guard_label(result),
-                      "under_trained": result.get("under_trained", False), "stalled": result.get("stalled", False)}
-               for name, result in variants.items()}
-    metrics[BASELINE_NAME] = {**baseline["test"], "val_accuracy": baseline["val"]["accuracy"],
-                              "val_roc_auc": baseline["val"]["roc_auc"], "description": baseline["description"]}
+    metrics = {
+        name: {
+            **result["test"],
+            "val_accuracy": result["best_val_accuracy"],
+            "guard": guard_label(result),
+            "under_trained": result.get("under_trained", False),
+            "stalled": result.get("stalled", False),
+        }
+        for name, result in variants.items()
+    }
+    metrics[BASELINE_NAME] = {
+        **baseline["test"],
+        "val_accuracy": baseline["val"]["accuracy"],
+        "val_roc_auc": baseline["val"]["roc_auc"],
+        "description": baseline["description"],
+    }
     return metrics
 
 
-def write_run_files(run_dir: Path, run_id: str, config: dict, source: dict, dataset: dict,
-                    variants: dict[str, dict], baseline: dict, decision: dict, data_checks: dict | None = None) -> None:
+def write_run_files(
+    run_dir: Path,
+    run_id: str,
+    config: dict,
+    source: dict,
+    dataset: dict,
+    variants: dict[str, dict],
+    baseline: dict,
+    decision: dict,
+    data_checks: dict | None = None,
+) -> None:
     """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
     `model_card.md`."""
     storage.write_json(str(run_dir / "metrics.json"), run_metrics(variants, baseline))
     (run_dir / "report.md").write_text(
-        render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks))
+        render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks)
+    )
     (run_dir / "model_card.md").write_text(
-        render_model_card(run_id, config, source, dataset, variants, baseline, decision))
+        render_model_card(run_id, config, source, dataset, variants, baseline, decision)
+    )
 
 
-DATA_COLUMNS = ("split", "rows", "positive", "length p05 / p50 / p95 / max", "truncated", "padded", "empty", "oov_rate",
-                "duplicates")
+DATA_COLUMNS = (
+    "split",
+    "rows",
+    "positive",
+    "length p05 / p50 / p95 / max",
+    "truncated",
+    "padded",
+    "empty",
+    "oov_rate",
+    "duplicates",
+)
 
 
 def data_rows(statistics: dict) -> list[tuple[str, ...]]:
@@ -327,10 +482,19 @@ def data_rows(statistics: dict) -> list[tuple[str, ...]]:
     rows = []
     for name, split in statistics["splits"].items():
         length = split["length"]
-        rows.append((name, f"{split['rows']:,}", f"{split['positive_share']:.1%}",
-                     f"{length['p05']:.0f} / {length['p50']:.0f} / {length['p95']:.0f} / {length['max']:,}",
-                     f"{split['truncated_share']:.1%}", f"{split['padded_share']:.1%}", str(split["empty_reviews"]),
-                     f"{split['oov_rate']:.4f}", f"{statistics['duplicates']['within'][name]['rows']:,}"))
+        rows.append(
+            (
+                name,
+                f"{split['rows']:,}",
+                f"{split['positive_share']:.1%}",
+                f"{length['p05']:.0f} / {length['p50']:.0f} / {length['p95']:.0f} / {length['max']:,}",
+                f"{split['truncated_share']:.1%}",
+                f"{split['padded_share']:.1%}",
+                str(split["empty_reviews"]),
+                f"{split['oov_rate']:.4f}",
+                f"{statistics['duplicates']['within'][name]['rows']:,}",
+            )
+        )
     return rows
 
 
@@ -345,22 +509,33 @@ def render_data_section(data_checks: dict, with_plots: bool = True) -> str:
         f"{statistics['maxlen']} lose their beginning, shorter ones are padded. OOV rate: the share of word ids "
         f"that are out of the {statistics['num_words']}-word vocabulary (id 2).",
         markdown_table(data_rows(statistics), DATA_COLUMNS),
-        "Exact repeats across splits: " + ", ".join(f"{pair} {item['rows']:,} ({item['share']:.2%} of {pair.split('/')[1]})"
-                                                    for pair, item in overlap["across"].items())
+        "Exact repeats across splits: "
+        + ", ".join(
+            f"{pair} {item['rows']:,} ({item['share']:.2%} of {pair.split('/')[1]})"
+            for pair, item in overlap["across"].items()
+        )
         + f"; test reviews found in train or val: {overlap['test_in_training']['rows']:,} "
         f"({overlap['test_in_training']['share']:.2%}).",
-        "Checks:\n\n" + "\n".join(f"- {finding['level'].upper()} {finding['check']}: {finding['message']}"
-                                  for finding in data_checks["checks"]),
+        "Checks:\n\n"
+        + "\n".join(
+            f"- {finding['level'].upper()} {finding['check']}: {finding['message']}"
+            for finding in data_checks["checks"]
+        ),
     ]
     if drift:
         distances = ", ".join(f"{name} {value:.4f}" for name, value in drift["distances"].items())
-        verdict = (f"**drift above {drift['max_drift']:g}** in {', '.join(drift['drifted'])}" if drift["drifted"]
-                   else f"no distance above {drift['max_drift']:g}")
-        lines.append(f"Drift against {data_checks['drift_reference']} ({drift['distance']} distances): {distances}; "
-                     f"{verdict}. Positive share {drift['positive_share']['reference']:.3f} → "
-                     f"{drift['positive_share']['current']:.3f}, mean length {drift['mean_length']['reference']:.1f} → "
-                     f"{drift['mean_length']['current']:.1f}, OOV rate {drift['oov_rate']['reference']:.4f} → "
-                     f"{drift['oov_rate']['current']:.4f}.")
+        verdict = (
+            f"**drift above {drift['max_drift']:g}** in {', '.join(drift['drifted'])}"
+            if drift["drifted"]
+            else f"no distance above {drift['max_drift']:g}"
+        )
+        lines.append(
+            f"Drift against {data_checks['drift_reference']} ({drift['distance']} distances): {distances}; "
+            f"{verdict}. Positive share {drift['positive_share']['reference']:.3f} → "
+            f"{drift['positive_share']['current']:.3f}, mean length {drift['mean_length']['reference']:.1f} → "
+            f"{drift['mean_length']['current']:.1f}, OOV rate {drift['oov_rate']['reference']:.4f} → "
+            f"{drift['oov_rate']['current']:.4f}."
+        )
     else:
         lines.append(f"Drift against the champion's data: not measured ({data_checks['drift_reference']}).")
     if with_plots:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import socket
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -120,7 +119,9 @@ def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> Sour
     digest = storage.sha256_of(str(local_path))
     if expected_sha256 and digest != expected_sha256:
         raise ChecksumMismatch(f"{uri}: sha256 {digest} does not match the expected {expected_sha256}")
-    description = "canonical Keras IMDB (25,000 train / 25,000 test)" if uri == CANONICAL_URL else f"imdb.npz from {uri}"
+    description = (
+        "canonical Keras IMDB (25,000 train / 25,000 test)" if uri == CANONICAL_URL else f"imdb.npz from {uri}"
+    )
     return SourceInfo(kind="npz", uri=uri, local_path=str(local_path), sha256=digest, description=description)
 
 
@@ -142,8 +143,9 @@ def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) 
         if known is not None and storage.sha256_of(str(target)) == known:
             log.info("using cached %s (sha256 verified)", target)
             return target
-        log.warning("cached %s %s; downloading again", target,
-                    "fails its checksum" if known else "has no recorded checksum")
+        log.warning(
+            "cached %s %s; downloading again", target, "fails its checksum" if known else "has no recorded checksum"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.part-{os.getpid()}")
     try:
@@ -168,8 +170,11 @@ def _download(uri: str, destination: Path, timeout: float) -> None:
                 out.write(chunk)
                 copied += len(chunk)
                 if copied >= next_report:
-                    log.info("downloaded %.1f MiB%s", copied / 2**20,
-                             f" of {total / 2**20:.1f} ({100 * copied / total:.0f} %)" if total else "")
+                    log.info(
+                        "downloaded %.1f MiB%s",
+                        copied / 2**20,
+                        f" of {total / 2**20:.1f} ({100 * copied / total:.0f} %)" if total else "",
+                    )
                     next_report += PROGRESS_STEP_BYTES
     except urllib.error.HTTPError as error:
         raise SourceError(f"{uri}: HTTP {error.code} {error.reason}") from None
@@ -177,7 +182,7 @@ def _download(uri: str, destination: Path, timeout: float) -> None:
         raise SourceUnreachable(f"{uri}: {error.reason}") from None
     except FileNotFoundError:
         raise SourceError(f"source {uri} does not exist") from None
-    except (TimeoutError, socket.timeout, ConnectionError) as error:
+    except (TimeoutError, ConnectionError) as error:
         raise SourceUnreachable(f"{uri}: {error.__class__.__name__}: {error}") from None
     log.info("downloaded %s (%.1f MiB)", uri, destination.stat().st_size / 2**20)
 

@@ -110,8 +110,11 @@ def list_folders(uri: str) -> list[str]:
     with _reported("list", uri):
         if not fs.exists(path):
             return []
-        return sorted(entry["name"].rstrip("/").rsplit("/", 1)[-1]
-                      for entry in fs.ls(path, detail=True) if entry["type"] == "directory")
+        return sorted(
+            entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            for entry in fs.ls(path, detail=True)
+            if entry["type"] == "directory"
+        )
 
 
 def ensure_writable(root: str) -> None:

@@ -17,9 +17,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from tasks import storage
-from tasks.guard import is_stalled, is_under_trained, majority_rate
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.features import DatasetInfo, read_split
+from tasks.guard import is_stalled, is_under_trained, majority_rate
 from tasks.models import build_training_model, to_published
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,14 @@ class EpochProgress(keras.callbacks.Callback):
         self.epochs.append(record)
         log.info(
             "%s epoch %d/%d: loss=%.4f accuracy=%.4f val_loss=%.4f val_accuracy=%.4f (%.1f s)",
-            self.variant, epoch + 1, self.max_epochs, record["loss"], record["accuracy"],
-            record["val_loss"], record["val_accuracy"], record["seconds"],
+            self.variant,
+            epoch + 1,
+            self.max_epochs,
+            record["loss"],
+            record["accuracy"],
+            record["val_loss"],
+            record["val_accuracy"],
+            record["seconds"],
         )
         if self.on_epoch:
             self.on_epoch(record)
@@ -111,10 +117,14 @@ def derive_seed(seed: int, *indices: int) -> int:
 def describe_failure(trained: TrainedVariant, margin: float) -> str:
     """Why an attempt is not healthy, with the numbers that decided it."""
     if trained.stalled:
-        return (f"stalled at chance (best val accuracy {trained.best_val_accuracy:.4f}, "
-                f"majority class {trained.val_majority_rate:.4f})")
-    return (f"under-trained (best val accuracy {trained.best_val_accuracy:.4f}, more than {margin:g} below the "
-            f"baseline's {trained.baseline_val_accuracy:.4f})")
+        return (
+            f"stalled at chance (best val accuracy {trained.best_val_accuracy:.4f}, "
+            f"majority class {trained.val_majority_rate:.4f})"
+        )
+    return (
+        f"under-trained (best val accuracy {trained.best_val_accuracy:.4f}, more than {margin:g} below the "
+        f"baseline's {trained.baseline_val_accuracy:.4f})"
+    )
 
 
 def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
@@ -140,7 +150,8 @@ def fit_model(
 ) -> None:
     """The pipeline's fit loop: up to `config.max_epochs` epochs of `config.batch_size` batches."""
     model.fit(
-        x_train, y_train.astype("float32"),
+        x_train,
+        y_train.astype("float32"),
         batch_size=config.batch_size,
         epochs=config.max_epochs,
         validation_data=(x_val, y_val.astype("float32")),
@@ -169,13 +180,22 @@ def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], No
     best_weights = variant_dir / "best.weights.h5"
     progress = EpochProgress(variant, training_config.max_epochs, on_epoch)
     stopping = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=training_config.patience, restore_best_weights=True,
-        start_from_epoch=training_config.start_from_epoch, min_delta=training_config.min_delta,
+        monitor="val_loss",
+        patience=training_config.patience,
+        restore_best_weights=True,
+        start_from_epoch=training_config.start_from_epoch,
+        min_delta=training_config.min_delta,
     )
-    checkpoint = keras.callbacks.ModelCheckpoint(best_weights, monitor="val_loss", save_best_only=True,
-                                                 save_weights_only=True)
-    log.info("training %s (%d parameters) on %d reviews, validating on %d",
-             variant, model.count_params(), len(y_train), len(y_val))
+    checkpoint = keras.callbacks.ModelCheckpoint(
+        best_weights, monitor="val_loss", save_best_only=True, save_weights_only=True
+    )
+    log.info(
+        "training %s (%d parameters) on %d reviews, validating on %d",
+        variant,
+        model.count_params(),
+        len(y_train),
+        len(y_val),
+    )
     started = time.perf_counter()
     fit_model(model, x_train, y_train, x_val, y_val, training_config, [progress, stopping, checkpoint])
     train_seconds = time.perf_counter() - started
@@ -187,15 +207,29 @@ def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], No
     val_majority = majority_rate(y_val)
     stalled = is_stalled(best_val_accuracy, val_majority, training_config.stall_margin)
     under_trained = is_under_trained(best_val_accuracy, baseline_val_accuracy, training_config.baseline_margin)
-    history = {"variant": variant, "seed": seed, "best_epoch": best_epoch, "stalled": stalled,
-               "under_trained": under_trained, "val_majority_rate": val_majority,
-               "baseline_val_accuracy": baseline_val_accuracy, "epochs": progress.epochs}
+    history = {
+        "variant": variant,
+        "seed": seed,
+        "best_epoch": best_epoch,
+        "stalled": stalled,
+        "under_trained": under_trained,
+        "val_majority_rate": val_majority,
+        "baseline_val_accuracy": baseline_val_accuracy,
+        "epochs": progress.epochs,
+    }
     history_path = variant_dir / "history.json"
     storage.write_json(str(history_path), history)
-    log.info("%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f%s)%s",
-             variant, len(progress.epochs), train_seconds, best_epoch, best_val_accuracy, val_majority,
-             "" if baseline_val_accuracy is None else f", baseline {baseline_val_accuracy:.4f}",
-             ": STALLED" if stalled else ": UNDER-TRAINED" if under_trained else "")
+    log.info(
+        "%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f%s)%s",
+        variant,
+        len(progress.epochs),
+        train_seconds,
+        best_epoch,
+        best_val_accuracy,
+        val_majority,
+        "" if baseline_val_accuracy is None else f", baseline {baseline_val_accuracy:.4f}",
+        ": STALLED" if stalled else ": UNDER-TRAINED" if under_trained else "",
+    )
     return TrainedVariant(
         variant=variant,
         model_path=str(model_path),
@@ -230,14 +264,21 @@ def append_progress(path: str, record: dict) -> None:
 
 
 def _attempt_summary(trained: TrainedVariant) -> dict:
-    return {"seed": trained.seed, "epochs_run": trained.epochs_run, "best_epoch": trained.best_epoch,
-            "best_val_loss": trained.best_val_loss, "best_val_accuracy": trained.best_val_accuracy,
-            "stalled": trained.stalled, "under_trained": trained.under_trained,
-            "train_seconds": trained.train_seconds}
+    return {
+        "seed": trained.seed,
+        "epochs_run": trained.epochs_run,
+        "best_epoch": trained.best_epoch,
+        "best_val_loss": trained.best_val_loss,
+        "best_val_accuracy": trained.best_val_accuracy,
+        "stalled": trained.stalled,
+        "under_trained": trained.under_trained,
+        "train_seconds": trained.train_seconds,
+    }
 
 
-def train_with_restarts(job: TrainingJob, out_dir: Path,
-                        on_epoch: Callable[[dict], None] | None = None) -> TrainedVariant:
+def train_with_restarts(
+    job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None
+) -> TrainedVariant:
     """`train_variant`, retrained with a derived seed while it is stalled or under-trained against
     the job's baseline val accuracy, at most `job.training.restarts` times.
 
@@ -249,32 +290,50 @@ def train_with_restarts(job: TrainingJob, out_dir: Path,
     attempts, histories = [], []
     for attempt in range(training_config.restarts + 1):
         attempt_seed = derive_seed(seed, 0, attempt)
-        trained = train_variant(job.model_copy(update={"seed": attempt_seed}), Path(out_dir) / f"attempt-{attempt}",
-                                on_epoch)
+        trained = train_variant(
+            job.model_copy(update={"seed": attempt_seed}), Path(out_dir) / f"attempt-{attempt}", on_epoch
+        )
         attempts.append(trained)
         histories.append(json.loads(Path(trained.history_path).read_text()))
         if trained.healthy:
             break
         if attempt < training_config.restarts:
-            log.warning("%s seed %d %s: restart %d/%d with seed %d", variant, attempt_seed,
-                        describe_failure(trained, training_config.baseline_margin), attempt + 1,
-                        training_config.restarts, derive_seed(seed, 0, attempt + 1))
+            log.warning(
+                "%s seed %d %s: restart %d/%d with seed %d",
+                variant,
+                attempt_seed,
+                describe_failure(trained, training_config.baseline_margin),
+                attempt + 1,
+                training_config.restarts,
+                derive_seed(seed, 0, attempt + 1),
+            )
     chosen = pick_published(attempts)  # the one healthy attempt: the loop ends there
     if not chosen.healthy:
-        log.warning("%s: no healthy model in %d attempts; the lowest val_loss (%s) is published marked as such "
-                    "and never promoted", variant, len(attempts),
-                    describe_failure(chosen, training_config.baseline_margin))
+        log.warning(
+            "%s: no healthy model in %d attempts; the lowest val_loss (%s) is published marked as such "
+            "and never promoted",
+            variant,
+            len(attempts),
+            describe_failure(chosen, training_config.baseline_margin),
+        )
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(chosen.model_path, variant_dir / "model.keras")
-    history = {**histories[attempts.index(chosen)], "attempts": [
-        {**_attempt_summary(trained), "epochs": record["epochs"]} for trained, record in zip(attempts, histories)]}
+    history = {
+        **histories[attempts.index(chosen)],
+        "attempts": [
+            {**_attempt_summary(trained), "epochs": record["epochs"]} for trained, record in zip(attempts, histories)
+        ],
+    }
     storage.write_json(str(variant_dir / "history.json"), history)
-    return chosen.model_copy(update={
-        "model_path": str(variant_dir / "model.keras"), "history_path": str(variant_dir / "history.json"),
-        "train_seconds": round(sum(trained.train_seconds for trained in attempts), 2),
-        "attempts": [_attempt_summary(trained) for trained in attempts],
-    })
+    return chosen.model_copy(
+        update={
+            "model_path": str(variant_dir / "model.keras"),
+            "history_path": str(variant_dir / "history.json"),
+            "train_seconds": round(sum(trained.train_seconds for trained in attempts), 2),
+            "attempts": [_attempt_summary(trained) for trained in attempts],
+        }
+    )
 
 
 def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:

@@ -59,8 +59,10 @@ def register(variant: Variant) -> Variant:
     if variant.build_for_training is not None:
         training_form = Variant(variant.name, variant.description, variant.build_for_training)
         if training_form.options != variant.options:
-            raise ValueError(f"variant {variant.name!r}: the training form's options {training_form.options} "
-                             f"differ from the published form's {variant.options}")
+            raise ValueError(
+                f"variant {variant.name!r}: the training form's options {training_form.options} "
+                f"differ from the published form's {variant.options}"
+            )
     VARIANTS[variant.name] = variant
     return variant
 
@@ -99,8 +101,9 @@ def build_onehot_gather(num_words: int, maxlen: int, *, rnn_units: int) -> keras
 
     ids = _token_ids(maxlen)
     cell = InputFreeSimpleRNNCell(rnn_units)
-    projected = keras.layers.Embedding(num_words, rnn_units, embeddings_initializer=cell.kernel_initializer,
-                                       name="input_kernel")(ids)
+    projected = keras.layers.Embedding(
+        num_words, rnn_units, embeddings_initializer=cell.kernel_initializer, name="input_kernel"
+    )(ids)
     hidden = keras.layers.RNN(cell, name="rnn")(projected)
     output = keras.layers.Dense(1, activation="sigmoid", name="sentiment")(hidden)
     return keras.Model(ids, output, name="onehot_simplernn_gather")
@@ -117,8 +120,14 @@ def build_embedding(num_words: int, maxlen: int, *, rnn_units: int, embedding_di
     return keras.Model(ids, output, name="embedding_simplernn")
 
 
-register(Variant("onehot", "SimpleRNN over one-hot word ids, then a sigmoid unit", build_onehot,
-                 build_for_training=build_onehot_gather))
+register(
+    Variant(
+        "onehot",
+        "SimpleRNN over one-hot word ids, then a sigmoid unit",
+        build_onehot,
+        build_for_training=build_onehot_gather,
+    )
+)
 register(Variant("embedding", "Embedding, SimpleRNN, then a sigmoid unit", build_embedding))
 # The reference recipe compares these two; a run trains them unless told otherwise.
 DEFAULT_VARIANTS = ("onehot", "embedding")

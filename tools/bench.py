@@ -56,8 +56,11 @@ def _seed_onehot(keras, arrays: dict, num_words: int, maxlen: int, sizes: ModelC
 def _seed_embedding(keras, arrays: dict, num_words: int, maxlen: int, sizes: ModelConfig) -> tuple[dict, list]:
     """The seed's embedding model: padded ids into Embedding and SimpleRNN."""
     inputs = {name: arrays[f"x_{name}"] for name in ("train", "val", "test")}
-    return inputs, [keras.Input((maxlen,)), keras.layers.Embedding(num_words, sizes.embedding_dim),
-                    keras.layers.SimpleRNN(sizes.rnn_units)]
+    return inputs, [
+        keras.Input((maxlen,)),
+        keras.layers.Embedding(num_words, sizes.embedding_dim),
+        keras.layers.SimpleRNN(sizes.rnn_units),
+    ]
 
 
 # The seed's own formulation of each variant it defines: what the pipeline's training is measured against.
@@ -72,11 +75,21 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[obje
     num_words, maxlen = config["num_words"], arrays["x_train"].shape[1]
     inputs, layers = SEED_FORMULATIONS[variant](keras, arrays, num_words, maxlen, ModelConfig())
     model = keras.Sequential([*layers, keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"]),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=config["learning_rate"]),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
     timer = EpochProgress(variant, epochs)
-    model.fit(inputs["train"], arrays["y_train"], batch_size=config["batch_size"], epochs=epochs,
-              validation_data=(inputs["val"], arrays["y_val"]), callbacks=[timer], verbose=0)
+    model.fit(
+        inputs["train"],
+        arrays["y_train"],
+        batch_size=config["batch_size"],
+        epochs=epochs,
+        validation_data=(inputs["val"], arrays["y_val"]),
+        callbacks=[timer],
+        verbose=0,
+    )
     return model, [epoch["seconds"] for epoch in timer.epochs], model.predict(inputs["test"], verbose=0).reshape(-1)
 
 
@@ -90,8 +103,9 @@ def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, 
         build_training_model(variant, config["num_words"], arrays["x_train"].shape[1], ModelConfig()), training
     )
     timer = EpochProgress(variant, epochs)
-    fit_model(model, arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], training,
-              callbacks=[timer])
+    fit_model(
+        model, arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], training, callbacks=[timer]
+    )
     return model, [epoch["seconds"] for epoch in timer.epochs], score(model, arrays["x_test"])
 
 
@@ -103,7 +117,7 @@ def run_worker(spec: dict) -> dict:
     arrays = dict(np.load(spec["data"]))
     fit = _baseline_fit if spec["implementation"] == BASELINE else _ours_fit
     model, seconds, probabilities = fit(spec["variant"], arrays, spec["warmup"] + spec["epochs"], spec)
-    timed = seconds[spec["warmup"]:]
+    timed = seconds[spec["warmup"] :]
     return {
         "variant": spec["variant"],
         "implementation": spec["implementation"],
@@ -117,8 +131,9 @@ def run_worker(spec: dict) -> dict:
 
 def _measure(spec: dict) -> dict:
     """Runs `run_worker(spec)` in a fresh Python process and returns its result."""
-    completed = subprocess.run([sys.executable, "-m", "tools.bench", "--worker", json.dumps(spec)],
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, "-m", "tools.bench", "--worker", json.dumps(spec)], capture_output=True, text=True
+    )
     lines = [line for line in completed.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if completed.returncode != 0 or not lines:
         raise RuntimeError(f"{spec['implementation']} {spec['variant']} failed:\n{completed.stderr[-3000:]}")
@@ -131,29 +146,48 @@ def compare(results: list[dict]) -> list[dict]:
     for variant in dict.fromkeys(result["variant"] for result in results):
         base = next(r for r in results if r["variant"] == variant and r["implementation"] == BASELINE)
         ours = next(r for r in results if r["variant"] == variant and r["implementation"] == OURS)
-        rows.append({
-            "variant": variant,
-            "parameters": [base["parameters"], ours["parameters"]],
-            "epoch_seconds": [base["median_epoch_seconds"], ours["median_epoch_seconds"]],
-            "time_ratio": round(ours["median_epoch_seconds"] / base["median_epoch_seconds"], 3),
-            "peak_rss_mib": [base["peak_rss_mib"], ours["peak_rss_mib"]],
-            "memory_ratio": round(ours["peak_rss_mib"] / base["peak_rss_mib"], 3),
-            "test_accuracy": [round(base["test_accuracy"], 4), round(ours["test_accuracy"], 4)],
-            "accuracy_delta": round(ours["test_accuracy"] - base["test_accuracy"], 4),
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "parameters": [base["parameters"], ours["parameters"]],
+                "epoch_seconds": [base["median_epoch_seconds"], ours["median_epoch_seconds"]],
+                "time_ratio": round(ours["median_epoch_seconds"] / base["median_epoch_seconds"], 3),
+                "peak_rss_mib": [base["peak_rss_mib"], ours["peak_rss_mib"]],
+                "memory_ratio": round(ours["peak_rss_mib"] / base["peak_rss_mib"], 3),
+                "test_accuracy": [round(base["test_accuracy"], 4), round(ours["test_accuracy"], 4)],
+                "accuracy_delta": round(ours["test_accuracy"] - base["test_accuracy"], 4),
+            }
+        )
     return rows
 
 
-COMPARISON_COLUMNS = ("variant", "parameters (base / ours)", "median epoch s (base / ours)", "time ratio",
-                      "peak RSS MiB (base / ours)", "memory ratio", "test accuracy (base / ours)")
+COMPARISON_COLUMNS = (
+    "variant",
+    "parameters (base / ours)",
+    "median epoch s (base / ours)",
+    "time ratio",
+    "peak RSS MiB (base / ours)",
+    "memory ratio",
+    "test accuracy (base / ours)",
+)
 
 
 def comparison_table(rows: list[dict]) -> str:
-    return markdown_table([(
-        row["variant"], f"{row['parameters'][0]:,} / {row['parameters'][1]:,}",
-        f"{row['epoch_seconds'][0]:.2f} / {row['epoch_seconds'][1]:.2f}", f"{row['time_ratio']:.3f}",
-        f"{row['peak_rss_mib'][0]:,.0f} / {row['peak_rss_mib'][1]:,.0f}", f"{row['memory_ratio']:.3f}",
-        f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}") for row in rows], COMPARISON_COLUMNS)
+    return markdown_table(
+        [
+            (
+                row["variant"],
+                f"{row['parameters'][0]:,} / {row['parameters'][1]:,}",
+                f"{row['epoch_seconds'][0]:.2f} / {row['epoch_seconds'][1]:.2f}",
+                f"{row['time_ratio']:.3f}",
+                f"{row['peak_rss_mib'][0]:,.0f} / {row['peak_rss_mib'][1]:,.0f}",
+                f"{row['memory_ratio']:.3f}",
+                f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}",
+            )
+            for row in rows
+        ],
+        COMPARISON_COLUMNS,
+    )
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -191,25 +225,47 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_config, training = DataConfig(source="offline"), TrainingConfig()
-    recipe = {"num_words": data_config.num_words, "maxlen": data_config.maxlen, "batch_size": training.batch_size,
-              "learning_rate": training.learning_rate, "seed": PipelineConfig().seed}
+    recipe = {
+        "num_words": data_config.num_words,
+        "maxlen": data_config.maxlen,
+        "batch_size": training.batch_size,
+        "learning_rate": training.learning_rate,
+        "seed": PipelineConfig().seed,
+    }
     data_path = prepare_data(out, args.rows, data_config, recipe["seed"])
     results = []
     variants = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = [name for name in variants if name not in SEED_FORMULATIONS]
     if unknown:
-        print(f"error: --variants: the seed defines no {unknown[0]!r}; known: {', '.join(SEED_FORMULATIONS)}",
-              file=sys.stderr)
+        print(
+            f"error: --variants: the seed defines no {unknown[0]!r}; known: {', '.join(SEED_FORMULATIONS)}",
+            file=sys.stderr,
+        )
         return 2
     for variant in variants:
         for implementation in (BASELINE, OURS):
-            spec = {**recipe, "variant": variant, "implementation": implementation, "data": str(data_path),
-                    "epochs": args.epochs, "warmup": args.warmup}
+            spec = {
+                **recipe,
+                "variant": variant,
+                "implementation": implementation,
+                "data": str(data_path),
+                "epochs": args.epochs,
+                "warmup": args.warmup,
+            }
             print(f"measuring {implementation} {variant} ...", file=sys.stderr, flush=True)
             results.append(_measure(spec))
     rows = compare(results)
-    storage.write_json(str(out / "results.json"), {"recipe": recipe, "rows": args.rows, "epochs": args.epochs,
-                                                   "warmup": args.warmup, "results": results, "comparison": rows})
+    storage.write_json(
+        str(out / "results.json"),
+        {
+            "recipe": recipe,
+            "rows": args.rows,
+            "epochs": args.epochs,
+            "warmup": args.warmup,
+            "results": results,
+            "comparison": rows,
+        },
+    )
     table = comparison_table(rows)
     (out / "results.md").write_text(table + "\n")
     plot(rows, out / "results.png")

@@ -45,8 +45,9 @@ def _report_incomplete(run: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.verify", description=__doc__.splitlines()[0])
-    parser.add_argument("target", help="a run's folder or URI (s3://bucket/prefix/runs/<run_id>), "
-                                       "or with --all a storage root")
+    parser.add_argument(
+        "target", help="a run's folder or URI (s3://bucket/prefix/runs/<run_id>), or with --all a storage root"
+    )
     parser.add_argument("--all", action="store_true", help="check every run under the storage root TARGET")
     add_endpoint_option(parser)
     args = parser.parse_args(argv)

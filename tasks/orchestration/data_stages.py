@@ -73,8 +73,13 @@ def pad_and_store(
 
 
 @task(name="check-data", cache_policy=NO_CACHE)
-def check_data(splits: dict[str, data.Reviews], dataset: features.DatasetInfo, config: DataCheckConfig,
-               storage_config: StorageConfig, run_dir: Path) -> dict:
+def check_data(
+    splits: dict[str, data.Reviews],
+    dataset: features.DatasetInfo,
+    config: DataCheckConfig,
+    storage_config: StorageConfig,
+    run_dir: Path,
+) -> dict:
     """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
     run; never cached: a reused data set folder is checked again."""
     reference, note = data_checks.champion_statistics(storage_config.root, dataset.key)

@@ -17,8 +17,9 @@ from tasks.training import TrainedVariant, TrainingJob
 
 
 def _training_key(job: TrainingJob) -> str:
-    return caching.training_key(job.dataset.key, job.variant, job.model, job.training, job.seed,
-                                job.baseline_val_accuracy)
+    return caching.training_key(
+        job.dataset.key, job.variant, job.model, job.training, job.seed, job.baseline_val_accuracy
+    )
 
 
 def _training_cache_key(context, parameters: dict) -> str:
@@ -39,14 +40,20 @@ def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: boo
     key_parts = ("training", job.variant, f"seed-{job.seed}") if in_child_process else ("training", job.variant)
     progress, on_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     try:
-        trained = (train_in_child_process(job, scratch, on_epoch) if in_child_process
-                   else training.train_with_restarts(job, scratch, on_epoch))
-        stored = training.store_trained(trained, storage.join(storage_config.root, "cache", "training", key,
-                                                              job.variant))
+        trained = (
+            train_in_child_process(job, scratch, on_epoch)
+            if in_child_process
+            else training.train_with_restarts(job, scratch, on_epoch)
+        )
+        stored = training.store_trained(
+            trained, storage.join(storage_config.root, "cache", "training", key, job.variant)
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    summary = (f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
-               f"{reporting.guard_label(trained.model_dump())}")
+    summary = (
+        f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
+        f"{reporting.guard_label(trained.model_dump())}"
+    )
     ui.finish_training_progress(progress, label, summary, storage.read_json(stored.history_path))
     return stored
 

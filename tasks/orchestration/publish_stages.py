@@ -19,18 +19,38 @@ PUBLISH_RETRY_DELAYS = [5, 30]  # seconds: a storage hiccup heals; a retry resum
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
-def judge_champion(variants: dict[str, dict], dataset: features.DatasetInfo, config: ChampionConfig,
-                   storage_config: StorageConfig, stall_margin: float) -> champion.Decision:
+def judge_champion(
+    variants: dict[str, dict],
+    dataset: features.DatasetInfo,
+    config: ChampionConfig,
+    storage_config: StorageConfig,
+    stall_margin: float,
+) -> champion.Decision:
     return champion.judge(variants, dataset.key, storage_config.root, config, stall_margin)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def report(run_dir: Path, run_id: str, config: dict, source: SourceInfo, dataset: features.DatasetInfo,
-           variants: dict[str, dict], baseline_result: dict, decision: champion.Decision,
-           data_result: dict | None = None) -> None:
+def report(
+    run_dir: Path,
+    run_id: str,
+    config: dict,
+    source: SourceInfo,
+    dataset: features.DatasetInfo,
+    variants: dict[str, dict],
+    baseline_result: dict,
+    decision: champion.Decision,
+    data_result: dict | None = None,
+) -> None:
     reporting.write_run_files(
-        run_dir, run_id, config, source.model_dump(), dataset.model_dump(), variants, baseline_result,
-        decision.model_dump(), data_result,
+        run_dir,
+        run_id,
+        config,
+        source.model_dump(),
+        dataset.model_dump(),
+        variants,
+        baseline_result,
+        decision.model_dump(),
+        data_result,
     )
 
 
@@ -46,22 +66,31 @@ def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: 
     try:
         publishing.publish_run(run_dir, destination, details)
     except StorageError as error:
-        raise type(error)(f"{error}; nothing was promoted and {destination} has no manifest (not a run); this "
-                          f"run's files stay in {run_dir}, and rerunning the same command reuses the cached "
-                          "training and publishes a complete run") from None
+        raise type(error)(
+            f"{error}; nothing was promoted and {destination} has no manifest (not a run); this "
+            f"run's files stay in {run_dir}, and rerunning the same command reuses the cached "
+            "training and publishes a complete run"
+        ) from None
     shutil.rmtree(run_dir)  # published and verified by checksum: the local copy is no longer needed
     return destination
 
 
 @task(name="promote", cache_policy=NO_CACHE)
 def promote(
-    decision: champion.Decision, run_uri: str, run_id: str, dataset: features.DatasetInfo,
-    variants: dict[str, dict], storage_config: StorageConfig, config: ChampionConfig, stall_margin: float,
+    decision: champion.Decision,
+    run_uri: str,
+    run_id: str,
+    dataset: features.DatasetInfo,
+    variants: dict[str, dict],
+    storage_config: StorageConfig,
+    config: ChampionConfig,
+    stall_margin: float,
 ) -> champion.Decision:
     """Replaces the champion if the gate said so (and no other run promoted meanwhile); returns the
     final decision, which is also kept under champion-decisions/."""
-    decision, record = champion.promote(decision, run_uri, run_id, dataset.key, variants, storage_config.root,
-                                        config, stall_margin)
+    decision, record = champion.promote(
+        decision, run_uri, run_id, dataset.key, variants, storage_config.root, config, stall_margin
+    )
     if record:
         ui.announce_promotion(record, champion.champion_uri(storage_config.root), config.metric, decision.reason)
     return decision

@@ -25,8 +25,9 @@ def train_in_child_process(job: TrainingJob, scratch: Path, on_epoch: Callable[[
     scratch.mkdir(parents=True, exist_ok=True)
     progress_file, forwarded = scratch / "progress.jsonl", 0
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        future = pool.submit(training.train_with_restarts, job, scratch,
-                             functools.partial(training.append_progress, str(progress_file)))
+        future = pool.submit(
+            training.train_with_restarts, job, scratch, functools.partial(training.append_progress, str(progress_file))
+        )
         while True:
             done = future.done()
             lines = progress_file.read_text().splitlines() if progress_file.exists() else []

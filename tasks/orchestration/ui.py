@@ -29,8 +29,16 @@ FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
 DRIFT_EVENT = "imdb-rnn-pipeline.data.drift"
 RECENT_EPOCHS = 5  # epochs in a progress artifact's table: enough for a trend, short enough to read at a glance
 EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
-DRIFT_PAYLOAD = ("dataset_key", "reference_dataset_key", "distances", "max_drift", "drifted", "positive_share",
-                 "mean_length", "oov_rate")
+DRIFT_PAYLOAD = (
+    "dataset_key",
+    "reference_dataset_key",
+    "distances",
+    "max_drift",
+    "drifted",
+    "positive_share",
+    "mean_length",
+    "oov_rate",
+)
 PROMOTED_PAYLOAD = ("run_id", "run_uri", "variant", "model_uri", "metric", "dataset_key")
 
 
@@ -43,8 +51,9 @@ def epoch_table(records: list[dict]) -> str:
     return reporting.markdown_table(rows, EPOCH_COLUMNS)
 
 
-def start_training_progress(key_parts: tuple[str, ...], label: str, max_epochs: int
-                            ) -> tuple[UUID, Callable[[dict], None]]:
+def start_training_progress(
+    key_parts: tuple[str, ...], label: str, max_epochs: int
+) -> tuple[UUID, Callable[[dict], None]]:
     """A progress artifact for one training and the callback that moves it every epoch; its
     description shows the last epochs as a table (a restart starts the table again at epoch 1)."""
     artifact = create_progress_artifact(0.0, key=artifact_key(*key_parts), description=f"{label}: training started")
@@ -55,7 +64,8 @@ def start_training_progress(key_parts: tuple[str, ...], label: str, max_epochs: 
             epochs.clear()
         epochs.append(record)
         update_progress_artifact(
-            artifact, 100.0 * record["epoch"] / max_epochs,
+            artifact,
+            100.0 * record["epoch"] / max_epochs,
             description=f"{label} epoch {record['epoch']}/{max_epochs} ({record['seconds']:.1f} s)\n\n"
             + epoch_table(epochs[-RECENT_EPOCHS:]),
         )
@@ -64,8 +74,12 @@ def start_training_progress(key_parts: tuple[str, ...], label: str, max_epochs: 
 
 
 def finish_training_progress(artifact: UUID, label: str, summary: str, history: dict) -> None:
-    update_progress_artifact(artifact, 100.0, description=f"{label}: {summary}\n\n"
-                             f"{epoch_table(history['epochs'][-RECENT_EPOCHS:])}\n\n{_curves_markdown(history)}")
+    update_progress_artifact(
+        artifact,
+        100.0,
+        description=f"{label}: {summary}\n\n"
+        f"{epoch_table(history['epochs'][-RECENT_EPOCHS:])}\n\n{_curves_markdown(history)}",
+    )
 
 
 def _data_uri(png: bytes) -> str:
@@ -77,20 +91,27 @@ def _curves_markdown(history: dict) -> str:
     """A variant's loss and accuracy curves, inline."""
     with tempfile.TemporaryDirectory() as folder:
         plots.plot_history(history, Path(folder))
-        return " ".join(f"![{metric}]({_data_uri((Path(folder) / f'{metric}.png').read_bytes())})"
-                        for metric in ("loss", "accuracy"))
+        return " ".join(
+            f"![{metric}]({_data_uri((Path(folder) / f'{metric}.png').read_bytes())})"
+            for metric in ("loss", "accuracy")
+        )
 
 
 def show_data_checks(result: dict, dataset_key: str) -> None:
     """The data set's statistics and checks as an artifact; the drift event when it drifted."""
-    create_markdown_artifact(reporting.render_data_section(result, with_plots=False), key=artifact_key("data-checks"),
-                             description=f"statistics and checks of data set {dataset_key}")
+    create_markdown_artifact(
+        reporting.render_data_section(result, with_plots=False),
+        key=artifact_key("data-checks"),
+        description=f"statistics and checks of data set {dataset_key}",
+    )
     drift = result["drift"]
     if drift and drift["drifted"]:
         emit_event(
             event=DRIFT_EVENT,
-            resource={"prefect.resource.id": f"imdb-rnn-pipeline.dataset.{dataset_key}",
-                      "prefect.resource.name": f"data set {dataset_key}"},
+            resource={
+                "prefect.resource.id": f"imdb-rnn-pipeline.dataset.{dataset_key}",
+                "prefect.resource.name": f"data set {dataset_key}",
+            },
             payload={key: drift[key] for key in DRIFT_PAYLOAD},
         )
 
@@ -99,10 +120,11 @@ def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str
     """The event a Prefect automation can turn into a notification of a new champion."""
     emit_event(
         event=PROMOTED_EVENT,
-        resource={"prefect.resource.id": f"imdb-rnn-pipeline.champion.{champion_uri}",
-                  "prefect.resource.name": "champion"},
-        payload={key: record[key] for key in PROMOTED_PAYLOAD} | {"value": record["metrics"][metric],
-                                                                  "reason": reason},
+        resource={
+            "prefect.resource.id": f"imdb-rnn-pipeline.champion.{champion_uri}",
+            "prefect.resource.name": "champion",
+        },
+        payload={key: record[key] for key in PROMOTED_PAYLOAD} | {"value": record["metrics"][metric], "reason": reason},
     )
 
 
@@ -115,11 +137,14 @@ def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, cha
         if path.endswith(".png"):
             report = report.replace(f"]({path})", f"]({_data_uri(storage.read_bytes(storage.join(run_uri, path)))})")
     create_markdown_artifact(report, key=artifact_key("run-report"), description=f"report of {run_uri}")
-    create_table_artifact(reporting.rounded(reporting.metrics_records(variants, baseline_result)),
-                          key=artifact_key("variant-metrics"),
-                          description=f"test metrics per variant; champion: {champion_reason}")
-    create_markdown_artifact(_files_markdown(run_uri, files), key=artifact_key("run-files"),
-                             description=f"files of {run_uri}")
+    create_table_artifact(
+        reporting.rounded(reporting.metrics_records(variants, baseline_result)),
+        key=artifact_key("variant-metrics"),
+        description=f"test metrics per variant; champion: {champion_reason}",
+    )
+    create_markdown_artifact(
+        _files_markdown(run_uri, files), key=artifact_key("run-files"), description=f"files of {run_uri}"
+    )
 
 
 def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
@@ -133,9 +158,12 @@ def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
         url = storage.browsable_url(storage.join(run_uri, path))
         link = f"[{path}]({url})" if url.startswith(("http://", "https://")) else f"`{url.removeprefix('file://')}`"
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
-    return (f"Run `{run_uri}`: `{publishing.MANIFEST_NAME}` lists every file with its sha256; "
-            f"`make verify RUN={run_uri}` checks them.\n\n"
-            + reporting.markdown_table(rows, ("file", "size", "link")) + "\n")
+    return (
+        f"Run `{run_uri}`: `{publishing.MANIFEST_NAME}` lists every file with its sha256; "
+        f"`make verify RUN={run_uri}` checks them.\n\n"
+        + reporting.markdown_table(rows, ("file", "size", "link"))
+        + "\n"
+    )
 
 
 def run_name() -> str:
@@ -156,7 +184,9 @@ def emit_failure_event(flow, flow_run_info, state) -> None:
     """Flow on_failure hook: an event a Prefect automation can turn into a notification."""
     emit_event(
         event=FAILED_EVENT,
-        resource={"prefect.resource.id": f"prefect.flow-run.{flow_run_info.id}",
-                  "prefect.resource.name": flow_run_info.name},
+        resource={
+            "prefect.resource.id": f"prefect.flow-run.{flow_run_info.id}",
+            "prefect.resource.name": flow_run_info.name,
+        },
         payload={"message": state.message or "", "flow": flow.name},
     )
