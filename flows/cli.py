@@ -116,7 +116,9 @@ def describe_validation_error(error: ValidationError) -> str:
     """The first problem of a ValidationError, named by its command-line option."""
     first = error.errors()[0]
     location = tuple(str(part) for part in first["loc"])
-    options = {(section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()}
+    options: dict[tuple[str, ...], str] = {
+        (section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()
+    }
     option = options.get(location[:2]) or options.get(location[:1]) or ".".join(location)
     return f"{option}: {first['msg'].removeprefix('Value error, ')}"
 

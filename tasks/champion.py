@@ -148,7 +148,7 @@ def judge(
     champion, version = read_champion(storage_root)
     problems = _champion_problems(champion)
     if problems:
-        log.warning("champion %s fails verification: %s", champion["run_uri"], "; ".join(problems))
+        log.warning("champion %s fails verification: %s", (champion or {}).get("run_uri"), "; ".join(problems))
     decision = decide(variants, dataset_key, champion, problems, config, stall_margin).model_copy(
         update={"champion_version": version}
     )
@@ -204,6 +204,7 @@ def _promote_conditionally(
     stall_margin: float,
 ) -> tuple[Decision, dict | None]:
     for _ in range(PROMOTE_ATTEMPTS):
+        assert decision.candidate is not None, "the gate promotes only a candidate"
         record = _champion_record(decision.candidate, run_uri, run_id, dataset_key, variants, config.metric)
         try:
             storage.write_if_unchanged(

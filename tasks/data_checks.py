@@ -90,13 +90,13 @@ def describe_split(reviews: Reviews, maxlen: int, num_words: int) -> dict:
     quantiles = np.quantile(lengths, LENGTH_QUANTILES) if rows else [0.0] * len(LENGTH_QUANTILES)
     return {
         "rows": rows,
-        "labels": {str(int(label)): int(count) for label, count in zip(labels, label_counts)},
+        "labels": {str(int(label)): int(count) for label, count in zip(labels, label_counts, strict=True)},
         "positive_share": float(np.mean(reviews.labels == 1)) if rows else 0.0,
         "length": {
             "min": int(lengths.min()) if rows else 0,
             "mean": float(lengths.mean()) if rows else 0.0,
             "max": int(lengths.max(initial=0)),
-            **{f"p{round(q * 100):02d}": float(v) for q, v in zip(LENGTH_QUANTILES, quantiles)},
+            **{f"p{round(q * 100):02d}": float(v) for q, v in zip(LENGTH_QUANTILES, quantiles, strict=True)},
         },
         "length_histogram": length_histogram(lengths),
         "truncated_share": float(np.mean(lengths > maxlen)) if rows else 0.0,
@@ -145,7 +145,7 @@ def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
             "rows": len(labels),
             "min_id": int(tokens.min()) if tokens.size else 0,
             "max_id": int(tokens.max()) if tokens.size else 0,
-            "labels": {str(int(value)): int(count) for value, count in zip(values, counts)},
+            "labels": {str(int(value)): int(count) for value, count in zip(values, counts, strict=True)},
         }
     return stored
 

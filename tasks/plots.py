@@ -93,7 +93,7 @@ def plot_labels(statistics: dict, path: Path) -> Path:
 
 def _split_names(statistics: dict) -> list[str]:
     """The splits in the pipeline's order (data_checks.json sorts its keys), any other name last."""
-    return sorted(statistics["splits"], key=lambda name: (SPLITS + (name,)).index(name))
+    return sorted(statistics["splits"], key=lambda name: (*SPLITS, name).index(name))
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def variant_result(published, seed_runs: list, seed_metrics: list[dict]) -> dict
             "best_val_loss": trained.best_val_loss,
             "test": {key: metrics[key] for key in SEED_METRICS},
         }
-        for trained, metrics in zip(seed_runs, seed_metrics)
+        for trained, metrics in zip(seed_runs, seed_metrics, strict=True)
     ]
     return {
         **published.model_dump(exclude={"model_path", "history_path"}),
@@ -91,7 +92,7 @@ def _number(value: float | None) -> str:
 def summary_rows(variants: dict[str, dict], baseline: dict | None = None) -> list[tuple[str, ...]]:
     """One row per variant (parameters, published seed, epochs, guard verdict, best val accuracy,
     test metrics, spread over seeds), then the baseline's row when there is one."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, result in variants.items():
         test = result["test"]
         spread = result.get("across_seeds", {}).get("accuracy")
@@ -218,15 +219,17 @@ def format_time_split(wall_seconds: float, variants: dict[str, dict], started_at
     )
 
 
-def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+def format_table(rows: Sequence[Sequence[str]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
     """A fixed-width text table for terminals and logs."""
     widths = [max(len(column), *(len(row[i]) for row in rows)) for i, column in enumerate(columns)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in [columns, *rows]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in [columns, *rows]
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
+def markdown_table(rows: Sequence[Sequence[str]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:
     """A markdown table of already formatted cells: every table the pipeline and its tools write."""
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -298,7 +301,7 @@ SEED_COLUMNS = (
 
 def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
     """Every seed of every variant with all its attempts: nothing a restart replaced is hidden."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, result in variants.items():
         for seed in result.get("seeds", []):
             attempts = ", ".join(
@@ -379,8 +382,9 @@ def render_model_card(
                 f"- {source['description']}"
                 + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
                 "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
-                f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews ({data['num_words']} "
-                "ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same out-of-vocabulary id",
+                f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews "
+                f"({data['num_words']} ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same "
+                "out-of-vocabulary id",
                 f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
                 "shorter ones are zero-padded at the front)",
             ]
@@ -403,7 +407,8 @@ def render_model_card(
         "## How to score",
         "```python\n"
         "import keras\n"
-        'model = keras.models.load_model("embedding/model.keras", safe_mode=True)  # or tasks.evaluation.load_model(uri)\n'
+        'model = keras.models.load_model("embedding/model.keras", safe_mode=True)'
+        "  # or tasks.evaluation.load_model(uri)\n"
         "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
         f"{data['maxlen']}) in this data set's id scheme\n"
         "```\n"
@@ -479,7 +484,7 @@ DATA_COLUMNS = (
 
 def data_rows(statistics: dict) -> list[tuple[str, ...]]:
     """One row per split: rows, label balance, lengths before padding, truncation, OOV rate, duplicates."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, split in statistics["splits"].items():
         length = split["length"]
         rows.append(

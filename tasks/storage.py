@@ -126,7 +126,7 @@ def ensure_writable(root: str) -> None:
             fs.makedirs(path, exist_ok=True)
         fs.pipe_file(probe, b"ok")
         fs.rm(probe)
-    except (*_failure_types(), ValueError) as error:
+    except (*_failure_types(), ValueError) as error:  # type: ignore[misc]  # mypy cannot unpack a tuple here
         raise StorageError(f"storage {root} is not writable ({error.__class__.__name__}: {error})") from None
 
 

@@ -322,7 +322,8 @@ def train_with_restarts(
     history = {
         **histories[attempts.index(chosen)],
         "attempts": [
-            {**_attempt_summary(trained), "epochs": record["epochs"]} for trained, record in zip(attempts, histories)
+            {**_attempt_summary(trained), "epochs": record["epochs"]}
+            for trained, record in zip(attempts, histories, strict=True)
         ],
     }
     storage.write_json(str(variant_dir / "history.json"), history)

@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def prepare_data(out_dir: Path, rows: int | None, config: DataConfig, seed: int)
         keep = len(labels) if rows is None else min(len(labels), rows if name == "train" else max(rows // 4, 2))
         arrays[f"x_{name}"], arrays[f"y_{name}"] = tokens[:keep], labels[:keep].astype("float32")
     path = out_dir / "data.npz"
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle
     shutil.rmtree(out_dir / "store")
     return path
 
@@ -67,7 +68,7 @@ def _seed_embedding(keras, arrays: dict, num_words: int, maxlen: int, sizes: Mod
 SEED_FORMULATIONS = {"onehot": _seed_onehot, "embedding": _seed_embedding}
 
 
-def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
+def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
     import keras
 
     from tasks.training import EpochProgress
@@ -93,7 +94,7 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[obje
     return model, [epoch["seconds"] for epoch in timer.epochs], model.predict(inputs["test"], verbose=0).reshape(-1)
 
 
-def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[object, list[float], np.ndarray]:
+def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
     from tasks.evaluation import score
     from tasks.models import build_training_model
     from tasks.training import EpochProgress, compile_model, fit_model
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data_config, training = DataConfig(source="offline"), TrainingConfig()
-    recipe = {
+    recipe: dict[str, Any] = {
         "num_words": data_config.num_words,
         "maxlen": data_config.maxlen,
         "batch_size": training.batch_size,

@@ -20,6 +20,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from tasks import storage
 from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting import markdown_table
@@ -156,10 +158,10 @@ def screening_rows(results: list[dict]) -> list[dict]:
     rows = []
     for preset in dict.fromkeys(result["preset"] for result in results):
         for variant in dict.fromkeys(result["variant"] for result in results):
-            curves = {True: [], False: []}
+            curves: dict[bool, list[list[float]]] = {True: [], False: []}
             for result in results:
                 if (result["preset"], result["variant"]) == (preset, variant):
-                    for attempt, curve in zip(result["attempts"], result["early_val_accuracy"]):
+                    for attempt, curve in zip(result["attempts"], result["early_val_accuracy"], strict=True):
                         curves[not (attempt["stalled"] or attempt.get("under_trained"))].append(curve)
             if not curves[True] and not curves[False]:
                 continue
@@ -267,13 +269,14 @@ def render(
             [
                 "# Model quality across seeds",
                 f"Produced by `{command}` in {seconds / 60:.1f} min on this machine. Data: {description}.",
-                f"Baseline ({baseline['description']}): val accuracy {baseline['val']['accuracy']:.4f}, test accuracy "
-                f"{baseline['test']['accuracy']:.4f}. Each row trains one variant on every seed with the pipeline's guard: "
-                f"an attempt whose best val accuracy is more than {training.baseline_margin:g} below the baseline's (below "
-                f"{floor:.4f}) is under-trained, one within {training.stall_margin:g} of the majority-class rate is stalled, "
-                f"and either is retrained with a derived seed, up to {training.restarts} times. *published* is what a run "
-                "publishes with the guard; *first attempt* is what it would publish without it. Training minutes add up "
-                "every attempt's fit time (two trainings ran side by side).",
+                f"Baseline ({baseline['description']}): val accuracy {baseline['val']['accuracy']:.4f}, "
+                f"test accuracy {baseline['test']['accuracy']:.4f}. Each row trains one variant on every seed with "
+                f"the pipeline's guard: an attempt whose best val accuracy is more than {training.baseline_margin:g} "
+                f"below the baseline's (below {floor:.4f}) is under-trained, one within {training.stall_margin:g} of "
+                f"the majority-class rate is stalled, and either is retrained with a derived seed, up to "
+                f"{training.restarts} times. *published* is what a run publishes with the guard; *first attempt* is "
+                "what it would publish without it. Training minutes add up every attempt's fit time (two trainings "
+                "ran side by side).",
                 summary,
                 "Presets (fields not listed keep the reference values):\n\n" + presets,
                 "## Could the first epochs pick out the failures?",
@@ -312,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         guard = TrainingConfig(restarts=args.restarts, baseline_margin=args.baseline_margin)
-    except ValueError as error:
+    except ValidationError as error:
         print(f"error: --restarts or --baseline-margin: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -15,7 +15,7 @@ from tasks.orchestration import ui
 from tasks.orchestration.policies import retry_when
 from tasks.sources import SourceInfo
 
-DOWNLOAD_RETRY_DELAYS = [2, 5]  # seconds: ride out a brief network blip, fail fast on a dead host
+DOWNLOAD_RETRY_DELAYS = [2.0, 5.0]  # seconds: ride out a brief network blip, fail fast on a dead host
 # A cached download may be an offline fallback: look for the canonical file again once a day.
 DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
 

@@ -18,7 +18,7 @@ def retry_when(should_retry: Callable[[Exception], bool]) -> Callable[..., bool]
     def condition(task, task_run, state) -> bool:
         try:
             state.result()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the task's own failure, handed to the predicate
             return should_retry(error)
         return False
 

@@ -15,7 +15,7 @@ from tasks.orchestration import ui
 from tasks.orchestration.policies import retry_when
 from tasks.sources import SourceInfo
 
-PUBLISH_RETRY_DELAYS = [5, 30]  # seconds: a storage hiccup heals; a retry resumes the upload
+PUBLISH_RETRY_DELAYS = [5.0, 30.0]  # seconds: a storage hiccup heals; a retry resumes the upload
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)

@@ -9,16 +9,19 @@ import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 from uuid import UUID
 
+from prefect import Flow, State
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.client.schemas.objects import FlowRun
 from prefect.events import emit_event
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run as current_flow_run
 
 from tasks import plots, publishing, reporting, storage
 from tasks.config import ModelConfig
@@ -56,7 +59,10 @@ def start_training_progress(
 ) -> tuple[UUID, Callable[[dict], None]]:
     """A progress artifact for one training and the callback that moves it every epoch; its
     description shows the last epochs as a table (a restart starts the table again at epoch 1)."""
-    artifact = create_progress_artifact(0.0, key=artifact_key(*key_parts), description=f"{label}: training started")
+    # Called from a sync task, Prefect's sync/async helper returns the id itself, not a coroutine.
+    artifact = cast(
+        UUID, create_progress_artifact(0.0, key=artifact_key(*key_parts), description=f"{label}: training started")
+    )
     epochs: list[dict] = []
 
     def update(record: dict) -> None:
@@ -168,7 +174,7 @@ def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
 
 def run_name() -> str:
     """Flow run names that say what ran: date, source and variants."""
-    config = flow_run.parameters.get("config") or {}
+    config = current_flow_run.parameters.get("config") or {}
     if hasattr(config, "model_dump"):
         config = config.model_dump()
     source = str((config.get("data") or {}).get("source", "auto")).rsplit("/", 1)[-1]
@@ -180,13 +186,10 @@ def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
     return [f"source:{source.rsplit('/', 1)[-1]}", *(f"variant:{name}" for name in variants)]
 
 
-def emit_failure_event(flow, flow_run_info, state) -> None:
+def emit_failure_event(flow: Flow, flow_run: FlowRun, state: State) -> None:
     """Flow on_failure hook: an event a Prefect automation can turn into a notification."""
     emit_event(
         event=FAILED_EVENT,
-        resource={
-            "prefect.resource.id": f"prefect.flow-run.{flow_run_info.id}",
-            "prefect.resource.name": flow_run_info.name,
-        },
+        resource={"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.name": flow_run.name},
         payload={"message": state.message or "", "flow": flow.name},
     )
