@@ -17,7 +17,7 @@ from flows.imdb_pipeline import main
 from tasks import data, features
 from tasks.cli import OPTIONS
 from tasks.errors import DataError
-from tests.conftest import assert_nothing_published, keras_load_data, run_error_line, small_run_options, write_imdb_npz
+from tests.helpers import assert_nothing_published, keras_load_data, run_error_line, small_run_options, write_imdb_npz
 
 # Options any value of which is acceptable: a path names a folder that is created when needed.
 UNCONSTRAINED = {"--cache-dir", "--work-dir"}

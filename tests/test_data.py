@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 
 from tasks import data
 from tasks.errors import DataError
-from tests.conftest import keras_load_data, write_imdb_npz
+from tests.helpers import keras_load_data, write_imdb_npz
 
 
 @pytest.mark.parametrize("num_words", [4, 25, 500])

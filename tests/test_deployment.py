@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SMALL_MIN_SPLIT_ROWS, server_client
+from tests.helpers import SMALL_MIN_SPLIT_ROWS, server_client
 
 pytestmark = pytest.mark.e2e
 

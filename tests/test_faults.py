@@ -20,7 +20,7 @@ from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
 from tasks.verify import main as verify_main
-from tests.conftest import latest_task_runs, sha256, small_run_options, stage_states
+from tests.helpers import latest_task_runs, sha256, small_run_options, stage_states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 

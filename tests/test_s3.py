@@ -17,7 +17,7 @@ from tasks import champion, evaluation, features, publishing, storage
 from tasks.config import ChampionConfig
 from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.verify import main as verify_main
-from tests.conftest import objects_under, sha256, small_run_options, split_uri
+from tests.helpers import objects_under, sha256, small_run_options, split_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 

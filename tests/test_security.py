@@ -21,7 +21,7 @@ import pytest
 from flows.imdb_pipeline import STAGES, main
 from tasks import evaluation
 from tasks.errors import PipelineError
-from tests.conftest import assert_nothing_published, objects_under, run_error_line, small_run_options
+from tests.helpers import assert_nothing_published, objects_under, run_error_line, small_run_options
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 30+ s on 2 cores
