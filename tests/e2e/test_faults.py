@@ -24,7 +24,7 @@ from tests.helpers import latest_task_runs, sha256, small_run_options, stage_sta
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_STAGES = ("download", "split", "pad-and-store")
 
 
