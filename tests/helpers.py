@@ -6,6 +6,8 @@ Import them as `from tests.helpers import ...` from any folder of tests/.
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,3 +140,89 @@ def server_client(environment: dict):
     with temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}):
         with get_client(sync_client=True) as client:
             yield client
+
+
+# Malformed imdb.npz files (tests/unit and tests/e2e test_bad_input.py).
+
+def object_reviews(*rows: list) -> np.ndarray:
+    """An object array of `rows`, as imdb.npz stores reviews."""
+    array = np.empty(len(rows), dtype=object)
+    array[:] = list(rows)
+    return array
+
+
+def write_npz(path: Path, **arrays: np.ndarray | None) -> Path:
+    """A tiny valid imdb.npz (two reviews of raw ranks per split, labels 0 and 1) with `arrays`
+    replacing its keys; None drops a key."""
+    valid = {"x_train": object_reviews([4, 5, 6], [7, 8]), "y_train": np.array([0, 1]),
+             "x_test": object_reviews([9, 4], [5]), "y_test": np.array([1, 0])}
+    np.savez(path, **{key: value for key, value in {**valid, **arrays}.items() if value is not None})
+    return path
+
+
+# name -> (arrays replacing the valid ones, words the error must contain)
+BAD_NPZ = {
+    "missing-keys": ({"x_test": None, "y_test": None}, "missing x_test, y_test"),
+    "float-ids": ({"x_train": object_reviews([1.5, 2.0], [3.0])}, "must be integers, found float"),
+    "float-id-matrix": ({"x_train": np.array([[1.0, 2.0], [3.0, 4.0]])}, "must be integers, found float64"),
+    "string-ids": ({"x_train": object_reviews(["good", "film"], ["bad"])}, "must be integers, found str"),
+    "digit-string-ids": ({"x_train": object_reviews(["5", "7"], ["9"])}, "must be integers, found str"),
+    "bool-ids": ({"x_train": object_reviews([True, True], [True])}, "must be integers, found bool"),
+    "ids-beyond-int64": ({"x_train": object_reviews([1, 2**70], [3])}, "must fit in 64-bit integers"),
+    "negative-ids": ({"x_train": object_reviews([4, -5], [3])}, "must be >= 1"),
+    "zero-ids": ({"x_test": object_reviews([0, 1], [3])}, "must be >= 1"),
+    "rows-not-sequences": ({"x_train": np.array([4, 5])}, "must be sequences of word ids"),
+    "single-value": ({"x_train": np.array(5)}, "is a single value"),
+    "string-labels": ({"y_train": np.array(["pos", "neg"])}, "must be integers 0 or 1"),
+    "float-labels": ({"y_test": np.array([1.0, 0.0])}, "must be integers 0 or 1"),
+    "labels-outside-0-1": ({"y_train": np.array([0, 2])}, "must be integers 0 or 1"),
+    "labels-2d": ({"y_train": np.array([[0], [1]])}, "must be integers 0 or 1"),
+    "fewer-labels": ({"y_test": np.array([1])}, "2 reviews but 1 labels"),
+    "empty-test-split": ({"x_test": object_reviews(), "y_test": np.zeros(0, dtype=int)}, "'x_test' is empty"),
+}
+# The subset also run end to end through the CLI (each costs a flow start).
+BAD_NPZ_END_TO_END = ["missing-keys", "float-ids", "ids-beyond-int64", "negative-ids", "string-labels",
+                      "empty-test-split"]
+
+
+# Listening sockets of processes, from /proc (Linux).
+
+LISTEN = "0A"  # the TCP state code /proc/net/tcp* use for a listening socket
+
+
+def _address(field: str) -> tuple[str, int]:
+    """An address of /proc/net/tcp*: hex words in host byte order, then the port."""
+    import ipaddress
+
+    host, port = field.split(":")
+    raw = bytes.fromhex(host)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
+def listening_addresses(pids) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state held open by one of `pids`."""
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # the process has ended
+            continue
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            except OSError:  # closed since the listing
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN and fields[9] in inodes:
+                found.add(_address(fields[1]))
+    return found
