@@ -45,6 +45,11 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	$(PY) -m pytest $(ARGS)
 
+## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
+.PHONY: test-fast
+test-fast: $(INSTALLED)
+	$(PY) -m pytest tests/unit $(ARGS)
+
 ## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
 .PHONY: bench
 bench: $(INSTALLED)
