@@ -80,6 +80,11 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix --exit-zero $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
+## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
+.PHONY: test-fast
+test-fast: $(INSTALLED)
+	$(PY) -m pytest tests/unit $(ARGS)
+
 ## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
 .PHONY: bench
 bench: $(INSTALLED)

@@ -93,9 +93,6 @@ class Reviews:
         starts = np.repeat(self.offsets[rows] - offsets[:-1], lengths)
         return Reviews(self.ids[starts + np.arange(offsets[-1])], offsets, self.labels[rows])
 
-    def to_lists(self) -> list[list[int]]:
-        return [self.ids[a:b].tolist() for a, b in itertools.pairwise(self.offsets)]
-
 
 def _is_integer_type(kind: type) -> bool:
     return issubclass(kind, (int, np.integer)) and not issubclass(kind, (bool, np.bool_))

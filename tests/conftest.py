@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import http.server
 import os
 import re
 import tempfile
 import threading
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tasks.orchestration.environment import set_prefect_defaults
-
-# Small generated data: large enough for a learnable signal, small enough for seconds per test.
-VOCABULARY = 60
-TRAIN_REVIEWS = 240
-TEST_REVIEWS = 120
-SMALL_MIN_SPLIT_ROWS = 20  # the generated val split has 48 reviews, fewer than the default floor
+from tests.helpers import REPO_ROOT, SERVER_START_SECONDS, TINY_MAXLEN, free_port, write_imdb_npz
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -34,112 +26,10 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
-    """CLI options for a quick flow run on the generated data; `extra` may override any of them.
-
-    The generated reviews are linearly separable, so the bag-of-words baseline scores about 1.0 and
-    RNNs trained for 3 epochs are far below it: the guard is off here (`--baseline-margin 1`) and
-    tested on its own, with its default margin. Its val split has 48 reviews, below the default
-    `--min-split-rows`, so the floor is lowered too (and tested on its own).
-    """
-    return [
-        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
-        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
-        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", "--baseline-margin", "1",
-        "--min-split-rows", str(SMALL_MIN_SPLIT_ROWS), *extra,
-    ]
-
-
-def run_error_line(captured) -> str:
-    """The one `error:` line a failed run ends its stderr with; the run's log above has no traceback."""
-    lines = captured.err.splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
-    assert "Traceback" not in captured.err, captured.err[-3000:]
-    return errors[0]
-
-
-def assert_nothing_published(store: Path) -> None:
-    assert not (store / "runs").exists()
-    assert not (store / "champion.json").exists()
-
-
-def keras_load_data(path, monkeypatch, num_words):
-    """keras.datasets.imdb.load_data reading `path` instead of downloading."""
-    import keras
-    import keras.src.datasets.imdb as keras_imdb
-
-    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
-    return keras.datasets.imdb.load_data(num_words=num_words)
-
-
-def split_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    return bucket, key
-
-
-def objects_under(client, uri: str) -> dict[str, bytes]:
-    """Every object below `uri`, by key relative to it, read with boto3."""
-    bucket, prefix = split_uri(uri)
-    found = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
-        for item in page.get("Contents", []):
-            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
-            found[item["Key"].removeprefix(prefix + "/")] = body
-    return found
-
-
-def latest_task_runs() -> list:
-    """The task runs of the latest flow run (needs prefect_harness)."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.sorting import FlowRunSort
-
-    with get_client(sync_client=True) as client:
-        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
-        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
-
-
-def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
-    """State names of the latest flow run's task runs, by stage name prefix."""
-    task_runs = latest_task_runs()
-    return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
-
-
-def make_raw_reviews(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Reviews as raw frequency ranks (1 = most frequent), like the canonical file stores them.
-
-    Positive reviews use ranks 10-19 more often, negative ones 20-29, so a model can learn.
-    """
-    labels = rng.integers(0, 2, size=count)
-    reviews = np.empty(count, dtype=object)
-    for row, label in enumerate(labels):
-        length = int(rng.integers(3, 40))
-        common = rng.integers(1, VOCABULARY, size=length)
-        signal = rng.integers(10, 20, size=length) if label else rng.integers(20, 30, size=length)
-        reviews[row] = np.where(rng.random(length) < 0.5, signal, common).tolist()
-    return reviews, labels.astype(np.int64)
-
-
-def write_imdb_npz(path: Path, seed: int = 0, train: int = TRAIN_REVIEWS, test: int = TEST_REVIEWS) -> Path:
-    rng = np.random.default_rng(seed)
-    x_train, y_train = make_raw_reviews(train, rng)
-    x_test, y_test = make_raw_reviews(test, rng)
-    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    return path
-
-
 @pytest.fixture(scope="session")
 def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small imdb.npz in the canonical format (object arrays of raw ranks, int labels)."""
     return write_imdb_npz(tmp_path_factory.mktemp("npz") / "imdb.npz")
-
-
-TINY_MAXLEN = 20
 
 
 @pytest.fixture(scope="session")
@@ -187,18 +77,6 @@ def prefect_harness():
         yield
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 20-30 s on 2 cores, more when busy
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     """A real Prefect server (SQLite) started by `make server` on a free, non-default port of
@@ -232,17 +110,6 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     os.killpg(server.pid, signal.SIGTERM)  # make, the server and its children: one session
     server.wait(timeout=30)
     log.close()
-
-
-@contextmanager
-def server_client(environment: dict):
-    """A Prefect client talking to `prefect_server` (not to the session harness)."""
-    from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}):
-        with get_client(sync_client=True) as client:
-            yield client
 
 
 @pytest.fixture

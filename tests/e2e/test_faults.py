@@ -19,12 +19,12 @@ import pytest
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
+from tests.helpers import latest_task_runs, sha256, small_run_options, stage_states
 from tools.verify import main as verify_main
-from tests.conftest import latest_task_runs, sha256, small_run_options, stage_states
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_STAGES = ("download", "split", "pad-and-store")
 
 

@@ -8,24 +8,24 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 
 from flows.imdb_pipeline import STAGES, main
-from tasks import evaluation
-from tasks.errors import PipelineError
-from tests.conftest import assert_nothing_published, objects_under, run_error_line, small_run_options
+from tests.helpers import (
+    assert_nothing_published,
+    listening_addresses,
+    objects_under,
+    run_error_line,
+    small_run_options,
+)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 30+ s on 2 cores
-LISTEN = "0A"  # the TCP state code /proc/net/tcp* use for a listening socket
 
 
 # --- code hidden in inputs ------------------------------------------------------------------------
@@ -67,31 +67,6 @@ def test_a_malicious_npz_fails_the_run_without_running_its_code(payload, prefect
     assert marker.exists()
 
 
-def save_model_with_lambda(path: Path, marker: Path) -> Path:
-    """A model whose Lambda layer, when run, creates `marker`; saved as .keras with the lambda's bytecode."""
-    ids = keras.Input((5,), dtype="int32")
-    touched = keras.layers.Lambda(lambda t, path: __import__("pathlib").Path(path).touch() or t,
-                                  arguments={"path": str(marker)})(ids)
-    model = keras.Model(ids, keras.layers.Dense(1)(keras.ops.cast(touched, "float32")))
-    model.save(path)
-    marker.unlink()  # building the model ran the lambda once; only loading counts below
-    return path
-
-
-def test_a_model_with_a_python_lambda_is_refused_without_running_it(tmp_path):
-    marker = tmp_path / "pwned"
-    path = save_model_with_lambda(tmp_path / "model.keras", marker)
-    for uri in (str(path), f"file://{path}"):
-        with pytest.raises(PipelineError) as caught:
-            evaluation.load_model(uri)
-        message = str(caught.value)
-        assert message.startswith(f"{uri}: ") and "Lambda" in message and "\n" not in message
-        assert not marker.exists()
-
-    keras.models.load_model(path, safe_mode=False)  # unsafe loading does run it: the file is live
-    assert marker.exists()
-
-
 # --- credentials ----------------------------------------------------------------------------------
 
 def _files_containing(folder: Path, needle: bytes) -> list[str]:
@@ -110,7 +85,12 @@ def _flow_run_records(flow_run_id) -> dict[str, str]:
     """What the Prefect API keeps about one flow run, as JSON text per kind, once its logs are in."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
-        ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId,
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+        LogFilter,
+        LogFilterFlowRunId,
     )
 
     with get_client(sync_client=True) as client:
@@ -210,44 +190,6 @@ def process_tree(root: int) -> dict[int, str]:
     return tree
 
 
-def _address(field: str) -> tuple[str, int]:
-    """An address of /proc/net/tcp*: hex words in host byte order, then the port."""
-    import ipaddress
-
-    host, port = field.split(":")
-    raw = bytes.fromhex(host)
-    if sys.byteorder == "little":
-        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-    ip = ipaddress.ip_address(raw)
-    if ip.version == 6 and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return str(ip), int(port, 16)
-
-
-def listening_addresses(pids) -> set[tuple[str, int]]:
-    """(address, port) of every TCP socket in LISTEN state held open by one of `pids`."""
-    inodes = set()
-    for pid in pids:
-        try:
-            descriptors = os.listdir(f"/proc/{pid}/fd")
-        except OSError:  # the process has ended
-            continue
-        for descriptor in descriptors:
-            try:
-                link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
-            except OSError:  # closed since the listing
-                continue
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:["):-1])
-    found = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == LISTEN and fields[9] in inodes:
-                found.add(_address(fields[1]))
-    return found
-
-
 def start_make_target(arguments: list[str], log: Path) -> subprocess.Popen:
     """`make -s <arguments>` from the repo root, in its own session, its output in `log`."""
     environment = {**os.environ, "PREFECT_API_URL": ""}
@@ -302,20 +244,6 @@ def _http_ok(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def test_the_listener_check_tells_wildcard_from_loopback_binds():
-    bound = [("0.0.0.0", socket.AF_INET), ("::", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)]
-    sockets = [socket.socket(family) for _, family in bound]
-    try:
-        for sock, (address, _) in zip(sockets, bound):
-            sock.bind((address, 0))
-            sock.listen()
-        expected = {(address, sock.getsockname()[1]) for sock, (address, _) in zip(sockets, bound)}
-        assert expected <= listening_addresses([os.getpid()])
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.mark.e2e

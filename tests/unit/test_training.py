@@ -11,7 +11,7 @@ import pytest
 from tasks import baseline, data, evaluation, features, guard, training
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.training import train_variant
-from tests.conftest import TINY_MAXLEN
+from tests.helpers import TINY_MAXLEN
 
 MAXLEN = TINY_MAXLEN
 

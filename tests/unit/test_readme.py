@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flows.cli import OPTIONS, SECTIONS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 README = (REPO_ROOT / "README.md").read_text()
 # Options the flow's command line adds beside the config fields (not pipeline parameters).
 EXTRA_OPTIONS = {"--s3-endpoint-url": "`AWS_ENDPOINT_URL`"}

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.conftest import sha256, small_run_options, stage_states, write_imdb_npz
+from tests.helpers import sha256, small_run_options, stage_states, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 

@@ -10,6 +10,7 @@ from keras.utils import pad_sequences
 
 from tasks import data, features
 from tasks.errors import DataError
+from tests.helpers import review_lists
 
 METADATA = {"num_words": 50, "maxlen": 7, "val_fraction": 0.2, "seed": 1, "source": "x", "source_sha256": "ab"}
 
@@ -23,7 +24,7 @@ def ragged() -> data.Reviews:
 
 @pytest.mark.parametrize("maxlen", [1, 7, 40])
 def test_padding_equals_keras_pad_sequences(ragged, maxlen):
-    expected = pad_sequences(ragged.to_lists(), maxlen=maxlen)
+    expected = pad_sequences(review_lists(ragged), maxlen=maxlen)
     padded = features.pad_reviews(ragged, maxlen)
     assert padded.dtype == np.int32
     np.testing.assert_array_equal(padded, expected)

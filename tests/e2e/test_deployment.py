@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import SMALL_MIN_SPLIT_ROWS, server_client
+from tests.helpers import SMALL_MIN_SPLIT_ROWS, server_client
 
 pytestmark = pytest.mark.e2e
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "imdb-rnn-pipeline/weekly-retraining"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 

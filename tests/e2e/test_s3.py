@@ -16,8 +16,8 @@ from flows.imdb_pipeline import main
 from tasks import champion, evaluation, features, publishing, storage
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import ObjectExists, StorageError, WriteConflict
+from tests.helpers import objects_under, sha256, small_run_options, split_uri
 from tools.verify import main as verify_main
-from tests.conftest import objects_under, sha256, small_run_options, split_uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 

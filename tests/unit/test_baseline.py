@@ -7,7 +7,7 @@ import pytest
 
 from tasks import baseline, data, features
 from tasks.errors import DataError
-from tests.conftest import TINY_MAXLEN
+from tests.helpers import TINY_MAXLEN
 
 MAXLEN = TINY_MAXLEN
 

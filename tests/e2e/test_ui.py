@@ -12,7 +12,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, server_client, small_run_options
+from tests.helpers import REPO_ROOT, server_client, small_run_options
 
 pytestmark = pytest.mark.e2e
 

@@ -11,22 +11,22 @@ from sklearn.model_selection import train_test_split
 
 from tasks import data
 from tasks.errors import DataError
-from tests.conftest import keras_load_data, write_imdb_npz
+from tests.helpers import keras_load_data, review_lists, write_imdb_npz
 
 
 @pytest.mark.parametrize("num_words", [4, 25, 500])
 def test_npz_loader_matches_keras_load_data(imdb_npz, monkeypatch, num_words):
     (x_train, y_train), (x_test, y_test) = keras_load_data(imdb_npz, monkeypatch, num_words)
     train, test = data.load_keras_npz(imdb_npz, num_words)
-    assert train.to_lists() == [list(row) for row in x_train]
-    assert test.to_lists() == [list(row) for row in x_test]
+    assert review_lists(train) == [list(row) for row in x_train]
+    assert review_lists(test) == [list(row) for row in x_test]
     np.testing.assert_array_equal(train.labels, y_train)
     np.testing.assert_array_equal(test.labels, y_test)
 
 
 def test_encoded_ids_follow_the_keras_scheme(imdb_npz):
     train, _ = data.load_keras_npz(imdb_npz, num_words=25)
-    rows = train.to_lists()
+    rows = review_lists(train)
     assert all(row[0] == data.START_ID for row in rows)
     body = np.concatenate([row[1:] for row in rows])
     assert body.max() < 25
@@ -37,7 +37,7 @@ def test_encoded_ids_follow_the_keras_scheme(imdb_npz):
 def test_reviews_take_keeps_rows_and_order():
     reviews = data.Reviews.from_lists([[1, 2], [], [3, 4, 5], [6]], [0, 1, 0, 1])
     picked = reviews.take(np.array([2, 0, 1, 2]))
-    assert picked.to_lists() == [[3, 4, 5], [1, 2], [], [3, 4, 5]]
+    assert review_lists(picked) == [[3, 4, 5], [1, 2], [], [3, 4, 5]]
     np.testing.assert_array_equal(picked.labels, [0, 0, 1, 0])
 
 
@@ -103,15 +103,15 @@ def test_split_matches_train_test_split_and_is_deterministic(imdb_npz):
     train_part, _ = data.load_keras_npz(imdb_npz, 50)
     train, val = data.split_reviews(train_part, 0.2, seed=42)
     sequences = np.empty(len(train_part), dtype=object)
-    sequences[:] = train_part.to_lists()
+    sequences[:] = review_lists(train_part)
     x_train, x_val, y_train, y_val = train_test_split(sequences, train_part.labels, test_size=0.2, random_state=42)
-    assert train.to_lists() == list(x_train)
-    assert val.to_lists() == list(x_val)
+    assert review_lists(train) == list(x_train)
+    assert review_lists(val) == list(x_val)
     np.testing.assert_array_equal(val.labels, y_val)
     again, _ = data.split_reviews(train_part, 0.2, seed=42)
-    assert again.to_lists() == train.to_lists()
+    assert review_lists(again) == review_lists(train)
     other, _ = data.split_reviews(train_part, 0.2, seed=7)
-    assert other.to_lists() != train.to_lists()
+    assert review_lists(other) != review_lists(train)
 
 
 def test_tokenize_and_rank_vocabulary():
@@ -131,12 +131,12 @@ def test_offline_vocabulary_is_ranked_on_training_reviews_only(tmp_path):
     assert (len(train), len(test)) == (16, 4)
     assert train.labels.mean() == test.labels.mean() == 0.5  # stratified
     # "fine" and "movie" rank first and second: ids 4 and 5 after the start id and the shift by 3
-    assert {tuple(row[:6]) for row in train.to_lists()} == {(1, 4, 4, 4, 5, 5)}
+    assert {tuple(row[:6]) for row in review_lists(train)} == {(1, 4, 4, 4, 5, 5)}
     assert len(train.ids) == 16 * 8  # the rotten tomatoes row is not part of the corpus
     # each test review's number never occurs in training: skipped, as in the canonical file
-    assert {len(row) for row in test.to_lists()} == {7}
+    assert {len(row) for row in review_lists(test)} == {7}
     clipped, _ = data.load_offline_reviews(csv, num_words=5)
-    assert {tuple(row[:6]) for row in clipped.to_lists()} == {(1, 4, 4, 4, 2, 2)}
+    assert {tuple(row[:6]) for row in review_lists(clipped)} == {(1, 4, 4, 4, 2, 2)}
 
 
 def test_offline_corpus_of_the_package_has_the_expected_split():

@@ -1,0 +1,233 @@
+"""Plain helpers and constants shared by the tests (fixtures and hooks live in conftest.py).
+
+Import them as `from tests.helpers import ...` from any folder of tests/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 20-30 s on 2 cores, more when busy
+
+# Small generated data: large enough for a learnable signal, small enough for seconds per test.
+VOCABULARY = 60
+TRAIN_REVIEWS = 240
+TEST_REVIEWS = 120
+SMALL_MIN_SPLIT_ROWS = 20  # the generated val split has 48 reviews, fewer than the default floor
+TINY_MAXLEN = 20  # the padded length of the `tiny_dataset` fixture
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
+    """CLI options for a quick flow run on the generated data; `extra` may override any of them.
+
+    The generated reviews are linearly separable, so the bag-of-words baseline scores about 1.0 and
+    RNNs trained for 3 epochs are far below it: the guard is off here (`--baseline-margin 1`) and
+    tested on its own, with its default margin. Its val split has 48 reviews, below the default
+    `--min-split-rows`, so the floor is lowered too (and tested on its own).
+    """
+    return [
+        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
+        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
+        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", "--baseline-margin", "1",
+        "--min-split-rows", str(SMALL_MIN_SPLIT_ROWS), *extra,
+    ]
+
+
+def run_error_line(captured) -> str:
+    """The one `error:` line a failed run ends its stderr with; the run's log above has no traceback."""
+    lines = captured.err.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
+    assert "Traceback" not in captured.err, captured.err[-3000:]
+    return errors[0]
+
+
+def assert_nothing_published(store: Path) -> None:
+    assert not (store / "runs").exists()
+    assert not (store / "champion.json").exists()
+
+
+def keras_load_data(path, monkeypatch, num_words):
+    """keras.datasets.imdb.load_data reading `path` instead of downloading."""
+    import keras
+    import keras.src.datasets.imdb as keras_imdb
+
+    monkeypatch.setattr(keras_imdb, "get_file", lambda *args, **kwargs: str(path))
+    return keras.datasets.imdb.load_data(num_words=num_words)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def objects_under(client, uri: str) -> dict[str, bytes]:
+    """Every object below `uri`, by key relative to it, read with boto3."""
+    bucket, prefix = split_uri(uri)
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/"):
+        for item in page.get("Contents", []):
+            body = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            found[item["Key"].removeprefix(prefix + "/")] = body
+    return found
+
+
+def latest_task_runs() -> list:
+    """The task runs of the latest flow run (needs prefect_harness)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        return client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[latest.id])))
+
+
+def stage_states(stages: tuple[str, ...]) -> dict[str, str]:
+    """State names of the latest flow run's task runs, by stage name prefix."""
+    task_runs = latest_task_runs()
+    return {stage: next(run.state.name for run in task_runs if run.name.startswith(stage)) for stage in stages}
+
+
+def make_raw_reviews(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Reviews as raw frequency ranks (1 = most frequent), like the canonical file stores them.
+
+    Positive reviews use ranks 10-19 more often, negative ones 20-29, so a model can learn.
+    """
+    labels = rng.integers(0, 2, size=count)
+    reviews = np.empty(count, dtype=object)
+    for row, label in enumerate(labels):
+        length = int(rng.integers(3, 40))
+        common = rng.integers(1, VOCABULARY, size=length)
+        signal = rng.integers(10, 20, size=length) if label else rng.integers(20, 30, size=length)
+        reviews[row] = np.where(rng.random(length) < 0.5, signal, common).tolist()
+    return reviews, labels.astype(np.int64)
+
+
+def write_imdb_npz(path: Path, seed: int = 0, train: int = TRAIN_REVIEWS, test: int = TEST_REVIEWS) -> Path:
+    rng = np.random.default_rng(seed)
+    x_train, y_train = make_raw_reviews(train, rng)
+    x_test, y_test = make_raw_reviews(test, rng)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server_client(environment: dict):
+    """A Prefect client talking to `prefect_server` (not to the session harness)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}):
+        with get_client(sync_client=True) as client:
+            yield client
+
+
+# Malformed imdb.npz files (tests/unit and tests/e2e test_bad_input.py).
+
+def object_reviews(*rows: list) -> np.ndarray:
+    """An object array of `rows`, as imdb.npz stores reviews."""
+    array = np.empty(len(rows), dtype=object)
+    array[:] = list(rows)
+    return array
+
+
+def write_npz(path: Path, **arrays: np.ndarray | None) -> Path:
+    """A tiny valid imdb.npz (two reviews of raw ranks per split, labels 0 and 1) with `arrays`
+    replacing its keys; None drops a key."""
+    valid = {"x_train": object_reviews([4, 5, 6], [7, 8]), "y_train": np.array([0, 1]),
+             "x_test": object_reviews([9, 4], [5]), "y_test": np.array([1, 0])}
+    np.savez(path, **{key: value for key, value in {**valid, **arrays}.items() if value is not None})
+    return path
+
+
+# name -> (arrays replacing the valid ones, words the error must contain)
+BAD_NPZ = {
+    "missing-keys": ({"x_test": None, "y_test": None}, "missing x_test, y_test"),
+    "float-ids": ({"x_train": object_reviews([1.5, 2.0], [3.0])}, "must be integers, found float"),
+    "float-id-matrix": ({"x_train": np.array([[1.0, 2.0], [3.0, 4.0]])}, "must be integers, found float64"),
+    "string-ids": ({"x_train": object_reviews(["good", "film"], ["bad"])}, "must be integers, found str"),
+    "digit-string-ids": ({"x_train": object_reviews(["5", "7"], ["9"])}, "must be integers, found str"),
+    "bool-ids": ({"x_train": object_reviews([True, True], [True])}, "must be integers, found bool"),
+    "ids-beyond-int64": ({"x_train": object_reviews([1, 2**70], [3])}, "must fit in 64-bit integers"),
+    "negative-ids": ({"x_train": object_reviews([4, -5], [3])}, "must be >= 1"),
+    "zero-ids": ({"x_test": object_reviews([0, 1], [3])}, "must be >= 1"),
+    "rows-not-sequences": ({"x_train": np.array([4, 5])}, "must be sequences of word ids"),
+    "single-value": ({"x_train": np.array(5)}, "is a single value"),
+    "string-labels": ({"y_train": np.array(["pos", "neg"])}, "must be integers 0 or 1"),
+    "float-labels": ({"y_test": np.array([1.0, 0.0])}, "must be integers 0 or 1"),
+    "labels-outside-0-1": ({"y_train": np.array([0, 2])}, "must be integers 0 or 1"),
+    "labels-2d": ({"y_train": np.array([[0], [1]])}, "must be integers 0 or 1"),
+    "fewer-labels": ({"y_test": np.array([1])}, "2 reviews but 1 labels"),
+    "empty-test-split": ({"x_test": object_reviews(), "y_test": np.zeros(0, dtype=int)}, "'x_test' is empty"),
+}
+# The subset also run end to end through the CLI (each costs a flow start).
+BAD_NPZ_END_TO_END = ["missing-keys", "float-ids", "ids-beyond-int64", "negative-ids", "string-labels",
+                      "empty-test-split"]
+
+
+# Listening sockets of processes, from /proc (Linux).
+
+LISTEN = "0A"  # the TCP state code /proc/net/tcp* use for a listening socket
+
+
+def _address(field: str) -> tuple[str, int]:
+    """An address of /proc/net/tcp*: hex words in host byte order, then the port."""
+    import ipaddress
+
+    host, port = field.split(":")
+    raw = bytes.fromhex(host)
+    if sys.byteorder == "little":
+        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    ip = ipaddress.ip_address(raw)
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
+def listening_addresses(pids) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state held open by one of `pids`."""
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = os.listdir(f"/proc/{pid}/fd")
+        except OSError:  # the process has ended
+            continue
+        for descriptor in descriptors:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{descriptor}")
+            except OSError:  # closed since the listing
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN and fields[9] in inodes:
+                found.add(_address(fields[1]))
+    return found
+
+
+def review_lists(reviews) -> list[list[int]]:
+    """A Reviews' rows as plain lists, to compare with Keras' own output."""
+    return [reviews.ids[start:end].tolist() for start, end in zip(reviews.offsets[:-1], reviews.offsets[1:], strict=True)]

@@ -1,0 +1,146 @@
+"""Bad input fails with one `error:` line that names the problem, a non-zero exit status, and
+nothing published: option values and malformed imdb.npz files, without a flow run (the runs that
+fail on bad data are in tests/e2e/test_bad_input.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import flows.imdb_pipeline as pipeline
+from flows.cli import OPTIONS
+from flows.imdb_pipeline import main
+from tasks import data
+from tasks.errors import DataError
+from tests.helpers import BAD_NPZ, keras_load_data, object_reviews, review_lists, write_npz
+
+# Options any value of which is acceptable: a path names a folder that is created when needed.
+UNCONSTRAINED = {"--cache-dir", "--work-dir"}
+
+# (command line, the option the error must name, words the error must contain)
+BAD_OPTIONS = [
+    (["--source", " "], "--source", "must be keras, offline, auto or a URI"),
+    (["--source-sha256", "ab" * 31], "--source-sha256", "64 hexadecimal characters"),
+    (["--download-timeout", "0"], "--download-timeout", "greater than 0"),
+    (["--download-timeout", "nan"], "--download-timeout", "finite number"),
+    (["--download-timeout", "1e12"], "--download-timeout", "less than or equal to"),
+    (["--download-timeout", "soon"], "--download-timeout", "invalid float value: 'soon'"),
+    (["--num-words", "3"], "--num-words", "greater than or equal to 4"),
+    (["--num-words", "many"], "--num-words", "invalid int value: 'many'"),
+    (["--maxlen", "1.5"], "--maxlen", "invalid int value: '1.5'"),
+    (["--val-fraction", "nan"], "--val-fraction", "finite number"),
+    (["--variants", ","], "--variants", "at least one variant is needed"),
+    (["--rnn-units", "0"], "--rnn-units", "greater than or equal to 1"),
+    (["--rnn-units", "eight"], "--rnn-units", "invalid int value: 'eight'"),
+    (["--embedding-dim", "0"], "--embedding-dim", "greater than or equal to 1"),
+    (["--batch-size", "abc"], "--batch-size", "invalid int value: 'abc'"),
+    (["--learning-rate", "inf"], "--learning-rate", "finite number"),
+    (["--max-epochs", "-3"], "--max-epochs", "greater than or equal to 1"),
+    (["--patience", "-1"], "--patience", "greater than or equal to 0"),
+    (["--patience", "1.5"], "--patience", "invalid int value: '1.5'"),
+    (["--recipe", "fast"], "--recipe", "'reference' or 'robust'"),
+    (["--start-from-epoch", "-1"], "--start-from-epoch", "greater than or equal to 0"),
+    (["--min-delta", "-0.1"], "--min-delta", "greater than or equal to 0"),
+    (["--seeds", "0"], "--seeds", "greater than or equal to 1"),
+    (["--seeds", "33"], "--seeds", "less than or equal to 32"),
+    (["--restarts", "-1"], "--restarts", "greater than or equal to 0"),
+    (["--restarts", "21"], "--restarts", "less than or equal to 20"),
+    (["--baseline-margin", "-0.1"], "--baseline-margin", "greater than or equal to 0"),
+    (["--baseline-margin", "nan"], "--baseline-margin", "finite number"),
+    (["--stall-margin", "0.5"], "--stall-margin", "less than 0.5"),
+    (["--training-timeout", "0"], "--training-timeout", "greater than or equal to 1"),
+    (["--training-timeout", str(10**12)], "--training-timeout", "less than or equal to"),
+    (["--min-split-rows", "1"], "--min-split-rows", "greater than or equal to 2"),
+    (["--max-overlap", "-0.01"], "--max-overlap", "greater than or equal to 0"),
+    (["--max-overlap", "1.5"], "--max-overlap", "less than or equal to 1"),
+    (["--max-drift", "0"], "--max-drift", "greater than 0"),
+    (["--max-drift", "nan"], "--max-drift", "finite number"),
+    (["--storage", ""], "--storage", "must not be empty"),
+    (["--storage", "ftp://host/x"], "--storage", "unknown storage scheme 'ftp'"),
+    (["--storage", "gs://bucket/x"], "--storage", "unknown storage scheme 'gs'"),
+    (["--promote", "sometimes"], "--promote", "'never', 'auto' or 'always'"),
+    (["--champion-metric", "f1"], "--champion-metric", "'accuracy', 'roc_auc' or 'loss'"),
+    (["--seed", "-1"], "--seed", "greater than or equal to 0"),
+    (["--seed", str(2**32)], "--seed", "less than 4294967296"),
+    (["--refresh=yes"], "--refresh", "ignored explicit argument 'yes'"),
+]
+
+
+def _flow_must_not_start(*args, **kwargs):
+    pytest.fail("the flow started although the command line is invalid")
+
+
+def exit_status(argv: list[str]) -> int:
+    """main's status; argparse ends a malformed command line with SystemExit instead of returning."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def single_error_line(captured) -> str:
+    """The only line of stderr, an `error:` line (nothing else runs before a command line is refused)."""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), captured.err[-3000:]
+    return lines[0]
+
+
+@pytest.mark.parametrize("argv, option, words", BAD_OPTIONS, ids=[" ".join(argv) for argv, _, _ in BAD_OPTIONS])
+def test_a_bad_option_value_exits_2_with_one_line_naming_the_option(
+    argv, option, words, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(pipeline, "imdb_rnn_pipeline", _flow_must_not_start)
+    store = tmp_path / "store"
+    assert exit_status(["--storage", str(store), *argv]) == 2
+    captured = capsys.readouterr()
+    line = single_error_line(captured)
+    assert line.startswith(f"error: {option}: ") and words in line
+    assert captured.out == ""
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [(["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+     (["--max-epochs"], "--max-epochs: expected one argument")],
+)
+def test_a_malformed_command_line_exits_2_with_one_line(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pipeline, "imdb_rnn_pipeline", _flow_must_not_start)
+    assert exit_status(["--storage", str(tmp_path / "store"), *argv]) == 2
+    assert single_error_line(capsys.readouterr()) == f"error: {words}"
+    assert not (tmp_path / "store").exists()
+
+
+def test_every_constrained_option_has_a_bad_value_case():
+    covered = {option for _, option, _ in BAD_OPTIONS}
+    assert all(argv[0].split("=")[0] == option for argv, option, _ in BAD_OPTIONS)
+    assert not covered & UNCONSTRAINED
+    missing = set(OPTIONS) - covered - UNCONSTRAINED
+    assert not missing, f"add a bad value to BAD_OPTIONS (or list the option in UNCONSTRAINED): {sorted(missing)}"
+    assert UNCONSTRAINED <= set(OPTIONS)
+
+
+# --- malformed imdb.npz ---------------------------------------------------------------------------
+
+def test_the_unmodified_npz_loads(tmp_path):
+    train, test = data.load_keras_npz(write_npz(tmp_path / "valid.npz"), num_words=50)
+    assert (len(train), len(test)) == (2, 2)
+
+
+@pytest.mark.parametrize("case", BAD_NPZ)
+def test_a_malformed_npz_is_a_data_error_naming_the_file(case, tmp_path):
+    arrays, words = BAD_NPZ[case]
+    path = write_npz(tmp_path / f"{case}.npz", **arrays)
+    with pytest.raises(DataError) as caught:
+        data.load_keras_npz(path, num_words=50)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and words in message and "\n" not in message
+
+
+def test_ids_near_the_int64_limit_become_oov_as_keras_load_data_makes_them(tmp_path, monkeypatch):
+    huge = [2**63 - 1, 2**63 - 2, 2**63 - 3, 2**40]  # the first three wrapped around when shifted by 3
+    path = write_npz(tmp_path / "huge.npz", x_train=object_reviews(*([4, rank] for rank in huge)),
+                     y_train=np.array([0, 1, 0, 1]))
+    (x_train, _), _ = keras_load_data(path, monkeypatch, num_words=50)
+    train, _ = data.load_keras_npz(path, num_words=50)
+    assert review_lists(train) == [list(row) for row in x_train]
