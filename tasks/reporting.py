@@ -359,8 +359,33 @@ def model_list(variants: dict[str, dict], maxlen: int) -> str:
     )
 
 
+def data_caveats(data_checks: dict | None) -> list[str]:
+    """The data checks' warnings and the drift verdict, as model card lines (none when all is usual)."""
+    if not data_checks:
+        return []
+    lines = [
+        f"- data check warning, {finding['check']}: {finding['message']}"
+        for finding in data_checks["checks"]
+        if finding["level"] == "warning"
+    ]
+    drift = data_checks.get("drift")
+    if drift and drift["drifted"]:
+        lines.append(
+            f"- drift against {data_checks['drift_reference']}: {', '.join(drift['drifted'])} above "
+            f"{drift['max_drift']:g} (see report.md)"
+        )
+    return lines
+
+
 def render_model_card(
-    run_id: str, config: dict, source: dict, dataset: dict, variants: dict[str, dict], baseline: dict, decision: dict
+    run_id: str,
+    config: dict,
+    source: dict,
+    dataset: dict,
+    variants: dict[str, dict],
+    baseline: dict,
+    decision: dict,
+    data_checks: dict | None = None,
 ) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
     where they fail, and how to score with them."""
@@ -387,6 +412,7 @@ def render_model_card(
                 "out-of-vocabulary id",
                 f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
                 "shorter ones are zero-padded at the front)",
+                *data_caveats(data_checks),
             ]
         ),
         "## Intended use",
@@ -465,7 +491,7 @@ def write_run_files(
         render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks)
     )
     (run_dir / "model_card.md").write_text(
-        render_model_card(run_id, config, source, dataset, variants, baseline, decision)
+        render_model_card(run_id, config, source, dataset, variants, baseline, decision, data_checks)
     )
 
 

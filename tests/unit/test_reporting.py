@@ -39,3 +39,20 @@ def test_table_records_put_the_baseline_after_the_variants():
                           "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
                           "test_roc_auc": 0.885}
     assert records[0]["guard"] == "ok" and records[0]["val_accuracy"] == 0.78
+
+
+def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
+    checks = {
+        "checks": [
+            {"check": "label balance", "level": "ok", "message": "fine"},
+            {"check": "oov rate", "level": "warning", "message": "0.61 of ids are out of vocabulary"},
+        ],
+        "drift": {"drifted": ["length"], "max_drift": 0.1},
+        "drift_reference": "the champion's data set k0",
+    }
+    assert reporting.data_caveats(checks) == [
+        "- data check warning, oov rate: 0.61 of ids are out of vocabulary",
+        "- drift against the champion's data set k0: length above 0.1 (see report.md)",
+    ]
+    assert reporting.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
+    assert reporting.data_caveats(None) == []
