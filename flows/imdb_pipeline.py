@@ -15,12 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from prefect import flow, get_run_logger, tags
+from prefect import Task, flow, get_run_logger, tags
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
-from tasks.config import PipelineConfig
+from tasks.config import PipelineConfig, StorageConfig
 from tasks.errors import PipelineError
 from tasks.features import DatasetInfo
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
@@ -82,9 +82,12 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     baseline = fit_baseline.with_options(**cached)(dataset)
 
     # Models: train every variant (and seed), evaluate on the test set, plot.
+    train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
     variants, histories = {}, {}
     for variant in config.model.variants:
-        variants[variant], histories[variant] = _train_variant(variant, dataset, config, baseline, run_dir, stage)
+        variants[variant], histories[variant] = _train_variant(
+            train_cached, variant, dataset, config, baseline, run_dir, stage
+        )
     plot_comparison(histories, run_dir)
 
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
@@ -112,12 +115,29 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
 
 
 def _train_variant(
-    variant: str, dataset: DatasetInfo, config: PipelineConfig, baseline: dict, run_dir: Path, stage: StageLog
+    train_task: Task[..., TrainedVariant],
+    variant: str,
+    dataset: DatasetInfo,
+    config: PipelineConfig,
+    baseline: dict,
+    run_dir: Path,
+    stage: StageLog,
 ) -> tuple[dict, dict]:
     """Stages train, evaluate and plot of one variant; returns its result and its published history."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
     stage("train", f"{variant}, seeds {', '.join(map(str, seeds))}")
-    seed_runs = _train_seeds(variant, dataset, config, seeds, baseline["val"]["accuracy"])
+    jobs = [
+        TrainingJob(
+            variant=variant,
+            dataset=dataset,
+            model=config.model,
+            training=config.training,
+            seed=seed,
+            baseline_val_accuracy=baseline["val"]["accuracy"],
+        )
+        for seed in seeds
+    ]
+    seed_runs = _train_seeds(train_task, jobs, config.storage)
     stage("evaluate", f"{variant} on the test set")
     seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
     published = pick_published(seed_runs)  # by val_loss, never by test metrics
@@ -128,25 +148,12 @@ def _train_variant(
 
 
 def _train_seeds(
-    variant: str, dataset: DatasetInfo, config: PipelineConfig, seeds: list[int], baseline_val_accuracy: float
+    train_task: Task[..., TrainedVariant], jobs: list[TrainingJob], storage_config: StorageConfig
 ) -> list[TrainedVariant]:
     """One seed trains in this process; several train side by side, each in its own process."""
-    cached = cache_options(config.storage.root, config.refresh)
-    train_task = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
-    jobs = [
-        TrainingJob(
-            variant=variant,
-            dataset=dataset,
-            model=config.model,
-            training=config.training,
-            seed=seed,
-            baseline_val_accuracy=baseline_val_accuracy,
-        )
-        for seed in seeds
-    ]
     if len(jobs) == 1:
-        return [train_task(jobs[0], config.storage)]
-    futures = [train_task.submit(job, config.storage, in_child_process=True) for job in jobs]
+        return [train_task(jobs[0], storage_config)]
+    futures = [train_task.submit(job, storage_config, in_child_process=True) for job in jobs]
     return [future.result() for future in futures]
 
 
