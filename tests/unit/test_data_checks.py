@@ -12,6 +12,7 @@ from tasks import champion, data, data_checks, features, plots, reporting, stora
 from tasks.config import DataCheckConfig, DataConfig
 from tasks.data import Reviews
 from tasks.errors import DataError
+from tests.helpers import review_lists
 
 NUM_WORDS, MAXLEN = 50, 20
 CONFIG = DataCheckConfig(min_split_rows=20)
@@ -135,7 +136,7 @@ def test_a_test_set_repeating_the_training_set_stops_the_run_with_the_numbers(tm
 
 def test_overlap_at_the_limit_passes_and_counts_val_as_training(tmp_path):
     splits = healthy_splits()
-    repeated = Reviews.from_lists(splits["val"].take([0]).to_lists() + splits["test"].take(np.arange(1, 100)).to_lists(),
+    repeated = Reviews.from_lists(review_lists(splits["val"].take([0])) + review_lists(splits["test"].take(np.arange(1, 100))),
                                   splits["test"].labels)
     result = findings({**splits, "test": repeated}, tmp_path, DataCheckConfig(min_split_rows=20, max_overlap=0.01))
     assert not result["error"]
@@ -153,8 +154,8 @@ def test_several_failed_checks_are_named_on_one_line(tmp_path):
 
 def test_unusual_data_is_a_warning_not_an_error(tmp_path):
     train = generated_reviews(200, 0, positive_share=0.1)
-    duplicated = Reviews.from_lists(train.to_lists()[:190] + train.to_lists()[:10], train.labels)
-    empty = Reviews.from_lists([[data.START_ID]] + generated_reviews(49, 1).to_lists(), np.arange(50) % 2)
+    duplicated = Reviews.from_lists(review_lists(train)[:190] + review_lists(train)[:10], train.labels)
+    empty = Reviews.from_lists([[data.START_ID]] + review_lists(generated_reviews(49, 1)), np.arange(50) % 2)
     result = findings(healthy_splits(train=duplicated, val=empty), tmp_path)
     assert not result["error"]
     messages = {(finding.check, finding.message) for finding in result["warning"]}
