@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.helpers import sha256, small_run_options, stage_states, write_imdb_npz
+from tests.helpers import latest_flow_run_log, sha256, small_run_options, stage_states, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,10 @@ def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(pre
     mean, std = (float(part) for part in spread.split(" ± "))
     assert mean == pytest.approx(np.mean(accuracies), abs=1e-4) and std == pytest.approx(np.std(accuracies), abs=1e-4)
     assert f"{spread} (2)" in out  # the summary table printed at the end shows it too
+    log = latest_flow_run_log()  # each seed trained in its own process; its epochs reach the run's log
+    for seed in (3, derive_seed(3, 1)):
+        for epoch in (1, 2):
+            assert f"embedding seed {seed} epoch {epoch}/2: loss=" in log, log[-3000:]
 
 
 def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_promoted(
