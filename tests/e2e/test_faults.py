@@ -174,6 +174,47 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     print(f"S3 outage: the run failed after {failed_after:.1f} s")
 
 
+def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_there(
+    s3_server, s3_prefix, fast_publish_retries, imdb_npz, tmp_path, capsys, monkeypatch, caplog
+):
+    """The first publish attempt stops after two objects reached S3 (a storage error on the third);
+    its retry keeps those two, as they are, and uploads only the rest."""
+    from tasks.errors import StorageError
+    from tests.helpers import split_uri
+
+    client = s3_server.client()
+    real_write, writes, kept = storage.write_verified, [], {}
+
+    def fail_once_on_the_third_object(uri: str, data: bytes, **options) -> str:
+        if "/runs/" in uri:
+            writes.append(uri)
+            if len(writes) == 3:
+                for earlier in writes[:2]:
+                    bucket, key = split_uri(earlier)
+                    kept[earlier] = client.head_object(Bucket=bucket, Key=key)["LastModified"]
+                raise StorageError(f"cannot write {uri} (connection reset by peer)")
+        return real_write(uri, data, **options)
+
+    monkeypatch.setattr(storage, "write_verified", fail_once_on_the_third_object)
+    options = small_run_options(str(imdb_npz), tmp_path, "--storage", s3_prefix, "--variants", "embedding",
+                                "--max-epochs", "1")
+    with caplog.at_level("INFO", logger="tasks.publishing"):
+        assert main(options) == 0
+    run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
+    publish_run = next(run for run in latest_task_runs() if run.name.startswith("publish"))
+    assert publish_run.run_count == 2  # the failed attempt and the retry that resumed
+    assert publishing.verify_run(run_uri) == []
+    first_two = [uri.removeprefix(run_uri + "/") for uri in writes[:2]]
+    assert [line for line in caplog.text.splitlines() if "kept from an earlier attempt" in line and
+            any(f" {path} (" in line for path in first_two)], caplog.text[-3000:]
+    assert writes[3:] and not set(writes[3:]) & set(writes[:2])  # the retry never wrote them again
+    files = storage.read_json(storage.join(run_uri, "manifest.json"))["files"]
+    assert len(writes) == len(files) + 2  # every file once, the third twice (failed, then retried), the manifest
+    for uri, modified in kept.items():
+        bucket, key = split_uri(uri)
+        assert client.head_object(Bucket=bucket, Key=key)["LastModified"] == modified
+
+
 def test_a_corrupted_cached_download_is_fetched_again_never_loaded(http_server, imdb_npz, tmp_path, capsys):
     base, requests = http_server
     options = small_run_options(f"{base}/imdb.npz", tmp_path, "--variants", "embedding", "--max-epochs", "1")
@@ -211,12 +252,45 @@ def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz,
     assert decision["promoted"] is False and "refusing to compare" in decision["reason"]
 
 
+# Runs the CLI with `tasks.champion.promote` held until every run named in the barrier folder has
+# judged the champion: the runs then promote at once, each over the champion it judged.
+PROMOTE_BARRIER = """
+import runpy, sys, time
+from pathlib import Path
+from tasks import champion
+
+barrier, parties = Path(sys.argv[1]), int(sys.argv[2])
+original = champion.promote
+
+def promote_together(*args, **kwargs):
+    (barrier / str(time.monotonic_ns())).touch()
+    deadline = time.monotonic() + 240
+    while len(list(barrier.iterdir())) < parties:
+        assert time.monotonic() < deadline, "the other run never reached promotion"
+        time.sleep(0.05)
+    return original(*args, **kwargs)
+
+champion.promote = promote_together
+sys.argv = ["flows.imdb_pipeline", *sys.argv[3:]]
+runpy.run_module("flows.imdb_pipeline", run_name="__main__")
+"""
+
+
 def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb_npz, tmp_path):
-    store = tmp_path / "store"
+    """Both runs judge "no champion yet", then promote at the same moment (held at a barrier in
+    each process): one conditional write wins, the other run sees the conflict and judges again."""
+    store, barrier = tmp_path / "store", tmp_path / "barrier"
+    barrier.mkdir()
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2",
                                 "--promote", "always")
     logs = [tmp_path / f"run-{number}.log" for number in (1, 2)]
-    processes = [start_pipeline(options, log) for log in logs]
+    env = {**os.environ, "PREFECT_API_URL": harness_api_url()}
+    processes = []
+    for log_path in logs:
+        with log_path.open("wb") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-c", PROMOTE_BARRIER, str(barrier), "2", *options], cwd=PROJECT_ROOT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
     try:
         codes = [process.wait(timeout=300) for process in processes]
     finally:
@@ -224,6 +298,7 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+    assert len(list(barrier.iterdir())) == 2
 
     run_ids = [last_line(log.read_text()).rsplit("/", 1)[1] for log in logs]
     assert len(set(run_ids)) == 2 and sorted(complete_runs(str(store))) == sorted(run_ids)
@@ -232,12 +307,14 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
         assert storage.read_json(storage.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
     decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
     assert all(decision["promoted"] for decision in decisions.values())
-    # Serialised: the champion replaced the other run's promotion, which replaced none; with a
-    # lost update both would claim to have replaced nothing.
+    # Serialised: the champion is the run that lost the race, judged again and replaced the
+    # winner; with a lost update both would claim to have replaced nothing.
     holder = json.loads((store / "champion.json").read_text())["run_id"]
     other = next(run_id for run_id in run_ids if run_id != holder)
+    assert decisions[other]["previous_champion"] is None and "judged again" not in decisions[other]["reason"]
     assert decisions[holder]["previous_champion"]["run_id"] == other
-    assert decisions[other]["previous_champion"] is None
+    assert "(judged again: another run promoted while this one published)" in decisions[holder]["reason"]
+    assert "champion.json changed since the gate read it" in logs[run_ids.index(holder)].read_text()
 
 
 @pytest.fixture
