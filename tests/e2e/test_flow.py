@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.helpers import latest_flow_run_log, sha256, small_run_options, stage_states, write_imdb_npz
+from tests.helpers import latest_flow_run_log, run_error_line, sha256, small_run_options, stage_states, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 
@@ -177,8 +177,7 @@ def test_bad_input_fails_with_one_line_and_publishes_nothing(
         options += ["--storage", str(tmp_path / "blocker" / "store")]
     assert main(options) == 1
     captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], captured.err[-2000:]
+    assert message in run_error_line(captured)
     assert "run: " not in captured.out
     assert not (tmp_path / "store" / "runs").exists()
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
@@ -299,3 +298,32 @@ def test_reruns_are_served_from_cache_per_stage_and_variant(prefect_harness, imd
     assert main([*options, "--refresh"]) == 0
     assert set(stage_states(stages).values()) == {"Completed"}
     capsys.readouterr()
+
+
+def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch):
+    """After each epoch's update, the artifact as the Prefect API serves it (read back right then)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
+
+    from tasks.orchestration import ui
+
+    seen, real_update = [], ui.update_progress_artifact
+
+    def update_and_read_back(artifact_id, progress, description=None, **options):
+        result = real_update(artifact_id, progress, description=description, **options)
+        with get_client(sync_client=True) as client:
+            [served] = client.read_artifacts(artifact_filter=ArtifactFilter(id=ArtifactFilterId(any_=[artifact_id])))
+        seen.append((served.key, float(served.data), served.description))
+        return result
+
+    monkeypatch.setattr(ui, "update_progress_artifact", update_and_read_back)
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3",
+                                  "--patience", "5")) == 0
+    capsys.readouterr()
+    assert [key for key, _, _ in seen] == ["imdb-training-embedding"] * 4  # three epochs, then the finish
+    assert [round(progress, 1) for _, progress, _ in seen] == [33.3, 66.7, 100.0, 100.0]
+    for epoch, (_, _, description) in enumerate(seen[:3], start=1):
+        assert description.startswith(f"embedding seed 3 epoch {epoch}/3 (")
+        table_rows = [line for line in description.splitlines() if line.startswith("| ") and line[2].isdigit()]
+        assert [row.split(" | ")[0] for row in table_rows] == [f"| {n}" for n in range(1, epoch + 1)]
+    assert seen[3][2].startswith("embedding seed 3: done after 3 epochs")
