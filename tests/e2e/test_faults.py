@@ -251,6 +251,15 @@ def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz,
     decision = json.loads((store / "champion-decisions" / f"{run_id}.json").read_text())
     assert decision["promoted"] is False and "refusing to compare" in decision["reason"]
 
+    assert main([*options, "--promote", "always"]) == 0  # replaces the champion that fails verification
+    out = capsys.readouterr().out
+    assert "champion: promoted (" in out and "refusing to compare; replaced (--promote always)" in out
+    run_id = last_line(out).rsplit("/", 1)[1]
+    replaced = json.loads((store / "champion.json").read_text())
+    assert replaced["run_id"] == run_id and publishing.verify_run(replaced["run_uri"]) == []
+    decision = json.loads((store / "champion-decisions" / f"{run_id}.json").read_text())
+    assert decision["promoted"] is True and decision["previous_champion"]["run_id"] == champion_run.rsplit("/", 1)[1]
+
 
 # Runs the CLI with `tasks.champion.promote` held until every run named in the barrier folder has
 # judged the champion: the runs then promote at once, each over the champion it judged.
