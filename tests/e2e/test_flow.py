@@ -327,3 +327,39 @@ def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_
         table_rows = [line for line in description.splitlines() if line.startswith("| ") and line[2].isdigit()]
         assert [row.split(" | ")[0] for row in table_rows] == [f"| {n}" for n in range(1, epoch + 1)]
     assert seen[3][2].startswith("embedding seed 3: done after 3 epochs")
+
+
+def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_line(
+    prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch
+):
+    from tasks import baseline
+
+    def broken_baseline(dataset):
+        raise RuntimeError("a bug nobody expected")
+
+    monkeypatch.setattr(baseline, "fit_baseline", broken_baseline)
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: unexpected RuntimeError: a bug nobody expected"
+    log = latest_flow_run_log()  # what the UI and a worker's log show
+    assert "Traceback (most recent call last)" in log and "in broken_baseline" in log, log[-3000:]
+    assert "RuntimeError: a bug nobody expected" in log
+
+
+def test_auto_records_why_it_fell_back_in_the_manifest_and_report(
+    prefect_harness, closed_port_url, tmp_path, capsys, monkeypatch
+):
+    """The canonical file unreachable (a closed port stands in for its URL): the run trains on the
+    offline corpus and says why in its manifest and report."""
+    from tasks import sources
+
+    monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)
+    options = small_run_options("auto", tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data: offline corpus: 25,000 real IMDB reviews")
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    source = json.loads((run_dir / "manifest.json").read_text())["source"]
+    assert source["kind"] == "offline" and "127.0.0.1" in source["fallback_reason"]
+    assert f"- fell back to the offline corpus because: {source['fallback_reason']}" in (
+        run_dir / "report.md").read_text()
