@@ -58,7 +58,8 @@ def run_error_line(captured) -> str:
     assert "Traceback" not in captured.err, captured.err[-3000:]
     log = latest_flow_run_log()
     assert "Traceback" not in log, log[-3000:]
-    assert errors[0].removeprefix("error: ") in log, log[-3000:]
+    unquoted = log.replace("\\'", "'").replace('\\"', '"')  # Prefect logs failures as repr(state)
+    assert errors[0].removeprefix("error: ") in unquoted, log[-3000:]
     return errors[0]
 
 

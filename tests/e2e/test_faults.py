@@ -19,7 +19,7 @@ import pytest
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
-from tests.helpers import latest_task_runs, sha256, small_run_options, stage_states
+from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -147,8 +147,7 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     started = time.monotonic()
     assert main(options) == 1
     failed_after = time.monotonic() - started
-    err = capsys.readouterr().err
-    message = last_line(err)
+    message = run_error_line(capsys.readouterr())
     assert message.startswith("error: cannot ") and f"{root}/runs/" in message
     assert "nothing was promoted" in message and "has no manifest" in message
     assert stage_states(("publish",)) == {"publish": "Failed"}
@@ -347,7 +346,7 @@ def test_a_full_disk_while_publishing_is_a_clear_error_and_leaves_nothing_that_l
     (store / "runs").symlink_to(tiny_filesystem)  # data and caches fit; the run's files do not
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
     assert main(options) == 1
-    message = last_line(capsys.readouterr().err)
+    message = run_error_line(capsys.readouterr())
     assert message.startswith(f"error: cannot write {store}/runs/") and "No space left on device" in message
     runs = publishing.list_runs(str(store))
     assert len(runs) == 1 and not runs[0]["complete"]
@@ -376,7 +375,7 @@ def test_a_denied_write_to_s3_is_a_clear_error_naming_the_storage(tmp_path, imdb
         s3fs.S3FileSystem.clear_instance_cache()
         root = f"s3://{server.bucket}/pipeline"
         assert main(small_run_options(str(imdb_npz), tmp_path, "--storage", root)) == 1
-        message = last_line(capsys.readouterr().err)
+        message = run_error_line(capsys.readouterr())
         assert message.startswith(f"error: storage {root} is not writable") and "Access Denied" in message
         assert server.client().list_objects_v2(Bucket=server.bucket).get("KeyCount", 0) == 0
     finally:
