@@ -50,7 +50,7 @@ def run_error_line(captured) -> str:
     through the Prefect API, holds no traceback and names the same problem.
 
     (capsys sees only `main()`'s prints: Prefect's console handler writes to the stderr bound at
-    import. `tests/e2e/test_cli_output.py` reads a real CLI process's output.)
+    import. `tests/e2e/test_config_cli.py` reads a real CLI process's output.)
     """
     lines = captured.err.splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
