@@ -29,7 +29,7 @@ from tasks.orchestration.model_stages import collect, evaluate, plot_comparison,
 from tasks.orchestration.policies import cache_options
 from tasks.orchestration.publish_stages import describe_run, judge_champion, promote, publish, report
 from tasks.orchestration.run_logging import StageLog, configure_run_logging
-from tasks.orchestration.ui import emit_failure_event, run_name, run_tags
+from tasks.orchestration.ui import emit_failure_event, run_name, run_tags, tag_flow_run
 from tasks.publishing import run_details
 from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
 from tasks.storage import new_run_id, use_s3_endpoint
@@ -62,6 +62,7 @@ PARALLEL_TRAININGS = os.cpu_count() or 1
 def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
+    tag_flow_run(config.data.source, config.model.variants)  # deployment runs too, not only the CLI's
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id

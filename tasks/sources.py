@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 import urllib.error
 import urllib.request
 from importlib import resources
@@ -35,6 +36,9 @@ USER_AGENT = "imdb-rnn-pipeline"
 # Beside each cached download: its sha256 when downloaded, so later corruption (a truncated or
 # flipped byte) is caught even for sources given without --source-sha256.
 CHECKSUM_SUFFIX = ".sha256"
+# With `auto`, after the canonical file was unreachable: the network is probed again a day later.
+UNREACHABLE_SUFFIX = ".unreachable"
+CANONICAL_RETRY_SECONDS = 24 * 3600
 
 
 class SourceInfo(BaseModel):
@@ -59,12 +63,38 @@ def resolve_source(config: DataConfig) -> SourceInfo:
     if config.source == "keras":
         return fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
     if config.source == "auto":
-        try:
-            return fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
-        except SourceUnreachable as error:
-            log.warning("canonical IMDB unreachable (%s); falling back to the offline corpus", error)
-            return offline_source(fallback_reason=str(error))
+        return _auto_source(config)
     return fetch_npz(config.source, config.source_sha256, config)
+
+
+def _auto_source(config: DataConfig) -> SourceInfo:
+    """The canonical file (a cached copy is used without the network); after it was unreachable,
+    the offline corpus without probing the network again for CANONICAL_RETRY_SECONDS."""
+    marker = unreachable_marker(config.cache_dir)
+    if marker.is_file() and not cache_path(CANONICAL_URL, config.cache_dir).is_file():
+        age = time.time() - marker.stat().st_mtime
+        if 0 <= age < CANONICAL_RETRY_SECONDS:
+            reason = (
+                f"{marker.read_text().strip()} ({age / 3600:.1f} h ago; tried again "
+                f"{CANONICAL_RETRY_SECONDS / 3600:.0f} h after that, or once {marker} is deleted)"
+            )
+            log.warning("canonical IMDB unreachable: %s; using the offline corpus", reason)
+            return offline_source(fallback_reason=reason)
+    try:
+        source = fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
+    except SourceUnreachable as error:
+        log.warning("canonical IMDB unreachable (%s); falling back to the offline corpus", error)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{error}\n")
+        return offline_source(fallback_reason=str(error))
+    marker.unlink(missing_ok=True)
+    return source
+
+
+def unreachable_marker(cache_dir: str) -> Path:
+    """Beside the canonical file's cache path: the last failure to reach it, its time the file's."""
+    path = cache_path(CANONICAL_URL, cache_dir)
+    return path.with_name(f"{path.name}{UNREACHABLE_SUFFIX}")
 
 
 def local_copy_path(config: DataConfig) -> Path | None:

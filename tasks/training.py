@@ -90,19 +90,28 @@ class EpochProgress(keras.callbacks.Callback):
         record = {"epoch": epoch + 1, **{name: float(logs[name]) for name in HISTORY_METRICS}}
         record["seconds"] = round(time.perf_counter() - self._started, 3)
         self.epochs.append(record)
-        log.info(
-            "%s epoch %d/%d: loss=%.4f accuracy=%.4f val_loss=%.4f val_accuracy=%.4f (%.1f s)",
-            self.variant,
-            epoch + 1,
-            self.max_epochs,
-            record["loss"],
-            record["accuracy"],
-            record["val_loss"],
-            record["val_accuracy"],
-            record["seconds"],
-        )
+        log_epoch(self.variant, self.max_epochs, record)
         if self.on_epoch:
             self.on_epoch(record)
+
+
+def log_epoch(label: str, max_epochs: int, record: dict) -> None:
+    """One line per epoch: `<label> epoch i/N: loss=... accuracy=... val_loss=... val_accuracy=... (s)`.
+
+    A training in a child process cannot reach the run's log; its parent logs the records it
+    forwards with this same function.
+    """
+    log.info(
+        "%s epoch %d/%d: loss=%.4f accuracy=%.4f val_loss=%.4f val_accuracy=%.4f (%.1f s)",
+        label,
+        record["epoch"],
+        max_epochs,
+        record["loss"],
+        record["accuracy"],
+        record["val_loss"],
+        record["val_accuracy"],
+        record["seconds"],
+    )
 
 
 def derive_seed(seed: int, *indices: int) -> int:

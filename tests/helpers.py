@@ -45,12 +45,57 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
 
 
 def run_error_line(captured) -> str:
-    """The one `error:` line a failed run ends its stderr with; the run's log above has no traceback."""
+    """The one `error:` line a failed in-process run (`main()`, needs prefect_harness) ends its own
+    stderr with, checked against what a user or a worker sees: the failed flow run's log, read back
+    through the Prefect API, holds no traceback and names the same problem.
+
+    (capsys sees only `main()`'s prints: Prefect's console handler writes to the stderr bound at
+    import. `tests/e2e/test_config_cli.py` reads a real CLI process's output.)
+    """
     lines = captured.err.splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
     assert "Traceback" not in captured.err, captured.err[-3000:]
+    log = latest_flow_run_log()
+    assert "Traceback" not in log, log[-3000:]
+    unquoted = log.replace("\\'", "'").replace('\\"', '"')  # Prefect logs failures as repr(state)
+    assert errors[0].removeprefix("error: ") in unquoted, log[-3000:]
     return errors[0]
+
+
+def latest_flow_run_log(timeout: float = 30) -> str:
+    """Every log line of the latest flow run (needs prefect_harness)."""
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+        return flow_run_log(client, flow_run.id, timeout)
+
+
+def flow_run_log(client, flow_run_id, timeout: float = 30) -> str:
+    """Every log line of a flow run (its task runs' included), read through the Prefect API once its
+    final `Finished in state` line has arrived (logs reach the server in batches)."""
+    import time
+
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+
+    deadline = time.monotonic() + timeout
+    while True:
+        logs: list = []
+        while True:
+            page = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                    sort=LogSort.TIMESTAMP_ASC, limit=200, offset=len(logs))
+            logs += page
+            if len(page) < 200:
+                break
+        if any(log.message.startswith("Finished in state") and log.task_run_id is None for log in logs):
+            break
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    return "\n".join(log.message for log in logs)
 
 
 def assert_nothing_published(store: Path) -> None:

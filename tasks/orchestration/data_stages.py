@@ -16,7 +16,8 @@ from tasks.orchestration.policies import retry_when
 from tasks.sources import SourceInfo
 
 DOWNLOAD_RETRY_DELAYS = [2.0, 5.0]  # seconds: ride out a brief network blip, fail fast on a dead host
-# A cached download may be an offline fallback: look for the canonical file again once a day.
+# A cached download is a verified local copy (an offline fallback has none, so it is never cached
+# here: tasks/sources.py decides when `auto` probes the canonical file again).
 DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
 
 

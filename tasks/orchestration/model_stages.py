@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import task
@@ -26,6 +28,13 @@ def _training_cache_key(context, parameters: dict) -> str:
     return _training_key(parameters["job"])
 
 
+def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], None], record: dict) -> None:
+    """An epoch of a training in a child process: its log line (which the child's own logging cannot
+    send to the run's log) and its progress artifact."""
+    training.log_epoch(label, job.training.max_epochs, record)
+    show(record)
+
+
 @task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
 def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = False) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
@@ -41,7 +50,7 @@ def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: boo
     progress, on_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     try:
         trained = (
-            train_in_child_process(job, scratch, on_epoch)
+            train_in_child_process(job, scratch, functools.partial(_log_and_show_epoch, label, job, on_epoch))
             if in_child_process
             else training.train_with_restarts(job, scratch, on_epoch)
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 from uuid import UUID
 
-from prefect import Flow, State
+from prefect import Flow, State, get_client
 from prefect.artifacts import (
     create_markdown_artifact,
     create_progress_artifact,
@@ -20,6 +20,7 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.client.schemas.objects import FlowRun
+from prefect.context import FlowRunContext
 from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
@@ -184,6 +185,19 @@ def run_name() -> str:
 
 def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
     return [f"source:{source.rsplit('/', 1)[-1]}", *(f"variant:{name}" for name in variants)]
+
+
+def tag_flow_run(source: str, variants: tuple[str, ...]) -> None:
+    """Gives the running flow run its `source:` and `variant:` tags. The command line sets them
+    when it creates the run; a deployment's runs (scheduled or triggered) only get them here."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    current = list(context.flow_run.tags)
+    missing = [tag for tag in run_tags(source, variants) if tag not in current]
+    if missing:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, tags=[*current, *missing])
 
 
 def emit_failure_event(flow: Flow, flow_run: FlowRun, state: State) -> None:

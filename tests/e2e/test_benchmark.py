@@ -4,21 +4,41 @@ asserted here: the benchmark reports it, a test would only flake)."""
 from __future__ import annotations
 
 import json
+import statistics
+
+import pytest
 
 from tools import bench
 
 
 def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert bench.main(["--rows", "64", "--epochs", "1", "--warmup", "0", "--variants", "onehot", "--out", str(out)]) == 0
+    assert bench.main(["--rows", "64", "--epochs", "2", "--warmup", "0", "--variants", "onehot", "--out", str(out)]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert {(r["variant"], r["implementation"]) for r in results["results"]} == {
-        (variant, implementation) for variant in ("onehot",) for implementation in ("baseline", "ours")
-    }
-    for row in results["comparison"]:
-        assert row["parameters"][0] == row["parameters"][1] == {"onehot": 4_081, "embedding": 8_209}[row["variant"]]
-        assert row["time_ratio"] > 0 and row["memory_ratio"] > 0
+    assert results["recipe"] == {"num_words": 500, "maxlen": 100, "batch_size": 64, "learning_rate": 0.0001, "seed": 42}
+    assert (results["rows"], results["epochs"], results["warmup"]) == (64, 2, 0)
+    by_implementation = {r["implementation"]: r for r in results["results"]}
+    assert [r["variant"] for r in results["results"]] == ["onehot", "onehot"]
+    assert set(by_implementation) == {"baseline", "ours"}
+    for result in results["results"]:
+        assert result["parameters"] == 4_081
+        assert len(result["epoch_seconds"]) == 2 and all(seconds > 0 for seconds in result["epoch_seconds"])
+        assert result["median_epoch_seconds"] == pytest.approx(statistics.median(result["epoch_seconds"]), abs=1e-3)
+        assert 0 <= result["test_accuracy"] <= 1 and result["peak_rss_mib"] > 100  # TensorFlow alone is more
+    base, ours = by_implementation["baseline"], by_implementation["ours"]
+    [row] = results["comparison"]
+    assert row["variant"] == "onehot" and row["parameters"] == [4_081, 4_081]
+    assert row["epoch_seconds"] == [base["median_epoch_seconds"], ours["median_epoch_seconds"]]
+    assert row["time_ratio"] == pytest.approx(ours["median_epoch_seconds"] / base["median_epoch_seconds"], abs=1e-3)
+    assert row["peak_rss_mib"] == [base["peak_rss_mib"], ours["peak_rss_mib"]]
+    assert row["memory_ratio"] == pytest.approx(ours["peak_rss_mib"] / base["peak_rss_mib"], abs=1e-3)
+    assert row["test_accuracy"] == [round(base["test_accuracy"], 4), round(ours["test_accuracy"], 4)]
+    assert row["accuracy_delta"] == pytest.approx(ours["test_accuracy"] - base["test_accuracy"], abs=1e-4)
     assert (out / "results.png").read_bytes().startswith(b"\x89PNG")
     table = (out / "results.md").read_text()
     assert table.count("\n") == 3 and table in capsys.readouterr().out
+    cells = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
+    for value in (f"{row['time_ratio']:.3f}", f"{row['memory_ratio']:.3f}",
+                  f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}"):
+        assert value in cells, (value, cells)
     assert not (out / "data.npz").exists()

@@ -1,10 +1,14 @@
 """Scheduled retraining: infra/prefect.yaml applied with `make deploy` to a real Prefect server
-(`make server`), and a triggered run picked up by a process worker (`--run-once`)."""
+(`make server`), two runs triggered (one by `make retrain`) and run one after the other by
+`make worker`."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +20,9 @@ pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "imdb-rnn-pipeline/weekly-retraining"
-PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
-def test_make_deploy_stores_the_schedule_and_a_worker_completes_a_triggered_run(prefect_server, imdb_npz, tmp_path):
+def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(prefect_server, imdb_npz, tmp_path):
     port, environment = prefect_server
     deployed = subprocess.run(["make", "deploy", f"PREFECT_PORT={port}"], cwd=REPO_ROOT, env=environment,
                               capture_output=True, text=True, timeout=300)
@@ -41,17 +44,43 @@ def test_make_deploy_stores_the_schedule_and_a_worker_completes_a_triggered_run(
                  "model": {"variants": ["embedding"]}, "training": {"max_epochs": 2, "learning_rate": 0.01, "baseline_margin": 1.0},
                  "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
                  "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")}}
-        flow_run = client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
+        first = client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
 
-    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "imdb-process", "--run-once"], cwd=tmp_path,
-                            env=environment, capture_output=True, text=True, timeout=600)
-    assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+    # `make worker` runs the pool's flow runs; `make retrain` triggers a second run while the first
+    # is queued or running, and follows it to its end. The deployment's limit of 1 (ENQUEUE) makes
+    # the second wait for the first: they never overlap.
+    worker = start_make(["worker", f"PREFECT_PORT={port}"], environment, tmp_path / "worker.log")
+    try:
+        retrain = subprocess.run(["make", "-s", "-o", ".venv/.installed", "retrain", f"PREFECT_PORT={port}",
+                                  f"ARGS=--params '{json.dumps({'config': small})}' --watch-interval 2"],
+                                 cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=900)
+        assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
+        assert "Completed" in retrain.stdout + retrain.stderr
+        with server_client(environment) as client:
+            deadline = time.monotonic() + 300
+            while not client.read_flow_run(first.id).state.is_final():
+                assert time.monotonic() < deadline and worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+                time.sleep(2)
+            runs = [run for run in client.read_flow_runs()  # not the schedule's own runs, weeks ahead
+                    if run.deployment_id == deployment.id and run.parameters == {"config": small}]
+            ours = {run.id for run in runs}  # the second run's training is cached: no progress artifact
+            keys = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id in ours}
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
 
-    with server_client(environment) as client:
-        finished = client.read_flow_run(flow_run.id)
-        assert finished.state.is_completed(), finished.state
-        keys = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id == flow_run.id}
+    assert len(runs) == 2 and all(run.state.is_completed() for run in runs), [run.state for run in runs]
+    earlier, later = sorted(runs, key=lambda run: run.start_time)
+    assert earlier.end_time <= later.start_time, "two retrainings overlapped"
+    for run in runs:  # scheduled and triggered runs carry the same tags as CLI runs
+        assert {"source:imdb.npz", "variant:embedding", *written["tags"]} <= set(run.tags), run.tags
     assert {"imdb-training-embedding", "imdb-run-report", "imdb-variant-metrics", "imdb-run-files"} <= keys
-    runs = list((tmp_path / "store" / "runs").iterdir())
-    assert len(runs) == 1 and (runs[0] / "manifest.json").exists()
+    published = list((tmp_path / "store" / "runs").iterdir())
+    assert len(published) == 2 and all((run / "manifest.json").exists() for run in published)
     assert (tmp_path / "store" / "champion.json").exists()
+
+
+def start_make(arguments: list[str], environment: dict, log_path: Path) -> subprocess.Popen:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(["make", "-s", "-o", ".venv/.installed", *arguments], cwd=REPO_ROOT, env=environment,
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)

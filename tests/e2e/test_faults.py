@@ -19,7 +19,7 @@ import pytest
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
-from tests.helpers import latest_task_runs, sha256, small_run_options, stage_states
+from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -147,8 +147,7 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     started = time.monotonic()
     assert main(options) == 1
     failed_after = time.monotonic() - started
-    err = capsys.readouterr().err
-    message = last_line(err)
+    message = run_error_line(capsys.readouterr())
     assert message.startswith("error: cannot ") and f"{root}/runs/" in message
     assert "nothing was promoted" in message and "has no manifest" in message
     assert stage_states(("publish",)) == {"publish": "Failed"}
@@ -172,6 +171,47 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
     assert publishing.verify_run(run_uri) == []
     print(f"S3 outage: the run failed after {failed_after:.1f} s")
+
+
+def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_there(
+    s3_server, s3_prefix, fast_publish_retries, imdb_npz, tmp_path, capsys, monkeypatch, caplog
+):
+    """The first publish attempt stops after two objects reached S3 (a storage error on the third);
+    its retry keeps those two, as they are, and uploads only the rest."""
+    from tasks.errors import StorageError
+    from tests.helpers import split_uri
+
+    client = s3_server.client()
+    real_write, writes, kept = storage.write_verified, [], {}
+
+    def fail_once_on_the_third_object(uri: str, data: bytes, **options) -> str:
+        if "/runs/" in uri:
+            writes.append(uri)
+            if len(writes) == 3:
+                for earlier in writes[:2]:
+                    bucket, key = split_uri(earlier)
+                    kept[earlier] = client.head_object(Bucket=bucket, Key=key)["LastModified"]
+                raise StorageError(f"cannot write {uri} (connection reset by peer)")
+        return real_write(uri, data, **options)
+
+    monkeypatch.setattr(storage, "write_verified", fail_once_on_the_third_object)
+    options = small_run_options(str(imdb_npz), tmp_path, "--storage", s3_prefix, "--variants", "embedding",
+                                "--max-epochs", "1")
+    with caplog.at_level("INFO", logger="tasks.publishing"):
+        assert main(options) == 0
+    run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
+    publish_run = next(run for run in latest_task_runs() if run.name.startswith("publish"))
+    assert publish_run.run_count == 2  # the failed attempt and the retry that resumed
+    assert publishing.verify_run(run_uri) == []
+    first_two = [uri.removeprefix(run_uri + "/") for uri in writes[:2]]
+    assert [line for line in caplog.text.splitlines() if "kept from an earlier attempt" in line and
+            any(f" {path} (" in line for path in first_two)], caplog.text[-3000:]
+    assert writes[3:] and not set(writes[3:]) & set(writes[:2])  # the retry never wrote them again
+    files = storage.read_json(storage.join(run_uri, "manifest.json"))["files"]
+    assert len(writes) == len(files) + 2  # every file once, the third twice (failed, then retried), the manifest
+    for uri, modified in kept.items():
+        bucket, key = split_uri(uri)
+        assert client.head_object(Bucket=bucket, Key=key)["LastModified"] == modified
 
 
 def test_a_corrupted_cached_download_is_fetched_again_never_loaded(http_server, imdb_npz, tmp_path, capsys):
@@ -210,13 +250,55 @@ def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz,
     decision = json.loads((store / "champion-decisions" / f"{run_id}.json").read_text())
     assert decision["promoted"] is False and "refusing to compare" in decision["reason"]
 
+    assert main([*options, "--promote", "always"]) == 0  # replaces the champion that fails verification
+    out = capsys.readouterr().out
+    assert "champion: promoted (" in out and "refusing to compare; replaced (--promote always)" in out
+    run_id = last_line(out).rsplit("/", 1)[1]
+    replaced = json.loads((store / "champion.json").read_text())
+    assert replaced["run_id"] == run_id and publishing.verify_run(replaced["run_uri"]) == []
+    decision = json.loads((store / "champion-decisions" / f"{run_id}.json").read_text())
+    assert decision["promoted"] is True and decision["previous_champion"]["run_id"] == champion_run.rsplit("/", 1)[1]
+
+
+# Runs the CLI with `tasks.champion.promote` held until every run named in the barrier folder has
+# judged the champion: the runs then promote at once, each over the champion it judged.
+PROMOTE_BARRIER = """
+import runpy, sys, time
+from pathlib import Path
+from tasks import champion
+
+barrier, parties = Path(sys.argv[1]), int(sys.argv[2])
+original = champion.promote
+
+def promote_together(*args, **kwargs):
+    (barrier / str(time.monotonic_ns())).touch()
+    deadline = time.monotonic() + 240
+    while len(list(barrier.iterdir())) < parties:
+        assert time.monotonic() < deadline, "the other run never reached promotion"
+        time.sleep(0.05)
+    return original(*args, **kwargs)
+
+champion.promote = promote_together
+sys.argv = ["flows.imdb_pipeline", *sys.argv[3:]]
+runpy.run_module("flows.imdb_pipeline", run_name="__main__")
+"""
+
 
 def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb_npz, tmp_path):
-    store = tmp_path / "store"
+    """Both runs judge "no champion yet", then promote at the same moment (held at a barrier in
+    each process): one conditional write wins, the other run sees the conflict and judges again."""
+    store, barrier = tmp_path / "store", tmp_path / "barrier"
+    barrier.mkdir()
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2",
                                 "--promote", "always")
     logs = [tmp_path / f"run-{number}.log" for number in (1, 2)]
-    processes = [start_pipeline(options, log) for log in logs]
+    env = {**os.environ, "PREFECT_API_URL": harness_api_url()}
+    processes = []
+    for log_path in logs:
+        with log_path.open("wb") as log:
+            processes.append(subprocess.Popen(
+                [sys.executable, "-c", PROMOTE_BARRIER, str(barrier), "2", *options], cwd=PROJECT_ROOT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
     try:
         codes = [process.wait(timeout=300) for process in processes]
     finally:
@@ -224,6 +306,7 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     assert codes == [0, 0], [log.read_text()[-2000:] for log in logs]
+    assert len(list(barrier.iterdir())) == 2
 
     run_ids = [last_line(log.read_text()).rsplit("/", 1)[1] for log in logs]
     assert len(set(run_ids)) == 2 and sorted(complete_runs(str(store))) == sorted(run_ids)
@@ -232,12 +315,14 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
         assert storage.read_json(storage.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
     decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
     assert all(decision["promoted"] for decision in decisions.values())
-    # Serialised: the champion replaced the other run's promotion, which replaced none; with a
-    # lost update both would claim to have replaced nothing.
+    # Serialised: the champion is the run that lost the race, judged again and replaced the
+    # winner; with a lost update both would claim to have replaced nothing.
     holder = json.loads((store / "champion.json").read_text())["run_id"]
     other = next(run_id for run_id in run_ids if run_id != holder)
+    assert decisions[other]["previous_champion"] is None and "judged again" not in decisions[other]["reason"]
     assert decisions[holder]["previous_champion"]["run_id"] == other
-    assert decisions[other]["previous_champion"] is None
+    assert "(judged again: another run promoted while this one published)" in decisions[holder]["reason"]
+    assert "champion.json changed since the gate read it" in logs[run_ids.index(holder)].read_text()
 
 
 @pytest.fixture
@@ -261,7 +346,7 @@ def test_a_full_disk_while_publishing_is_a_clear_error_and_leaves_nothing_that_l
     (store / "runs").symlink_to(tiny_filesystem)  # data and caches fit; the run's files do not
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1")
     assert main(options) == 1
-    message = last_line(capsys.readouterr().err)
+    message = run_error_line(capsys.readouterr())
     assert message.startswith(f"error: cannot write {store}/runs/") and "No space left on device" in message
     runs = publishing.list_runs(str(store))
     assert len(runs) == 1 and not runs[0]["complete"]
@@ -290,7 +375,7 @@ def test_a_denied_write_to_s3_is_a_clear_error_naming_the_storage(tmp_path, imdb
         s3fs.S3FileSystem.clear_instance_cache()
         root = f"s3://{server.bucket}/pipeline"
         assert main(small_run_options(str(imdb_npz), tmp_path, "--storage", root)) == 1
-        message = last_line(capsys.readouterr().err)
+        message = run_error_line(capsys.readouterr())
         assert message.startswith(f"error: storage {root} is not writable") and "Access Denied" in message
         assert server.client().list_objects_v2(Bucket=server.bucket).get("KeyCount", 0) == 0
     finally:

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.helpers import sha256, small_run_options, stage_states, write_imdb_npz
+from tests.helpers import latest_flow_run_log, run_error_line, sha256, small_run_options, stage_states, write_imdb_npz
 
 pytestmark = pytest.mark.e2e
 
@@ -110,6 +110,10 @@ def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(pre
     mean, std = (float(part) for part in spread.split(" ± "))
     assert mean == pytest.approx(np.mean(accuracies), abs=1e-4) and std == pytest.approx(np.std(accuracies), abs=1e-4)
     assert f"{spread} (2)" in out  # the summary table printed at the end shows it too
+    log = latest_flow_run_log()  # each seed trained in its own process; its epochs reach the run's log
+    for seed in (3, derive_seed(3, 1)):
+        for epoch in (1, 2):
+            assert f"embedding seed {seed} epoch {epoch}/2: loss=" in log, log[-3000:]
 
 
 def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_promoted(
@@ -173,8 +177,7 @@ def test_bad_input_fails_with_one_line_and_publishes_nothing(
         options += ["--storage", str(tmp_path / "blocker" / "store")]
     assert main(options) == 1
     captured = capsys.readouterr()
-    errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], captured.err[-2000:]
+    assert message in run_error_line(captured)
     assert "run: " not in captured.out
     assert not (tmp_path / "store" / "runs").exists()
     assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
@@ -295,3 +298,68 @@ def test_reruns_are_served_from_cache_per_stage_and_variant(prefect_harness, imd
     assert main([*options, "--refresh"]) == 0
     assert set(stage_states(stages).values()) == {"Completed"}
     capsys.readouterr()
+
+
+def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch):
+    """After each epoch's update, the artifact as the Prefect API serves it (read back right then)."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
+
+    from tasks.orchestration import ui
+
+    seen, real_update = [], ui.update_progress_artifact
+
+    def update_and_read_back(artifact_id, progress, description=None, **options):
+        result = real_update(artifact_id, progress, description=description, **options)
+        with get_client(sync_client=True) as client:
+            [served] = client.read_artifacts(artifact_filter=ArtifactFilter(id=ArtifactFilterId(any_=[artifact_id])))
+        seen.append((served.key, float(served.data), served.description))
+        return result
+
+    monkeypatch.setattr(ui, "update_progress_artifact", update_and_read_back)
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3",
+                                  "--patience", "5")) == 0
+    capsys.readouterr()
+    assert [key for key, _, _ in seen] == ["imdb-training-embedding"] * 4  # three epochs, then the finish
+    assert [round(progress, 1) for _, progress, _ in seen] == [33.3, 66.7, 100.0, 100.0]
+    for epoch, (_, _, description) in enumerate(seen[:3], start=1):
+        assert description.startswith(f"embedding seed 3 epoch {epoch}/3 (")
+        table_rows = [line for line in description.splitlines() if line.startswith("| ") and line[2].isdigit()]
+        assert [row.split(" | ")[0] for row in table_rows] == [f"| {n}" for n in range(1, epoch + 1)]
+    assert seen[3][2].startswith("embedding seed 3: done after 3 epochs")
+
+
+def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_line(
+    prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch
+):
+    from tasks import baseline
+
+    def broken_baseline(dataset):
+        raise RuntimeError("a bug nobody expected")
+
+    monkeypatch.setattr(baseline, "fit_baseline", broken_baseline)
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "error: unexpected RuntimeError: a bug nobody expected"
+    log = latest_flow_run_log()  # what the UI and a worker's log show
+    assert "Traceback (most recent call last)" in log and "in broken_baseline" in log, log[-3000:]
+    assert "RuntimeError: a bug nobody expected" in log
+
+
+def test_auto_records_why_it_fell_back_in_the_manifest_and_report(
+    prefect_harness, closed_port_url, tmp_path, capsys, monkeypatch
+):
+    """The canonical file unreachable (a closed port stands in for its URL): the run trains on the
+    offline corpus and says why in its manifest and report."""
+    from tasks import sources
+
+    monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)
+    options = small_run_options("auto", tmp_path, "--variants", "embedding", "--max-epochs", "1")
+    assert main(options) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data: offline corpus: 25,000 real IMDB reviews")
+    run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
+    source = json.loads((run_dir / "manifest.json").read_text())["source"]
+    assert source["kind"] == "offline" and "127.0.0.1" in source["fallback_reason"]
+    assert f"- fell back to the offline corpus because: {source['fallback_reason']}" in (
+        run_dir / "report.md").read_text()

@@ -191,3 +191,31 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
     assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None
     assert decisions["r2"]["promoted"] and decisions["r2"]["previous_champion"]["run_id"] == "r1"
     assert "judged again" in decisions["r2"]["reason"]
+
+
+@pytest.mark.parametrize("how", ["option", "AWS_ENDPOINT_URL_S3"])
+def test_a_custom_endpoint_comes_from_the_option_or_the_s3_variable(how, s3_server, s3_prefix, imdb_npz, tmp_path,
+                                                                    capsys, monkeypatch):
+    """Without AWS_ENDPOINT_URL, the run reaches the local server only through `--s3-endpoint-url`
+    or AWS_ENDPOINT_URL_S3 (else it would talk to AWS, unreachable here)."""
+    import s3fs
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "set by this test")  # undone after it, as main() sets it too
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    extra = ["--variants", "embedding", "--max-epochs", "1"]
+    if how == "option":
+        extra += ["--s3-endpoint-url", s3_server.endpoint]
+    else:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_server.endpoint)
+    s3fs.S3FileSystem.clear_instance_cache()  # cached clients keep the endpoint they were made with
+    try:
+        run_pipeline(s3_prefix, str(imdb_npz), tmp_path, *extra)
+    finally:
+        s3fs.S3FileSystem.clear_instance_cache()
+    run_uri = last_run_uri(capsys)
+    assert run_uri.startswith(f"{s3_prefix}/runs/")
+    stored = objects_under(s3_server.client(), run_uri)  # through boto3, at the server's endpoint
+    manifest = json.loads(stored["manifest.json"])
+    assert {entry["path"] for entry in manifest["files"]} | {"manifest.json"} == set(stored)
+    assert s3_server.endpoint not in stored["manifest.json"].decode()  # an SDK setting, not a parameter

@@ -135,3 +135,33 @@ def test_auto_does_not_fall_back_on_a_checksum_mismatch(imdb_npz, http_server, m
     monkeypatch.setattr(sources, "CANONICAL_URL", f"{base}/imdb.npz")  # serves a file with another checksum
     with pytest.raises(ChecksumMismatch):
         sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))
+
+
+def test_auto_probes_the_canonical_file_again_a_day_after_a_fallback(
+    imdb_npz, http_server, closed_port_url, monkeypatch, tmp_path
+):
+    import os
+    import time
+
+    base, requests = http_server
+    config = DataConfig(source="auto", cache_dir=str(tmp_path))
+    monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)  # the network is down
+    assert sources.resolve_source(config).kind == "offline"
+    marker = sources.unreachable_marker(str(tmp_path))
+    assert "127.0.0.1" in marker.read_text()
+
+    # The network is back, but within the day the offline corpus is used without probing it.
+    monkeypatch.setattr(sources, "CANONICAL_URL", f"{base}/imdb.npz")
+    monkeypatch.setattr(sources, "CANONICAL_SHA256", sha256(imdb_npz))
+    before = len(requests)
+    info = sources.resolve_source(config)
+    assert info.kind == "offline" and "127.0.0.1" in info.fallback_reason and "h ago" in info.fallback_reason
+    assert len(requests) == before
+
+    # A day later it is probed again, downloaded, and the failure is forgotten.
+    stale = time.time() - sources.CANONICAL_RETRY_SECONDS - 60
+    os.utime(marker, (stale, stale))
+    info = sources.resolve_source(config)
+    assert (info.kind, info.sha256, info.fallback_reason) == ("npz", sha256(imdb_npz), None)
+    assert requests[before:] == ["/imdb.npz"] and not marker.exists()
+    assert sources.resolve_source(config).kind == "npz" and len(requests) == before + 1  # the cached copy

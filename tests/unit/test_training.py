@@ -51,19 +51,21 @@ def _weights(model_path: str) -> list[np.ndarray]:
     return evaluation.load_model(model_path).get_weights()
 
 
-def test_the_same_config_and_seed_give_identical_weights_and_metrics(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("variant, parameters", [("onehot", 481), ("embedding", 1_009)])
+def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, parameters, tiny_dataset, tmp_path):
     """Reproducible on rerun in one process (the flow trains variants one after another)."""
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2)
-    runs = [train_variant(job("embedding", tiny_dataset, config, 5), tmp_path / str(i))
+    runs = [train_variant(job(variant, tiny_dataset, config, 5), tmp_path / str(i))
             for i in range(2)]
-    other_seed = train_variant(job("embedding", tiny_dataset, config, 6), tmp_path / "6")
-    histories = [json.loads((tmp_path / str(i) / "embedding" / "history.json").read_text()) for i in range(2)]
+    other_seed = train_variant(job(variant, tiny_dataset, config, 6), tmp_path / "6")
+    histories = [json.loads((tmp_path / str(i) / variant / "history.json").read_text()) for i in range(2)]
     strip = [[{k: v for k, v in record.items() if k != "seconds"} for record in h["epochs"]] for h in histories]
     assert strip[0] == strip[1]  # identical metrics, not merely close
     for first, second in zip(_weights(runs[0].model_path), _weights(runs[1].model_path), strict=True):
         np.testing.assert_array_equal(first, second)
     assert not all(np.array_equal(a, b) for a, b in zip(_weights(runs[0].model_path), _weights(other_seed.model_path)))
-    assert runs[0].parameters == runs[1].parameters == 1_009  # 50*16 + (16*8 + 8*8 + 8) + 9
+    # onehot: (50*8 + 8*8 + 8) + 9; embedding: 50*16 + (16*8 + 8*8 + 8) + 9
+    assert runs[0].parameters == runs[1].parameters == parameters
 
 
 @pytest.fixture(scope="module")
