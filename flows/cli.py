@@ -119,8 +119,12 @@ def describe_validation_error(error: ValidationError) -> str:
     options: dict[tuple[str, ...], str] = {
         (section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()
     }
+    message = first["msg"].removeprefix("Value error, ")
+    if not location:  # a check across sections names its field first: `data.maxlen: ...`
+        field, _, rest = message.partition(": ")
+        return f"{options.get(tuple(field.split('.')), field)}: {rest}"
     option = options.get(location[:2]) or options.get(location[:1]) or ".".join(location)
-    return f"{option}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{option}: {message}"
 
 
 def add_endpoint_option(parser: argparse.ArgumentParser) -> None:
