@@ -38,6 +38,7 @@ from tasks.orchestration.publish_stages import describe_run, judge_champion, pro
 from tasks.orchestration.run_logging import StageLog, configure_run_logging
 from tasks.orchestration.training_runs import children_stopped_on_signals
 from tasks.orchestration.ui import emit_failure_event, run_name, run_tags
+from tasks.orchestration.zombies import ensure_zombie_automation_hook
 from tasks.publishing import run_details
 from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
 from tasks.storage import new_run_id, use_s3_endpoint
@@ -65,6 +66,7 @@ PARALLEL_TRAININGS = os.cpu_count() or 1
     flow_run_name=run_name,
     on_failure=[emit_failure_event],
     on_crashed=[remove_scratch],  # SIGTERM, SIGINT
+    on_running=[ensure_zombie_automation_hook],  # SIGKILL: the server marks the run Crashed
     on_cancellation=[remove_scratch],
     # Prefect types this parameter with an invariant generic that no concrete runner matches.
     task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS),  # type: ignore[arg-type]
