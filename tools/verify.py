@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.clean and not (args.all and args.older_than is not None):
         parser.error("--clean needs --all STORAGE_ROOT and --older-than AGE")
+    if not args.clean and (args.yes or args.older_than is not None):
+        parser.error("--yes and --older-than only go with --clean")
     use_s3_endpoint(args.s3_endpoint_url)
     try:
         if args.clean:

@@ -80,8 +80,15 @@ def test_clean_removes_only_old_leftovers_and_never_a_complete_run(storage_root,
     assert "no leftovers older than 2 h" in capsys.readouterr().out
 
 
-def test_clean_without_an_age_is_refused(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "argv, words",
+    [(["--clean"], "--clean needs --all STORAGE_ROOT and --older-than AGE"),
+     (["--clean", "--older-than", "2 hours"], "invalid parse_age value: '2 hours'"),
+     (["--yes"], "--yes and --older-than only go with --clean")],
+)
+def test_clean_without_an_age_or_yes_without_clean_is_refused(argv, words, tmp_path, capsys):
+    (tmp_path / "runs" / run_id(5, "eeeeee")).mkdir(parents=True)
     with pytest.raises(SystemExit) as stopped:
-        verify_main(["--all", str(tmp_path), "--clean"])
-    assert stopped.value.code == 2
-    assert "--clean needs --all STORAGE_ROOT and --older-than AGE" in capsys.readouterr().err
+        verify_main(["--all", str(tmp_path), *argv])
+    assert stopped.value.code == 2 and words in capsys.readouterr().err
+    assert (tmp_path / "runs").exists() and list((tmp_path / "runs").iterdir())
