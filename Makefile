@@ -103,7 +103,7 @@ verify: $(INSTALLED)
 seeds: $(INSTALLED)
 	$(PY) -m tools.seeds $(ARGS)
 
-## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...)
+## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...); ARGS="--clean --older-than 2h" lists leftovers, --yes removes them
 .PHONY: runs
 runs: $(INSTALLED)
 	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
