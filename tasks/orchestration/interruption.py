@@ -1,6 +1,7 @@
 """What an interrupted run does: SIGTERM (a worker cancelling the run, a service manager stopping
-it) and SIGINT (Ctrl+C) stop it within seconds, end its flow run as Crashed (or Cancelled, when
-the cancel came from Prefect), remove its scratch folder, and publish nothing.
+it) and SIGINT (Ctrl+C) stop it within seconds, end its flow run as Crashed (Cancelled only when
+Prefect's runner announced the cancel on its control channel first, which its process worker does
+not), remove its scratch folder, and publish nothing.
 
 Prefect turns SIGTERM into a TerminationSignal and SIGINT into a KeyboardInterrupt inside the
 flow, and marks the flow run Crashed; once the flow has ended, it sends SIGTERM to the process
