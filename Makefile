@@ -17,6 +17,8 @@ DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+# Flow runs send heartbeats; a run that stops sending them is marked Crashed (tasks/orchestration/zombies.py).
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
 # TensorFlow's C++ start-up chatter is not progress; warnings and errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -101,7 +103,7 @@ verify: $(INSTALLED)
 seeds: $(INSTALLED)
 	$(PY) -m tools.seeds $(ARGS)
 
-## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...)
+## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...); ARGS="--clean --older-than 2h" lists leftovers, --yes removes them
 .PHONY: runs
 runs: $(INSTALLED)
 	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
@@ -128,6 +130,7 @@ deploy worker retrain: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFEC
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
 	IMDB_PIPELINE_ROOT=$(CURDIR) $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
+	$(PY) -m tasks.orchestration.zombies
 
 ## worker: start a worker that runs the pool's flow runs from this checkout
 .PHONY: worker

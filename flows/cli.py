@@ -11,6 +11,7 @@ from typing import NoReturn
 from pydantic import BaseModel, ValidationError
 
 from tasks.config import (
+    RECIPES,
     ChampionConfig,
     DataCheckConfig,
     DataConfig,
@@ -89,6 +90,8 @@ def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.Argume
         if isinstance(default, tuple):
             default = ",".join(default)
         description = info.description or field.replace("_", " ")
+        if option == "--recipe":
+            description = f"{description}: {describe_recipes()}"
         if kind is bool:
             parser.add_argument(option, dest=_dest(option), action="store_true", default=None, help=description)
         else:
@@ -96,6 +99,15 @@ def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.Argume
                 option, dest=_dest(option), type=kind, default=None, help=f"{description} (default: {default})"
             )
     return parser
+
+
+def describe_recipes() -> str:
+    """What each recipe preset sets, by option: `reference sets --learning-rate 0.0001, ...`."""
+    options = {field: option for option, (section, field, _) in OPTIONS.items() if section == "training"}
+    return "; ".join(
+        f"{name} sets " + ", ".join(f"{options[field]} {value:g}" for field, value in preset.items())
+        for name, preset in RECIPES.items()
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -119,8 +131,12 @@ def describe_validation_error(error: ValidationError) -> str:
     options: dict[tuple[str, ...], str] = {
         (section, field) if section else (field,): option for option, (section, field, _) in OPTIONS.items()
     }
+    message = first["msg"].removeprefix("Value error, ")
+    if not location:  # a check across sections names its field first: `data.maxlen: ...`
+        field, _, rest = message.partition(": ")
+        return f"{options.get(tuple(field.split('.')), field)}: {rest}"
     option = options.get(location[:2]) or options.get(location[:1]) or ".".join(location)
-    return f"{option}: {first['msg'].removeprefix('Value error, ')}"
+    return f"{option}: {message}"
 
 
 def add_endpoint_option(parser: argparse.ArgumentParser) -> None:

@@ -14,8 +14,9 @@ PROCESS_STARTED = time.time()
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from prefect import Task, flow, get_run_logger, tags
+from prefect import flow, get_run_logger, tags
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
@@ -25,11 +26,20 @@ from tasks.errors import PipelineError
 from tasks.features import DatasetInfo
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.orchestration.environment import reload_prefect_settings, set_prefect_defaults
+from tasks.orchestration.interruption import (
+    describe_interruption,
+    interruptible,
+    interruption_signal,
+    remove_scratch,
+    remove_scratch_when_interrupted,
+)
 from tasks.orchestration.model_stages import collect, evaluate, plot_comparison, plot_variant, train
 from tasks.orchestration.policies import cache_options
 from tasks.orchestration.publish_stages import describe_run, judge_champion, promote, publish, report
 from tasks.orchestration.run_logging import StageLog, configure_run_logging
+from tasks.orchestration.training_runs import children_stopped_on_signals
 from tasks.orchestration.ui import emit_failure_event, run_name, run_tags, tag_flow_run
+from tasks.orchestration.zombies import ensure_zombie_automation_hook
 from tasks.publishing import run_details
 from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
 from tasks.storage import new_run_id, use_s3_endpoint
@@ -56,6 +66,9 @@ PARALLEL_TRAININGS = os.cpu_count() or 1
     name="imdb-rnn-pipeline",
     flow_run_name=run_name,
     on_failure=[emit_failure_event],
+    on_crashed=[remove_scratch],  # SIGTERM, SIGINT
+    on_running=[ensure_zombie_automation_hook],  # SIGKILL: the server marks the run Crashed
+    on_cancellation=[remove_scratch],
     # Prefect types this parameter with an invariant generic that no concrete runner matches.
     task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS),  # type: ignore[arg-type]
 )
@@ -66,6 +79,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
+    remove_scratch_when_interrupted(run_dir)
     check_storage(config.storage)
     cached = cache_options(config.storage.root, config.refresh)  # same inputs: the UI shows "Cached"
 
@@ -83,11 +97,10 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     baseline = fit_baseline.with_options(**cached)(dataset)
 
     # Models: train every variant (and seed), evaluate on the test set, plot.
-    train_cached = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
     variants, histories = {}, {}
     for variant in config.model.variants:
         variants[variant], histories[variant] = _train_variant(
-            train_cached, variant, dataset, config, baseline, run_dir, stage
+            cached, variant, dataset, config, baseline, run_dir, stage
         )
     plot_comparison(histories, run_dir)
 
@@ -116,7 +129,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
 
 
 def _train_variant(
-    train_task: Task[..., TrainedVariant],
+    cached: dict[str, Any],
     variant: str,
     dataset: DatasetInfo,
     config: PipelineConfig,
@@ -138,7 +151,7 @@ def _train_variant(
         )
         for seed in seeds
     ]
-    seed_runs = _train_seeds(train_task, jobs, config.storage)
+    seed_runs = _train_seeds(cached, jobs, config.storage, config.training.timeout_seconds)
     stage("evaluate", f"{variant} on the test set")
     seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
     published = pick_published(seed_runs)  # by val_loss, never by test metrics
@@ -149,13 +162,15 @@ def _train_variant(
 
 
 def _train_seeds(
-    train_task: Task[..., TrainedVariant], jobs: list[TrainingJob], storage_config: StorageConfig
+    cached: dict[str, Any], jobs: list[TrainingJob], storage_config: StorageConfig, timeout_seconds: int
 ) -> list[TrainedVariant]:
     """One seed trains in this process; several train side by side, each in its own process."""
-    if len(jobs) == 1:
-        return [train_task(jobs[0], storage_config)]
-    futures = [train_task.submit(job, storage_config, in_child_process=True) for job in jobs]
-    return [future.result() for future in futures]
+    if len(jobs) == 1:  # in this thread, where Prefect's timer can interrupt it
+        return [train.with_options(**cached, timeout_seconds=timeout_seconds)(jobs[0], storage_config)]
+    # Children: their parent enforces the timeout, and SIGTERM / SIGINT end them before Prefect waits for them.
+    with children_stopped_on_signals():
+        futures = [train.with_options(**cached).submit(job, storage_config, in_child_process=True) for job in jobs]
+        return [future.result() for future in futures]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     reload_prefect_settings()
     use_s3_endpoint(args.s3_endpoint_url)
     try:
-        with tags(*run_tags(config.data.source, config.model.variants)):
+        with interruptible(), tags(*run_tags(config.data.source, config.model.variants)):
             result = imdb_rnn_pipeline(config)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -180,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the one-line contract holds for surprises too
         print(f"error: unexpected {error.__class__.__name__}: {error}", file=sys.stderr)
         return 1
+    except BaseException as error:  # SIGTERM, SIGINT
+        number = interruption_signal(error)
+        if number is None:
+            raise
+        print(f"error: {describe_interruption(number)}", file=sys.stderr)
+        return 128 + number  # the shell's convention for a process ended by a signal
     print(f"data: {result['source']['description']}")
     print(format_table(summary_rows(result["variants"], result["baseline"])))
     decision = result["champion"]

@@ -7,6 +7,7 @@ with random_state=42, SimpleRNN(8), RMSprop(1e-4), batch 64, up to 100 epochs, p
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Literal
 from urllib.parse import urlparse
@@ -20,6 +21,9 @@ SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 STORAGE_SCHEMES = ("", "file", "s3")
 # Every model has ids 0 (pad), 1 (start), 2 (oov) and at least one real word.
 MIN_NUM_WORDS = 4
+# Ids are stored as int32 and Parquet's fixed-size lists count their width in an int32: past this,
+# a vocabulary or review length cannot be stored at all, whatever the memory.
+INT32_MAX = 2**31 - 1
 # A week: beyond any real network read or training run; far larger values (1e12 s) overflow the OS timers.
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 
@@ -40,8 +44,8 @@ class DataConfig(_Part):
     download_timeout_seconds: float = Field(
         30.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False, description="per network read"
     )
-    num_words: int = Field(500, ge=MIN_NUM_WORDS, description="vocabulary size: ids >= it become oov")
-    maxlen: int = Field(100, ge=1, description="tokens per review after front padding/truncation")
+    num_words: int = Field(500, ge=MIN_NUM_WORDS, le=INT32_MAX, description="vocabulary size: ids >= it become oov")
+    maxlen: int = Field(100, ge=1, le=INT32_MAX, description="tokens per review after front padding/truncation")
     val_fraction: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False, description="share of the training part held out")
 
     @field_validator("source")
@@ -235,3 +239,97 @@ class PipelineConfig(_Part):
     checks: DataCheckConfig = DataCheckConfig()
     storage: StorageConfig = StorageConfig()
     champion: ChampionConfig = ChampionConfig()
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> PipelineConfig:
+        """Refuses sizes whose estimated peak memory exceeds the machine's share, before anything
+        is allocated: an absurd size is one error line, never an out-of-memory kill."""
+        per_process, processes, term, fields = estimate_peak_bytes(self)
+        needed, available = per_process * processes, machine_memory_bytes()
+        if needed > MEMORY_SHARE * available:
+            # When one training process would fit, the seeds trained side by side are what does not.
+            fits_alone = per_process <= MEMORY_SHARE * available
+            field = "training.seeds" if fits_alone else _furthest_above_default(self, fields)
+            raise ValueError(
+                f"{field}: {_value(self, field)} would need about {_gib(needed)} of memory ({term}), "
+                f"more than {MEMORY_SHARE:.0%} of this machine's {_gib(available)}"
+            )
+        return self
+
+
+# Peak memory is estimated from the sizes alone, before any data is read. Rows: the canonical IMDB
+# file holds 25,000 train and 25,000 test reviews, the most any source here has (the offline corpus
+# has 25,000 in all); a larger mirror makes the estimate low by its ratio.
+ESTIMATE_ROWS = 50_000
+BYTES_PER_VALUE = 4  # ids are int32, weights and activations float32
+# The flow process holds the padded splits while storing them and again when the baseline and
+# evaluation read them back: two copies at most.
+DATA_COPIES = 2
+# Weights, their gradients, RMSprop's mean-square accumulator, and the best weights kept by early
+# stopping (restore_best_weights): four float32 values per parameter.
+WEIGHT_COPIES = 4
+# Backpropagation through time keeps each timestep's input and output of the recurrent layer, and
+# their gradients: about twice the forward activations of a batch.
+ACTIVATION_COPIES = 2
+# Evaluation scores this many reviews per batch (inference only, so a large batch is cheap); the
+# one-hot variant's published form builds its one-hot input of that batch in memory.
+SCORING_BATCH = 1024
+# TensorFlow, the OS and Prefect need the rest; an estimate above this share of the machine's
+# memory would risk an out-of-memory kill (the estimate leaves out their own few hundred MiB).
+MEMORY_SHARE = 0.8
+# The fields behind each term, in the order a tie names them.
+DATA_FIELDS = ("data.maxlen",)
+WEIGHT_FIELDS = ("data.num_words", "model.embedding_dim", "model.rnn_units")
+ACTIVATION_FIELDS = ("training.batch_size", "data.maxlen", "model.embedding_dim", "model.rnn_units")
+SCORING_FIELDS = ("data.num_words", "data.maxlen")
+
+
+def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[str, ...]]:
+    """Estimated peak memory in bytes of one training process, how many run side by side (seeds,
+    one process per core, each holding its own model, batches and data), the largest term's
+    description and the fields behind it."""
+    data, model = config.data, config.model
+    words, maxlen, units, width = data.num_words, data.maxlen, model.rnn_units, model.embedding_dim
+    embedding = "embedding" in model.variants
+    parameters = words * (width if embedding else 0) + words * units + width * units + units * units + 2 * units
+    per_process = {
+        "the padded splits": (ESTIMATE_ROWS * maxlen * DATA_COPIES, DATA_FIELDS),
+        "weights and optimizer state": (parameters * WEIGHT_COPIES, WEIGHT_FIELDS),
+        "a training batch's activations": (
+            config.training.batch_size * maxlen * (width + units) * ACTIVATION_COPIES,
+            ACTIVATION_FIELDS,
+        ),
+        "a scoring batch's one-hot input": (
+            SCORING_BATCH * maxlen * words if "onehot" in model.variants else 0,
+            SCORING_FIELDS,
+        ),
+    }
+    processes = min(config.training.seeds, os.cpu_count() or 1)
+    term, (_, fields) = max(per_process.items(), key=lambda item: item[1][0])
+    return BYTES_PER_VALUE * sum(values for values, _ in per_process.values()), processes, term, fields
+
+
+def machine_memory_bytes() -> int:
+    """Physical memory, or the cgroup's limit when a container sets a lower one."""
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        with open("/sys/fs/cgroup/memory.max") as limit:
+            text = limit.read().strip()
+    except OSError:
+        return physical
+    return min(physical, int(text)) if text.isdigit() else physical
+
+
+def _value(config: PipelineConfig, field: str) -> int:
+    section, name = field.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _furthest_above_default(config: PipelineConfig, fields: tuple[str, ...]) -> str:
+    """The field furthest above its default: the one a user most likely mistyped."""
+    defaults = PipelineConfig()
+    return max(fields, key=lambda field: _value(config, field) / _value(defaults, field))
+
+
+def _gib(size: int) -> str:
+    return f"{size / 2**30:,.1f} GiB"

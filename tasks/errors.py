@@ -31,3 +31,7 @@ class ObjectExists(StorageError):
 
 class WriteConflict(StorageError):
     """A conditional write found the object changed since it was read (another writer won)."""
+
+
+class TrainingTimedOut(PipelineError):
+    """A variant's training took longer than its timeout and was stopped."""

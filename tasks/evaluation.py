@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
 
 from tasks import storage
+from tasks.config import SCORING_BATCH
 from tasks.errors import PipelineError
 from tasks.features import read_split
 from tasks.guard import majority_rate
@@ -18,7 +19,6 @@ from tasks.guard import majority_rate
 log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5  # Keras' BinaryAccuracy counts a prediction as positive when p > 0.5
-SCORING_BATCH = 1024  # inference only: larger batches are faster and memory is tiny
 
 
 def load_model(uri: str) -> keras.Model:

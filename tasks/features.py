@@ -120,13 +120,25 @@ def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray
         raise DataError(f"{uri}: tokens column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
     if expected_maxlen is not None and column_type.list_size != expected_maxlen:
         raise DataError(f"{uri}: {column_type.list_size} tokens per review, but maxlen {expected_maxlen} is expected")
-    label_type = table.schema.field("label").type
-    if not (pa.types.is_integer(column_type.value_type) and pa.types.is_integer(label_type)):
-        raise DataError(f"{uri}: tokens and label must hold integers, not {column_type.value_type} and {label_type}")
-    flat = table.column("tokens").combine_chunks().flatten().to_numpy()
-    tokens = flat.reshape(table.num_rows, column_type.list_size).astype(np.int32, copy=False)
-    labels = table.column("label").to_numpy().astype(np.int8, copy=False)
-    return tokens, labels, metadata
+    rows = table.column("tokens").combine_chunks()
+    if rows.null_count:
+        raise DataError(f"{uri}: column 'tokens' has {rows.null_count} null rows")
+    flat = _integers(uri, "tokens", rows.flatten(), np.int32)
+    labels = _integers(uri, "label", table.column("label").combine_chunks(), np.int8)
+    return flat.reshape(table.num_rows, column_type.list_size), labels, metadata
+
+
+def _integers(uri: str, column: str, values: pa.Array, dtype: type[np.integer]) -> np.ndarray:
+    """A column's values as `dtype`; refuses nulls, non-integer types and values `dtype` cannot hold
+    (a cast would wrap them around silently, past the range checks that come later)."""
+    if not pa.types.is_integer(values.type):
+        raise DataError(f"{uri}: column '{column}' must hold integers, not {values.type}")
+    if values.null_count:
+        raise DataError(f"{uri}: column '{column}' has {values.null_count} null values")
+    array, limits = values.to_numpy(), np.iinfo(dtype)
+    if array.size and (array.min() < limits.min or array.max() > limits.max):
+        raise DataError(f"{uri}: column '{column}' holds {array.min()}..{array.max()}, beyond {limits.dtype}")
+    return array.astype(dtype, copy=False)
 
 
 def store_dataset(splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str) -> DatasetInfo:

@@ -275,3 +275,29 @@ def read_bytes(uri: str) -> bytes:
 
 def read_json(uri: str) -> Any:
     return json.loads(read_bytes(uri))
+
+
+def remove_tree(uri: str) -> None:
+    """Removes a folder (every object under a prefix) and what it holds."""
+    fs, path = filesystem(uri)
+    with _reported("remove", uri):
+        folders = {path, *(key.rsplit("/", 1)[0] for key in fs.find(path))}
+        fs.rm(path, recursive=True)
+        if not isinstance(fs, LocalFileSystem):
+            _remove_folder_markers(fs, folders, path)
+        fs.invalidate_cache(path)
+
+
+def _remove_folder_markers(fs: fsspec.AbstractFileSystem, folders: set[str], path: str) -> None:
+    """Some S3 servers (SeaweedFS) keep a folder's `key/` entry after its objects are gone, and list
+    it as a prefix still; deleting a key that does not exist is a no-op on any S3."""
+    bucket = path.split("/", 1)[0]
+    parents = {parent for folder in folders for parent in _parents(folder, path)}
+    for folder in sorted(parents, key=len, reverse=True):
+        fs.call_s3("delete_object", Bucket=bucket, Key=folder.split("/", 1)[1] + "/")
+
+
+def _parents(folder: str, top: str) -> list[str]:
+    """`folder` and each folder above it, up to and including `top`."""
+    parts = folder.split("/")
+    return ["/".join(parts[:end]) for end in range(len(top.split("/")), len(parts) + 1)]

@@ -11,6 +11,8 @@ DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
     # Batch machines are often offline; the server's telemetry would only log a failure there.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Heartbeats let the server find a run whose process was killed outright (tasks/orchestration/zombies.py).
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import shutil
 import uuid
@@ -14,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks import caching, evaluation, features, plots, reporting, storage, training
 from tasks.config import StorageConfig
 from tasks.orchestration import ui
-from tasks.orchestration.training_runs import train_in_child_process
+from tasks.orchestration.training_runs import timed_out, train_in_child_process
 from tasks.training import TrainedVariant, TrainingJob
 
 
@@ -57,6 +58,10 @@ def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: boo
         stored = training.store_trained(
             trained, storage.join(storage_config.root, "cache", "training", key, job.variant)
         )
+    except (TimeoutError, asyncio.CancelledError):
+        # Prefect's timer (the task's timeout_seconds) interrupts a sync task in the main thread by
+        # raising CancelledError into it (TimeoutError in a worker thread): name the option instead.
+        raise timed_out(job) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (

@@ -130,6 +130,26 @@ def _ids_beyond_the_vocabulary(train: Path) -> None:
     features.write_split(str(train), tokens + 50, labels, metadata)
 
 
+def _null_labels(train: Path) -> None:
+    table = pq.read_table(train)
+    labels = pa.array([None, *table.column("label").to_pylist()[1:]], type=pa.int8())
+    pq.write_table(table.set_column(1, "label", labels), train)
+
+
+def _null_token_ids(train: Path) -> None:
+    table = pq.read_table(train)
+    width = table.schema.field("tokens").type.list_size
+    ids = table.column("tokens").combine_chunks().flatten().to_pylist()
+    tokens = pa.FixedSizeListArray.from_arrays(pa.array([None, *ids[1:]], type=pa.int32()), width)
+    pq.write_table(table.set_column(0, "tokens", tokens), train)
+
+
+def _labels_wrapping_around_int8(train: Path) -> None:
+    table = pq.read_table(train)
+    labels = pa.array(table.column("label").to_numpy().astype(np.int64) * 256)  # 256 would cast to 0
+    pq.write_table(table.set_column(1, "label", labels), train)
+
+
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     "tamper, words",
@@ -141,9 +161,12 @@ def _ids_beyond_the_vocabulary(train: Path) -> None:
         (_not_parquet, "not a readable Parquet file"),
         (_labels_outside_0_1, "data check 'labels outside {0, 1}' failed: train has labels 7"),
         (_ids_beyond_the_vocabulary, "data check 'ids outside [0, num_words)' failed: train holds ids 50..99"),
+        (_null_labels, "column 'label' has 1 null values"),
+        (_null_token_ids, "column 'tokens' has 1 null values"),
+        (_labels_wrapping_around_int8, "column 'label' holds 0..256, beyond int8"),
     ],
     ids=["foreign-columns", "maxlen-vs-metadata", "string-tokens", "another-maxlen", "not-parquet",
-         "labels-outside-0-1", "ids-beyond-vocabulary"],
+         "labels-outside-0-1", "ids-beyond-vocabulary", "null-labels", "null-token-ids", "labels-beyond-int8"],
 )
 def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_champion(
     tamper, words, published_run, capsys

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pydantic import ValidationError
 
@@ -35,6 +37,15 @@ def test_a_recipe_preset_fills_what_is_not_given_explicitly():
     assert parse("--recipe", "robust", "--patience", "7").training.patience == 7  # explicit wins
     assert parse("--recipe", "reference").training == parse().training == TrainingConfig()
     assert PipelineConfig.model_validate(parse("--recipe", "robust").model_dump()) == parse("--recipe", "robust")
+
+
+def test_help_shows_what_each_recipe_preset_sets():
+    help_text = re.sub(r"-\s+", "-", " ".join(build_parser().format_help().split()))  # argparse wraps at hyphens
+    for name, preset in RECIPES.items():
+        assert f"{name} sets --learning-rate {preset['learning_rate']:g}, --patience {preset['patience']}, " \
+               f"--start-from-epoch {preset['start_from_epoch']}, --min-delta {preset['min_delta']:g}" in help_text
+    robust = parse("--recipe", "robust").training  # and the help says what the preset really gives
+    assert f"robust sets --learning-rate {robust.learning_rate:g}, --patience {robust.patience}," in help_text
 
 
 def test_every_option_reaches_its_config_field():

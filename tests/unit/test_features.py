@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from keras.utils import pad_sequences
@@ -65,6 +68,40 @@ def test_read_split_refuses_maxlen_that_disagrees_with_metadata(ragged, tmp_path
     features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, METADATA)  # metadata says 7
     with pytest.raises(DataError, match="disagrees with maxlen=7"):
         features.read_split(uri)
+
+
+def _split_table(tokens: pa.Array, labels: pa.Array, width: int = 2) -> pa.Table:
+    table = pa.table({"tokens": pa.FixedSizeListArray.from_arrays(tokens, width), "label": labels})
+    return table.replace_schema_metadata({features.METADATA_KEY: json.dumps({**METADATA, "maxlen": width})})
+
+
+@pytest.mark.parametrize(
+    "table, words",
+    [
+        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([1, None], pa.int8())), "column 'label' has 1 null"),
+        (_split_table(pa.array([3, None, 5, 6], pa.int32()), pa.array([1, 0], pa.int8())), "column 'tokens' has 1 null"),
+        (
+            pa.table({"tokens": pa.array([[3, 4], None], pa.list_(pa.int32(), 2)), "label": pa.array([1, 0], pa.int8())}),
+            "column 'tokens' has 1 null rows",
+        ),
+        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array(["pos", "neg"])), "column 'label' must hold integers, not string"),
+        (_split_table(pa.array([3.0, 4, 5, 6]), pa.array([1, 0], pa.int8())), "column 'tokens' must hold integers, not double"),
+        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([1.0, 0.0])), "column 'label' must hold integers, not double"),
+        (_split_table(pa.array([3, 4, 5, 2**32 + 5]), pa.array([1, 0], pa.int8())), "column 'tokens' holds 3..4294967301, beyond int32"),
+        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([257, 0])), "column 'label' holds 0..257, beyond int8"),
+    ],
+    ids=["null-label", "null-token-id", "null-tokens-row", "string-labels", "float-tokens", "float-labels",
+         "ids-beyond-int32", "labels-beyond-int8"],
+)
+def test_read_split_refuses_nulls_and_wrong_column_types_naming_file_and_column(table, words, tmp_path):
+    uri = tmp_path / "train.parquet"
+    if table.schema.metadata is None:
+        table = table.replace_schema_metadata({features.METADATA_KEY: json.dumps({**METADATA, "maxlen": 2})})
+    pq.write_table(table, uri)
+    with pytest.raises(DataError) as refused:
+        features.read_split(str(uri))
+    message = str(refused.value)
+    assert message.startswith(f"{uri}: ") and words in message and "\n" not in message
 
 
 def test_dataset_key_depends_on_content_and_parameters_only(ragged):

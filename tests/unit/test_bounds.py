@@ -1,0 +1,47 @@
+"""Size options are checked against a memory estimate before anything is allocated (the command
+line's refusals of absurd values are in test_bad_input.py; a fresh process in tests/e2e/test_unattended.py)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from flows.cli import describe_validation_error
+from tasks import config
+from tasks.config import MEMORY_SHARE, PipelineConfig, estimate_peak_bytes, machine_memory_bytes
+
+
+def sized(seeds: int = 1, **data: int) -> dict:
+    return {"data": data, "training": {"seeds": seeds}}
+
+
+def test_the_reference_recipe_needs_a_few_hundred_mib():
+    needed, processes, _, _ = estimate_peak_bytes(PipelineConfig())
+    assert 50 * 2**20 < needed < 512 * 2**20 and processes == 1
+
+
+def test_the_machine_memory_is_read_and_plausible():
+    assert 2**28 < machine_memory_bytes() < 2**50
+
+
+def test_seeds_train_side_by_side_one_process_per_core(monkeypatch):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
+    assert [estimate_peak_bytes(PipelineConfig.model_validate(sized(seeds=seeds)))[1] for seeds in (1, 2, 8)] == [1, 2, 2]
+
+
+def test_a_run_that_fits_alone_is_refused_with_two_seeds_on_a_smaller_machine(monkeypatch):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
+    one, _, _, _ = estimate_peak_bytes(PipelineConfig.model_validate(sized(maxlen=400)))
+    monkeypatch.setattr(config, "machine_memory_bytes", lambda: int(1.5 * one / MEMORY_SHARE))
+    PipelineConfig.model_validate(sized(maxlen=400))
+    with pytest.raises(ValidationError) as refused:
+        PipelineConfig.model_validate(sized(seeds=2, maxlen=400))
+    message = describe_validation_error(refused.value)
+    assert message.startswith("--seeds: 2 would need about ") and "more than 80% of this machine's" in message
+
+
+def test_the_option_named_is_the_one_furthest_above_its_default(monkeypatch):
+    monkeypatch.setattr(config, "machine_memory_bytes", lambda: 2**30)
+    with pytest.raises(ValidationError) as refused:
+        PipelineConfig.model_validate({"data": {"num_words": 1000, "maxlen": 4000}})
+    assert describe_validation_error(refused.value).startswith("--maxlen: 4000 would need about ")
