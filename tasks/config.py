@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,6 +26,9 @@ MIN_NUM_WORDS = 4
 INT32_MAX = 2**31 - 1
 # A week: beyond any real network read or training run; far larger values (1e12 s) overflow the OS timers.
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+
+# A share or distance: a finite number from 0 to 1.
+Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class _Part(BaseModel):
@@ -138,11 +141,8 @@ class TrainingConfig(_Part):
         le=MAX_RESTARTS,
         description="retrainings with a derived seed while a variant is under-trained or stalled",
     )
-    baseline_margin: float = Field(
+    baseline_margin: Share = Field(
         BASELINE_MARGIN,
-        ge=0,
-        le=1,
-        allow_inf_nan=False,
         description="under-trained: best val accuracy more than this below the baseline's (1 turns it off)",
     )
     stall_margin: float = Field(
@@ -201,19 +201,11 @@ class DataCheckConfig(_Part):
     """Checks that stop a bad data set before training, and the drift that is worth a warning."""
 
     min_split_rows: int = Field(MIN_SPLIT_ROWS, ge=2, description="fewest reviews a train, val or test split may have")
-    max_overlap: float = Field(
-        MAX_OVERLAP,
-        ge=0,
-        le=1,
-        allow_inf_nan=False,
-        description="largest share of test reviews that may repeat a train or val review exactly",
+    max_overlap: Share = Field(
+        MAX_OVERLAP, description="largest share of test reviews that may repeat a train or val review exactly"
     )
-    max_drift: float = Field(
-        MAX_DRIFT,
-        gt=0,
-        le=1,
-        allow_inf_nan=False,
-        description="Jensen-Shannon distance to the champion's data above which drift is warned about",
+    max_drift: Share = Field(
+        MAX_DRIFT, gt=0, description="Jensen-Shannon distance to the champion's data above which drift is warned about"
     )
 
 

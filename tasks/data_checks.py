@@ -226,60 +226,44 @@ def check_errors(statistics: dict, config: DataCheckConfig) -> list[Finding]:
 def check_warnings(statistics: dict) -> list[Finding]:
     """What looks unusual without stopping the run: skewed or unlike label balance, duplicates,
     overlap between other splits, empty reviews, a vocabulary that leaves most words unknown."""
-    findings, splits = [], statistics["splits"]
-    for name, split in splits.items():
-        share = split["positive_share"]
-        if split["rows"] and not MIN_CLASS_SHARE <= share <= 1 - MIN_CLASS_SHARE:
-            findings.append(
-                Finding(check="label balance", level="warning", message=f"{name} is {_share(share)} positive")
-            )
-        if name != "train" and abs(share - splits["train"]["positive_share"]) > MAX_BALANCE_GAP:
-            findings.append(
-                Finding(
-                    check="label balance across splits",
-                    level="warning",
-                    message=f"{name} is {_share(share)} positive, train {_share(splits['train']['positive_share'])}",
-                )
-            )
-        within = statistics["duplicates"]["within"][name]
-        if within["share"] > MAX_DUPLICATE_SHARE:
-            findings.append(
-                Finding(
-                    check="duplicates",
-                    level="warning",
-                    message=f"{within['rows']} reviews of {name} ({_share(within['share'])}) "
-                    "repeat another review of it",
-                )
-            )
-        if split["empty_reviews"]:
-            findings.append(
-                Finding(
-                    check="empty reviews",
-                    level="warning",
-                    message=f"{split['empty_reviews']} reviews of {name} have no word",
-                )
-            )
-        if split["oov_rate"] > MAX_OOV_RATE:
-            findings.append(
-                Finding(
-                    check="OOV rate",
-                    level="warning",
-                    message=f"{_share(split['oov_rate'])} of the words of {name} are out of the "
-                    f"{statistics['num_words']}-word vocabulary",
-                )
-            )
+    findings = [finding for name in statistics["splits"] for finding in _split_warnings(name, statistics)]
     for pair in ("train/val", "val/test"):
         across = statistics["duplicates"]["across"][pair]
+        first, second = pair.split("/")
         if across["share"] > MAX_SPLIT_OVERLAP:
-            findings.append(
-                Finding(
-                    check=f"{pair} overlap",
-                    level="warning",
-                    message=f"{across['rows']} reviews of {pair.split('/')[1]} "
-                    f"({_share(across['share'])}) repeat a review of {pair.split('/')[0]}",
-                )
-            )
+            message = f"{across['rows']} reviews of {second} ({_share(across['share'])}) repeat a review of {first}"
+            findings.append(Finding(check=f"{pair} overlap", level="warning", message=message))
     return findings
+
+
+def _split_warnings(name: str, statistics: dict) -> list[Finding]:
+    split, within = statistics["splits"][name], statistics["duplicates"]["within"][name]
+    share, train_share = split["positive_share"], statistics["splits"]["train"]["positive_share"]
+    candidates = [
+        (
+            "label balance",
+            bool(split["rows"]) and not MIN_CLASS_SHARE <= share <= 1 - MIN_CLASS_SHARE,
+            f"{name} is {_share(share)} positive",
+        ),
+        (
+            "label balance across splits",
+            name != "train" and abs(share - train_share) > MAX_BALANCE_GAP,
+            f"{name} is {_share(share)} positive, train {_share(train_share)}",
+        ),
+        (
+            "duplicates",
+            within["share"] > MAX_DUPLICATE_SHARE,
+            f"{within['rows']} reviews of {name} ({_share(within['share'])}) repeat another review of it",
+        ),
+        ("empty reviews", bool(split["empty_reviews"]), f"{split['empty_reviews']} reviews of {name} have no word"),
+        (
+            "OOV rate",
+            split["oov_rate"] > MAX_OOV_RATE,
+            f"{_share(split['oov_rate'])} of the words of {name} are out of the "
+            f"{statistics['num_words']}-word vocabulary",
+        ),
+    ]
+    return [Finding(check=check, level="warning", message=message) for check, unusual, message in candidates if unusual]
 
 
 def run_checks(statistics: dict, config: DataCheckConfig) -> list[Finding]:

@@ -209,21 +209,21 @@ SEED_COLUMNS = (
 )
 
 
-def render_screening(rows: list[dict]) -> str:
-    return markdown_table(
-        [
-            (
-                row["preset"],
-                row["variant"],
-                str(row["epoch"]),
-                _range(row["healthy"]),
-                _range(row["unhealthy"]),
-                "n/a" if row["healthy_not_above_a_failure"] is None else str(row["healthy_not_above_a_failure"]),
-            )
-            for row in rows
-        ],
-        SCREENING_COLUMNS,
+def _screening_cells(row: dict) -> tuple[str, ...]:
+    fooled = row["healthy_not_above_a_failure"]
+    healthy, unhealthy = _range(row["healthy"]), _range(row["unhealthy"])
+    return (
+        row["preset"],
+        row["variant"],
+        str(row["epoch"]),
+        healthy,
+        unhealthy,
+        "n/a" if fooled is None else str(fooled),
     )
+
+
+def render_screening(rows: list[dict]) -> str:
+    return markdown_table([_screening_cells(row) for row in rows], SCREENING_COLUMNS)
 
 
 def _attempts_cell(result: dict) -> str:
