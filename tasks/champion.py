@@ -1,8 +1,8 @@
 """The champion gate: which published model is the one to use.
 
-`champion.json` at the storage root names the champion's run, variant, model URI, metrics, data set
-key and manifest sha256. A run's best variant replaces it only when strictly better on the same
-data set (or when there is none yet); a champion from another data set is not comparable and is
+`champion.json` at the storage root names the champion's run, variant, model URI, vocabulary URI and
+sha256, metrics, data set key and manifest sha256. A run's best variant replaces it only when strictly
+better on the same data set (or when there is none yet); a champion from another data set is not comparable and is
 replaced only with `--promote always`. A variant that is under-trained against the baseline or
 stalled at chance is never promoted, not even with `--promote always`.
 
@@ -24,6 +24,7 @@ from tasks import publishing, storage
 from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.guard import is_unfit
+from tasks.vocabulary import VOCABULARY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -233,11 +234,14 @@ def _promote_conditionally(
 def _champion_record(
     variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict], metric: str
 ) -> dict:
+    vocabulary = publishing.manifest_entry(run_uri, VOCABULARY_NAME)
     return {
         "run_id": run_id,
         "run_uri": run_uri,
         "variant": variant,
         "model_uri": storage.join(run_uri, variant, "model.keras"),
+        "vocabulary_uri": None if vocabulary is None else storage.join(run_uri, VOCABULARY_NAME),
+        "vocabulary_sha256": None if vocabulary is None else vocabulary["sha256"],
         "metric": metric,
         "metrics": variants[variant]["test"],
         "dataset_key": dataset_key,

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import champion, features, publishing, reporting
+from tasks import champion, features, publishing, reporting, vocabulary
 from tasks.config import ChampionConfig, StorageConfig
 from tasks.errors import ObjectExists, StorageError
 from tasks.orchestration import ui
@@ -63,6 +63,7 @@ def report(
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
     destination = publishing.run_uri(storage_config.root, run_id)
+    vocabulary.copy_into_run(details["dataset_uri"], run_dir)  # a run folder scores raw text on its own
     try:
         publishing.publish_run(run_dir, destination, details)
     except StorageError as error:
