@@ -106,6 +106,12 @@ seeds: $(INSTALLED)
 runs: $(INSTALLED)
 	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
 
+## predict: score reviews with the champion, one JSON line each: make predict TEXT="A wonderful film" (STORAGE=, ARGS="--file f.txt", "--run <uri> --variant <name>")
+.PHONY: predict
+predict: $(INSTALLED)
+	@test -n "$$TEXT$(ARGS)" || { echo 'usage: make predict TEXT="<review>" [STORAGE=<root>] [ARGS="--file <path>"]' >&2; exit 2; }
+	$(PY) -m tools.predict $(if $(TEXT),--text "$$TEXT") --storage "$(or $(STORAGE),outputs)" $(ARGS)
+
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
 s3: $(INSTALLED)

@@ -6,6 +6,7 @@ Import them as `from tests.helpers import ...` from any folder of tests/.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -121,6 +122,20 @@ def write_imdb_npz(path: Path, seed: int = 0, train: int = TRAIN_REVIEWS, test: 
     x_test, y_test = make_raw_reviews(test, rng)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+def write_word_index(folder: Path) -> Path:
+    """`imdb_word_index.json` for the generated reviews, beside their imdb.npz: rank r is the word `word<r>`."""
+    path = Path(folder) / "imdb_word_index.json"
+    path.write_text(json.dumps({f"word{rank}": rank for rank in range(1, VOCABULARY)}))
+    return path
+
+
+def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Raw texts of fresh generated reviews in the words of `write_word_index`, with markup and capitals."""
+    reviews, labels = make_raw_reviews(count, np.random.default_rng(seed))
+    texts = [" ".join(f"Word{rank}" if i % 3 else f"word{rank}<br />" for i, rank in enumerate(row)) for row in reviews]
+    return texts, labels
 
 
 def free_port() -> int:
