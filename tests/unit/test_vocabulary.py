@@ -39,6 +39,15 @@ def test_encoder_follows_the_offline_tokenizer():
     assert encoder().words(text) == data.tokenize(text)
 
 
+def test_the_fast_tokenizer_matches_the_token_pattern_on_awkward_text():
+    rng = np.random.default_rng(0)
+    alphabet = list("ab9' ''-.,é\u212a\u0130\U0001f600\n\t<>/")
+    samples = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 30)))) for _ in range(2000)]
+    samples += ["don't", "'quoted'", "rock'n'roll", "a''b", "it's'", "café", "x\u00a0y"]
+    for sample in samples:
+        assert vocabulary.fast_words(sample) == data.TOKEN_PATTERN.findall(sample), repr(sample)
+
+
 def test_the_spec_round_trips_through_its_file(tmp_path):
     original = Vocabulary(source_kind="npz", spec=TokenizerSpec(num_words=6, maxlen=5, exact=False), word_index=WORDS)
     uri = vocabulary.store_vocabulary(original, str(tmp_path))
