@@ -112,6 +112,12 @@ predict: $(INSTALLED)
 	@test -n "$$TEXT$(ARGS)" || { echo 'usage: make predict TEXT="<review>" [STORAGE=<root>] [ARGS="--file <path>"]' >&2; exit 2; }
 	$(PY) -m tools.predict $(if $(TEXT),--text "$$TEXT") --storage "$(or $(STORAGE),outputs)" $(ARGS)
 
+## score: batch-score a CSV, Parquet or JSONL of reviews with the champion: make score INPUT=reviews.csv [OUTPUT=<root>] [STORAGE=<root>] (ARGS="--text-column body --id-column id")
+.PHONY: score
+score: $(INSTALLED)
+	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
+	$(PY) -m flows.batch_scoring --input "$(INPUT)" --storage "$(or $(STORAGE),outputs)" $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
 s3: $(INSTALLED)

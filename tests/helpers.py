@@ -138,6 +138,21 @@ def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
+def copy_champion(store: Path, root: str) -> dict:
+    """Copies the champion's run from a local store to another storage root (s3://...) with a
+    champion.json pointing at the copy; returns that record."""
+    from tasks import storage
+
+    champion = json.loads((Path(store) / "champion.json").read_text())
+    run = Path(champion["run_uri"])
+    fs, prefix = storage.filesystem(root)
+    fs.put(str(run), f"{prefix}/runs/{run.name}", recursive=True)
+    copy = f"{root}/runs/{run.name}"
+    record = {**champion, "run_uri": copy, "model_uri": f"{copy}/{champion['variant']}/model.keras"}
+    storage.write_json(f"{root}/champion.json", record)
+    return record
+
+
 def free_port() -> int:
     import socket
 

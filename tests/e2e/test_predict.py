@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.imdb_pipeline import main as run_pipeline
 from tasks import storage
-from tests.helpers import review_texts, run_error_line, small_run_options, write_imdb_npz, write_word_index
+from tests.helpers import copy_champion, review_texts, run_error_line
 from tools.predict import main as predict
 
 pytestmark = pytest.mark.e2e
@@ -19,15 +18,9 @@ TEXTS, LABELS = review_texts(60, seed=7)  # reviews the model never saw, as raw 
 POSITIVE_TEXT, NEGATIVE_TEXT = TEXTS[int(np.argmax(LABELS))], TEXTS[int(np.argmin(LABELS))]
 
 
-@pytest.fixture(scope="module")
-def published(prefect_harness, tmp_path_factory) -> Path:
-    """A storage root whose champion was trained on a local mirror with its word index beside it."""
-    folder = tmp_path_factory.mktemp("predict")
-    npz = write_imdb_npz(folder / "imdb.npz")
-    write_word_index(folder)
-    options = small_run_options(str(npz), folder, "--variants", "embedding", "--max-epochs", "8")
-    assert run_pipeline(options) == 0
-    return folder / "store"
+@pytest.fixture
+def published(published_champion) -> Path:
+    return published_champion
 
 
 def predictions(capsys) -> list[dict]:
@@ -47,7 +40,7 @@ def test_predict_labels_raw_text_with_the_champion(published, capsys):
     assert [line["label"] for line in lines] == ["positive", "negative"]
     assert lines[0]["probability"] > 0.5 > lines[1]["probability"]
     assert {(line["run_id"], line["variant"], line["model_uri"]) for line in lines} == {
-        (champion["run_id"], "embedding", champion["model_uri"])
+        (champion["run_id"], champion["variant"], champion["model_uri"])
     }
 
 
@@ -55,7 +48,8 @@ def test_predict_reads_one_review_per_line_from_a_file_and_a_named_run(published
     reviews = tmp_path / "reviews.txt"
     reviews.write_text("\n\n".join(TEXTS) + "\n")  # blank lines are skipped
     run = json.loads((published / "champion.json").read_text())["run_uri"]
-    assert predict(["--storage", str(tmp_path / "nothing"), "--run", run, "--file", str(reviews)]) == 0
+    options = ["--storage", str(tmp_path / "nothing"), "--run", run, "--variant", "embedding", "--file", str(reviews)]
+    assert predict(options) == 0
     labels = [line["label"] == "positive" for line in predictions(capsys)]
     assert len(labels) == len(TEXTS)
     assert np.mean(np.array(labels) == LABELS) >= 0.85  # loose: the model reaches about 0.97 on stored ids
@@ -68,7 +62,7 @@ def test_predict_refuses_a_vocabulary_that_differs_from_the_manifest(published, 
     copy = tmp_path / run.name
     shutil.copytree(run, copy)
     (copy / "vocabulary.json").write_text((copy / "vocabulary.json").read_text().replace('"word1"', '"word01"'))
-    assert predict(["--run", str(copy), "--text", POSITIVE_TEXT]) == 1
+    assert predict(["--run", str(copy), "--variant", "onehot", "--text", POSITIVE_TEXT]) == 1
     assert "vocabulary.json: sha256" in run_error_line(capsys.readouterr())
 
 
@@ -89,13 +83,7 @@ def test_predict_refuses_bad_input_with_one_error_line(arguments, message, tmp_p
 
 
 def test_predict_reads_the_champion_from_s3(published, s3_prefix, capsys):
-    champion = json.loads((published / "champion.json").read_text())
-    run = Path(champion["run_uri"])
-    fs, root = storage.filesystem(s3_prefix)
-    fs.put(str(run), f"{root}/runs/{run.name}", recursive=True)
-    remote_run = f"{s3_prefix}/runs/{run.name}"
-    record = {**champion, "run_uri": remote_run, "model_uri": f"{remote_run}/embedding/model.keras"}
-    storage.write_json(f"{s3_prefix}/champion.json", record)
+    record = copy_champion(published, s3_prefix)
     assert predict(["--storage", s3_prefix, "--text", POSITIVE_TEXT]) == 0
     [line] = predictions(capsys)
-    assert (line["label"], line["model_uri"]) == ("positive", f"{remote_run}/embedding/model.keras")
+    assert (line["label"], line["model_uri"]) == ("positive", record["model_uri"])
