@@ -85,7 +85,7 @@ format: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest tests/unit $(ARGS)
 
-## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
+## bench: time and memory of the seed's training vs ours side by side, then batch scoring's reviews/s (writes bench/; ARGS="--rows 4000", "--section scoring")
 .PHONY: bench
 bench: $(INSTALLED)
 	$(PY) -m tools.bench $(ARGS)
