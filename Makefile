@@ -118,6 +118,16 @@ score: $(INSTALLED)
 	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
 	$(PY) -m flows.batch_scoring --input "$(INPUT)" --storage "$(or $(STORAGE),outputs)" $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
 
+## champion: show the champion and its history: make champion [STORAGE=<root>] (ARGS="--pin" or "--unpin": runs never/again replace it)
+.PHONY: champion
+champion: $(INSTALLED)
+	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" $(ARGS)
+
+## rollback: restore the previous champion, or a named one (RUN=<run id>), after verifying its run
+.PHONY: rollback
+rollback: $(INSTALLED)
+	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" --rollback $(RUN) $(ARGS)
+
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
 s3: $(INSTALLED)

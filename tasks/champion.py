@@ -1,10 +1,11 @@
 """The champion gate: which published model is the one to use.
 
 `champion.json` at the storage root names the champion's run, variant, model URI, vocabulary URI and
-sha256, metrics, data set key and manifest sha256. A run's best variant replaces it only when strictly
-better on the same data set (or when there is none yet); a champion from another data set is not comparable and is
-replaced only with `--promote always`. A variant that is under-trained against the baseline or
-stalled at chance is never promoted, not even with `--promote always`.
+sha256, metrics, data set key and manifest sha256. A run's best variant replaces it only when
+strictly better on the same data set (or when there is none yet); a champion from another data set
+is not comparable and is replaced only with `--promote always`. A pinned champion is never replaced
+by a run. A variant that is under-trained against the baseline or stalled at chance is never
+promoted, not even with `--promote always`. Every change is kept in `champion-history/`.
 
 Runs may overlap (a manual run during the scheduled one): champion.json is replaced only by a
 conditional write against the version the gate judged, so a concurrent promotion is never
@@ -20,7 +21,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from tasks import publishing, storage
+from tasks import champion_history, publishing, storage
 from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.guard import is_unfit
@@ -105,6 +106,13 @@ def decide(
     if champion is None:
         return Decision(promote=True, candidate=candidate, reason=f"{mine}; no champion yet")
     held = f"champion {champion['run_id']}/{champion['variant']}"
+    if champion.get("pinned"):
+        return Decision(
+            promote=False,
+            candidate=candidate,
+            champion=champion,
+            reason=f"{mine}; {held} is pinned: kept (make champion ARGS=--unpin releases it)",
+        )
     if champion_problems:
         return Decision(
             promote=always,
@@ -221,6 +229,7 @@ def _promote_conditionally(
                 return decision, None
             continue
         log.info("promoted %s/%s to champion at %s", run_id, decision.candidate, champion_uri(storage_root))
+        champion_history.record_change(storage_root, "promote", record, decision.champion, decision.reason)
         return decision, record
     return decision.model_copy(
         update={
