@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
@@ -82,9 +83,12 @@ def decide(
     champion_problems: list[str],
     config: ChampionConfig,
     stall_margin: float,
+    across: tuple[dict, dict] | None = None,
 ) -> Decision:
     """Whether this run's best variant should replace `champion`, and why (`stall_margin`: the
-    run's training config's, which decides whether a variant is at chance)."""
+    run's training config's, which decides whether a variant is at chance). `across`: the champion's
+    and the candidate's metrics on this run's raw test reviews, when the champion was trained on
+    another data set and both could score them."""
     metric = config.metric
     candidate = pick_candidate(variants, metric, stall_margin)
     if candidate is None:
@@ -122,6 +126,8 @@ def decide(
             reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
             + ("; replaced (--promote always)" if always else "; --promote always replaces it"),
         )
+    if champion["dataset_key"] != dataset_key and across is not None:
+        return _decide_across(candidate, champion, across, metric, always)
     if champion["dataset_key"] != dataset_key:
         return Decision(
             promote=always,
@@ -150,15 +156,49 @@ def decide(
     )
 
 
+def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], metric: str, always: bool) -> Decision:
+    """The verdict when both models scored this run's raw test reviews, each through its own vocabulary."""
+    theirs, mine = across[0][metric], across[1][metric]
+    held = f"champion {champion['run_id']}/{champion['variant']} (data set {champion['dataset_key']})"
+    where = "on this run's raw test reviews, each through its own vocabulary"
+    better = _better(metric, mine, theirs)
+    return Decision(
+        promote=better or always,
+        candidate=candidate,
+        champion=champion,
+        comparable=True,
+        reason=f"{candidate} {metric} {mine:.4f} {'beats' if better else 'does not beat'} {held} "
+        f"({theirs:.4f}) {where}"
+        + ("" if better else ("; replaced anyway (--promote always)" if always else "; kept")),
+    )
+
+
+AcrossScorer = Callable[[dict, str], "tuple[dict, dict] | None"]
+
+
 def judge(
-    variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig, stall_margin: float
+    variants: dict[str, dict],
+    dataset_key: str,
+    storage_root: str,
+    config: ChampionConfig,
+    stall_margin: float,
+    score_across: AcrossScorer | None = None,
 ) -> Decision:
-    """Reads the current champion, checks that its run still verifies, and decides."""
+    """Reads the current champion, checks that its run still verifies, and decides.
+
+    `score_across(champion, candidate)` scores both on this run's raw test reviews when the champion
+    was trained on another data set (see tasks/cross_gate.py); without it, such a champion is not comparable.
+    """
     champion, version = read_champion(storage_root)
     problems = _champion_problems(champion)
     if problems:
         log.warning("champion %s fails verification: %s", (champion or {}).get("run_uri"), "; ".join(problems))
-    decision = decide(variants, dataset_key, champion, problems, config, stall_margin).model_copy(
+    across = None
+    candidate = pick_candidate(variants, config.metric, stall_margin)
+    held = champion or {}
+    if score_across and candidate and not problems and held and held["dataset_key"] != dataset_key:
+        across = None if held.get("pinned") else score_across(held, candidate)
+    decision = decide(variants, dataset_key, champion, problems, config, stall_margin, across).model_copy(
         update={"champion_version": version}
     )
     log.info("champion gate: %s", decision.reason)
