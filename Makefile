@@ -12,6 +12,7 @@ PREFECT_HOST ?= 127.0.0.1
 PREFECT_PORT ?= 4200
 POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
+RESCORING := imdb-batch-scoring/rescore-on-promotion
 
 # Prefect state stays inside the project; a cold ephemeral server needs more than the default 20 s here.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
@@ -143,9 +144,9 @@ server: $(INSTALLED)
 	$(PREFECT) server start --host $(PREFECT_HOST) --port $(PREFECT_PORT)
 
 # The targets below talk to that server unless PREFECT_API_URL points elsewhere.
-deploy worker retrain: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
+deploy worker retrain rescore: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
 
-## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining)
+## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining, re-scoring on promotion)
 .PHONY: deploy
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
@@ -160,6 +161,11 @@ worker: $(INSTALLED)
 .PHONY: retrain
 retrain: $(INSTALLED)
 	$(PREFECT) deployment run '$(DEPLOYMENT)' --watch $(ARGS)
+
+## rescore: trigger the re-scoring deployment now (it also runs on every promotion) and follow the run
+.PHONY: rescore
+rescore: $(INSTALLED)
+	$(PREFECT) deployment run '$(RESCORING)' --watch $(ARGS)
 
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean
