@@ -12,6 +12,7 @@ PREFECT_HOST ?= 127.0.0.1
 PREFECT_PORT ?= 4200
 POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
+RESCORING := imdb-batch-scoring/rescore-on-promotion
 
 # Prefect state stays inside the project; a cold ephemeral server needs more than the default 20 s here.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
@@ -87,7 +88,7 @@ format: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest tests/unit $(ARGS)
 
-## bench: time and memory of the seed's training vs ours, side by side (writes bench/; ARGS="--rows 4000")
+## bench: time and memory of the seed's training vs ours side by side, then batch scoring's reviews/s (writes bench/; ARGS="--rows 4000", "--section scoring")
 .PHONY: bench
 bench: $(INSTALLED)
 	$(PY) -m tools.bench $(ARGS)
@@ -108,6 +109,28 @@ seeds: $(INSTALLED)
 runs: $(INSTALLED)
 	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
 
+## predict: score reviews with the champion, one JSON line each: make predict TEXT="A wonderful film" (STORAGE=, ARGS="--file f.txt", "--run <uri> --variant <name>")
+.PHONY: predict
+predict: $(INSTALLED)
+	@test -n "$$TEXT$(ARGS)" || { echo 'usage: make predict TEXT="<review>" [STORAGE=<root>] [ARGS="--file <path>"]' >&2; exit 2; }
+	$(PY) -m tools.predict $(if $(TEXT),--text "$$TEXT") --storage "$(or $(STORAGE),outputs)" $(ARGS)
+
+## score: batch-score a CSV, Parquet or JSONL of reviews with the champion: make score INPUT=reviews.csv [OUTPUT=<root>] [STORAGE=<root>] (ARGS="--text-column body --id-column id")
+.PHONY: score
+score: $(INSTALLED)
+	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
+	$(PY) -m flows.batch_scoring --input "$(INPUT)" --storage "$(or $(STORAGE),outputs)" $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+
+## champion: show the champion and its history: make champion [STORAGE=<root>] (ARGS="--pin" or "--unpin": runs never/again replace it)
+.PHONY: champion
+champion: $(INSTALLED)
+	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" $(ARGS)
+
+## rollback: restore the previous champion, or a named one (RUN=<run id>), after verifying its run
+.PHONY: rollback
+rollback: $(INSTALLED)
+	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" --rollback $(RUN) $(ARGS)
+
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
 s3: $(INSTALLED)
@@ -123,9 +146,9 @@ server: $(INSTALLED)
 	$(PREFECT) server start --host $(PREFECT_HOST) --port $(PREFECT_PORT)
 
 # The targets below talk to that server unless PREFECT_API_URL points elsewhere.
-deploy worker retrain: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
+deploy worker retrain rescore: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
 
-## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining)
+## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining, re-scoring on promotion)
 .PHONY: deploy
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
@@ -141,6 +164,11 @@ worker: $(INSTALLED)
 .PHONY: retrain
 retrain: $(INSTALLED)
 	$(PREFECT) deployment run '$(DEPLOYMENT)' --watch $(ARGS)
+
+## rescore: trigger the re-scoring deployment now (it also runs on every promotion) and follow the run
+.PHONY: rescore
+rescore: $(INSTALLED)
+	$(PREFECT) deployment run '$(RESCORING)' --watch $(ARGS)
 
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean

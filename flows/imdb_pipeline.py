@@ -107,7 +107,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
     stage("champion gate", f"{config.champion.promote}, by test {config.champion.metric}")
     margin = config.training.stall_margin
-    decision = judge_champion(variants, dataset, config.champion, config.storage, margin)
+    decision = judge_champion(variants, dataset, config.champion, config.storage, margin, run_dir)
     stage("publish", f"run {run_id}")
     details = run_details(
         run_id, config.model_dump(mode="json"), source.model_dump(exclude={"local_path"}), dataset.key, dataset.uri

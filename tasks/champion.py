@@ -1,10 +1,11 @@
 """The champion gate: which published model is the one to use.
 
-`champion.json` at the storage root names the champion's run, variant, model URI, metrics, data set
-key and manifest sha256. A run's best variant replaces it only when strictly better on the same
-data set (or when there is none yet); a champion from another data set is not comparable and is
-replaced only with `--promote always`. A variant that is under-trained against the baseline or
-stalled at chance is never promoted, not even with `--promote always`.
+`champion.json` at the storage root names the champion's run, variant, model URI, vocabulary URI and
+sha256, metrics, data set key and manifest sha256. A run's best variant replaces it only when
+strictly better on the same data set (or when there is none yet); a champion from another data set
+is not comparable and is replaced only with `--promote always`. A pinned champion is never replaced
+by a run. A variant that is under-trained against the baseline or stalled at chance is never
+promoted, not even with `--promote always`. Every change is kept in `champion-history/`.
 
 Runs may overlap (a manual run during the scheduled one): champion.json is replaced only by a
 conditional write against the version the gate judged, so a concurrent promotion is never
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-from tasks import publishing, storage
+from tasks import champion_history, publishing, storage
 from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.guard import is_unfit
+from tasks.vocabulary import VOCABULARY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +83,12 @@ def decide(
     champion_problems: list[str],
     config: ChampionConfig,
     stall_margin: float,
+    across: tuple[dict, dict] | None = None,
 ) -> Decision:
     """Whether this run's best variant should replace `champion`, and why (`stall_margin`: the
-    run's training config's, which decides whether a variant is at chance)."""
+    run's training config's, which decides whether a variant is at chance). `across`: the champion's
+    and the candidate's metrics on this run's raw test reviews, when the champion was trained on
+    another data set and both could score them."""
     metric = config.metric
     candidate = pick_candidate(variants, metric, stall_margin)
     if candidate is None:
@@ -104,6 +110,13 @@ def decide(
     if champion is None:
         return Decision(promote=True, candidate=candidate, reason=f"{mine}; no champion yet")
     held = f"champion {champion['run_id']}/{champion['variant']}"
+    if champion.get("pinned"):
+        return Decision(
+            promote=False,
+            candidate=candidate,
+            champion=champion,
+            reason=f"{mine}; {held} is pinned: kept (make champion ARGS=--unpin releases it)",
+        )
     if champion_problems:
         return Decision(
             promote=always,
@@ -113,6 +126,8 @@ def decide(
             reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
             + ("; replaced (--promote always)" if always else "; --promote always replaces it"),
         )
+    if champion["dataset_key"] != dataset_key and across is not None:
+        return _decide_across(candidate, champion, across, metric, always)
     if champion["dataset_key"] != dataset_key:
         return Decision(
             promote=always,
@@ -141,15 +156,49 @@ def decide(
     )
 
 
+def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], metric: str, always: bool) -> Decision:
+    """The verdict when both models scored this run's raw test reviews, each through its own vocabulary."""
+    theirs, mine = across[0][metric], across[1][metric]
+    held = f"champion {champion['run_id']}/{champion['variant']} (data set {champion['dataset_key']})"
+    where = "on this run's raw test reviews, each through its own vocabulary"
+    better = _better(metric, mine, theirs)
+    return Decision(
+        promote=better or always,
+        candidate=candidate,
+        champion=champion,
+        comparable=True,
+        reason=f"{candidate} {metric} {mine:.4f} {'beats' if better else 'does not beat'} {held} "
+        f"({theirs:.4f}) {where}"
+        + ("" if better else ("; replaced anyway (--promote always)" if always else "; kept")),
+    )
+
+
+AcrossScorer = Callable[[dict, str], "tuple[dict, dict] | None"]
+
+
 def judge(
-    variants: dict[str, dict], dataset_key: str, storage_root: str, config: ChampionConfig, stall_margin: float
+    variants: dict[str, dict],
+    dataset_key: str,
+    storage_root: str,
+    config: ChampionConfig,
+    stall_margin: float,
+    score_across: AcrossScorer | None = None,
 ) -> Decision:
-    """Reads the current champion, checks that its run still verifies, and decides."""
+    """Reads the current champion, checks that its run still verifies, and decides.
+
+    `score_across(champion, candidate)` scores both on this run's raw test reviews when the champion
+    was trained on another data set (see tasks/cross_gate.py); without it, such a champion is not comparable.
+    """
     champion, version = read_champion(storage_root)
     problems = _champion_problems(champion)
     if problems:
         log.warning("champion %s fails verification: %s", (champion or {}).get("run_uri"), "; ".join(problems))
-    decision = decide(variants, dataset_key, champion, problems, config, stall_margin).model_copy(
+    across = None
+    candidate = pick_candidate(variants, config.metric, stall_margin)
+    held = champion or {}
+    if score_across and candidate and not problems and held and held["dataset_key"] != dataset_key:
+        across = None if held.get("pinned") else score_across(held, candidate)
+    decision = decide(variants, dataset_key, champion, problems, config, stall_margin, across).model_copy(
         update={"champion_version": version}
     )
     log.info("champion gate: %s", decision.reason)
@@ -220,6 +269,7 @@ def _promote_conditionally(
                 return decision, None
             continue
         log.info("promoted %s/%s to champion at %s", run_id, decision.candidate, champion_uri(storage_root))
+        champion_history.record_change(storage_root, "promote", record, decision.champion, decision.reason)
         return decision, record
     return decision.model_copy(
         update={
@@ -233,11 +283,14 @@ def _promote_conditionally(
 def _champion_record(
     variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict], metric: str
 ) -> dict:
+    vocabulary = publishing.manifest_entry(run_uri, VOCABULARY_NAME)
     return {
         "run_id": run_id,
         "run_uri": run_uri,
         "variant": variant,
         "model_uri": storage.join(run_uri, variant, "model.keras"),
+        "vocabulary_uri": None if vocabulary is None else storage.join(run_uri, VOCABULARY_NAME),
+        "vocabulary_sha256": None if vocabulary is None else vocabulary["sha256"],
         "metric": metric,
         "metrics": variants[variant]["test"],
         "dataset_key": dataset_key,

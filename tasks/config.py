@@ -325,3 +325,31 @@ def _furthest_above_default(config: PipelineConfig, fields: tuple[str, ...]) -> 
 
 def _gib(size: int) -> str:
     return f"{size / 2**30:,.1f} GiB"
+
+
+class ScoringConfig(_Part):
+    """One batch-scoring run: which reviews, which model, where the predictions go; the scoring flow's parameter."""
+
+    input: str = Field(..., description="CSV, Parquet or JSONL of raw reviews: a path, file:// or s3:// URI")
+    storage: StorageConfig = StorageConfig()
+    output: str | None = Field(None, description="root for predictions/<batch_id>/ (default: the storage root)")
+    text_column: str | None = Field(None, description="the reviews' column (default: review, else text)")
+    id_column: str | None = Field(None, description="a column kept beside each prediction (default: the row number)")
+    run: str | None = Field(None, description="a published run's URI to score with (default: the champion's)")
+    variant: str | None = Field(None, description="the run's variant (default: the champion's, or the only one)")
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("input must name a file")
+        return value.strip()
+
+    @field_validator("output")
+    @classmethod
+    def _output_scheme(cls, value: str | None) -> str | None:
+        return None if value is None else StorageConfig(root=value).root
+
+    @property
+    def output_root(self) -> str:
+        return self.output or self.storage.root

@@ -50,11 +50,15 @@ _ALLOWED_PICKLE_GLOBALS = frozenset(
 
 @dataclass(frozen=True)
 class Reviews:
-    """Ragged id sequences: row i is ids[offsets[i]:offsets[i + 1]], labelled labels[i]."""
+    """Ragged id sequences: row i is ids[offsets[i]:offsets[i + 1]], labelled labels[i].
+
+    `texts` holds each review's raw text where the source has it (the offline corpus), else None.
+    """
 
     ids: np.ndarray
     offsets: np.ndarray
     labels: np.ndarray
+    texts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -91,7 +95,8 @@ class Reviews:
         lengths = self.lengths[rows]
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         starts = np.repeat(self.offsets[rows] - offsets[:-1], lengths)
-        return Reviews(self.ids[starts + np.arange(offsets[-1])], offsets, self.labels[rows])
+        texts = None if self.texts is None else self.texts[rows]
+        return Reviews(self.ids[starts + np.arange(offsets[-1])], offsets, self.labels[rows], texts)
 
 
 def _is_integer_type(kind: type) -> bool:
@@ -158,7 +163,7 @@ def encode_ranks(raw: Reviews, num_words: int) -> Reviews:
     body[starts] = False
     # Compared before shifting, so ranks near the int64 limit become oov instead of wrapping around.
     ids[body] = np.where(raw.ids < num_words - INDEX_FROM, raw.ids + INDEX_FROM, OOV_ID)
-    return Reviews(ids, offsets, raw.labels)
+    return Reviews(ids, offsets, raw.labels, raw.texts)
 
 
 def load_keras_npz(path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
@@ -189,10 +194,13 @@ def rank_vocabulary(token_lists: list[list[str]]) -> dict[str, int]:
     return {word: rank for rank, (word, _) in enumerate(ordered, start=1)}
 
 
-def _ranks_of(token_lists: list[list[str]], vocabulary: dict[str, int], labels: np.ndarray) -> Reviews:
+def _ranks_of(
+    token_lists: list[list[str]], vocabulary: dict[str, int], labels: np.ndarray, texts: list[str]
+) -> Reviews:
     # Like the canonical file, words never seen in training are skipped, not marked oov.
     rows = [[vocabulary[word] for word in tokens if word in vocabulary] for tokens in token_lists]
-    return Reviews.from_lists(rows, labels)
+    reviews = Reviews.from_lists(rows, labels)
+    return Reviews(reviews.ids, reviews.offsets, reviews.labels, np.array(texts, dtype=object))
 
 
 def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -206,15 +214,26 @@ def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
     return frame["text"].astype(str).tolist(), frame["label"].to_numpy(dtype=np.int8)
 
 
-def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
-    """Train and test reviews of the offline corpus, in the canonical id scheme.
+def _offline_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The offline corpus's train and test rows: a stratified 80/20 split with a fixed seed."""
+    rows = np.arange(len(labels))
+    return train_test_split(rows, test_size=OFFLINE_TEST_FRACTION, stratify=labels, random_state=OFFLINE_SPLIT_SEED)
 
-    A stratified 80/20 split with a fixed seed; the vocabulary is ranked on the training part only.
+
+def offline_word_index(csv_path: str | Path) -> dict[str, int]:
+    """The offline corpus's word -> raw frequency rank map, ranked on its training part only."""
+    texts, labels = read_offline_corpus(csv_path)
+    train_rows, _ = _offline_rows(labels)
+    return rank_vocabulary([tokenize(texts[i]) for i in train_rows])
+
+
+def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
+    """Train and test reviews of the offline corpus, in the canonical id scheme, with their texts.
+
+    The vocabulary is ranked on the training part only (`offline_word_index`).
     """
     texts, labels = read_offline_corpus(csv_path)
-    train_rows, test_rows = train_test_split(
-        np.arange(len(texts)), test_size=OFFLINE_TEST_FRACTION, stratify=labels, random_state=OFFLINE_SPLIT_SEED
-    )
+    train_rows, test_rows = _offline_rows(labels)
     train_tokens = [tokenize(texts[i]) for i in train_rows]
     test_tokens = [tokenize(texts[i]) for i in test_rows]
     vocabulary = rank_vocabulary(train_tokens)
@@ -224,8 +243,9 @@ def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews,
         len(test_rows),
         len(vocabulary),
     )
-    train = encode_ranks(_ranks_of(train_tokens, vocabulary, labels[train_rows]), num_words)
-    test = encode_ranks(_ranks_of(test_tokens, vocabulary, labels[test_rows]), num_words)
+    train_texts, test_texts = [texts[i] for i in train_rows], [texts[i] for i in test_rows]
+    train = encode_ranks(_ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts), num_words)
+    test = encode_ranks(_ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts), num_words)
     return train, test
 
 

@@ -1,6 +1,7 @@
 """Fixed-width sequences: Keras `pad_sequences` semantics, stored as one Parquet file per split.
 
-Parquet layout: `tokens` is a fixed-size list of `maxlen` int32 ids, `label` an int8; the schema
+Parquet layout: `tokens` is a fixed-size list of `maxlen` int32 ids, `label` an int8, and `review`
+the raw text where the source has it (for error analysis and the vocabulary's parity); the schema
 metadata carries num_words, maxlen, source, source sha256 and seed, so a file explains itself.
 """
 
@@ -20,11 +21,12 @@ from tasks import storage
 from tasks.config import DataConfig
 from tasks.data import PAD_ID, Reviews
 from tasks.errors import DataError
+from tasks.vocabulary import Vocabulary, store_vocabulary
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-DATASET_FORMAT = 1  # bump when the stored layout changes, so old folders are not reused
+DATASET_FORMAT = 2  # bump when the stored layout changes, so old folders are not reused
 METADATA_KEY = b"imdb_rnn_pipeline"
 
 
@@ -36,6 +38,7 @@ class DatasetInfo(BaseModel):
     split_uris: dict[str, str]
     rows: dict[str, int]
     metadata: dict[str, str | int | float]
+    vocabulary_uri: str | None = None  # the id scheme's vocabulary.json; None for a mirror without a word index
 
 
 def pad_reviews(reviews: Reviews, maxlen: int) -> np.ndarray:
@@ -82,22 +85,25 @@ def dataset_key(metadata: dict[str, str | int | float], digest: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def to_table(tokens: np.ndarray, labels: np.ndarray, metadata: dict) -> pa.Table:
-    """An Arrow table of padded ids and labels, with `metadata` in its schema."""
+def to_table(tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: np.ndarray | None = None) -> pa.Table:
+    """An Arrow table of padded ids, labels and (when given) raw texts, with `metadata` in its schema."""
     maxlen = tokens.shape[1]
     flat = pa.array(np.ascontiguousarray(tokens, dtype=np.int32).reshape(-1))
-    table = pa.table(
-        {
-            "tokens": pa.FixedSizeListArray.from_arrays(flat, maxlen),
-            "label": pa.array(np.asarray(labels, dtype=np.int8)),
-        }
-    )
+    columns = {
+        "tokens": pa.FixedSizeListArray.from_arrays(flat, maxlen),
+        "label": pa.array(np.asarray(labels, dtype=np.int8)),
+    }
+    if texts is not None:
+        columns["review"] = pa.array(texts, type=pa.string())
+    table = pa.table(columns)
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
 
 
-def write_split(uri: str, tokens: np.ndarray, labels: np.ndarray, metadata: dict) -> None:
+def write_split(
+    uri: str, tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: np.ndarray | None = None
+) -> None:
     buffer = io.BytesIO()
-    pq.write_table(to_table(tokens, labels, metadata), buffer)
+    pq.write_table(to_table(tokens, labels, metadata, texts), buffer)
     storage.write_bytes(uri, buffer.getvalue())
 
 
@@ -141,8 +147,11 @@ def _integers(uri: str, column: str, values: pa.Array, dtype: type[np.integer]) 
     return array.astype(dtype, copy=False)
 
 
-def store_dataset(splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str) -> DatasetInfo:
-    """Pads every split and writes `<root>/data/<key>/<split>.parquet`; reuses a complete folder.
+def store_dataset(
+    splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str, vocabulary: Vocabulary | None = None
+) -> DatasetInfo:
+    """Pads every split and writes `<root>/data/<key>/<split>.parquet` and the vocabulary; reuses a
+    complete folder.
 
     The key hashes the padded content and `metadata`, so equal data share a folder.
     """
@@ -154,7 +163,10 @@ def store_dataset(splits: dict[str, Reviews], maxlen: int, metadata: dict, stora
         log.info("data set %s already stored at %s; reusing it", key, folder)
     else:
         for name in SPLITS:
-            write_split(uris[name], *padded[name], {**metadata, "split": name})
+            write_split(uris[name], *padded[name], {**metadata, "split": name}, splits[name].texts)
             log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
+    vocabulary_uri = None if vocabulary is None else store_vocabulary(vocabulary, folder)
     rows = {name: len(splits[name]) for name in SPLITS}
-    return DatasetInfo(key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata)
+    return DatasetInfo(
+        key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata, vocabulary_uri=vocabulary_uri
+    )

@@ -132,6 +132,12 @@ def manifest_sha256(destination: str) -> str:
     return hashlib.sha256(storage.read_bytes(storage.join(destination, MANIFEST_NAME))).hexdigest()
 
 
+def manifest_entry(destination: str, path: str) -> dict | None:
+    """The manifest's entry (path, sha256, bytes) for one file of a published run; None when unlisted."""
+    files = storage.read_json(storage.join(destination, MANIFEST_NAME))["files"]
+    return next((entry for entry in files if entry["path"] == path), None)
+
+
 def verify_run(destination: str) -> list[str]:
     """Problems of a published run (missing manifest, missing or changed files); empty when whole."""
     manifest_uri = storage.join(destination, MANIFEST_NAME)

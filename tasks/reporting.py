@@ -377,6 +377,26 @@ def data_caveats(data_checks: dict | None) -> list[str]:
     return lines
 
 
+def raw_text_note(dataset: dict, offline: bool) -> str:
+    """How raw text becomes ids for this run's models, and how exact that is."""
+    if not dataset.get("vocabulary_uri"):
+        return (
+            "This data set has no word index (a mirror without `imdb_word_index.json` beside it): raw text "
+            "cannot be encoded."
+        )
+    exactness = (
+        "exact: encoding the corpus's reviews reproduces the stored ids"
+        if offline
+        else "close but not exact: Keras' original tokenisation of the canonical reviews is unknown, so encoding "
+        "raw text with its word index differs from the stored ids for some reviews"
+    )
+    return (
+        "Raw text is encoded with `vocabulary.json` in this run (the word -> rank map and the tokenizer spec: "
+        "lowercasing, `<br />` removal, token pattern, pad/start/oov ids, index_from, num_words, maxlen, front "
+        f'padding and truncation); {exactness}. `make predict TEXT="..."` and `make score INPUT=...` do it for you.'
+    )
+
+
 def render_model_card(
     run_id: str,
     config: dict,
@@ -438,15 +458,8 @@ def render_model_card(
         "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
         f"{data['maxlen']}) in this data set's id scheme\n"
         "```\n"
-        f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset['uri']}` hold ready-made ids; "
-        "new text is encoded with `tasks/data.py` ("
-        + (
-            "the offline vocabulary ranked on the training reviews"
-            if offline
-            else "`keras.datasets.imdb.get_word_index()` ranks + 3"
-        )
-        + ") and padded with "
-        f"`keras.utils.pad_sequences(maxlen={data['maxlen']})`.",
+        f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset['uri']}` hold ready-made ids. "
+        + raw_text_note(dataset, offline),
     ]
     return "\n\n".join(blocks) + "\n"
 

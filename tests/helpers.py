@@ -6,6 +6,7 @@ Import them as `from tests.helpers import ...` from any folder of tests/.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from contextlib import contextmanager
@@ -166,6 +167,35 @@ def write_imdb_npz(path: Path, seed: int = 0, train: int = TRAIN_REVIEWS, test: 
     x_test, y_test = make_raw_reviews(test, rng)
     np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
     return path
+
+
+def write_word_index(folder: Path) -> Path:
+    """`imdb_word_index.json` for the generated reviews, beside their imdb.npz: rank r is the word `word<r>`."""
+    path = Path(folder) / "imdb_word_index.json"
+    path.write_text(json.dumps({f"word{rank}": rank for rank in range(1, VOCABULARY)}))
+    return path
+
+
+def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """Raw texts of fresh generated reviews in the words of `write_word_index`, with markup and capitals."""
+    reviews, labels = make_raw_reviews(count, np.random.default_rng(seed))
+    texts = [" ".join(f"Word{rank}" if i % 3 else f"word{rank}<br />" for i, rank in enumerate(row)) for row in reviews]
+    return texts, labels
+
+
+def copy_champion(store: Path, root: str) -> dict:
+    """Copies the champion's run from a local store to another storage root (s3://...) with a
+    champion.json pointing at the copy; returns that record."""
+    from tasks import storage
+
+    champion = json.loads((Path(store) / "champion.json").read_text())
+    run = Path(champion["run_uri"])
+    fs, prefix = storage.filesystem(root)
+    fs.put(str(run), f"{prefix}/runs/{run.name}", recursive=True)
+    copy = f"{root}/runs/{run.name}"
+    record = {**champion, "run_uri": copy, "model_uri": f"{copy}/{champion['variant']}/model.keras"}
+    storage.write_json(f"{root}/champion.json", record)
+    return record
 
 
 def free_port() -> int:

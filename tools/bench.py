@@ -5,6 +5,10 @@ warm-up epoch, then timed ones. The baseline is what a user of the seed would wr
 arrays into `model.fit`, the one-hot input built with `keras.utils.to_categorical` over whole
 splits, default `compile()`. Each measurement runs in its own process, so its peak resident
 memory is its own. Writes `results.json`, `results.md` and `results.png`, and prints the table.
+
+Then batch scoring's throughput (`--section scoring` alone): the offline corpus's raw IMDB reviews
+as a CSV, read, checked, encoded, scored and published as `make score` does (Prefect's own start-up
+aside), per variant, in reviews per second. Written to `scoring.json`.
 """
 
 from __future__ import annotations
@@ -208,6 +212,84 @@ def plot(rows: list[dict], path: Path) -> None:
     figure.savefig(path, dpi=100)
 
 
+def _scoring_input(out_dir: Path, rows: int | None) -> tuple[Path, list[str]]:
+    """The offline corpus's raw IMDB reviews (all 25,000, or the first `rows`) as a CSV to score."""
+    import pandas as pd
+
+    from tasks.data import read_offline_corpus
+    from tasks.sources import offline_source
+
+    texts, labels = read_offline_corpus(offline_source().local_path)
+    keep = len(texts) if rows is None else min(rows, len(texts))
+    path = out_dir / "reviews.csv"
+    frame = pd.DataFrame({"id": range(keep), "review": texts[:keep], "label": labels[:keep]})
+    frame.to_csv(path, index=False)
+    return path, texts[:keep]
+
+
+def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], vocabulary, out_dir: Path) -> dict:
+    """One variant's batch scoring, end to end (read, check, encode, score, write and publish the
+    predictions), then encoding and scoring alone on the same reviews. Weights are untrained: they
+    do not change the time."""
+    import time
+
+    from tasks import batch_scoring, models
+    from tasks.scoring import SCORING_BATCH, ScoringModel
+    from tasks.vocabulary import TextEncoder
+
+    spec = vocabulary.spec
+    model = models.build_training_model(variant, spec.num_words, spec.maxlen, ModelConfig())
+    scoring = ScoringModel("bench", variant, "untrained", "-", "-", model, TextEncoder.of(vocabulary))
+    started = time.perf_counter()
+    table, summary = batch_scoring.run_batch(scoring, str(input_path), None, "id")
+    batch_scoring.write_predictions(out_dir / f"work-{variant}", table, summary)
+    batch_scoring.publish_predictions(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
+    end_to_end = time.perf_counter() - started
+    started = time.perf_counter()
+    ids = scoring.encoder.encode(texts)
+    encoding = time.perf_counter() - started
+    started = time.perf_counter()
+    model.predict(ids, batch_size=SCORING_BATCH, verbose=0)
+    predicting = time.perf_counter() - started
+    shutil.rmtree(out_dir / "store")
+    shutil.rmtree(out_dir / f"work-{variant}")
+    return {
+        "variant": variant,
+        "reviews": len(texts),
+        "end_to_end_seconds": round(end_to_end, 3),
+        "reviews_per_second": round(len(texts) / end_to_end),
+        "encode_per_second": round(len(texts) / encoding),
+        "score_per_second": round(len(texts) / predicting),
+    }
+
+
+def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> str:
+    """Batch scoring's throughput per variant; writes scoring.json and returns the table."""
+    from tasks.sources import offline_source
+    from tasks.vocabulary import build_vocabulary
+
+    data_config = DataConfig(source="offline")
+    source = offline_source()
+    vocabulary = build_vocabulary("offline", source.local_path, None, data_config.num_words, data_config.maxlen)
+    input_path, texts = _scoring_input(out, rows)
+    results = [bench_scoring_variant(variant, input_path, texts, vocabulary, out) for variant in variants]
+    input_path.unlink()
+    storage.write_json(str(out / "scoring.json"), {"results": results})
+    columns = ("variant", "reviews", "end_to_end_s", "reviews/s", "encode/s", "score/s")
+    rows_out = [
+        (
+            r["variant"],
+            f"{r['reviews']:,}",
+            f"{r['end_to_end_seconds']:.2f}",
+            f"{r['reviews_per_second']:,}",
+            f"{r['encode_per_second']:,}",
+            f"{r['score_per_second']:,}",
+        )
+        for r in results
+    ]
+    return "batch scoring (read, check, encode, score, write; raw IMDB reviews):\n" + markdown_table(rows_out, columns)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=None, help="training reviews to use (default: all 16,000)")
@@ -215,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs after the warm-up")
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first (graph tracing, caches)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json, results.md, results.png")
+    parser.add_argument(
+        "--section", choices=("all", "training", "scoring"), default="all", help="what to measure (default: all)"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -225,6 +310,23 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    variants = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in variants if name not in SEED_FORMULATIONS]
+    if unknown:
+        print(
+            f"error: --variants: the seed defines no {unknown[0]!r}; known: {', '.join(SEED_FORMULATIONS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.section != "scoring":
+        bench_training(args, out, variants)
+    if args.section != "training":
+        print(bench_scoring(out, args.rows, variants))
+    return 0
+
+
+def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> None:
+    """The seed's training against ours; writes results.json/.md/.png and prints the table."""
     data_config, training = DataConfig(source="offline"), TrainingConfig()
     recipe: dict[str, Any] = {
         "num_words": data_config.num_words,
@@ -235,14 +337,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     data_path = prepare_data(out, args.rows, data_config, recipe["seed"])
     results = []
-    variants = [name.strip() for name in args.variants.split(",") if name.strip()]
-    unknown = [name for name in variants if name not in SEED_FORMULATIONS]
-    if unknown:
-        print(
-            f"error: --variants: the seed defines no {unknown[0]!r}; known: {', '.join(SEED_FORMULATIONS)}",
-            file=sys.stderr,
-        )
-        return 2
     for variant in variants:
         for implementation in (BASELINE, OURS):
             spec = {
@@ -272,7 +366,6 @@ def main(argv: list[str] | None = None) -> int:
     plot(rows, out / "results.png")
     data_path.unlink()
     print(table)
-    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import baseline, caching, data, data_checks, features, sources, storage
+from tasks import baseline, caching, data, data_checks, features, sources, storage, vocabulary
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.orchestration import ui
@@ -62,7 +62,10 @@ def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, data.R
 def _store_cache_key(context, parameters: dict) -> str:
     source, config = parameters["source"], parameters["config"]
     metadata = features.dataset_metadata(config, parameters["seed"], source.uri, source.sha256)
-    return caching.store_key(metadata, parameters["storage_config"].root)
+    # The word index shapes the stored vocabulary.json, not the stored ids: it keys the stage, not the data set.
+    return caching.store_key(
+        {**metadata, "word_index_sha256": source.word_index_sha256}, parameters["storage_config"].root
+    )
 
 
 @task(name="pad-and-store", cache_key_fn=_store_cache_key)
@@ -70,7 +73,10 @@ def pad_and_store(
     splits: dict[str, data.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> features.DatasetInfo:
     metadata = features.dataset_metadata(config, seed, source.uri, source.sha256)
-    return features.store_dataset(splits, config.maxlen, metadata, storage_config.root)
+    words = vocabulary.build_vocabulary(
+        source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
+    )
+    return features.store_dataset(splits, config.maxlen, metadata, storage_config.root, words)
 
 
 @task(name="check-data", cache_policy=NO_CACHE)

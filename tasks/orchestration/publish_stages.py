@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks import champion, features, publishing, reporting
+from tasks import champion, cross_gate, features, publishing, reporting, vocabulary
 from tasks.config import ChampionConfig, StorageConfig
 from tasks.errors import ObjectExists, StorageError
 from tasks.orchestration import ui
@@ -25,8 +25,17 @@ def judge_champion(
     config: ChampionConfig,
     storage_config: StorageConfig,
     stall_margin: float,
+    run_dir: Path | None = None,
 ) -> champion.Decision:
-    return champion.judge(variants, dataset.key, storage_config.root, config, stall_margin)
+    """The gate; a champion of another data set is scored beside the candidate (still in `run_dir`)
+    on this run's raw test reviews when it can be."""
+
+    def score_across(held: dict, candidate: str) -> tuple[dict, dict] | None:
+        if run_dir is None or config.promote == "never":
+            return None
+        return cross_gate.score_across(held, str(run_dir / candidate / "model.keras"), dataset)
+
+    return champion.judge(variants, dataset.key, storage_config.root, config, stall_margin, score_across)
 
 
 @task(name="report", cache_policy=NO_CACHE)
@@ -63,6 +72,7 @@ def report(
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
     destination = publishing.run_uri(storage_config.root, run_id)
+    vocabulary.copy_into_run(details["dataset_uri"], run_dir)  # a run folder scores raw text on its own
     try:
         publishing.publish_run(run_dir, destination, details)
     except StorageError as error:

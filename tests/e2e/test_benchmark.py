@@ -42,3 +42,13 @@ def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
                   f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}"):
         assert value in cells, (value, cells)
     assert not (out / "data.npz").exists()
+
+
+def test_bench_measures_batch_scoring_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert bench.main(["--section", "scoring", "--rows", "300", "--out", str(out)]) == 0
+    results = json.loads((out / "scoring.json").read_text())["results"]
+    assert [(r["variant"], r["reviews"]) for r in results] == [("onehot", 300), ("embedding", 300)]
+    assert all(r["reviews_per_second"] > 0 and r["encode_per_second"] > 0 for r in results)
+    assert "| onehot | 300 |" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["scoring.json"]  # input and published copies removed

@@ -121,12 +121,17 @@ def test_auto_falls_back_to_offline_only_when_unreachable(closed_port_url, monke
     assert "different, smaller data set" in info.description
 
 
-def test_auto_uses_the_cached_canonical_file(imdb_npz, monkeypatch, tmp_path):
+def test_auto_uses_the_cached_canonical_files(imdb_npz, monkeypatch, tmp_path):
     monkeypatch.setattr(sources, "CANONICAL_SHA256", sha256(imdb_npz))
     cached = sources.cache_path(sources.CANONICAL_URL, str(tmp_path))
     cached.write_bytes(imdb_npz.read_bytes())
+    word_index = sources.cache_path(sources.WORD_INDEX_URL, str(tmp_path))
+    word_index.write_text('{"good": 1}')
+    monkeypatch.setattr(sources, "WORD_INDEX_MD5", hashlib.md5(word_index.read_bytes()).hexdigest())
+    (tmp_path / (word_index.name + sources.CHECKSUM_SUFFIX)).write_text(sha256(word_index))
     info = sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))
     assert (info.kind, info.local_path, info.fallback_reason) == ("npz", str(cached), None)
+    assert (info.word_index_path, info.word_index_sha256) == (str(word_index), sha256(word_index))
     assert info.description.startswith("canonical Keras IMDB")
 
 
