@@ -13,13 +13,12 @@ from pathlib import Path
 from prefect import flow
 from pydantic import ValidationError
 
-from flows.cli import _OneLineErrorParser, add_endpoint_option, describe_validation_error
+from flows.cli import OneLineErrorParser, add_endpoint_option, describe_validation_error
 from tasks.config import ScoringConfig, StorageConfig
-from tasks.errors import PipelineError
-from tasks.orchestration.environment import reload_prefect_settings, set_prefect_defaults
+from tasks.orchestration.command_line import run_flow
 from tasks.orchestration.run_logging import configure_run_logging
 from tasks.orchestration.scoring_stages import publish_predictions, score_input, verify_model
-from tasks.storage import new_run_id, use_s3_endpoint
+from tasks.storage import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +40,7 @@ def imdb_batch_scoring(config: ScoringConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(prog="python -m flows.batch_scoring", description=__doc__.splitlines()[0])
+    parser = OneLineErrorParser(prog="python -m flows.batch_scoring", description=__doc__.splitlines()[0])
     fields = ScoringConfig.model_fields
     parser.add_argument("--input", required=True, help=fields["input"].description)
     parser.add_argument("--storage", default="outputs", help="storage root whose champion scores (default outputs)")
@@ -81,17 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
-    set_prefect_defaults(PROJECT_ROOT / ".prefect")
-    reload_prefect_settings()
-    use_s3_endpoint(args.s3_endpoint_url)
-    try:
-        result = imdb_batch_scoring(config)
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # noqa: BLE001 - the one-line contract holds for surprises too
-        print(f"error: unexpected {error.__class__.__name__}: {error}", file=sys.stderr)
-        return 1
+    status, result = run_flow(lambda: imdb_batch_scoring(config), PROJECT_ROOT / ".prefect", args.s3_endpoint_url)
+    if result is None:
+        return status
     print_summary(result)
     return 0
 

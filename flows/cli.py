@@ -70,7 +70,7 @@ def _dest(option: str) -> str:
     return option.lstrip("-").replace("-", "_")
 
 
-class _OneLineErrorParser(argparse.ArgumentParser):
+class OneLineErrorParser(argparse.ArgumentParser):
     """Reports a malformed command line (`--batch-size abc`, an unknown option) as one `error:` line,
     exit status 2, like a value the config refuses; argparse would print the whole usage first."""
 
@@ -79,7 +79,7 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.ArgumentParser:
-    parser = _OneLineErrorParser(
+    parser = OneLineErrorParser(
         prog=prog,
         description="Train one-hot and embedding SimpleRNNs on IMDB, evaluate them on the test set "
         "and publish checkpoints, plots and a report.",

@@ -22,14 +22,10 @@ from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
 from tasks.config import PipelineConfig, StorageConfig
-from tasks.errors import PipelineError
 from tasks.features import DatasetInfo
+from tasks.orchestration.command_line import run_flow
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
-from tasks.orchestration.environment import reload_prefect_settings, set_prefect_defaults
 from tasks.orchestration.interruption import (
-    describe_interruption,
-    interruptible,
-    interruption_signal,
     remove_scratch,
     remove_scratch_when_interrupted,
 )
@@ -42,7 +38,7 @@ from tasks.orchestration.ui import emit_failure_event, run_name, run_tags, tag_f
 from tasks.orchestration.zombies import ensure_zombie_automation_hook
 from tasks.publishing import run_details
 from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
-from tasks.storage import new_run_id, use_s3_endpoint
+from tasks.storage import new_run_id
 from tasks.training import TrainedVariant, TrainingJob, derive_seed, pick_published
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -183,24 +179,14 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
-    set_prefect_defaults(PROJECT_ROOT / ".prefect")
-    reload_prefect_settings()
-    use_s3_endpoint(args.s3_endpoint_url)
-    try:
-        with interruptible(), tags(*run_tags(config.data.source, config.model.variants)):
-            result = imdb_rnn_pipeline(config)
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except Exception as error:  # noqa: BLE001 - the one-line contract holds for surprises too
-        print(f"error: unexpected {error.__class__.__name__}: {error}", file=sys.stderr)
-        return 1
-    except BaseException as error:  # SIGTERM, SIGINT
-        number = interruption_signal(error)
-        if number is None:
-            raise
-        print(f"error: {describe_interruption(number)}", file=sys.stderr)
-        return 128 + number  # the shell's convention for a process ended by a signal
+
+    def run() -> dict:
+        with tags(*run_tags(config.data.source, config.model.variants)):
+            return imdb_rnn_pipeline(config)
+
+    status, result = run_flow(run, PROJECT_ROOT / ".prefect", args.s3_endpoint_url)
+    if result is None:
+        return status
     print(f"data: {result['source']['description']}")
     print(format_table(summary_rows(result["variants"], result["baseline"])))
     decision = result["champion"]

@@ -15,6 +15,7 @@ is kept in `champion-decisions/<run_id>.json`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -110,18 +111,15 @@ def decide(
     if champion is None:
         return Decision(promote=True, candidate=candidate, reason=f"{mine}; no champion yet")
     held = f"champion {champion['run_id']}/{champion['variant']}"
+    verdict = functools.partial(Decision, candidate=candidate, champion=champion)
     if champion.get("pinned"):
-        return Decision(
+        return verdict(
             promote=False,
-            candidate=candidate,
-            champion=champion,
             reason=f"{mine}; {held} is pinned: kept (make champion ARGS=--unpin releases it)",
         )
     if champion_problems:
-        return Decision(
+        return verdict(
             promote=always,
-            candidate=candidate,
-            champion=champion,
             comparable=False,
             reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
             + ("; replaced (--promote always)" if always else "; --promote always replaces it"),
@@ -129,27 +127,21 @@ def decide(
     if champion["dataset_key"] != dataset_key and across is not None:
         return _decide_across(candidate, champion, across, metric, always)
     if champion["dataset_key"] != dataset_key:
-        return Decision(
+        return verdict(
             promote=always,
-            candidate=candidate,
-            champion=champion,
             comparable=False,
             reason=f"{mine}; {held} was trained on data set {champion['dataset_key']}, this run on "
             f"{dataset_key}: not comparable" + ("; replaced (--promote always)" if always else "; kept"),
         )
     theirs = champion["metrics"][metric]
     if _better(metric, value, theirs):
-        return Decision(
+        return verdict(
             promote=True,
-            candidate=candidate,
-            champion=champion,
             comparable=True,
             reason=f"{mine} beats {held} ({theirs:.4f})",
         )
-    return Decision(
+    return verdict(
         promote=always,
-        candidate=candidate,
-        champion=champion,
         comparable=True,
         reason=f"{mine} does not beat {held} ({theirs:.4f})"
         + ("; replaced anyway (--promote always)" if always else "; kept"),
@@ -236,7 +228,13 @@ def promote(
         if problems:
             raise StorageError(f"{run_uri} does not verify, champion not replaced: {problems[0]}")
         decision, record = _promote_conditionally(
-            decision, run_uri, run_id, dataset_key, variants, storage_root, config, stall_margin
+            decision,
+            storage_root,
+            run_id,
+            record_for=lambda candidate: _champion_record(
+                candidate, run_uri, run_id, dataset_key, variants, config.metric
+            ),
+            judge_again=lambda: judge(variants, dataset_key, storage_root, config, stall_margin),
         )
     record_decision(storage_root, run_id, run_uri, decision, promoted=record is not None)
     return decision, record
@@ -244,24 +242,23 @@ def promote(
 
 def _promote_conditionally(
     decision: Decision,
-    run_uri: str,
-    run_id: str,
-    dataset_key: str,
-    variants: dict[str, dict],
     storage_root: str,
-    config: ChampionConfig,
-    stall_margin: float,
+    run_id: str,
+    record_for: Callable[[str], dict],
+    judge_again: Callable[[], Decision],
 ) -> tuple[Decision, dict | None]:
+    """champion.json replaced by `record_for(candidate)` only over the version the gate judged; on a
+    conflict (another run promoted), `judge_again` decides whether this run still promotes."""
     for _ in range(PROMOTE_ATTEMPTS):
         assert decision.candidate is not None, "the gate promotes only a candidate"
-        record = _champion_record(decision.candidate, run_uri, run_id, dataset_key, variants, config.metric)
+        record = record_for(decision.candidate)
         try:
             storage.write_if_unchanged(
                 champion_uri(storage_root), storage.json_bytes(record), decision.champion_version
             )
         except WriteConflict:
             log.warning("champion.json changed since the gate read it (another run promoted); judging again")
-            decision = judge(variants, dataset_key, storage_root, config, stall_margin)
+            decision = judge_again()
             decision = decision.model_copy(
                 update={"reason": f"{decision.reason} (judged again: another run promoted while this one published)"}
             )

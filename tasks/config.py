@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from tasks.variants import DEFAULT_VARIANTS, VARIANTS
 
@@ -29,6 +29,13 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 
 # A share or distance: a finite number from 0 to 1.
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+def _not_blank(value: str, message: str) -> str:
+    """`value` without surrounding blanks; ValueError(message) when nothing is left."""
+    if not value.strip():
+        raise ValueError(message)
+    return value.strip()
 
 
 class _Part(BaseModel):
@@ -54,9 +61,7 @@ class DataConfig(_Part):
     @field_validator("source")
     @classmethod
     def _source_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("source must be keras, offline, auto or a URI")
-        return value.strip()
+        return _not_blank(value, "source must be keras, offline, auto or a URI")
 
     @field_validator("source_sha256")
     @classmethod
@@ -330,20 +335,15 @@ def _gib(size: int) -> str:
 class ScoringConfig(_Part):
     """One batch-scoring run: which reviews, which model, where the predictions go; the scoring flow's parameter."""
 
-    input: str = Field(..., description="CSV, Parquet or JSONL of raw reviews: a path, file:// or s3:// URI")
+    input: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        ..., description="CSV, Parquet or JSONL of raw reviews: a path, file:// or s3:// URI"
+    )
     storage: StorageConfig = StorageConfig()
     output: str | None = Field(None, description="root for predictions/<batch_id>/ (default: the storage root)")
     text_column: str | None = Field(None, description="the reviews' column (default: review, else text)")
     id_column: str | None = Field(None, description="a column kept beside each prediction (default: the row number)")
     run: str | None = Field(None, description="a published run's URI to score with (default: the champion's)")
     variant: str | None = Field(None, description="the run's variant (default: the champion's, or the only one)")
-
-    @field_validator("input")
-    @classmethod
-    def _input_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("input must name a file")
-        return value.strip()
 
     @field_validator("output")
     @classmethod

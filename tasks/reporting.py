@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -236,18 +237,25 @@ def markdown_table(rows: Sequence[Sequence[str]], columns: tuple[str, ...] = SUM
     return "\n".join(lines)
 
 
-def render_report(
-    run_id: str,
-    config: dict,
-    source: dict,
-    dataset: dict,
-    variants: dict[str, dict],
-    baseline: dict,
-    decision: dict,
-    data_checks: dict | None = None,
-) -> str:
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run's documents (report.md, model_card.md, metrics.json) describe, as JSON-able dicts."""
+
+    run_id: str
+    config: dict
+    source: dict
+    dataset: dict
+    variants: dict[str, dict]
+    baseline: dict
+    decision: dict
+    data_checks: dict | None = None
+
+
+def render_report(facts: RunFacts) -> str:
     """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
     verdicts, champion decision and plots of one run."""
+    run_id, config, source, dataset = facts.run_id, facts.config, facts.source, facts.dataset
+    variants, baseline, decision, data_checks = facts.variants, facts.baseline, facts.decision, facts.data_checks
     data_lines = [
         f"- source: {source['description']}",
         f"- source URI: `{source['uri']}` (sha256 `{source['sha256']}`)",
@@ -397,18 +405,11 @@ def raw_text_note(dataset: dict, offline: bool) -> str:
     )
 
 
-def render_model_card(
-    run_id: str,
-    config: dict,
-    source: dict,
-    dataset: dict,
-    variants: dict[str, dict],
-    baseline: dict,
-    decision: dict,
-    data_checks: dict | None = None,
-) -> str:
+def render_model_card(facts: RunFacts) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
     where they fail, and how to score with them."""
+    run_id, config, source, dataset = facts.run_id, facts.config, facts.source, facts.dataset
+    variants, baseline, decision, data_checks = facts.variants, facts.baseline, facts.decision, facts.data_checks
     data, training = config["data"], config["training"]
     offline = source.get("kind") == "offline"
     blocks = [
@@ -486,26 +487,12 @@ def run_metrics(variants: dict[str, dict], baseline: dict) -> dict[str, dict]:
     return metrics
 
 
-def write_run_files(
-    run_dir: Path,
-    run_id: str,
-    config: dict,
-    source: dict,
-    dataset: dict,
-    variants: dict[str, dict],
-    baseline: dict,
-    decision: dict,
-    data_checks: dict | None = None,
-) -> None:
+def write_run_files(run_dir: Path, facts: RunFacts) -> None:
     """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
     `model_card.md`."""
-    storage.write_json(str(run_dir / "metrics.json"), run_metrics(variants, baseline))
-    (run_dir / "report.md").write_text(
-        render_report(run_id, config, source, dataset, variants, baseline, decision, data_checks)
-    )
-    (run_dir / "model_card.md").write_text(
-        render_model_card(run_id, config, source, dataset, variants, baseline, decision, data_checks)
-    )
+    storage.write_json(str(run_dir / "metrics.json"), run_metrics(facts.variants, facts.baseline))
+    (run_dir / "report.md").write_text(render_report(facts))
+    (run_dir / "model_card.md").write_text(render_model_card(facts))
 
 
 DATA_COLUMNS = (

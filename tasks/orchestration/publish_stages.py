@@ -50,17 +50,17 @@ def report(
     decision: champion.Decision,
     data_result: dict | None = None,
 ) -> None:
-    reporting.write_run_files(
-        run_dir,
-        run_id,
-        config,
-        source.model_dump(),
-        dataset.model_dump(),
-        variants,
-        baseline_result,
-        decision.model_dump(),
-        data_result,
+    facts = reporting.RunFacts(
+        run_id=run_id,
+        config=config,
+        source=source.model_dump(),
+        dataset=dataset.model_dump(),
+        variants=variants,
+        baseline=baseline_result,
+        decision=decision.model_dump(),
+        data_checks=data_result,
     )
+    reporting.write_run_files(run_dir, facts)
 
 
 @task(
