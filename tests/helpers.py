@@ -45,6 +45,16 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
     ]
 
 
+def cli_error_line(captured) -> str:
+    """The one `error:` line, last on stderr and without a traceback, of a command line that runs no
+    flow (predict, champion, verify)."""
+    lines = captured.err.splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
+    assert "Traceback" not in captured.err, captured.err[-3000:]
+    return errors[0]
+
+
 def run_error_line(captured) -> str:
     """The one `error:` line a failed in-process run (`main()`, needs prefect_harness) ends its own
     stderr with, checked against what a user or a worker sees: the failed flow run's log, read back
@@ -53,15 +63,12 @@ def run_error_line(captured) -> str:
     (capsys sees only `main()`'s prints: Prefect's console handler writes to the stderr bound at
     import. `tests/e2e/test_config_cli.py` reads a real CLI process's output.)
     """
-    lines = captured.err.splitlines()
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], captured.err[-3000:]
-    assert "Traceback" not in captured.err, captured.err[-3000:]
+    error = cli_error_line(captured)
     log = latest_flow_run_log()
     assert "Traceback" not in log, log[-3000:]
     unquoted = log.replace("\\'", "'").replace('\\"', '"')  # Prefect logs failures as repr(state)
-    assert errors[0].removeprefix("error: ") in unquoted, log[-3000:]
-    return errors[0]
+    assert error.removeprefix("error: ") in unquoted, log[-3000:]
+    return error
 
 
 def latest_flow_run_log(timeout: float = 30) -> str:

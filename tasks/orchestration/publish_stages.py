@@ -61,6 +61,7 @@ def report(
         data_checks=data_result,
     )
     reporting.write_run_files(run_dir, facts)
+    vocabulary.copy_into_run(dataset.uri, run_dir)  # a run folder scores raw text on its own
 
 
 @task(
@@ -72,7 +73,6 @@ def report(
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
     destination = publishing.run_uri(storage_config.root, run_id)
-    vocabulary.copy_into_run(details["dataset_uri"], run_dir)  # a run folder scores raw text on its own
     try:
         publishing.publish_run(run_dir, destination, details)
     except StorageError as error:

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.e2e
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENT = "imdb-rnn-pipeline/weekly-retraining"
+PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
 def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(prefect_server, imdb_npz, tmp_path):

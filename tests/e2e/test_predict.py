@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tasks import storage
-from tests.helpers import copy_champion, review_texts, run_error_line
+from tests.helpers import cli_error_line, copy_champion, review_texts
 from tools.predict import main as predict
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ def test_predict_refuses_a_vocabulary_that_differs_from_the_manifest(published, 
     shutil.copytree(run, copy)
     (copy / "vocabulary.json").write_text((copy / "vocabulary.json").read_text().replace('"word1"', '"word01"'))
     assert predict(["--run", str(copy), "--variant", "onehot", "--text", POSITIVE_TEXT]) == 1
-    assert "vocabulary.json: sha256" in run_error_line(capsys.readouterr())
+    assert "vocabulary.json: sha256" in cli_error_line(capsys.readouterr())
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_predict_refuses_bad_input_with_one_error_line(arguments, message, tmp_p
     (tmp_path / "binary.txt").write_bytes(b"caf\xe9\n")
     values = {"{empty}": str(tmp_path), "{binary}": str(tmp_path / "binary.txt")}
     assert predict([values.get(argument, argument) for argument in arguments]) == 1
-    assert message in run_error_line(capsys.readouterr())
+    assert message in cli_error_line(capsys.readouterr())
 
 
 def test_predict_reads_the_champion_from_s3(published, s3_prefix, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from pathlib import Path
@@ -158,6 +159,10 @@ def test_auto_probes_the_canonical_file_again_a_day_after_a_fallback(
     # The network is back, but within the day the offline corpus is used without probing it.
     monkeypatch.setattr(sources, "CANONICAL_URL", f"{base}/imdb.npz")
     monkeypatch.setattr(sources, "CANONICAL_SHA256", sha256(imdb_npz))
+    word_index = imdb_npz.parent / "auto_word_index.json"  # downloaded with the canonical file
+    word_index.write_text(json.dumps({f"word{rank}": rank for rank in range(1, 80)}))
+    monkeypatch.setattr(sources, "WORD_INDEX_URL", f"{base}/{word_index.name}")
+    monkeypatch.setattr(sources, "WORD_INDEX_MD5", hashlib.md5(word_index.read_bytes()).hexdigest())
     before = len(requests)
     info = sources.resolve_source(config)
     assert info.kind == "offline" and "127.0.0.1" in info.fallback_reason and "h ago" in info.fallback_reason
@@ -168,5 +173,5 @@ def test_auto_probes_the_canonical_file_again_a_day_after_a_fallback(
     os.utime(marker, (stale, stale))
     info = sources.resolve_source(config)
     assert (info.kind, info.sha256, info.fallback_reason) == ("npz", sha256(imdb_npz), None)
-    assert requests[before:] == ["/imdb.npz"] and not marker.exists()
-    assert sources.resolve_source(config).kind == "npz" and len(requests) == before + 1  # the cached copy
+    assert requests[before:] == ["/imdb.npz", f"/{word_index.name}"] and not marker.exists()
+    assert sources.resolve_source(config).kind == "npz" and len(requests) == before + 2  # the cached copies
