@@ -33,7 +33,7 @@ def imdb_batch_scoring(config: ScoringConfig) -> dict:
     # Model: the champion (or the named run), its whole run verified before any input is read.
     model = verify_model(config)
     # Score: read and check the input, encode and score in batches.
-    summary = score_input(config, model, local_dir)
+    summary = score_input(config, model, local_dir, batch_id)
     # Publish: predictions and summary, create-only and verified, the manifest last.
     uri = publish_predictions(local_dir, config, batch_id, summary)
     return {"batch_id": batch_id, "predictions_uri": uri, "summary": summary}
@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work-dir", default=StorageConfig().work_dir, help="local scratch before publishing")
     for name in ("output", "text_column", "id_column", "run", "variant"):
         parser.add_argument(f"--{name.replace('_', '-')}", default=None, help=fields[name].description)
+    parser.add_argument(
+        "--max-drift",
+        type=float,
+        default=fields["max_drift"].default,
+        help=f"{fields['max_drift'].description} (default: {fields['max_drift'].default})",
+    )
     add_endpoint_option(parser)
     return parser
 
@@ -61,6 +67,17 @@ def print_summary(result: dict) -> None:
     if "accuracy" in summary:
         roc_auc = "n/a" if summary["roc_auc"] is None else f"{summary['roc_auc']:.4f}"
         print(f"labels: accuracy {summary['accuracy']:.4f}, roc_auc {roc_auc}")
+    drift = summary.get("drift")
+    if drift is None:
+        print(f"drift: {summary.get('drift_reference', 'not measured')}")
+    else:
+        distances = ", ".join(f"{name} {value:.3f}" for name, value in drift["distances"].items())
+        verdict = f"DRIFTED in {', '.join(drift['drifted'])}" if drift["drifted"] else "no drift"
+        print(
+            f"drift against {summary['drift_reference']}: {verdict} (Jensen-Shannon {distances}; positive "
+            f"{drift['positive_share']['reference']:.3f} -> {drift['positive_share']['current']:.3f} predicted, "
+            f"OOV rate {drift['oov_rate']['reference']:.3f} -> {drift['oov_rate']['current']:.3f})"
+        )
     print(f"predictions: {result['predictions_uri']}")
 
 
@@ -76,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             id_column=args.id_column,
             run=args.run,
             variant=args.variant,
+            max_drift=args.max_drift,
         )
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)

@@ -344,6 +344,9 @@ class ScoringConfig(_Part):
     id_column: str | None = Field(None, description="a column kept beside each prediction (default: the row number)")
     run: str | None = Field(None, description="a published run's URI to score with (default: the champion's)")
     variant: str | None = Field(None, description="the run's variant (default: the champion's, or the only one)")
+    max_drift: Share = Field(
+        MAX_DRIFT, gt=0, description="Jensen-Shannon distance to the model's training data above which drift is warned"
+    )
 
     @field_validator("output")
     @classmethod

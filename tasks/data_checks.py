@@ -165,6 +165,23 @@ def describe_dataset(splits: dict[str, Reviews], dataset: DatasetInfo) -> dict:
     }
 
 
+def describe_scoring_batch(
+    word_ids: list[list[int]], predicted: np.ndarray, maxlen: int, num_words: int, batch_key: str
+) -> dict:
+    """A scoring batch's statistics in `describe_dataset`'s shape: one split, `batch`, whose labels are
+    the predicted ones, so `compare_statistics` against a training data set measures drift of the
+    input (lengths, token frequencies, OOV rate) and of the predicted-positive rate."""
+    reviews = Reviews.from_lists(word_ids, np.asarray(predicted, dtype=np.int8))
+    return {
+        "statistics_version": STATISTICS_VERSION,
+        "dataset_key": batch_key,
+        "num_words": num_words,
+        "maxlen": maxlen,
+        "length_bins": {"width": LENGTH_BIN_WIDTH, "limit": LENGTH_BIN_LIMIT},
+        "splits": {"batch": describe_split(reviews, maxlen, num_words)},
+    }
+
+
 def _share(part: float) -> str:
     return f"{100 * part:.2f} %"
 
@@ -348,6 +365,15 @@ def _oov_rate(statistics: dict) -> float:
 
 
 # --- the stage ----------------------------------------------------------------------------------
+
+
+def run_statistics(run_uri: str) -> tuple[dict | None, str]:
+    """The statistics of the data set a published run trained on, and what they are (or why none)."""
+    uri = storage.join(run_uri, CHECKS_NAME)
+    if not storage.exists(uri):
+        return None, f"not measured: {run_uri} has no {CHECKS_NAME} (published before data checks)"
+    statistics = storage.read_json(uri)["statistics"]
+    return statistics, f"the training data of {run_uri} (data set {statistics['dataset_key']})"
 
 
 def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | None, str]:

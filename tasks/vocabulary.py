@@ -189,6 +189,11 @@ class TextEncoder:
         kept = self._last_ids(self._tokens(normalized))
         return kept if len(kept) == maxlen else [self.spec.start_id, *kept]
 
+    def all_ids(self, text: str) -> list[int]:
+        """The start id and every known word's id of the whole review, untruncated: the lengths and
+        token counts the data checks describe (scoring itself needs only the last maxlen)."""
+        return [self.spec.start_id, *filter(None, map(self.ids.get, self.words(text)))]
+
     def _last_ids(self, words: list[str]) -> list[int]:
         """The ids of the last maxlen known words, in order; the words before them are never looked up."""
         kept = list(itertools.islice(filter(None, map(self.ids.get, reversed(words))), self.spec.maxlen))

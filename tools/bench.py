@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from tasks import storage
-from tasks.config import DataConfig, ModelConfig, PipelineConfig, TrainingConfig
+from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting import markdown_table
 from tools import datasets
 
@@ -233,15 +233,19 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
     do not change the time."""
     import time
 
-    from tasks import batch_scoring, models
+    from tasks import batch_scoring, data_checks, models
     from tasks.scoring import SCORING_BATCH, ScoringModel
     from tasks.vocabulary import TextEncoder
 
     spec = vocabulary.spec
     model = models.build_training_model(variant, spec.num_words, spec.maxlen, ModelConfig())
     scoring = ScoringModel("bench", variant, "untrained", "-", "-", model, TextEncoder.of(vocabulary))
+    # Drift is measured against statistics of the same reviews: its cost counts, whatever it finds.
+    sample = [scoring.encoder.all_ids(text) for text in texts[: batch_scoring.DRIFT_SAMPLE_ROWS]]
+    statistics = data_checks.describe_scoring_batch(sample, np.zeros(len(sample)), spec.maxlen, spec.num_words, "bench")
+    reference = batch_scoring.DriftReference(statistics, "the benchmark's own reviews", DataCheckConfig().max_drift)
     started = time.perf_counter()
-    table, summary = batch_scoring.run_batch(scoring, str(input_path), None, "id")
+    table, summary = batch_scoring.run_batch(scoring, str(input_path), None, "id", reference)
     batch_scoring.write_predictions(out_dir / f"work-{variant}", table, summary)
     batch_scoring.publish_predictions(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
     end_to_end = time.perf_counter() - started

@@ -11,9 +11,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks import batch_scoring, scoring
+from tasks import batch_scoring, data_checks, scoring
 from tasks.config import ScoringConfig
 from tasks.errors import PipelineError
+from tasks.orchestration import ui
 from tasks.orchestration.ui import artifact_key
 
 
@@ -26,7 +27,7 @@ def verify_model(config: ScoringConfig) -> dict[str, str]:
 
 
 @task(name="score-input", cache_policy=NO_CACHE)
-def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path) -> dict:
+def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path, batch_id: str) -> dict:
     """Reads, checks and scores the input in batches (progress in the log and the UI); writes the
     batch's files to `local_dir` and returns the summary."""
     run_uri = model["model_uri"].rsplit("/", 2)[0]
@@ -40,7 +41,20 @@ def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path) -
         logger.info("scored %d of %d reviews (%.0f %%)", done, total, 100 * done / total)
         update_progress_artifact(artifact, 100.0 * done / total, description=f"{done:,} of {total:,} reviews")
 
-    table, summary = batch_scoring.run_batch(loaded, config.input, config.text_column, config.id_column, progress)
+    statistics, note = data_checks.run_statistics(run_uri)
+    reference = batch_scoring.DriftReference(statistics, note, config.max_drift, batch_key=f"scoring batch {batch_id}")
+    table, summary = batch_scoring.run_batch(
+        loaded, config.input, config.text_column, config.id_column, reference, progress
+    )
+    drift = summary["drift"]
+    if drift and drift["drifted"]:
+        logger.warning(
+            "this batch drifted from %s: %s above %g",
+            summary["drift_reference"],
+            ", ".join(drift["drifted"]),
+            drift["max_drift"],
+        )
+        ui.announce_drift(drift, f"imdb-rnn-pipeline.predictions.{batch_id}", f"scoring batch {batch_id}")
     batch_scoring.write_predictions(local_dir, table, summary)
     return summary
 

@@ -113,14 +113,17 @@ def show_data_checks(result: dict, dataset_key: str) -> None:
     )
     drift = result["drift"]
     if drift and drift["drifted"]:
-        emit_event(
-            event=DRIFT_EVENT,
-            resource={
-                "prefect.resource.id": f"imdb-rnn-pipeline.dataset.{dataset_key}",
-                "prefect.resource.name": f"data set {dataset_key}",
-            },
-            payload={key: drift[key] for key in DRIFT_PAYLOAD},
-        )
+        announce_drift(drift, f"imdb-rnn-pipeline.dataset.{dataset_key}", f"data set {dataset_key}")
+
+
+def announce_drift(drift: dict, resource_id: str, resource_name: str) -> None:
+    """The drift event (a data set against the champion's, or a scoring batch against the model's
+    training data), with the numbers behind it, for an automation to act on."""
+    emit_event(
+        event=DRIFT_EVENT,
+        resource={"prefect.resource.id": resource_id, "prefect.resource.name": resource_name},
+        payload={key: drift[key] for key in DRIFT_PAYLOAD},
+    )
 
 
 def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str) -> None:

@@ -122,3 +122,42 @@ def test_score_reads_and_writes_s3(published_champion, s3_prefix, capsys):
     assert publishing.verify_run(uri) == []
     summary = storage.read_json(f"{uri}/summary.json")
     assert summary["rows"] == len(TEXTS) and summary["accuracy"] >= 0.85
+
+
+def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_raises_the_event(
+    published_champion, tmp_path, capsys
+):
+    import time
+
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    texts, _ = review_texts(2400, seed=5)  # the training data's generator, unseen reviews
+    batches = {"few": texts[:100], "alike": texts, "cut": [" ".join(text.split()[:3]) for text in texts]}
+    summaries = {}
+    for name, batch in batches.items():
+        pd.DataFrame({"review": batch}).to_csv(tmp_path / f"{name}.csv", index=False)
+        options = ["--input", str(tmp_path / f"{name}.csv"), "--storage", str(published_champion)]
+        assert score([*options, "--output", str(tmp_path / name)]) == 0
+        uri, out = predictions_of(capsys)
+        summaries[name] = json.loads((Path(uri) / "summary.json").read_text())
+        summaries[name]["printed"] = [line for line in out if line.startswith("drift")]
+
+    assert summaries["few"]["drift"] is None and "100 reviews, fewer than 2,000" in summaries["few"]["drift_reference"]
+    champion = json.loads((published_champion / "champion.json").read_text())
+    alike, cut = summaries["alike"]["drift"], summaries["cut"]["drift"]
+    assert alike["reference_dataset_key"] == champion["dataset_key"] and alike["described_rows"] == 2400
+    assert "length" not in alike["drifted"] and "length" in cut["drifted"]
+    assert cut["distances"]["length"] > 2 * alike["distances"]["length"]
+    assert cut["mean_length"]["current"] < 5 < alike["mean_length"]["current"]
+    assert 0 <= cut["positive_share"]["current"] <= 1  # the predicted-positive rate, beside the training labels'
+    assert "DRIFTED in" in summaries["cut"]["printed"][0] and "no drift" not in summaries["cut"]["printed"][0]
+    with get_client(sync_client=True) as client:
+        deadline, events = time.monotonic() + 30, []
+        while not events and time.monotonic() < deadline:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
+                                      limit=50)
+            events = [event for event in page.events if event.payload.get("dataset_key") == cut["dataset_key"]]
+            time.sleep(1)
+    assert events and events[0].resource.id.startswith("imdb-rnn-pipeline.predictions.")
+    assert events[0].payload["distances"]["length"] == pytest.approx(cut["distances"]["length"])

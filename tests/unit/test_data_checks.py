@@ -247,3 +247,24 @@ def test_the_data_plots_are_pngs(tmp_path):
     statistics = statistics_of(healthy_splits(), tmp_path)
     for draw, name in ((plots.plot_lengths, "lengths.png"), (plots.plot_labels, "labels.png")):
         assert draw(statistics, tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_scoring_batch_is_described_like_a_split_with_its_predictions_as_labels():
+    batch = data_checks.describe_scoring_batch([[1, 5, 2], [1, 7, 7, 9, 2]], np.array([True, False]), 4, 10, "b1")
+    split = batch["splits"]["batch"]
+    assert batch["dataset_key"] == "b1" and batch["statistics_version"] == data_checks.STATISTICS_VERSION
+    assert split["rows"] == 2 and split["positive_share"] == 0.5 and split["truncated_share"] == 0.5
+    assert split["oov_rate"] == pytest.approx(2 / 6)  # two of the six words are out of the vocabulary
+    reference = {**batch, "dataset_key": "ref"}
+    assert data_checks.compare_statistics(reference, batch, 0.1)["drifted"] == []
+
+
+def test_batch_drift_says_why_it_was_not_measured():
+    from tasks.batch_scoring import MIN_DRIFT_ROWS, DriftReference, batch_drift
+
+    texts, probabilities = ["a review"] * (MIN_DRIFT_ROWS - 1), np.full(MIN_DRIFT_ROWS - 1, 0.7)
+    unknown = DriftReference(None, "not measured: the run has no data_checks.json", 0.1)
+    assert batch_drift(None, texts, probabilities, unknown) == {"drift": None, "drift_reference": unknown.note}
+    small = DriftReference({"splits": {}}, "the training data", 0.1)
+    measured = batch_drift(None, texts, probabilities, small)
+    assert measured["drift"] is None and f"{MIN_DRIFT_ROWS - 1:,} reviews, fewer than" in measured["drift_reference"]

@@ -136,3 +136,12 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
     stored = np.array(test.column("tokens").to_pylist(), dtype=np.int32)
     assert test.num_rows == 5000
     assert np.array_equal(TextEncoder.of(published).encode(test.column("review").to_pylist()), stored)
+
+
+def test_all_ids_are_the_whole_review_whose_tail_the_encoder_keeps():
+    texts = ["", "the film great awful plot the", "The FILM<br />was great " * 40]
+    for text in texts:
+        whole = encoder(num_words=100, maxlen=4).all_ids(text)
+        encoded = encoder(num_words=100, maxlen=4).encode_one(text)
+        assert whole[0] == 1 and encoded == (whole if len(whole) <= 4 else whole[-4:])
+    assert len(encoder().all_ids(texts[2])) == 1 + 3 * 40  # every known word, untruncated
