@@ -54,10 +54,14 @@ install: $(INSTALLED)
 run: $(INSTALLED)
 	$(PY) -m flows.imdb_pipeline $(ARGS)
 
-## test: run the whole test suite (extra pytest options via ARGS)
+# Test files spread over this many processes: most end-to-end tests wait on servers, subprocesses
+# and Prefect's heartbeat window rather than compute, so two overlap well on two cores.
+TEST_WORKERS ?= 2
+
+## test: run the whole test suite, its files spread over TEST_WORKERS=2 processes (extra pytest options via ARGS)
 .PHONY: test
 test: $(INSTALLED)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 ## lock: recompile requirements.lock from pyproject.toml's ranges, newest versions (then run make install)
 .PHONY: lock

@@ -153,38 +153,3 @@ def test_a_cancel_from_the_ui_while_seeds_train_cancels_the_run_and_ends_its_chi
     assert [run for run in publishing.list_runs(str(tmp_path / "store")) if run["complete"]] == []
     assert [path for path in (tmp_path / "work").rglob("*") if path.is_file()] == []
     print(f"Cancel from the UI with --seeds 2: the flow run was {state.name} {took:.1f} s after the request")
-
-
-def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_reconciled_state(
-    restartable_server, imdb_npz, tmp_path
-):
-    server = restartable_server
-    flow_run = deploy_and_trigger(server, imdb_npz, tmp_path, max_epochs=150, patience=150)
-    store, work = tmp_path / "store", tmp_path / "work"
-    worker, worker_log = start_worker(server, tmp_path)
-    try:
-        deadline = time.monotonic() + 300
-        while not list(work.glob("training/*")):  # training has started
-            assert worker.poll() is None and time.monotonic() < deadline, worker_log.read_text()[-3000:]
-            time.sleep(0.5)
-        server.stop()
-        time.sleep(OUTAGE_SECONDS)
-        server.start()
-        worker.wait(timeout=600)
-    finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-    log = worker_log.read_text()
-
-    runs = publishing.list_runs(str(store))
-    with server_client(server.environment) as client:
-        deadline = time.monotonic() + 240  # a run whose process died unseen is crashed by the heartbeat automation
-        while not (state := client.read_flow_run(flow_run.id).state).is_final():
-            assert time.monotonic() < deadline, f"still {state.name} after the server came back:\n{log[-3000:]}"
-            time.sleep(2)
-    print(f"server outage of {OUTAGE_SECONDS} s mid-training: flow run {state.name} ({state.message}); runs {runs}")
-    if state.is_completed():
-        assert len(runs) == 1 and runs[0]["complete"] and publishing.verify_run(runs[0]["uri"]) == []
-    else:
-        assert state.name in ("Crashed", "Failed") and all(not run["complete"] for run in runs)
-        assert not (store / "champion.json").exists()

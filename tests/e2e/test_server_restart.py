@@ -1,0 +1,54 @@
+"""The Prefect server stopped and started again while a deployment run trains: the run either
+publishes whole or not at all, and its state is reconciled (its own file, so it runs beside the
+other long deployment test)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tasks import publishing
+from tests.e2e.test_deployment_faults import OUTAGE_SECONDS, deploy_and_trigger, start_worker
+from tests.e2e.test_deployment_faults import restartable_server  # noqa: F401, F811 - a fixture this test uses
+from tests.helpers import server_client
+
+pytestmark = pytest.mark.e2e
+
+
+def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_reconciled_state(
+    restartable_server, imdb_npz, tmp_path
+):
+    server = restartable_server
+    flow_run = deploy_and_trigger(server, imdb_npz, tmp_path, max_epochs=150, patience=150)
+    store, work = tmp_path / "store", tmp_path / "work"
+    worker, worker_log = start_worker(server, tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(work.glob("training/*")):  # training has started
+            assert worker.poll() is None and time.monotonic() < deadline, worker_log.read_text()[-3000:]
+            time.sleep(0.5)
+        server.stop()
+        time.sleep(OUTAGE_SECONDS)
+        server.start()
+        worker.wait(timeout=600)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+    log = worker_log.read_text()
+
+    runs = publishing.list_runs(str(store))
+    with server_client(server.environment) as client:
+        deadline = time.monotonic() + 240  # a run whose process died unseen is crashed by the heartbeat automation
+        while not (state := client.read_flow_run(flow_run.id).state).is_final():
+            assert time.monotonic() < deadline, f"still {state.name} after the server came back:\n{log[-3000:]}"
+            time.sleep(2)
+    print(f"server outage of {OUTAGE_SECONDS} s mid-training: flow run {state.name} ({state.message}); runs {runs}")
+    if state.is_completed():
+        assert len(runs) == 1 and runs[0]["complete"] and publishing.verify_run(runs[0]["uri"]) == []
+    else:
+        assert state.name in ("Crashed", "Failed") and all(not run["complete"] for run in runs)
+        assert not (store / "champion.json").exists()
+
