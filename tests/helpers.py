@@ -313,3 +313,21 @@ def listening_addresses(pids) -> set[tuple[str, int]]:
 def review_lists(reviews) -> list[list[int]]:
     """A Reviews' rows as plain lists, to compare with Keras' own output."""
     return [reviews.ids[start:end].tolist() for start, end in zip(reviews.offsets[:-1], reviews.offsets[1:], strict=True)]
+
+
+def drift_events(dataset_key: str, timeout: float = 30) -> list:
+    """The `imdb-rnn-pipeline.data.drift` events about `dataset_key`, waited for through the API
+    (needs prefect_harness); events reach it a moment after they are emitted."""
+    import time
+
+    from prefect import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    deadline, events = time.monotonic() + timeout, []
+    with get_client(sync_client=True) as client:
+        while not events and time.monotonic() < deadline:
+            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
+                                      limit=50)
+            events = [event for event in page.events if event.payload.get("dataset_key") == dataset_key]
+            time.sleep(1)
+    return events

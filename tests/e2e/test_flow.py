@@ -12,7 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.helpers import latest_flow_run_log, run_error_line, sha256, small_run_options, stage_states, write_imdb_npz
+from tests.helpers import (
+    drift_events,
+    latest_flow_run_log,
+    run_error_line,
+    sha256,
+    small_run_options,
+    stage_states,
+    write_imdb_npz,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -245,13 +253,7 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
     drift = json.loads((run_dir / "data_checks.json").read_text())["drift"]
     assert "length" in drift["drifted"] and drift["distances"]["length"] > 0.1
     assert "**drift above 0.1** in length" in (run_dir / "report.md").read_text()
-    with get_client(sync_client=True) as client:
-        deadline, events = time.monotonic() + 30, []
-        while not events and time.monotonic() < deadline:
-            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
-                                      limit=50)
-            events = [event for event in page.events if event.payload.get("dataset_key") == drift["dataset_key"]]
-            time.sleep(1)
+    events = drift_events(drift["dataset_key"])
     assert events and events[0].payload["distances"]["length"] == pytest.approx(drift["distances"]["length"])
     assert events[0].payload["reference_dataset_key"] == drift["reference_dataset_key"]
 

@@ -15,7 +15,7 @@ import pytest
 
 from flows.batch_scoring import main as score
 from tasks import publishing, storage, vocabulary
-from tests.helpers import copy_champion, review_texts, run_error_line
+from tests.helpers import copy_champion, drift_events, review_texts, run_error_line
 
 pytestmark = pytest.mark.e2e
 
@@ -127,10 +127,7 @@ def test_score_reads_and_writes_s3(published_champion, s3_prefix, capsys):
 def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_raises_the_event(
     published_champion, tmp_path, capsys
 ):
-    import time
 
-    from prefect import get_client
-    from prefect.events.filters import EventFilter, EventNameFilter
 
     texts, _ = review_texts(2400, seed=5)  # the training data's generator, unseen reviews
     batches = {"few": texts[:100], "alike": texts, "cut": [" ".join(text.split()[:3]) for text in texts]}
@@ -152,12 +149,6 @@ def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_rai
     assert cut["mean_length"]["current"] < 5 < alike["mean_length"]["current"]
     assert 0 <= cut["positive_share"]["current"] <= 1  # the predicted-positive rate, beside the training labels'
     assert "DRIFTED in" in summaries["cut"]["printed"][0] and "no drift" not in summaries["cut"]["printed"][0]
-    with get_client(sync_client=True) as client:
-        deadline, events = time.monotonic() + 30, []
-        while not events and time.monotonic() < deadline:
-            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
-                                      limit=50)
-            events = [event for event in page.events if event.payload.get("dataset_key") == cut["dataset_key"]]
-            time.sleep(1)
+    events = drift_events(cut["dataset_key"])
     assert events and events[0].resource.id.startswith("imdb-rnn-pipeline.predictions.")
     assert events[0].payload["distances"]["length"] == pytest.approx(cut["distances"]["length"])
