@@ -90,7 +90,7 @@ format: $(INSTALLED)
 ## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
 .PHONY: test-fast
 test-fast: $(INSTALLED)
-	$(PY) -m pytest tests/unit $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit $(ARGS)
 
 ## bench: time and memory of the seed's training vs ours side by side, then batch scoring's reviews/s (writes bench/; ARGS="--rows 4000", "--section scoring")
 .PHONY: bench
