@@ -331,3 +331,15 @@ def drift_events(dataset_key: str, timeout: float = 30) -> list:
             events = [event for event in page.events if event.payload.get("dataset_key") == dataset_key]
             time.sleep(1)
     return events
+
+
+def wait_for_text(process, log_path: Path, text: str, timeout: float = 300) -> None:
+    """Waits until a pipeline process started with its output in `log_path` has logged `text`;
+    fails when the process exits first or `timeout` seconds pass."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while text not in log_path.read_text(errors="replace"):
+        assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
+        time.sleep(0.05)

@@ -24,12 +24,17 @@ DEPLOYMENT = "imdb-rnn-pipeline/weekly-retraining"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
-def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(prefect_server, imdb_npz, tmp_path):
-    port, environment = prefect_server
+def make_deploy(port: int, environment: dict) -> list[dict]:
+    """`make deploy` against the test server; returns the deployments infra/prefect.yaml declares."""
     deployed = subprocess.run(["make", "deploy", f"PREFECT_PORT={port}"], cwd=REPO_ROOT, env=environment,
                               capture_output=True, text=True, timeout=300)
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    written = yaml.safe_load((REPO_ROOT / "infra" / "prefect.yaml").read_text())["deployments"][0]
+    return yaml.safe_load((REPO_ROOT / "infra" / "prefect.yaml").read_text())["deployments"]
+
+
+def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(prefect_server, imdb_npz, tmp_path):
+    port, environment = prefect_server
+    written = make_deploy(port, environment)[0]
 
     with server_client(environment) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
@@ -114,10 +119,7 @@ def test_a_promotion_event_triggers_the_rescoring_deployment(prefect_server, pub
     from tests.helpers import review_texts
 
     port, environment = prefect_server
-    deployed = subprocess.run(["make", "deploy", f"PREFECT_PORT={port}"], cwd=REPO_ROOT, env=environment,
-                              capture_output=True, text=True, timeout=300)
-    assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    written = yaml.safe_load((REPO_ROOT / "infra" / "prefect.yaml").read_text())["deployments"][1]
+    written = make_deploy(port, environment)[1]
     texts, labels = review_texts(50, seed=3)
     pd.DataFrame({"review": texts, "label": labels}).to_csv(tmp_path / "reviews.csv", index=False)
     config = {"input": str(tmp_path / "reviews.csv"),

@@ -19,7 +19,7 @@ import pytest
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks import publishing, storage
-from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states
+from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states, wait_for_text
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -48,14 +48,6 @@ def start_pipeline(options: list[str], log_path: Path) -> subprocess.Popen:
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def wait_for_text(process: subprocess.Popen, log_path: Path, text: str, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log_path.read_text(errors="replace"):
-        assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
-        time.sleep(0.05)
-
-
 def complete_runs(root: str) -> list[str]:
     return [run["run_id"] for run in publishing.list_runs(root) if run["complete"]]
 
@@ -76,7 +68,7 @@ def test_a_run_killed_while_training_the_second_variant_leaves_nothing_and_a_rer
     log_path = tmp_path / "killed.log"
     process = start_pipeline(options, log_path)
     try:
-        wait_for_text(process, log_path, "embedding epoch 2/20")
+        wait_for_text(process, log_path, "embedding epoch 2/20", timeout=240)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

@@ -11,8 +11,12 @@ import time
 import pytest
 
 from tasks import publishing
-from tests.e2e.test_deployment_faults import OUTAGE_SECONDS, deploy_and_trigger, start_worker
-from tests.e2e.test_deployment_faults import restartable_server  # noqa: F401, F811 - a fixture this test uses
+from tests.e2e.test_deployment_faults import (
+    OUTAGE_SECONDS,
+    deploy_and_trigger,
+    restartable_server,  # noqa: F401, F811 - a fixture this test uses
+    start_worker,
+)
 from tests.helpers import server_client
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ import pytest
 
 from flows.imdb_pipeline import main
 from tasks import publishing
-from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states
+from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states, wait_for_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -52,14 +52,6 @@ def start_pipeline(options: list[str], log_path: Path, *, code: str | None = Non
     with log_path.open("wb") as log:
         return subprocess.Popen([sys.executable, *command], cwd=REPO_ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-
-
-def wait_for_text(process: subprocess.Popen, log_path: Path, text: str, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in log_path.read_text(errors="replace"):
-        assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
-        time.sleep(0.05)
 
 
 def wait_for_epochs(process: subprocess.Popen, work_dir: Path, epochs: int, timeout: float = 300) -> None:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.e2e.test_unattended import start_pipeline, wait_for_text
-from tests.helpers import small_run_options
+from tests.e2e.test_unattended import start_pipeline
+from tests.helpers import small_run_options, wait_for_text
 
 pytestmark = pytest.mark.e2e
 
