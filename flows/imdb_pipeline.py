@@ -21,7 +21,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
-from tasks.config import PipelineConfig, StorageConfig
+from tasks.config import PipelineConfig
 from tasks.features import DatasetInfo
 from tasks.orchestration.command_line import run_flow
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
@@ -54,7 +54,15 @@ STAGES = (
     "champion gate",
     "publish",
 )
-# Seeds of a variant train side by side, one process per core (each trains single-threaded best).
+# What the stages import on first use (a cached run needs few of them), imported while Prefect's server starts.
+STAGE_LIBRARIES = (
+    "sklearn.model_selection",
+    "sklearn.linear_model",
+    "sklearn.metrics",
+    "scipy.spatial.distance",
+    "matplotlib.figure",
+)
+# Trainings run side by side, one process per core: these models train best on one core each.
 PARALLEL_TRAININGS = os.cpu_count() or 1
 
 
@@ -92,12 +100,11 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     stage("baseline", "bag-of-words logistic regression")
     baseline = fit_baseline.with_options(**cached)(dataset)
 
-    # Models: train every variant (and seed), evaluate on the test set, plot.
+    # Models: every variant and seed trains at once, one process per core; evaluate on the test set, plot.
+    trainings = _train_all(cached, dataset, config, baseline, stage)
     variants, histories = {}, {}
-    for variant in config.model.variants:
-        variants[variant], histories[variant] = _train_variant(
-            cached, variant, dataset, config, baseline, run_dir, stage
-        )
+    for variant, seed_runs in trainings.items():
+        variants[variant], histories[variant] = _evaluate_and_plot(seed_runs, dataset, run_dir, stage)
     plot_comparison(histories, run_dir)
 
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
@@ -121,21 +128,16 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
         "variants": variants,
         "baseline": baseline,
         "champion": decision.model_dump(),
+        "timing": stage.timing(),
     }
 
 
-def _train_variant(
-    cached: dict[str, Any],
-    variant: str,
-    dataset: DatasetInfo,
-    config: PipelineConfig,
-    baseline: dict,
-    run_dir: Path,
-    stage: StageLog,
-) -> tuple[dict, dict]:
-    """Stages train, evaluate and plot of one variant; returns its result and its published history."""
+def _train_all(
+    cached: dict[str, Any], dataset: DatasetInfo, config: PipelineConfig, baseline: dict, stage: StageLog
+) -> dict[str, list[TrainedVariant]]:
+    """Stage train: every (variant, seed) as its own task, at most one per core at a time, each in a
+    process of its own; returns each variant's trained seeds, in seed order."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
-    stage("train", f"{variant}, seeds {', '.join(map(str, seeds))}")
     jobs = [
         TrainingJob(
             variant=variant,
@@ -145,9 +147,26 @@ def _train_variant(
             seed=seed,
             baseline_val_accuracy=baseline["val"]["accuracy"],
         )
+        for variant in config.model.variants
         for seed in seeds
     ]
-    seed_runs = _train_seeds(cached, jobs, config.storage, config.training.timeout_seconds)
+    stage(
+        "train",
+        f"{', '.join(config.model.variants)}; seeds {', '.join(map(str, seeds))}: "
+        f"{len(jobs)} training(s), up to {PARALLEL_TRAININGS} at a time",
+    )
+    # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
+    with children_stopped_on_signals():
+        futures = [train.with_options(**cached).submit(job, config.storage) for job in jobs]
+        trained = [future.result() for future in futures]
+    return {variant: [run for run in trained if run.variant == variant] for variant in config.model.variants}
+
+
+def _evaluate_and_plot(
+    seed_runs: list[TrainedVariant], dataset: DatasetInfo, run_dir: Path, stage: StageLog
+) -> tuple[dict, dict]:
+    """Stages evaluate and plot of one variant; returns its result and its published history."""
+    variant = seed_runs[0].variant
     stage("evaluate", f"{variant} on the test set")
     seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
     published = pick_published(seed_runs)  # by val_loss, never by test metrics
@@ -155,18 +174,6 @@ def _train_variant(
     stage("plot", variant)
     history = plot_variant(published, run_dir)
     return variant_result(published, seed_runs, seed_metrics), history
-
-
-def _train_seeds(
-    cached: dict[str, Any], jobs: list[TrainingJob], storage_config: StorageConfig, timeout_seconds: int
-) -> list[TrainedVariant]:
-    """One seed trains in this process; several train side by side, each in its own process."""
-    if len(jobs) == 1:  # in this thread, where Prefect's timer can interrupt it
-        return [train.with_options(**cached, timeout_seconds=timeout_seconds)(jobs[0], storage_config)]
-    # Children: their parent enforces the timeout, and SIGTERM / SIGINT end them before Prefect waits for them.
-    with children_stopped_on_signals():
-        futures = [train.with_options(**cached).submit(job, storage_config, in_child_process=True) for job in jobs]
-        return [future.result() for future in futures]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         with tags(*run_tags(config.data.source, config.model.variants)):
             return imdb_rnn_pipeline(config)
 
-    status, result = run_flow(run, PROJECT_ROOT / ".prefect", args.s3_endpoint_url)
+    status, result = run_flow(run, PROJECT_ROOT / ".prefect", args.s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
     print(f"data: {result['source']['description']}")
     print(format_table(summary_rows(result["variants"], result["baseline"])))
     decision = result["champion"]
     print(f"champion: {'promoted' if decision['promote'] else 'kept'} ({decision['reason']})")
-    print(format_time_split(time.time() - PROCESS_STARTED, result["variants"], PROCESS_STARTED))
+    print(format_time_split(PROCESS_STARTED, time.time(), result["timing"]))
     print(f"run: {result['run_uri']}")
     return 0
 

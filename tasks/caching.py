@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 from tasks.config import DataConfig, ModelConfig, TrainingConfig
@@ -16,7 +17,7 @@ from tasks.variants import get as get_variant
 # of the stage's key, so editing any of them recomputes instead of reusing.
 SPLIT_MODULE = "tasks.data"
 STORE_MODULE = "tasks.features"
-TRAINING_MODULE = "tasks.training"
+TRAINING_MODULE = "tasks.fitting"
 BASELINE_MODULE = "tasks.baseline"
 PACKAGE = "tasks"
 PACKAGE_DIR = Path(__file__).parent
@@ -38,10 +39,17 @@ def _module_file(module: str, package_dir: Path) -> Path | None:
     return None
 
 
+# CPython 3.11's parser is not safe across threads: two trainings computing their keys at once in
+# the flow's task threads failed with "SystemError: AST constructor recursion depth mismatch".
+_PARSING = threading.Lock()
+
+
 def _imports(path: Path) -> set[str]:
     """Every `tasks.` module named by an import anywhere in the file (also inside functions)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    with _PARSING:
+        tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

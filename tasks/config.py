@@ -244,9 +244,10 @@ class PipelineConfig(_Part):
         per_process, processes, term, fields = estimate_peak_bytes(self)
         needed, available = per_process * processes, machine_memory_bytes()
         if needed > MEMORY_SHARE * available:
-            # When one training process would fit, the seeds trained side by side are what does not.
+            # When one training process would fit, the trainings side by side are what does not.
             fits_alone = per_process <= MEMORY_SHARE * available
-            field = "training.seeds" if fits_alone else _furthest_above_default(self, fields)
+            side_by_side = "training.seeds" if self.training.seeds > 1 else "model.variants"
+            field = side_by_side if fits_alone else _furthest_above_default(self, fields)
             raise ValueError(
                 f"{field}: {_value(self, field)} would need about {_gib(needed)} of memory ({term}), "
                 f"more than {MEMORY_SHARE:.0%} of this machine's {_gib(available)}"
@@ -282,9 +283,9 @@ SCORING_FIELDS = ("data.num_words", "data.maxlen")
 
 
 def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[str, ...]]:
-    """Estimated peak memory in bytes of one training process, how many run side by side (seeds,
-    one process per core, each holding its own model, batches and data), the largest term's
-    description and the fields behind it."""
+    """Estimated peak memory in bytes of one training process, how many run side by side (every
+    variant and seed, one process per core, each holding its own model, batches and data), the
+    largest term's description and the fields behind it."""
     data, model = config.data, config.model
     words, maxlen, units, width = data.num_words, data.maxlen, model.rnn_units, model.embedding_dim
     embedding = "embedding" in model.variants
@@ -301,7 +302,7 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
             SCORING_FIELDS,
         ),
     }
-    processes = min(config.training.seeds, os.cpu_count() or 1)
+    processes = min(len(model.variants) * config.training.seeds, os.cpu_count() or 1)
     term, (_, fields) = max(per_process.items(), key=lambda item: item[1][0])
     return BYTES_PER_VALUE * sum(values for values, _ in per_process.values()), processes, term, fields
 

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import pyarrow.parquet as pq
 
-from tasks import evaluation, scoring, storage
+from tasks import evaluation, storage
 from tasks.features import DatasetInfo
 from tasks.vocabulary import TextEncoder, parse_vocabulary
 
@@ -39,6 +39,9 @@ def score_across(champion: dict, candidate_model: str, dataset: DatasetInfo) -> 
         log.info("champion and candidate cannot score the same raw reviews (no raw test text or no vocabulary)")
         return None
     texts, labels = reviews
+    # Here, not at the top: scoring loads Keras, which the pipeline's process needs only in this rare case.
+    from tasks import scoring
+
     held = scoring.load_scoring_model("", champion["run_uri"], champion["variant"])
     champion_metrics = evaluation.classification_metrics(labels, scoring.score_texts(held, texts))
     encoder = TextEncoder.of(parse_vocabulary(storage.read_bytes(dataset.vocabulary_uri), dataset.vocabulary_uri))

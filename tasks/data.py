@@ -6,6 +6,7 @@ operation here is vectorised numpy, never a Python loop over tokens.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import logging
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from tasks.errors import DataError
 
@@ -216,15 +216,15 @@ def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
 
 def _offline_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The offline corpus's train and test rows: a stratified 80/20 split with a fixed seed."""
+    from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
+
     rows = np.arange(len(labels))
     return train_test_split(rows, test_size=OFFLINE_TEST_FRACTION, stratify=labels, random_state=OFFLINE_SPLIT_SEED)
 
 
 def offline_word_index(csv_path: str | Path) -> dict[str, int]:
     """The offline corpus's word -> raw frequency rank map, ranked on its training part only."""
-    texts, labels = read_offline_corpus(csv_path)
-    train_rows, _ = _offline_rows(labels)
-    return rank_vocabulary([tokenize(texts[i]) for i in train_rows])
+    return _ranked_offline_corpus(*_file_identity(csv_path))[2]
 
 
 def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
@@ -232,6 +232,22 @@ def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews,
 
     The vocabulary is ranked on the training part only (`offline_word_index`).
     """
+    train, test, _ = _ranked_offline_corpus(*_file_identity(csv_path))
+    return encode_ranks(train, num_words), encode_ranks(test, num_words)
+
+
+def _file_identity(path: str | Path) -> tuple[str, int, int]:
+    """A file's path, size and modification time: a memo keyed by them never serves a changed file."""
+    status = Path(path).stat()
+    return str(path), status.st_size, status.st_mtime_ns
+
+
+# One corpus in memory (word ids and texts, ~60 MB): the split and the vocabulary stages both read
+# it, and tokenising its 25,000 reviews a second time cost seconds.
+@functools.lru_cache(maxsize=1)
+def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[Reviews, Reviews, dict[str, int]]:
+    """Train and test reviews of the offline corpus with every word's rank (no `num_words` cut yet),
+    and the word -> rank map of its training part."""
     texts, labels = read_offline_corpus(csv_path)
     train_rows, test_rows = _offline_rows(labels)
     train_tokens = [tokenize(texts[i]) for i in train_rows]
@@ -244,13 +260,15 @@ def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews,
         len(vocabulary),
     )
     train_texts, test_texts = [texts[i] for i in train_rows], [texts[i] for i in test_rows]
-    train = encode_ranks(_ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts), num_words)
-    test = encode_ranks(_ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts), num_words)
-    return train, test
+    train = _ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts)
+    test = _ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts)
+    return train, test, vocabulary
 
 
 def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
     """Train and val parts as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
+    from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
+
     if len(reviews) < 2:
         raise DataError(f"cannot split {len(reviews)} review(s) into train and val")
     try:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.spatial.distance import jensenshannon
 
 from tasks import plots, storage
 from tasks.champion import read_champion
@@ -310,6 +309,8 @@ def _js_distance(first: np.ndarray, second: np.ndarray) -> float:
     first, second = _aligned(first, second)
     if not first.sum() or not second.sum():
         return 1.0
+    from scipy.spatial.distance import jensenshannon  # on first use, not when the module loads
+
     return float(jensenshannon(first, second, base=2))
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score
 
 from tasks import storage
 from tasks.config import SCORING_BATCH
 from tasks.errors import PipelineError
 from tasks.features import read_split
 from tasks.guard import majority_rate
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ def load_model(uri: str) -> keras.Model:
 
     Raises PipelineError naming `uri` when Keras refuses the file, e.g. for a Python lambda inside.
     """
+    import keras  # here, not at the top: a process that only reads metrics never loads TensorFlow
+
     uri = str(uri)
     try:
         if storage.is_local(uri):
@@ -45,6 +49,8 @@ def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
     """Binary metrics of probabilities against 0/1 labels; ROC AUC is None when one class is absent."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # on first use
+
     labels = np.asarray(labels).astype(int)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predicted = (probabilities > THRESHOLD).astype(int)
@@ -60,15 +66,23 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
 
 
 def evaluate_model(model_path: str, test_uri: str) -> dict:
-    """Test-set metrics of the model saved at `model_path`."""
-    model = load_model(model_path)
+    """Test-set metrics of the model saved at `model_path`, logged."""
+    metrics = measure(load_model(model_path), test_uri)
+    log_metrics(model_path, metrics)
+    return metrics
+
+
+def measure(model: keras.Model, test_uri: str) -> dict:
+    """Test-set metrics of `model`."""
     token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
-    metrics = classification_metrics(labels, score(model, token_ids))
+    return classification_metrics(labels, score(model, token_ids))
+
+
+def log_metrics(name: str, metrics: dict) -> None:
     log.info(
         "test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
-        model_path,
+        name,
         metrics["loss"],
         metrics["accuracy"],
         "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}",
     )
-    return metrics

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from tasks.features import SPLITS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURE_SIZE = (6.4, 4.0)
 DPI = 100
@@ -19,7 +21,7 @@ def _epochs(history: dict) -> list[int]:
 
 def plot_curve(history: dict, metric: str, path: Path) -> Path:
     """Train vs val `metric` per epoch for one variant, the best epoch marked."""
-    figure = Figure(figsize=FIGURE_SIZE)
+    figure = _figure(FIGURE_SIZE)
     axes = figure.subplots()
     epochs = _epochs(history)
     axes.plot(epochs, [r[metric] for r in history["epochs"]], "o-", label=f"train {metric}")
@@ -39,7 +41,7 @@ def plot_history(history: dict, folder: Path) -> dict:
 
 def plot_comparison(histories: dict[str, dict], path: Path) -> Path:
     """Val loss and val accuracy of every variant side by side."""
-    figure = Figure(figsize=(FIGURE_SIZE[0] * 2, FIGURE_SIZE[1]))
+    figure = _figure((FIGURE_SIZE[0] * 2, FIGURE_SIZE[1]))
     loss_axes, accuracy_axes = figure.subplots(1, 2)
     for variant, history in histories.items():
         epochs = _epochs(history)
@@ -55,7 +57,7 @@ def plot_comparison(histories: dict[str, dict], path: Path) -> Path:
 def plot_lengths(statistics: dict, path: Path) -> Path:
     """Review lengths before padding, one histogram per split (share of its reviews per bin), with
     `maxlen` marked: everything right of it is truncated."""
-    figure = Figure(figsize=FIGURE_SIZE)
+    figure = _figure(FIGURE_SIZE)
     axes = figure.subplots()
     width, limit = statistics["length_bins"]["width"], statistics["length_bins"]["limit"]
     for name in _split_names(statistics):
@@ -75,7 +77,7 @@ def plot_lengths(statistics: dict, path: Path) -> Path:
 
 def plot_labels(statistics: dict, path: Path) -> Path:
     """Negative and positive reviews per split, stacked, with the positive share written on each bar."""
-    figure = Figure(figsize=FIGURE_SIZE)
+    figure = _figure(FIGURE_SIZE)
     axes = figure.subplots()
     names = _split_names(statistics)
     negatives = [statistics["splits"][name]["labels"].get("0", 0) for name in names]
@@ -94,6 +96,12 @@ def plot_labels(statistics: dict, path: Path) -> Path:
 def _split_names(statistics: dict) -> list[str]:
     """The splits in the pipeline's order (data_checks.json sorts its keys), any other name last."""
     return sorted(statistics["splits"], key=lambda name: (*SPLITS, name).index(name))
+
+
+def _figure(size: tuple[float, float]) -> Figure:
+    from matplotlib.figure import Figure  # on first use: a process that draws nothing never loads matplotlib
+
+    return Figure(figsize=size)
 
 
 def _save(figure: Figure, path: Path) -> Path:

@@ -210,14 +210,26 @@ def rounded(records: list[dict], decimals: int = 4) -> list[dict]:
     ]
 
 
-def format_time_split(wall_seconds: float, variants: dict[str, dict], started_at: float) -> str:
-    """Wall time split into training (variants trained in this process) and everything else."""
-    training = sum(result["train_seconds"] for result in variants.values() if result["trained_at"] >= started_at)
-    other = wall_seconds - training
+def format_time_split(process_started: float, ended: float, timing: dict) -> str:
+    """A run's wall time split: start-up (imports, Prefect's server, creating the flow run), each
+    stage, and the rest (finishing the flow run, printing): `time: W s wall = start-up a + ... (s)`."""
+    parts = {
+        "start-up": timing["flow_started"] - process_started,
+        **timing["stage_seconds"],
+        "finish": ended - timing["flow_ended"],
+    }
     return (
-        f"time: {wall_seconds:.1f} s wall = training {training:.1f} s ({100 * training / wall_seconds:.0f} %) "
-        f"+ everything else {other:.1f} s ({100 * other / wall_seconds:.0f} %: imports, Prefect, data, publishing)"
+        f"time: {ended - process_started:.1f} s wall = "
+        + " + ".join(f"{name} {seconds:.1f}" for name, seconds in parts.items())
+        + " (s)"
     )
+
+
+def parse_time_split(line: str) -> dict[str, float]:
+    """The parts of a `format_time_split` line, with `wall` for the total."""
+    wall, _, parts = line.removeprefix("time: ").removesuffix(" (s)").partition(" s wall = ")
+    split = {name: float(seconds) for name, _, seconds in (part.rpartition(" ") for part in parts.split(" + "))}
+    return {"wall": float(wall), **split}
 
 
 def format_table(rows: Sequence[Sequence[str]], columns: tuple[str, ...] = SUMMARY_COLUMNS) -> str:

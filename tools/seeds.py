@@ -47,7 +47,8 @@ def train_and_score(job: dict) -> dict:
     """One (preset, variant, seed): train with the guard's restarts, score the published and the first attempt."""
     from tasks.evaluation import evaluate_model
     from tasks.features import DatasetInfo
-    from tasks.training import TrainingJob, train_with_restarts
+    from tasks.fitting import train_with_restarts
+    from tasks.training import TrainingJob
 
     dataset = DatasetInfo.model_validate(job["dataset"])
     out_dir = Path(job["out_dir"])

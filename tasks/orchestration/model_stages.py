@@ -30,30 +30,32 @@ def _training_cache_key(context, parameters: dict) -> str:
 
 
 def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], None], record: dict) -> None:
-    """An epoch of a training in a child process: its log line (which the child's own logging cannot
-    send to the run's log) and its progress artifact."""
+    """An epoch: its log line, naming the variant (and the seed, when there are several), and its
+    progress artifact."""
     training.log_epoch(label, job.training.max_epochs, record)
     show(record)
 
 
 @task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
-def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = False) -> TrainedVariant:
+def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
-    stalled) and keeps the result in storage; its progress artifact moves every epoch.
+    stalled), measures it on the test set and keeps the result in storage; its progress artifact
+    moves every epoch.
 
-    `in_child_process` trains in a fresh process, for seeds trained side by side.
+    By default it trains in a child process of its own, so trainings run side by side and this
+    process never loads TensorFlow; `in_child_process=False` trains in this process.
     """
     key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
-    label = f"{job.variant} seed {job.seed}"
-    key_parts = ("training", job.variant, f"seed-{job.seed}") if in_child_process else ("training", job.variant)
-    progress, on_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
+    several = job.training.seeds > 1
+    label = f"{job.variant} seed {job.seed}" if several else job.variant
+    key_parts = ("training", job.variant, f"seed-{job.seed}") if several else ("training", job.variant)
+    progress, show_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
+    on_epoch = functools.partial(_log_and_show_epoch, label, job, show_epoch)
     try:
         trained = (
-            train_in_child_process(job, scratch, functools.partial(_log_and_show_epoch, label, job, on_epoch))
-            if in_child_process
-            else training.train_with_restarts(job, scratch, on_epoch)
+            train_in_child_process(job, scratch, on_epoch) if in_child_process else _train_here(job, scratch, on_epoch)
         )
         stored = training.store_trained(
             trained, storage.join(storage_config.root, "cache", "training", key, job.variant)
@@ -72,10 +74,21 @@ def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: boo
     return stored
 
 
+def _train_here(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
+    from tasks import fitting  # TensorFlow loads only in a process that trains
+
+    return fitting.train_with_restarts(job, scratch, on_epoch)
+
+
 @task(name="evaluate", task_run_name="evaluate-{trained.variant}-seed-{trained.seed}", cache_policy=NO_CACHE)
 def evaluate(trained: TrainedVariant, dataset: features.DatasetInfo) -> dict:
-    """Test-set metrics of one trained seed."""
-    return evaluation.evaluate_model(trained.model_path, dataset.split_uris["test"])
+    """Test-set metrics of one trained seed: those its training process measured on the model in
+    memory, or else measured on the saved model."""
+    metrics = trained.test_metrics or evaluation.measure(
+        evaluation.load_model(trained.model_path), dataset.split_uris["test"]
+    )
+    evaluation.log_metrics(f"{trained.variant} seed {trained.seed}", metrics)
+    return metrics
 
 
 @task(name="collect", task_run_name="collect-{trained.variant}", cache_policy=NO_CACHE)

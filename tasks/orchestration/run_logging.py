@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from prefect import get_run_logger
 
@@ -44,11 +45,24 @@ def configure_run_logging() -> None:
 
 
 class StageLog:
-    """Logs `stage i/N: ...` lines, numbered by position in the flow's list of stage names."""
+    """Logs `stage i/N: ...` lines, numbered by position in the flow's list of stage names, and
+    times them: a stage lasts until the next one starts (or `timing()` is asked)."""
 
     def __init__(self, stages: tuple[str, ...]) -> None:
         self.stages = stages
+        self.started = time.time()
+        self._marks: list[tuple[str, float]] = [("flow start", self.started)]
 
     def __call__(self, stage: str, detail: str = "") -> None:
         number = self.stages.index(stage) + 1
+        self._marks.append((stage, time.time()))
         get_run_logger().info("stage %d/%d: %s%s", number, len(self.stages), stage, f" ({detail})" if detail else "")
+
+    def timing(self) -> dict:
+        """When the flow started and ended (Unix time) and the seconds spent in each stage, a stage
+        that ran more than once (once per variant) counted in full."""
+        ended = time.time()
+        seconds: dict[str, float] = {}
+        for (stage, start), (_, end) in zip(self._marks, [*self._marks[1:], ("", ended)], strict=True):
+            seconds[stage] = round(seconds.get(stage, 0.0) + end - start, 3)
+        return {"flow_started": self.started, "flow_ended": ended, "stage_seconds": seconds}

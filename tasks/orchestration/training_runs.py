@@ -1,40 +1,43 @@
-"""A training in a spawned child process, its epochs reaching the parent through a file.
+"""A training in a child process (`tasks.training_process`), its epochs reaching the parent through a file.
 
-Seeds trained side by side then neither share TensorFlow's global random state nor wait for each
-other's Python. The parent supervises each child: it enforces `--training-timeout` by terminating
-it, stops every child when the run is interrupted (SIGTERM, SIGINT), and a child dies with its
-parent even when the parent is killed outright (SIGKILL), so none is ever orphaned.
+Trainings side by side then neither share TensorFlow's global random state nor wait for each
+other's Python, and the pipeline's own process never loads TensorFlow. The child is a plain
+`python -m` process rather than a multiprocessing one, which would first re-import the flow's
+module. The parent supervises each child: it enforces `--training-timeout` by terminating it,
+stops every child when the run is interrupted (SIGTERM, SIGINT), and a child dies with its parent
+even when the parent is killed outright (SIGKILL), so none is ever orphaned.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import json
-import multiprocessing
+import logging
 import os
 import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from tasks import training
+import tasks
 from tasks.errors import PipelineError, TrainingTimedOut
 from tasks.training import TrainedVariant, TrainingJob
+from tasks.training_process import JOB_FILE, PROGRESS_FILE, RESULT_FILE
 
 # How often the parent forwards a child's epochs to the UI and checks its deadline.
 CHILD_POLL_SECONDS = 0.2
 # A child asked to stop (SIGTERM) holds no state worth saving; past this it is killed (SIGKILL).
 STOP_GRACE_SECONDS = 3.0
-PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal the kernel sends a process when its parent dies
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The folder `tasks` is imported from: the child imports it from there too, wherever the run started.
+CODE_ROOT = str(Path(tasks.__file__).resolve().parent.parent)
 
-_children: set[BaseProcess] = set()
+_children: set[subprocess.Popen] = set()
 _children_lock = threading.Lock()
 _stopping = threading.Event()  # set once the run is interrupted: no new child starts
 
@@ -45,27 +48,29 @@ class TrainingStopped(BaseException):
 
 
 def train_in_child_process(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
-    """`train_with_restarts(job, scratch)` in a spawned process; each epoch reaches `on_epoch`.
+    """`fitting.train_with_restarts(job, scratch)` in a child process; each epoch reaches `on_epoch`.
 
     Raises TrainingTimedOut after `job.training.timeout_seconds` (the child is terminated first),
     TrainingStopped when the run was interrupted, and the child's own exception when it failed.
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    progress_file, result_file = scratch / "progress.jsonl", scratch / "result.pickle"
-    child = multiprocessing.get_context("spawn").Process(
-        target=_train_child, args=(job, scratch, progress_file, result_file, os.getpid()), daemon=True
-    )
+    (scratch / JOB_FILE).write_text(job.model_dump_json())
+    progress_file = scratch / PROGRESS_FILE
     deadline, forwarded = time.monotonic() + job.training.timeout_seconds, 0
-    with _supervised(child):
-        while child.is_alive():
+    with _supervised(_child_command(scratch)) as child:
+        while child.poll() is None:
             forwarded = _forward_epochs(progress_file, forwarded, on_epoch)
             if _stopping.is_set():
                 raise TrainingStopped(f"{job.variant} seed {job.seed}: stopped, the run was interrupted")
             if time.monotonic() > deadline:
                 raise timed_out(job)
-            child.join(CHILD_POLL_SECONDS)
+            time.sleep(CHILD_POLL_SECONDS)
         _forward_epochs(progress_file, forwarded, on_epoch)
-    return _child_result(job, result_file, child.exitcode)
+    return _child_result(job, scratch / RESULT_FILE, child.returncode)
+
+
+def _child_command(scratch: Path) -> list[str]:
+    return [sys.executable, "-m", "tasks.training_process", str(scratch), str(os.getpid())]
 
 
 def timed_out(job: TrainingJob) -> TrainingTimedOut:
@@ -115,36 +120,44 @@ def stop_children() -> None:
     with _children_lock:
         running = list(_children)
     for child in running:
-        if child.is_alive():
+        if child.poll() is None:
             child.terminate()
 
 
 @contextmanager
-def _supervised(child: BaseProcess) -> Iterator[None]:
-    """Starts `child` and tracks it; on the way out, however it is left, the child is ended."""
+def _supervised(command: list[str]) -> Iterator[subprocess.Popen]:
+    """Starts `command` as a child and tracks it; on the way out, however it is left, the child is ended."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CODE_ROOT, os.environ.get("PYTHONPATH")]))}
     with _children_lock:
         if _stopping.is_set():
             raise TrainingStopped("the run was interrupted before this training started")
-        child.start()
+        child = subprocess.Popen(command, env=environment)
         _children.add(child)
     try:
-        yield
+        yield child
     finally:
         with _children_lock:
             _children.discard(child)
-        if child.is_alive():
+        if child.poll() is None:
             child.terminate()
-            child.join(STOP_GRACE_SECONDS)
-        if child.is_alive():
-            child.kill()
-        child.join()
+            try:
+                child.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        child.wait()
 
 
 def _forward_epochs(progress_file: Path, forwarded: int, on_epoch: Callable[[dict], None]) -> int:
+    """The child's new epochs to `on_epoch` and its new log lines to this process's loggers, which
+    reach the run's log; returns how many lines are done."""
     text = progress_file.read_text() if progress_file.exists() else ""
     complete = text[: text.rfind("\n") + 1].splitlines()  # a line still being written waits
     for line in complete[forwarded:]:
-        on_epoch(json.loads(line))
+        entry = json.loads(line)
+        if "log" in entry:
+            logging.getLogger(entry["log"]["logger"]).log(entry["log"]["level"], "%s", entry["log"]["message"])
+        else:
+            on_epoch(entry)
     return max(forwarded, len(complete))
 
 
@@ -159,35 +172,3 @@ def _child_result(job: TrainingJob, result_file: Path, exitcode: int | None) -> 
     if not succeeded:
         raise outcome
     return outcome
-
-
-def _train_child(job: TrainingJob, scratch: Path, progress_file: Path, result_file: Path, parent: int) -> None:
-    """The child's side: dies with its parent, leaves SIGINT to it, writes its outcome atomically."""
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C reaches the whole group; the parent decides
-    try:
-        outcome: tuple[bool, object] = (
-            True,
-            training.train_with_restarts(job, scratch, functools.partial(training.append_progress, str(progress_file))),
-        )
-    except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
-        outcome = (False, error)
-    try:
-        data = pickle.dumps(outcome)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        data = pickle.dumps((False, PipelineError(f"{outcome[1].__class__.__name__}: {outcome[1]}")))
-    partial = result_file.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.rename(result_file)
-
-
-def _die_with_parent(parent: int) -> None:
-    """Asks the kernel to kill this process when its parent dies (Linux), then checks the parent
-    did not die already; elsewhere the parent's supervision alone ends it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        os._exit(1)

@@ -93,7 +93,7 @@ def seeds_trained_epochs(work: Path, seeds: int, epochs: int) -> bool:
 
 
 def spawned_descendants(pid: int) -> set[int]:
-    """Processes below `pid` started by multiprocessing's spawn (the child trainings), from /proc."""
+    """Processes below `pid` that are trainings (`python -m tasks.training_process`), from /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -105,7 +105,7 @@ def spawned_descendants(pid: int) -> set[int]:
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - below
         below |= frontier
-    return {child for child in below if b"spawn_main" in _cmdline(child)}
+    return {child for child in below if b"tasks.training_process" in _cmdline(child)}
 
 
 def _cmdline(pid: int) -> bytes:

@@ -154,7 +154,7 @@ def test_sigterm_while_seeds_train_in_child_processes_stops_them_all_and_a_rerun
         print(f"SIGTERM with --seeds 2: the run exited {stopped_after:.1f} s after the signal")
 
 
-def test_ctrl_c_while_training_in_the_flow_process_stops_the_run(imdb_npz, tmp_path):
+def test_ctrl_c_while_a_variant_trains_stops_the_run_and_its_training_process(imdb_npz, tmp_path):
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding",
                                 "--max-epochs", "300", "--patience", "300")
     log_path = tmp_path / "run.log"

@@ -89,3 +89,13 @@ def test_the_config_validates_without_loading_tensorflow():
     completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                                cwd=REPO_ROOT)
     assert completed.stdout.strip() == "[]"
+
+
+def test_the_pipelines_process_loads_no_heavy_library_before_its_server_starts():
+    """TensorFlow loads only in training processes, Prefect's server package only in the server's
+    process; scikit-learn, SciPy and matplotlib load while the server starts (or when a stage needs them)."""
+    heavy = ("keras", "tensorflow", "sklearn", "scipy", "matplotlib", "prefect.server.api.server")
+    probe = f"import sys, flows.imdb_pipeline; print(sorted(name for name in {heavy!r} if name in sys.modules))"
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                               cwd=REPO_ROOT)
+    assert completed.stdout.strip() == "[]"

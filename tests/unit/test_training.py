@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import baseline, data, evaluation, features, guard, training
+from tasks import baseline, data, evaluation, features, fitting, guard, training
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.training import train_variant
+from tasks.fitting import train_variant
 from tests.helpers import TINY_MAXLEN
 
 MAXLEN = TINY_MAXLEN
@@ -86,7 +86,7 @@ def test_a_wider_stall_margin_counts_more_models_as_stalled():
 
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
-    trained = training.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
+    trained = fitting.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
     seeds = [attempt["seed"] for attempt in trained.attempts]
     assert seeds == [11, training.derive_seed(11, 0, 1)] and len(set(seeds)) == 2  # no more than 1 restart
@@ -99,9 +99,9 @@ def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class
 
 def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tmp_path, monkeypatch):
     verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
-    monkeypatch.setattr(training, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
+    monkeypatch.setattr(fitting, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
-    trained = training.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
+    trained = fitting.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
     assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
     assert not trained.stalled and trained.seed == training.derive_seed(3, 0, 1)
     published = json.loads(Path(trained.history_path).read_text())
@@ -115,7 +115,7 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
     accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
     bar = baseline.fit_baseline(tiny_dataset)["val"]["accuracy"]
-    real_fit, epochs_asked = training.fit_model, []
+    real_fit, epochs_asked = fitting.fit_model, []
 
     def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
         epochs_asked.append(config.max_epochs)
@@ -123,10 +123,10 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
             config = config.model_copy(update={"max_epochs": 1})
         real_fit(model, x_train, y_train, x_val, y_val, config, callbacks)
 
-    monkeypatch.setattr(training, "fit_model", cut_the_first_attempt_short)
+    monkeypatch.setattr(fitting, "fit_model", cut_the_first_attempt_short)
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=8, patience=10, restarts=2)
     with caplog.at_level("WARNING", logger="tasks.training"):
-        trained = training.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
+        trained = fitting.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
     first, second = trained.attempts
     assert first["under_trained"] and not first["stalled"] and first["epochs_run"] == 1
     assert first["best_val_accuracy"] < bar - config.baseline_margin

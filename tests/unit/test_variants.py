@@ -11,7 +11,8 @@ from flows.cli import build_parser, config_from_args
 from tasks import caching, reporting, variants
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.models import build_model, build_training_model
-from tasks.training import TrainingJob, train_variant
+from tasks.fitting import train_variant
+from tasks.training import TrainingJob
 
 
 def build_mean_embedding(num_words: int, maxlen: int, *, embedding_dim: int) -> keras.Model:

@@ -1,0 +1,84 @@
+"""A training's own process: `python -m tasks.training_process SCRATCH PARENT_PID`.
+
+Reads the job from `SCRATCH/job.json`, trains it (with restarts), appends each epoch and each log
+line to `SCRATCH/progress.jsonl` and leaves `SCRATCH/result.pickle`: `(True, TrainedVariant)` or
+`(False, exception)`. It imports only what training needs (TensorFlow, never Prefect or the flow),
+dies with its parent, and leaves SIGINT to it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import json
+import logging
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+
+from tasks.errors import PipelineError
+from tasks.training import TrainingJob, append_progress
+
+JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal the kernel sends a process when its parent dies
+
+
+def main(argv: list[str]) -> int:
+    scratch, parent = Path(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C reaches the whole group; the parent decides
+    logging.getLogger("tasks").addHandler(ProgressLogHandler(scratch / PROGRESS_FILE))
+    logging.getLogger("tasks").setLevel(logging.INFO)
+    job = TrainingJob.model_validate_json((scratch / JOB_FILE).read_text())
+    try:
+        from tasks import fitting  # TensorFlow loads here, after the parent-death guard is in place
+
+        on_epoch = functools.partial(append_progress, str(scratch / PROGRESS_FILE))
+        outcome: tuple[bool, object] = (True, fitting.train_with_restarts(job, scratch, on_epoch))
+    except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
+        outcome = (False, error)
+    _write_outcome(scratch / RESULT_FILE, outcome)
+    return 0
+
+
+class ProgressLogHandler(logging.Handler):
+    """The training's log lines (restarts, its summary), appended to the progress file beside its
+    epochs: the parent logs them again, into the run's log."""
+
+    def __init__(self, progress_file: Path) -> None:
+        super().__init__()
+        self.progress_file = progress_file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        entry = {"log": {"logger": record.name, "level": record.levelno, "message": record.getMessage()}}
+        with self.progress_file.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def _write_outcome(result_file: Path, outcome: tuple[bool, object]) -> None:
+    """Pickled, renamed into place: the parent never reads half a result."""
+    try:
+        data = pickle.dumps(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        data = pickle.dumps((False, PipelineError(f"{outcome[1].__class__.__name__}: {outcome[1]}")))
+    partial = result_file.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.rename(result_file)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Asks the kernel to kill this process when its parent dies (Linux), then checks the parent
+    did not die already; elsewhere the parent's supervision alone ends it."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
