@@ -9,6 +9,12 @@ memory is its own. Writes `results.json`, `results.md` and `results.png`, and pr
 Then batch scoring's throughput (`--section scoring` alone): the offline corpus's raw IMDB reviews
 as a CSV, read, checked, encoded, scored and published as `make score` does (Prefect's own start-up
 aside), per variant, in reviews per second. Written to `scoring.json`.
+
+Then the whole `make run`, first and fully cached, against an earlier commit (`--section run`,
+`tools/bench_run.py`). Written to `run.json`.
+
+Every section measured appends its numbers to the history (`benchmarks/history.jsonl`,
+`tools/bench_history.py`) and prints them under the earlier ones.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np
 from tasks import storage
 from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting import markdown_table
-from tools import datasets
+from tools import bench_history, bench_run, datasets
 
 BASELINE, OURS = "baseline", "ours"
 RESULT_PREFIX = "BENCH-RESULT "  # marks the worker's one line of JSON on stdout
@@ -75,7 +81,7 @@ SEED_FORMULATIONS = {"onehot": _seed_onehot, "embedding": _seed_embedding}
 def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
     import keras
 
-    from tasks.training import EpochProgress
+    from tasks.fitting import EpochProgress
 
     num_words, maxlen = config["num_words"], arrays["x_train"].shape[1]
     inputs, layers = SEED_FORMULATIONS[variant](keras, arrays, num_words, maxlen, ModelConfig())
@@ -100,8 +106,8 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any,
 
 def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
     from tasks.evaluation import score
+    from tasks.fitting import EpochProgress, compile_model, fit_model
     from tasks.models import build_training_model
-    from tasks.training import EpochProgress, compile_model, fit_model
 
     training = TrainingConfig(batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs)
     model = compile_model(
@@ -267,8 +273,8 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
     }
 
 
-def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> str:
-    """Batch scoring's throughput per variant; writes scoring.json and returns the table."""
+def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> tuple[list[dict], str]:
+    """Batch scoring's throughput per variant; writes scoring.json, returns the results and their table."""
     from tasks.sources import offline_source
     from tasks.vocabulary import build_vocabulary
 
@@ -291,7 +297,9 @@ def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> str:
         )
         for r in results
     ]
-    return "batch scoring (read, check, encode, score, write; raw IMDB reviews):\n" + markdown_table(rows_out, columns)
+    return results, "batch scoring (read, check, encode, score, write; raw IMDB reviews):\n" + markdown_table(
+        rows_out, columns
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,7 +310,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="untimed epochs first (graph tracing, caches)")
     parser.add_argument("--out", default=DEFAULT_OUT, help="folder for results.json, results.md, results.png")
     parser.add_argument(
-        "--section", choices=("all", "training", "scoring"), default="all", help="what to measure (default: all)"
+        "--section",
+        choices=("all", *SECTIONS),
+        default="all",
+        help="what to measure (default: all)",
+    )
+    parser.add_argument(
+        "--baseline-commit",
+        default=bench_run.BASELINE_COMMIT,
+        help="run section: the earlier code to compare `make run` with (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--run-args", default="", help='run section: pipeline options for both codes, e.g. "--max-epochs 5"'
+    )
+    parser.add_argument(
+        "--history",
+        default=str(bench_history.DEFAULT_HISTORY),
+        help="where results are appended (default: %(default)s)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -322,15 +346,51 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.section != "scoring":
-        bench_training(args, out, variants)
-    if args.section != "training":
-        print(bench_scoring(out, args.rows, variants))
+    history = Path(args.history)
+    for section in SECTIONS if args.section == "all" else (args.section,):
+        options, numbers, text = MEASURE[section](args, out, variants)
+        print(text)
+        bench_history.append(history, section, options, numbers)
+        print(bench_history.table(history, section, options), flush=True)
     return 0
 
 
-def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> None:
-    """The seed's training against ours; writes results.json/.md/.png and prints the table."""
+def measure_training(args: argparse.Namespace, out: Path, variants: list[str]) -> tuple[dict, dict, str]:
+    rows = bench_training(args, out, variants)
+    options = {"rows": args.rows, "epochs": args.epochs, "warmup": args.warmup, "variants": variants}
+    numbers = {f"{row['variant']} {name}": row[name] for row in rows for name in ("time_ratio", "memory_ratio")}
+    return options, numbers, comparison_table(rows)
+
+
+def measure_scoring(args: argparse.Namespace, out: Path, variants: list[str]) -> tuple[dict, dict, str]:
+    results, text = bench_scoring(out, args.rows, variants)
+    numbers = {f"{result['variant']} reviews/s": result["reviews_per_second"] for result in results}
+    return {"rows": args.rows, "variants": variants}, numbers, text
+
+
+def measure_run(args: argparse.Namespace, out: Path, variants: list[str]) -> tuple[dict, dict, str]:
+    summary = bench_run.bench_run(out, args.baseline_commit, args.run_args.split())
+    base, ours = summary["results"][args.baseline_commit], summary["results"]["ours"]
+    numbers = {
+        "earlier first s": base["first"]["wall_seconds"],
+        "our first s": ours["first"]["wall_seconds"],
+        "our cached s": ours["cached"]["wall_seconds"],
+        **{goal["goal"]: goal["measured"] for goal in summary["goals"]},
+    }
+    options = {"baseline_commit": args.baseline_commit, "run_args": args.run_args}
+    return (
+        options,
+        numbers,
+        f"make run, side by side with commit {args.baseline_commit}:\n" + bench_run.run_table(summary),
+    )
+
+
+SECTIONS = ("training", "scoring", "run")
+MEASURE = {"training": measure_training, "scoring": measure_scoring, "run": measure_run}
+
+
+def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> list[dict]:
+    """The seed's training against ours; writes results.json/.md/.png, returns the comparison rows."""
     data_config, training = DataConfig(source="offline"), TrainingConfig()
     recipe: dict[str, Any] = {
         "num_words": data_config.num_words,
@@ -369,7 +429,7 @@ def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> 
     (out / "results.md").write_text(table + "\n")
     plot(rows, out / "results.png")
     data_path.unlink()
-    print(table)
+    return rows
 
 
 if __name__ == "__main__":

@@ -37,13 +37,16 @@ def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], Non
 
 
 @task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
-def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True) -> TrainedVariant:
+def train(
+    job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True, threads: int | None = None
+) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
     stalled), measures it on the test set and keeps the result in storage; its progress artifact
     moves every epoch.
 
     By default it trains in a child process of its own, so trainings run side by side and this
-    process never loads TensorFlow; `in_child_process=False` trains in this process.
+    process never loads TensorFlow, with `threads` threads (None: one per core); `in_child_process=False`
+    trains in this process.
     """
     key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
@@ -55,7 +58,9 @@ def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: boo
     on_epoch = functools.partial(_log_and_show_epoch, label, job, show_epoch)
     try:
         trained = (
-            train_in_child_process(job, scratch, on_epoch) if in_child_process else _train_here(job, scratch, on_epoch)
+            train_in_child_process(job, scratch, on_epoch, threads)
+            if in_child_process
+            else _train_here(job, scratch, on_epoch)
         )
         stored = training.store_trained(
             trained, storage.join(storage_config.root, "cache", "training", key, job.variant)

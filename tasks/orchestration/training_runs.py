@@ -47,8 +47,11 @@ class TrainingStopped(BaseException):
     signal that caused it, so Prefect reports the task run as crashed, not failed)."""
 
 
-def train_in_child_process(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
+def train_in_child_process(
+    job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None], threads: int | None = None
+) -> TrainedVariant:
     """`fitting.train_with_restarts(job, scratch)` in a child process; each epoch reaches `on_epoch`.
+    `threads` caps TensorFlow's thread pools in it (None: one thread per core, TensorFlow's default).
 
     Raises TrainingTimedOut after `job.training.timeout_seconds` (the child is terminated first),
     TrainingStopped when the run was interrupted, and the child's own exception when it failed.
@@ -57,7 +60,7 @@ def train_in_child_process(job: TrainingJob, scratch: Path, on_epoch: Callable[[
     (scratch / JOB_FILE).write_text(job.model_dump_json())
     progress_file = scratch / PROGRESS_FILE
     deadline, forwarded = time.monotonic() + job.training.timeout_seconds, 0
-    with _supervised(_child_command(scratch)) as child:
+    with _supervised(_child_command(scratch), threads) as child:
         while child.poll() is None:
             forwarded = _forward_epochs(progress_file, forwarded, on_epoch)
             if _stopping.is_set():
@@ -125,9 +128,11 @@ def stop_children() -> None:
 
 
 @contextmanager
-def _supervised(command: list[str]) -> Iterator[subprocess.Popen]:
+def _supervised(command: list[str], threads: int | None) -> Iterator[subprocess.Popen]:
     """Starts `command` as a child and tracks it; on the way out, however it is left, the child is ended."""
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CODE_ROOT, os.environ.get("PYTHONPATH")]))}
+    if threads is not None:  # read by TensorFlow when it starts
+        environment |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
     with _children_lock:
         if _stopping.is_set():
             raise TrainingStopped("the run was interrupted before this training started")

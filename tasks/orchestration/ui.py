@@ -191,8 +191,8 @@ def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
 
 
 def tag_flow_run(source: str, variants: tuple[str, ...]) -> None:
-    """Gives the running flow run its `source:` and `variant:` tags. The command line sets them
-    when it creates the run; a deployment's runs (scheduled or triggered) only get them here."""
+    """Gives the running flow run its `source:` and `variant:` tags (those of a deployment stay):
+    the flow run only, not its task runs, which would each ask the server for concurrency slots."""
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
