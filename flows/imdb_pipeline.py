@@ -21,8 +21,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
+from tasks import sweeps
 from tasks.config import PipelineConfig, StorageConfig
 from tasks.features import DatasetInfo
+from tasks.orchestration import task_runners
 from tasks.orchestration.command_line import run_flow
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.orchestration.interruption import (
@@ -33,6 +35,7 @@ from tasks.orchestration.model_stages import collect, evaluate, plot_comparison,
 from tasks.orchestration.policies import cache_options
 from tasks.orchestration.publish_stages import describe_run, judge_champion, promote, publish, report
 from tasks.orchestration.run_logging import StageLog, configure_run_logging
+from tasks.orchestration.sweep_stages import show_sweep
 from tasks.orchestration.training_runs import children_stopped_on_signals
 from tasks.orchestration.ui import emit_failure_event, run_name, run_tags, tag_flow_run
 from tasks.orchestration.zombies import ensure_zombie_automation_hook
@@ -72,6 +75,9 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
     tag_flow_run(config.data.source, config.model.variants)  # deployment runs too, not only the CLI's
+    dask_address = task_runners.dask_address(config.dask_address)  # None: trainings run on this machine
+    if dask_address:  # workers may run in another folder: a relative root would be theirs
+        config = config.model_copy(update={"storage": task_runners.shared_storage(config.storage)})
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
@@ -96,9 +102,11 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     variants, histories = {}, {}
     for variant in config.model.variants:
         variants[variant], histories[variant] = _train_variant(
-            cached, variant, dataset, config, baseline, run_dir, stage
+            cached, variant, dataset, config, baseline, run_dir, stage, dask_address
         )
     plot_comparison(histories, run_dir)
+    if config.sweep:
+        show_sweep(variants, run_dir)
 
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
     stage("champion gate", f"{config.champion.promote}, by test {config.champion.metric}")
@@ -132,35 +140,37 @@ def _train_variant(
     baseline: dict,
     run_dir: Path,
     stage: StageLog,
+    dask_address: str | None,
 ) -> tuple[dict, dict]:
     """Stages train, evaluate and plot of one variant; returns its result and its published history."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
     stage("train", f"{variant}, seeds {', '.join(map(str, seeds))}")
-    jobs = [
-        TrainingJob(
-            variant=variant,
-            dataset=dataset,
-            model=config.model,
-            training=config.training,
-            seed=seed,
-            baseline_val_accuracy=baseline["val"]["accuracy"],
-        )
-        for seed in seeds
-    ]
-    seed_runs = _train_seeds(cached, jobs, config.storage, config.training.timeout_seconds)
+    jobs = sweeps.training_jobs(variant, dataset, config, seeds, baseline["val"]["accuracy"])  # points x seeds
+    seed_runs = _train_seeds(cached, jobs, config.storage, config.training.timeout_seconds, dask_address)
     stage("evaluate", f"{variant} on the test set")
     seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
     published = pick_published(seed_runs)  # by val_loss, never by test metrics
     collect(published, seed_metrics[seed_runs.index(published)], run_dir)
     stage("plot", variant)
     history = plot_variant(published, run_dir)
-    return variant_result(published, seed_runs, seed_metrics), history
+    result = variant_result(published, seed_runs, seed_metrics)
+    if config.sweep:  # published: the lowest val_loss over every point and seed
+        result["sweep"] = sweeps.sweep_summary(jobs, seed_runs, published)
+    return result, history
 
 
 def _train_seeds(
-    cached: dict[str, Any], jobs: list[TrainingJob], storage_config: StorageConfig, timeout_seconds: int
+    cached: dict[str, Any],
+    jobs: list[TrainingJob],
+    storage_config: StorageConfig,
+    timeout_seconds: int,
+    dask_address: str | None,
 ) -> list[TrainedVariant]:
-    """One seed trains in this process; several train side by side, each in its own process."""
+    """On a Dask cluster every job is a task there, trained in its worker. Here one seed trains in
+    this process; several train side by side, each in its own process."""
+    if dask_address:
+        task = train.with_options(**cached, timeout_seconds=timeout_seconds)
+        return task_runners.train_on_dask(dask_address, task, jobs, storage_config)
     if len(jobs) == 1:  # in this thread, where Prefect's timer can interrupt it
         return [train.with_options(**cached, timeout_seconds=timeout_seconds)(jobs[0], storage_config)]
     # Children: their parent enforces the timeout, and SIGTERM / SIGINT end them before Prefect waits for them.
@@ -181,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     def run() -> dict:
-        with tags(*run_tags(config.data.source, config.model.variants)):
+        address = task_runners.dask_address(config.dask_address)
+        with tags(*run_tags(config.data.source, config.model.variants)), task_runners.api_for_workers(address):
             return imdb_rnn_pipeline(config)
 
     status, result = run_flow(run, PROJECT_ROOT / ".prefect", args.s3_endpoint_url)

@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
-from tasks import caching, evaluation, features, plots, reporting, storage, training
+from tasks import caching, evaluation, features, plots, reporting, storage, sweeps, training
 from tasks.config import StorageConfig
-from tasks.orchestration import ui
+from tasks.orchestration import task_runners, ui
+from tasks.orchestration.run_logging import configure_run_logging
 from tasks.orchestration.training_runs import timed_out, train_in_child_process
 from tasks.training import TrainedVariant, TrainingJob
 
@@ -36,18 +38,29 @@ def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], Non
     show(record)
 
 
-@task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
+def _training_run_name() -> str:
+    job = task_run.parameters["job"]
+    return "-".join(("train", job.variant, f"seed-{job.seed}", *sweeps.point_label(job.point).split()))
+
+
+@task(name="train", task_run_name=_training_run_name, cache_key_fn=_training_cache_key)
 def train(job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = False) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
     stalled) and keeps the result in storage; its progress artifact moves every epoch.
 
-    `in_child_process` trains in a fresh process, for seeds trained side by side.
+    `in_child_process` trains in a fresh process, for seeds trained side by side; on a Dask worker
+    (a process of its own already) it trains in the worker. Its log says where it ran.
     """
+    configure_run_logging()  # on a Dask worker too, so that its epochs reach the run's log
     key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
-    label = f"{job.variant} seed {job.seed}"
-    key_parts = ("training", job.variant, f"seed-{job.seed}") if in_child_process else ("training", job.variant)
+    label = " ".join((job.variant, "seed", str(job.seed), sweeps.point_label(job.point))).strip()
+    where = task_runners.where_running()
+    side_by_side = in_child_process or bool(job.point) or where.startswith(task_runners.DASK_WORKER)
+    point = sweeps.point_label(job.point).split()
+    key_parts = ("training", job.variant, f"seed-{job.seed}", *point) if side_by_side else ("training", job.variant)
+    get_run_logger().info("%s: training on %s", label, where)
     progress, on_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     try:
         trained = (
