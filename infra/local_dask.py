@@ -149,9 +149,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m infra.local_dask", description=__doc__)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="workers (default: one per core)")
     parser.add_argument("--port", type=int, default=8786, help="the scheduler's port (default: 8786)")
+    parser.add_argument("--log-dir", type=Path, default=REPO_ROOT / ".dask", help="logs (default: .dask/)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    log_dir = REPO_ROOT / ".dask"
+    log_dir = args.log_dir.resolve()
     cluster = start(args.workers, log_dir, port=args.port)
     print(f"Dask scheduler {cluster.address} with {args.workers} single-threaded workers (logs in {log_dir})")
     print("In another shell:")
