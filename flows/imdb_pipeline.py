@@ -155,7 +155,7 @@ def _train_variant(
     history = plot_variant(published, run_dir)
     result = variant_result(published, seed_runs, seed_metrics)
     if config.sweep:  # published: the lowest val_loss over every point and seed
-        result["sweep"] = sweeps.sweep_summary(jobs, seed_runs, published)
+        result = sweeps.add_sweep(result, jobs, seed_runs, published)
     return result, history
 
 

@@ -322,7 +322,7 @@ def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
             rows.append(
                 (
                     name,
-                    str(seed["seed"]),
+                    " ".join(filter(None, (str(seed["seed"]), seed.get("point")))),
                     attempts,
                     guard_label(seed),
                     str(seed["epochs_run"]),

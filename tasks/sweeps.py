@@ -89,3 +89,11 @@ def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published
         )
     published_label = next(row["point"] for row in table if row["published"])
     return {"fields": list(jobs[0].point), "points": table, "published_point": published_label}
+
+
+def add_sweep(result: dict, jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> dict:
+    """A variant's result (`reporting.variant_result`) with its sweep table, and each of its seed
+    entries labelled with its point, since points train from the same seeds."""
+    for entry, job in zip(result["seeds"], jobs, strict=True):
+        entry["point"] = point_label(job.point)
+    return {**result, "sweep": sweep_summary(jobs, runs, published)}

@@ -15,7 +15,8 @@ def trained(seed: int, val_loss: float, val_accuracy: float, **flags) -> Trained
     return TrainedVariant(
         variant="embedding", model_path="m", history_path="h", parameters=1, epochs_run=3, best_epoch=2,
         stopped_early=False, train_seconds=1.0, trained_at=0.0, seed=seed, best_val_loss=val_loss,
-        best_val_accuracy=val_accuracy, attempts=[{"seed": seed}], **flags,
+        best_val_accuracy=val_accuracy, **flags,
+        attempts=[{"seed": seed, "best_val_accuracy": val_accuracy, "stalled": flags.get("stalled", False)}],
     )
 
 
@@ -92,3 +93,13 @@ def test_the_report_names_the_published_point_and_shows_the_table(tiny_dataset, 
     assert "sweep plot" not in reporting.published_files({"embedding": {}})
     png = plots.plot_sweep({"embedding": variants["embedding"]["sweep"]}, tmp_path / "sweep.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_seed_table_tells_the_points_of_one_seed_apart(tiny_dataset):
+    jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
+    runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
+    metrics = [{"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.95}] * 2
+    result = sweeps.add_sweep(reporting.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
+    rows = reporting.seed_rows({"embedding": result})
+    assert [(row[1], row[-1]) for row in rows] == [("3 rnn_units=4", ""), ("3 rnn_units=8", "yes")]
+    assert result["sweep"]["published_point"] == "rnn_units=8"
