@@ -321,18 +321,20 @@ class PipelineConfig(_Part):
 
     @model_validator(mode="after")
     def _sweep_values_valid(self) -> PipelineConfig:
-        """Each swept field exists and each of its values is one its config part accepts."""
+        """Each swept field exists, and each of its values is one the config accepts as that
+        field's option (its range, and the memory estimate of a training with it)."""
         points = 1
         for field, values in self.sweep.items():
             section = sweep_section(field)
             if len(set(values)) != len(values):
                 raise ValueError(f"sweep: {field} repeats a value")
-            part = getattr(self, section)
+            unswept = self.model_dump(exclude={"sweep"})
             for value in values:
                 try:
-                    type(part).model_validate({**part.model_dump(), field: value})
+                    PipelineConfig.model_validate({**unswept, section: {**unswept[section], field: value}})
                 except ValidationError as error:
-                    raise ValueError(f"sweep: {field}={value:g}: {error.errors()[0]['msg']}") from None
+                    message = error.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"sweep: {field}={value}: {message}") from None
             points *= len(values)
         if points > MAX_SWEEP_POINTS:
             raise ValueError(f"sweep: {points} points, more than {MAX_SWEEP_POINTS}")

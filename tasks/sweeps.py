@@ -57,7 +57,9 @@ def training_jobs(
 
 def point_label(point: Point) -> str:
     """`rnn_units=16 learning_rate=0.001`; empty without a sweep."""
-    return " ".join(f"{field}={value:g}" for field, value in point.items())
+    return " ".join(
+        f"{field}={value if isinstance(value, int) else format(value, 'g')}" for field, value in point.items()
+    )
 
 
 def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> dict:

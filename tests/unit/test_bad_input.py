@@ -76,6 +76,7 @@ BAD_OPTIONS = [
     (["--sweep", "rnn_units=8,0"], "--sweep", "rnn_units=0: Input should be greater than or equal to 1"),
     (["--sweep", "learning_rate=1e-3,2"], "--sweep", "learning_rate=2: Input should be less than or equal to 1"),
     (["--sweep", "rnn_units=8,8"], "--sweep", "rnn_units repeats a value"),
+    (["--sweep", "rnn_units=8,10000000"], "--sweep", "rnn_units=10000000: model.rnn_units: 10000000 would need about"),
     (["--sweep", "rnn_units=8", "rnn_units=16"], "--sweep", "rnn_units is swept twice"),
     (["--sweep", "rnn_units=1,2,3,4,5,6,7,8,9", "batch_size=1,2,3,4,5,6,7,8"], "--sweep", "72 points, more than 64"),
     (["--dask-address", "127.0.0.1:8786"], "--dask-address", "is not a scheduler address like tcp://host:8786"),
