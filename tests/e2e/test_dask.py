@@ -123,3 +123,29 @@ def test_a_dask_run_to_s3_reads_and_writes_only_through_s3(dask_processes, s3_se
     assert verify_main([run_uri]) == 0
     assert not (tmp_path / "store").exists()
     assert not [path for path in (tmp_path / "work").rglob("*") if path.is_file()]
+
+
+def test_command_line_runs_without_a_prefect_server_train_on_the_same_workers_one_after_another(
+    dask_processes, imdb_npz, tmp_path
+):
+    """What `make dask` then `make run` twice does: each run starts its own temporary Prefect server
+    (a new port each time), which its trainings on the long-lived workers must reach."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO_ROOT
+
+    cluster = dask_processes()
+    env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", *SWEEP, "--dask-address",
+                                cluster.address)
+    for extra in ([], ["--refresh"]):  # the second run trains again rather than reuse the first's results
+        result = subprocess.run([sys.executable, "-m", "flows.imdb_pipeline", *options, *extra], cwd=REPO_ROOT,
+                                env=env, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Starting temporary server" in result.stderr
+        assert verify_main([result.stdout.strip().splitlines()[-1].removeprefix("run: ")]) == 0
+    worker_logs = "".join((tmp_path / "dask" / f"worker-{index}.log").read_text() for index in range(2))
+    assert worker_logs.count(": training on Dask worker tcp://127.0.0.1:") == 4  # two points, twice
