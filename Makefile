@@ -140,6 +140,11 @@ rollback: $(INSTALLED)
 s3: $(INSTALLED)
 	$(PY) -m infra.local_s3
 
+## dask: start a local Dask scheduler (127.0.0.1:8786) and one single-threaded worker per core, print the address; Ctrl+C stops them (ARGS="--workers 2")
+.PHONY: dask
+dask: $(INSTALLED)
+	$(PY) -m infra.local_dask $(ARGS)
+
 # The UI asks /ui-settings where its API is; Prefect answers from PREFECT_UI_API_URL, which
 # `--port` does not change (it would still send the browser to port 4200).
 server: export PREFECT_UI_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
@@ -177,5 +182,5 @@ rescore: $(INSTALLED)
 ## clean: remove the virtual environment, caches, Prefect state and local outputs
 .PHONY: clean
 clean:
-	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .mypy_cache .ruff_cache .s3data
+	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .mypy_cache .ruff_cache .s3data .dask
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

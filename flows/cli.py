@@ -54,6 +54,8 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),
     "--refresh": ("", "refresh", bool),
+    "--sweep": ("", "sweep", list),
+    "--dask-address": ("", "dask_address", str),
 }
 SECTIONS: dict[str, type[BaseModel]] = {
     "data": DataConfig,
@@ -94,6 +96,8 @@ def build_parser(prog: str = "python -m flows.imdb_pipeline") -> argparse.Argume
             description = f"{description}: {describe_recipes()}"
         if kind is bool:
             parser.add_argument(option, dest=_dest(option), action="store_true", default=None, help=description)
+        elif kind is list:
+            parser.add_argument(option, dest=_dest(option), nargs="+", metavar="FIELD=V1,V2", help=description)
         else:
             parser.add_argument(
                 option, dest=_dest(option), type=kind, default=None, help=f"{description} (default: {default})"

@@ -21,8 +21,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
+from tasks import sweeps
 from tasks.config import PipelineConfig
 from tasks.features import DatasetInfo
+from tasks.orchestration import task_runners
 from tasks.orchestration.command_line import run_flow
 from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.orchestration.interruption import (
@@ -33,6 +35,7 @@ from tasks.orchestration.model_stages import collect, evaluate, plot_comparison,
 from tasks.orchestration.policies import cache_options
 from tasks.orchestration.publish_stages import describe_run, judge_champion, promote, publish, report
 from tasks.orchestration.run_logging import StageLog, configure_run_logging
+from tasks.orchestration.sweep_stages import show_sweep
 from tasks.orchestration.training_runs import children_stopped_on_signals
 from tasks.orchestration.ui import emit_failure_event, run_name, tag_flow_run
 from tasks.orchestration.zombies import ensure_zombie_automation_hook
@@ -82,6 +85,9 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
     tag_flow_run(config.data.source, config.model.variants)  # deployment runs too, not only the CLI's
+    dask_address = task_runners.dask_address(config.dask_address)  # None: trainings run on this machine
+    if dask_address:  # workers may run in another folder: a relative root would be theirs
+        config = config.model_copy(update={"storage": task_runners.shared_storage(config.storage)})
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
@@ -102,12 +108,15 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     stage("baseline", "bag-of-words logistic regression")
     baseline = fit_baseline.with_options(**cached)(dataset)
 
-    # Models: every variant and seed trains at once, one process per core; evaluate on the test set, plot.
-    trainings = _train_all(cached, dataset, config, baseline, stage)
+    # Models: every variant, seed and sweep point trains at once (one process per core, or on a Dask
+    # cluster); evaluate on the test set, plot.
+    trainings = _train_all(cached, dataset, config, baseline, stage, dask_address)
     variants, histories = {}, {}
-    for variant, seed_runs in trainings.items():
-        variants[variant], histories[variant] = _evaluate_and_plot(seed_runs, dataset, run_dir, stage)
+    for variant, (jobs, runs) in trainings.items():
+        variants[variant], histories[variant] = _evaluate_and_plot(jobs, runs, dataset, run_dir, stage)
     plot_comparison(histories, run_dir)
+    if config.sweep:
+        show_sweep(variants, run_dir)
 
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
     stage("champion gate", f"{config.champion.promote}, by test {config.champion.metric}")
@@ -135,49 +144,55 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
 
 
 def _train_all(
-    cached: dict[str, Any], dataset: DatasetInfo, config: PipelineConfig, baseline: dict, stage: StageLog
-) -> dict[str, list[TrainedVariant]]:
-    """Stage train: every (variant, seed) as its own task, at most one per core at a time, each in a
-    process of its own; returns each variant's trained seeds, in seed order."""
+    cached: dict[str, Any],
+    dataset: DatasetInfo,
+    config: PipelineConfig,
+    baseline: dict,
+    stage: StageLog,
+    dask_address: str | None,
+) -> dict[str, tuple[list[TrainingJob], list[TrainedVariant]]]:
+    """Stage train: every (variant, seed, sweep point) as its own task, each in a process of its own,
+    at most one per core at a time, or each on a worker of the Dask cluster at `dask_address`;
+    returns each variant's jobs and what they trained, in the same order."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
-    jobs = [
-        TrainingJob(
-            variant=variant,
-            dataset=dataset,
-            model=config.model,
-            training=config.training,
-            seed=seed,
-            baseline_val_accuracy=baseline["val"]["accuracy"],
-        )
+    by_variant = {
+        variant: sweeps.training_jobs(variant, dataset, config, seeds, baseline["val"]["accuracy"])
         for variant in config.model.variants
-        for seed in seeds
-    ]
-    side_by_side = min(len(jobs), PARALLEL_TRAININGS)
-    threads = max(1, CORES // side_by_side)  # two threads each on two cores only slowed both down
-    stage(
-        "train",
-        f"{', '.join(config.model.variants)}; seeds {', '.join(map(str, seeds))}: "
-        f"{len(jobs)} training(s), {side_by_side} at a time, {threads} thread(s) each",
-    )
-    # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
-    with children_stopped_on_signals():
-        futures = [train.with_options(**cached).submit(job, config.storage, threads=threads) for job in jobs]
-        trained = [future.result() for future in futures]
-    return {variant: [run for run in trained if run.variant == variant] for variant in config.model.variants}
+    }
+    jobs = [job for variant_jobs in by_variant.values() for job in variant_jobs]
+    summary = f"{', '.join(config.model.variants)}; seeds {', '.join(map(str, seeds))}: {len(jobs)} training(s)"
+    if dask_address:
+        stage("train", f"{summary} on the Dask cluster at {dask_address}")
+        task = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
+        trained = iter(task_runners.train_on_dask(dask_address, task, jobs, config.storage))
+    else:
+        side_by_side = min(len(jobs), PARALLEL_TRAININGS)
+        threads = max(1, CORES // side_by_side)  # two threads each on two cores only slowed both down
+        stage("train", f"{summary}, {side_by_side} at a time, {threads} thread(s) each")
+        # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
+        with children_stopped_on_signals():
+            futures = [train.with_options(**cached).submit(job, config.storage, threads=threads) for job in jobs]
+            trained = iter([future.result() for future in futures])
+    return {
+        variant: (variant_jobs, [next(trained) for _ in variant_jobs]) for variant, variant_jobs in by_variant.items()
+    }
 
 
 def _evaluate_and_plot(
-    seed_runs: list[TrainedVariant], dataset: DatasetInfo, run_dir: Path, stage: StageLog
+    jobs: list[TrainingJob], runs: list[TrainedVariant], dataset: DatasetInfo, run_dir: Path, stage: StageLog
 ) -> tuple[dict, dict]:
     """Stages evaluate and plot of one variant; returns its result and its published history."""
-    variant = seed_runs[0].variant
+    variant = jobs[0].variant
     stage("evaluate", f"{variant} on the test set")
-    seed_metrics = [evaluate(trained, dataset) for trained in seed_runs]
-    published = pick_published(seed_runs)  # by val_loss, never by test metrics
-    collect(published, seed_metrics[seed_runs.index(published)], run_dir)
+    metrics = [evaluate(trained, dataset) for trained in runs]
+    published = pick_published(runs)  # by val_loss over every seed and point, never by test metrics
+    collect(published, metrics[runs.index(published)], run_dir)
     stage("plot", variant)
     history = plot_variant(published, run_dir)
-    return variant_result(published, seed_runs, seed_metrics), history
+    result = variant_result(published, runs, metrics)
+    if any(job.point for job in jobs):
+        result = sweeps.add_sweep(result, jobs, runs, published)
+    return result, history
 
 
 def main(argv: list[str] | None = None) -> int:

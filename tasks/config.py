@@ -7,12 +7,21 @@ with random_state=42, SimpleRNN(8), RMSprop(1e-4), batch 64, up to 100 epochs, p
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.variants import DEFAULT_VARIANTS, VARIANTS
 
@@ -225,6 +234,56 @@ class ChampionConfig(_Part):
     )
 
 
+# A sweep varies the layer sizes (every ModelConfig field but the variants) and these fields of the
+# recipe. Seeds are an axis of their own (--seeds); the guard's margins, restarts and the timeout
+# judge or bound a training rather than shape the model.
+SWEEP_TRAINING_FIELDS = ("batch_size", "learning_rate", "max_epochs", "patience", "start_from_epoch", "min_delta")
+# Points per variant, each trained once per seed: beyond this a search belongs in a tuner, not one run.
+MAX_SWEEP_POINTS = 64
+# Schemes of a Dask scheduler's address that a worker of another machine can reach.
+DASK_SCHEMES = ("tcp", "tls")
+SweepValues = tuple[int | float, ...]
+
+
+def sweep_section(field: str) -> str:
+    """`model` or `training`: the config part that holds a swept field; ValueError for any other."""
+    if field in ModelConfig.model_fields and field != "variants":
+        return "model"
+    if field in SWEEP_TRAINING_FIELDS:
+        return "training"
+    known = [name for name in ModelConfig.model_fields if name != "variants"] + list(SWEEP_TRAINING_FIELDS)
+    raise ValueError(f"{field!r} cannot be swept; sweepable: {', '.join(known)}")
+
+
+def parse_sweep_words(words: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The command line's `field=v1,v2 ...` words as {field: values}; ValueError for a malformed word."""
+    sweep: dict[str, tuple[str, ...]] = {}
+    for word in words:
+        field, equals, listed = word.partition("=")
+        values = tuple(value.strip() for value in listed.split(",") if value.strip())
+        if not equals or not field.strip() or not values:
+            raise ValueError(f"{word!r} is not FIELD=VALUE[,VALUE...]")
+        if field.strip() in sweep:
+            raise ValueError(f"{field.strip()} is swept twice")
+        sweep[field.strip()] = values
+    return sweep
+
+
+def check_dask_address(value: str) -> str:
+    """A Dask scheduler's address, `tcp://host:port` or `tls://host:port`, without blanks or a
+    trailing slash; ValueError for anything else (a bare host:port, a missing port, a path)."""
+    address = urlparse(value.strip())
+    if address.scheme not in DASK_SCHEMES or not address.hostname or address.path not in ("", "/"):
+        raise ValueError(f"{value!r} is not a scheduler address like tcp://host:8786")
+    try:
+        port = address.port
+    except ValueError:
+        port = None
+    if port is None:
+        raise ValueError(f"{value!r} names no port; a scheduler listens on one (tcp://host:8786)")
+    return value.strip().rstrip("/")
+
+
 class PipelineConfig(_Part):
     """Everything one run needs; the Prefect flow's single parameter."""
 
@@ -236,6 +295,51 @@ class PipelineConfig(_Part):
     checks: DataCheckConfig = DataCheckConfig()
     storage: StorageConfig = StorageConfig()
     champion: ChampionConfig = ChampionConfig()
+    sweep: dict[str, SweepValues] = Field(
+        {},
+        description="model and training fields with lists of values (rnn_units=8,16 learning_rate=1e-4,1e-3): "
+        "every combination trains per seed; per variant the lowest val_loss is published",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="scheduler of an existing Dask cluster (tcp://host:port) that runs every training; "
+        "without it IMDB_DASK_ADDRESS, else this machine",
+    )
+
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _sweep_from_words(cls, value):
+        """Takes the command line's words too; refuses a field no sweep may vary before its values."""
+        sweep = parse_sweep_words(value) if isinstance(value, list | tuple) else value
+        for field in sweep if isinstance(sweep, dict) else ():
+            sweep_section(field)
+        return sweep
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address_reachable(cls, value: str | None) -> str | None:
+        return None if value is None else check_dask_address(value)
+
+    @model_validator(mode="after")
+    def _sweep_values_valid(self) -> PipelineConfig:
+        """Each swept field exists, and each of its values is one the config accepts as that
+        field's option (its range, and the memory estimate of a training with it)."""
+        points = 1
+        for field, values in self.sweep.items():
+            section = sweep_section(field)
+            if len(set(values)) != len(values):
+                raise ValueError(f"sweep: {field} repeats a value")
+            unswept = self.model_dump(exclude={"sweep"})
+            for value in values:
+                try:
+                    PipelineConfig.model_validate({**unswept, section: {**unswept[section], field: value}})
+                except ValidationError as error:
+                    message = error.errors()[0]["msg"].removeprefix("Value error, ")
+                    raise ValueError(f"sweep: {field}={value}: {message}") from None
+            points *= len(values)
+        if points > MAX_SWEEP_POINTS:
+            raise ValueError(f"sweep: {points} points, more than {MAX_SWEEP_POINTS}")
+        return self
 
     @model_validator(mode="after")
     def _fits_in_memory(self) -> PipelineConfig:
@@ -249,7 +353,7 @@ class PipelineConfig(_Part):
             side_by_side = "training.seeds" if self.training.seeds > 1 else "model.variants"
             field = side_by_side if fits_alone else _furthest_above_default(self, fields)
             raise ValueError(
-                f"{field}: {_value(self, field)} would need about {_gib(needed)} of memory ({term}), "
+                f"{field}: {_shown(_value(self, field))} would need about {_gib(needed)} of memory ({term}), "
                 f"more than {MEMORY_SHARE:.0%} of this machine's {_gib(available)}"
             )
         return self
@@ -302,7 +406,8 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
             SCORING_FIELDS,
         ),
     }
-    processes = min(len(model.variants) * config.training.seeds, os.cpu_count() or 1)
+    trainings = len(model.variants) * config.training.seeds * math.prod(len(values) for values in config.sweep.values())
+    processes = min(trainings, os.cpu_count() or 1)
     term, (_, fields) = max(per_process.items(), key=lambda item: item[1][0])
     return BYTES_PER_VALUE * sum(values for values, _ in per_process.values()), processes, term, fields
 
@@ -316,6 +421,11 @@ def machine_memory_bytes() -> int:
     except OSError:
         return physical
     return min(physical, int(text)) if text.isdigit() else physical
+
+
+def _shown(value: object) -> str:
+    """A value as its option is written: variants comma-separated."""
+    return ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
 
 
 def _value(config: PipelineConfig, field: str) -> int:

@@ -193,6 +193,8 @@ def published_files(variants: dict[str, dict]) -> dict[str, str]:
         "review length plot": "data_lengths.png",
         "label balance plot": "data_labels.png",
     }
+    if any(result.get("sweep") for result in variants.values()):
+        files["sweep plot"] = "sweep.png"
     for name in variants:
         files |= {
             f"{name} model": f"{name}/model.keras",
@@ -293,6 +295,7 @@ def render_report(facts: RunFacts) -> str:
         guard_rule(config["training"], baseline),
         "\n".join(_spread_lines(variants)),
         markdown_table(seed_rows(variants), SEED_COLUMNS),
+        *sweep_blocks(variants),
         "## Champion",
         f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
         f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
@@ -331,16 +334,60 @@ def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
             rows.append(
                 (
                     name,
-                    str(seed["seed"]),
+                    " ".join(filter(None, (str(seed["seed"]), seed.get("point")))),
                     attempts,
                     guard_label(seed),
                     str(seed["epochs_run"]),
                     f"{seed['best_val_loss']:.4f}",
                     f"{seed['test']['accuracy']:.4f}",
-                    "yes" if seed["published_seed"] == result["seed"] else "",
+                    "yes" if _is_published(seed, result) else "",
                 )
             )
     return rows
+
+
+def _is_published(seed: dict, result: dict) -> bool:
+    # Points of a sweep train from the same seeds: the val_loss tells their trainings apart.
+    return seed["published_seed"] == result["seed"] and seed["best_val_loss"] == result["best_val_loss"]
+
+
+SWEEP_COLUMNS = ("variant", "point", "seeds", "best_val_loss", "val_acc", "mean_val_acc", "published")
+
+
+def sweep_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
+    """Every point of every swept variant: its best val_loss over seeds and that training's val
+    accuracy, the mean val accuracy over seeds, and which point is published."""
+    return [
+        (
+            name,
+            row["point"],
+            str(row["seeds"]),
+            f"{row['best_val_loss']:.4f}",
+            f"{row['val_accuracy']:.4f}",
+            f"{row['mean_val_accuracy']:.4f}",
+            "yes" if row["published"] else "",
+        )
+        for name, result in variants.items()
+        for row in result.get("sweep", {}).get("points", [])
+    ]
+
+
+def sweep_blocks(variants: dict[str, dict]) -> list[str]:
+    """The report's sweep section (none without a sweep): which point each variant publishes and
+    why, the table, and the plot of val accuracy per point."""
+    swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
+    if not swept:
+        return []
+    chosen = "\n".join(f"- {name}: {sweep['published_point']}" for name, sweep in swept.items())
+    return [
+        "## Sweep",
+        "Every point trained from the same seeds. Per variant, the training with the lowest val_loss over "
+        "all points and seeds is published (never a test metric); the champion gate then judges it as usual. "
+        "Published points:",
+        chosen,
+        markdown_table(sweep_rows(variants), SWEEP_COLUMNS),
+        "![sweep](sweep.png)",
+    ]
 
 
 def _attempt_flag(attempt: dict) -> str:

@@ -61,6 +61,7 @@ class TrainingJob(BaseModel):
     training: TrainingConfig
     seed: int
     baseline_val_accuracy: float | None = None
+    point: dict[str, int | float] = {}  # a sweep point's values (model and training above hold them too)
 
 
 def log_epoch(label: str, max_epochs: int, record: dict) -> None:

@@ -145,3 +145,21 @@ def s3_prefix(s3_server, request) -> str:
     """A fresh s3:// storage root for one test."""
     name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:40]
     return f"s3://{s3_server.bucket}/{name}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def dask_processes(tmp_path: Path):
+    """A Dask cluster as a user starts one: `dask scheduler` and two single-threaded `dask worker`
+    processes on free ports of 127.0.0.1, no dashboard, their logs in tmp_path/dask; stopped after
+    the test. Yields infra.local_dask.LocalDask (its `start` takes extra worker environment)."""
+    from infra import local_dask
+
+    started: list = []
+
+    def start(environment: dict[str, str] | None = None):
+        started.append(local_dask.start(2, tmp_path / "dask", environment))
+        return started[-1]
+
+    yield start
+    for cluster in started:
+        cluster.stop()

@@ -343,3 +343,14 @@ def wait_for_text(process, log_path: Path, text: str, timeout: float = 300) -> N
         assert process.poll() is None, f"pipeline exited before {text!r}:\n{log_path.read_text()[-3000:]}"
         assert time.monotonic() < deadline, f"no {text!r} within {timeout:.0f} s"
         time.sleep(0.05)
+
+
+def dask_trainings(log: str) -> dict[str, list[str]]:
+    """Which Dask worker started each training, from a run's log: training label -> worker
+    addresses, in order (a training started again after its worker died has two)."""
+    import re
+
+    started: dict[str, list[str]] = {}
+    for label, worker in re.findall(r"^(.+): training on Dask worker (tcp://\S+)$", log, flags=re.MULTILINE):
+        started.setdefault(label, []).append(worker)
+    return started

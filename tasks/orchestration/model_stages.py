@@ -9,12 +9,14 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
-from tasks import caching, evaluation, features, plots, reporting, storage, training
+from tasks import caching, evaluation, features, plots, reporting, storage, sweeps, training
 from tasks.config import StorageConfig
-from tasks.orchestration import ui
+from tasks.orchestration import task_runners, ui
+from tasks.orchestration.run_logging import configure_run_logging
 from tasks.orchestration.training_runs import timed_out, train_in_child_process
 from tasks.training import TrainedVariant, TrainingJob
 
@@ -36,7 +38,12 @@ def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], Non
     show(record)
 
 
-@task(name="train", task_run_name="train-{job.variant}-seed-{job.seed}", cache_key_fn=_training_cache_key)
+def _training_run_name() -> str:
+    job = task_run.parameters["job"]
+    return "-".join(("train", job.variant, f"seed-{job.seed}", *sweeps.point_label(job.point).split()))
+
+
+@task(name="train", task_run_name=_training_run_name, cache_key_fn=_training_cache_key)
 def train(
     job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True, threads: int | None = None
 ) -> TrainedVariant:
@@ -45,15 +52,20 @@ def train(
     moves every epoch.
 
     By default it trains in a child process of its own, so trainings run side by side and this
-    process never loads TensorFlow, with `threads` threads (None: one per core); `in_child_process=False`
-    trains in this process.
+    process never loads TensorFlow, with `threads` threads (None: one per core). On a Dask worker,
+    a process of its own already, it trains in the worker (`in_child_process=False`). Its log says
+    where it ran.
     """
+    configure_run_logging()  # on a Dask worker too, so that its epochs reach the run's log
     key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
     scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
-    several = job.training.seeds > 1
-    label = f"{job.variant} seed {job.seed}" if several else job.variant
-    key_parts = ("training", job.variant, f"seed-{job.seed}") if several else ("training", job.variant)
+    point = sweeps.point_label(job.point).split()
+    several = job.training.seeds > 1 or bool(point)  # trainings of one variant: name the seed and point
+    label = " ".join((job.variant, "seed", str(job.seed), *point)) if several else job.variant
+    key_parts = ("training", job.variant, f"seed-{job.seed}", *point) if several else ("training", job.variant)
+    where = "in a process of its own" if in_child_process else f"on {task_runners.where_running()}"
+    get_run_logger().info("%s: training %s", label, where)
     progress, show_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     on_epoch = functools.partial(_log_and_show_epoch, label, job, show_epoch)
     try:

@@ -1,5 +1,5 @@
 """Security: tampered inputs never run code, credentials never reach any output, and the local
-servers started by `make s3` and `make server` listen on loopback only."""
+servers started by `make s3`, `make server` and `make dask` listen on loopback only."""
 
 from __future__ import annotations
 
@@ -247,16 +247,18 @@ def _http_ok(url: str) -> bool:
 
 
 @pytest.mark.e2e
-def test_make_s3_and_make_server_listen_on_loopback_only(tmp_path):
+def test_make_s3_make_server_and_make_dask_listen_on_loopback_only(tmp_path):
     from infra.local_s3 import free_port
 
-    s3_port, server_port = free_port(), free_port()
+    s3_port, server_port, dask_port = free_port(), free_port(), free_port()
     # target -> (make arguments, its main port, readiness check); both start at once to share the wait
     targets = {
         "s3": (["s3", f"S3_PORT={s3_port}", f"S3_DATA_DIR={tmp_path / 's3data'}"], s3_port,
                lambda: b"S3 endpoint" in (tmp_path / "make-s3.log").read_bytes()),
         "server": (["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={tmp_path / 'prefect-home'}"],
                    server_port, lambda: _http_ok(f"http://127.0.0.1:{server_port}/api/health")),
+        "dask": (["dask", f"ARGS=--workers 2 --port {dask_port} --log-dir {tmp_path / 'dask'}"], dask_port,
+                 lambda: b"Dask scheduler tcp://127.0.0.1:" in (tmp_path / "make-dask.log").read_bytes()),
     }
     started: dict[str, subprocess.Popen] = {}
     try:

@@ -31,7 +31,7 @@ BAD_OPTIONS = [
     (["--num-words", str(2**31)], "--num-words", "less than or equal to 2147483647"),
     (["--maxlen", str(2**31)], "--maxlen", "less than or equal to 2147483647"),
     # Sizes whose memory estimate exceeds any machine's (petabytes): refused before anything is allocated.
-    (["--num-words", "2000000000"], "--num-words", "2000000000 would need about 763,654.7 GiB of memory"),
+    (["--num-words", "2000000000"], "--num-words", "2000000000 would need about 1,527,309.5 GiB of memory"),
     (["--maxlen", "2000000000", "--variants", "embedding"], "--maxlen", "GiB of memory (the padded splits)"),
     (["--rnn-units", "10000000"], "--rnn-units", "GiB of memory (weights and optimizer state)"),
     (["--embedding-dim", "10000000000"], "--embedding-dim", "GiB of memory (a training batch's activations)"),
@@ -71,6 +71,17 @@ BAD_OPTIONS = [
     (["--seed", "-1"], "--seed", "greater than or equal to 0"),
     (["--seed", str(2**32)], "--seed", "less than 4294967296"),
     (["--refresh=yes"], "--refresh", "ignored explicit argument 'yes'"),
+    (["--sweep", "rnn_units"], "--sweep", "'rnn_units' is not FIELD=VALUE[,VALUE...]"),
+    (["--sweep", "seeds=1,2"], "--sweep", "'seeds' cannot be swept; sweepable: rnn_units, embedding_dim, batch_size"),
+    (["--sweep", "rnn_units=8,0"], "--sweep", "rnn_units=0: Input should be greater than or equal to 1"),
+    (["--sweep", "learning_rate=1e-3,2"], "--sweep", "learning_rate=2: Input should be less than or equal to 1"),
+    (["--sweep", "rnn_units=8,8"], "--sweep", "rnn_units repeats a value"),
+    (["--sweep", "rnn_units=8,10000000"], "--sweep", "rnn_units=10000000: model.rnn_units: 10000000 would need about"),
+    (["--sweep", "rnn_units=8", "rnn_units=16"], "--sweep", "rnn_units is swept twice"),
+    (["--sweep", "rnn_units=1,2,3,4,5,6,7,8,9", "batch_size=1,2,3,4,5,6,7,8"], "--sweep", "72 points, more than 64"),
+    (["--dask-address", "127.0.0.1:8786"], "--dask-address", "is not a scheduler address like tcp://host:8786"),
+    (["--dask-address", "tcp://127.0.0.1"], "--dask-address", "names no port"),
+    (["--dask-address", "http://scheduler:8786"], "--dask-address", "is not a scheduler address"),
 ]
 
 

@@ -11,22 +11,27 @@ from tasks import config
 from tasks.config import MEMORY_SHARE, PipelineConfig, estimate_peak_bytes, machine_memory_bytes
 
 
-def sized(seeds: int = 1, **data: int) -> dict:
-    return {"data": data, "training": {"seeds": seeds}}
+def sized(seeds: int = 1, variants: tuple[str, ...] = ("onehot",), **data: int) -> dict:
+    return {"data": data, "model": {"variants": list(variants)}, "training": {"seeds": seeds}}
 
 
-def test_the_reference_recipe_needs_a_few_hundred_mib():
+def test_the_reference_recipe_needs_a_few_hundred_mib_per_training(monkeypatch):
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
     needed, processes, _, _ = estimate_peak_bytes(PipelineConfig())
-    assert 50 * 2**20 < needed < 512 * 2**20 and processes == 1
+    assert 50 * 2**20 < needed < 512 * 2**20 and processes == 2  # both variants train at once
 
 
 def test_the_machine_memory_is_read_and_plausible():
     assert 2**28 < machine_memory_bytes() < 2**50
 
 
-def test_seeds_train_side_by_side_one_process_per_core(monkeypatch):
+def test_variants_and_seeds_train_side_by_side_one_process_per_core(monkeypatch):
     monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
     assert [estimate_peak_bytes(PipelineConfig.model_validate(sized(seeds=seeds)))[1] for seeds in (1, 2, 8)] == [1, 2, 2]
+    both = sized(variants=("onehot", "embedding"))
+    assert estimate_peak_bytes(PipelineConfig.model_validate(both))[1] == 2
+    monkeypatch.setattr(config.os, "cpu_count", lambda: 8)
+    assert estimate_peak_bytes(PipelineConfig.model_validate({**both, "sweep": {"rnn_units": [8, 16]}}))[1] == 4
 
 
 def test_a_run_that_fits_alone_is_refused_with_two_seeds_on_a_smaller_machine(monkeypatch):
@@ -38,6 +43,9 @@ def test_a_run_that_fits_alone_is_refused_with_two_seeds_on_a_smaller_machine(mo
         PipelineConfig.model_validate(sized(seeds=2, maxlen=400))
     message = describe_validation_error(refused.value)
     assert message.startswith("--seeds: 2 would need about ") and "more than 80% of this machine's" in message
+    with pytest.raises(ValidationError) as refused:  # two variants side by side, one seed each
+        PipelineConfig.model_validate(sized(variants=("onehot", "embedding"), maxlen=400))
+    assert describe_validation_error(refused.value).startswith("--variants: ")
 
 
 def test_the_option_named_is_the_one_furthest_above_its_default(monkeypatch):

@@ -57,7 +57,8 @@ def test_every_option_reaches_its_config_field():
         "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
         "--training-timeout", "60", "--refresh", "--recipe", "robust", "--start-from-epoch", "2",
         "--min-delta", "0.001", "--seeds", "3", "--restarts", "1", "--stall-margin", "0.1",
-        "--baseline-margin", "0.2",
+        "--baseline-margin", "0.2", "--sweep", "rnn_units=4,16", "learning_rate=1e-4,1e-3",
+        "--dask-address", "tcp://scheduler:8786/",
     )
     assert config.data.model_dump() == {
         "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
@@ -73,6 +74,8 @@ def test_every_option_reaches_its_config_field():
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
     assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7
+    assert config.sweep == {"rnn_units": (4, 16), "learning_rate": (1e-4, 1e-3)}
+    assert config.dask_address == "tcp://scheduler:8786"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def readme_options() -> dict[str, str]:
 
 
 def documented_default(value) -> str:
-    if value is None:
+    if value is None or value == {}:
         return "none"
     if value is False:
         return "off"
