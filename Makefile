@@ -92,7 +92,7 @@ format: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit $(ARGS)
 
-## bench: time and memory of the seed's training vs ours side by side, then batch scoring's reviews/s (writes bench/; ARGS="--rows 4000", "--section scoring")
+## bench: the seed's training vs ours, batch scoring's reviews/s, then the whole make run (first, cached) vs commit ea0866f; appends benchmarks/history.jsonl (ARGS="--section run")
 .PHONY: bench
 bench: $(INSTALLED)
 	$(PY) -m tools.bench $(ARGS)

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.foreground import wait_then_stop
+
 HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 120.0  # a worker imports numpy and friends first: seconds, more on a busy machine
@@ -159,12 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     print("In another shell:")
     print(f'  make run ARGS="--dask-address {cluster.address} --seeds 2 --sweep rnn_units=8,16"')
     print("Ctrl+C stops the cluster.", flush=True)
-    try:
-        cluster.scheduler.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cluster.stop()
+    wait_then_stop(cluster.scheduler, cluster.stop)
 
 
 if __name__ == "__main__":

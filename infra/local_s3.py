@@ -21,6 +21,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from infra.foreground import wait_then_stop
+
 HOST = "127.0.0.1"
 GRPC_OFFSET = 10_000  # weed serves gRPC on each HTTP port + 10000
 PORT_RANGE = (20_000, 45_000)  # leaves room for the gRPC twins below 65535
@@ -176,12 +178,7 @@ def main() -> None:
     print(f'  make run ARGS="--storage s3://{bucket}/pipeline"')
     print(f"  make verify RUN=s3://{bucket}/pipeline/runs/<run_id>")
     print("Ctrl+C stops the server.", flush=True)
-    try:
-        server.process.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    wait_then_stop(server.process, server.stop)
 
 
 if __name__ == "__main__":
