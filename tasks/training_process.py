@@ -8,7 +8,6 @@ dies with its parent, and leaves SIGINT to it.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import json
 import logging
@@ -19,10 +18,10 @@ import sys
 from pathlib import Path
 
 from tasks.errors import PipelineError
+from tasks.parent_death import death_signal_setter
 from tasks.training import TrainingJob, append_progress
 
 JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
-PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal the kernel sends a process when its parent dies
 
 
 def main(argv: list[str]) -> int:
@@ -69,13 +68,11 @@ def _write_outcome(result_file: Path, outcome: tuple[bool, object]) -> None:
 
 
 def _die_with_parent(parent: int) -> None:
-    """Asks the kernel to kill this process when its parent dies (Linux), then checks the parent
-    did not die already; elsewhere the parent's supervision alone ends it."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
+    """Ends this process when its parent dies, then checks the parent did not die already."""
+    setter = death_signal_setter(signal.SIGKILL)
+    if setter is None:
         return
+    setter()
     if os.getppid() != parent:
         os._exit(1)
 

@@ -10,7 +10,6 @@ through `PREFECT_API_URL`, as it would use a long-running server.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import socket
@@ -19,16 +18,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.errors import PipelineError
+from tasks.parent_death import death_signal_setter
 
 HEALTH_POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 10.0  # for the logs and events still on their way to the server
-PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal the kernel sends a process when its parent dies
 # What Prefect's own temporary server is told (API only, services of an ephemeral server), and one
 # thing more: no registering of every installed block type in a fresh database (3 s of a 14 s cold
 # start here). That catalog is for the UI, which this server does not serve; a block the run saves
@@ -106,7 +105,7 @@ class LocalServer:
             **SERVER_ENVIRONMENT,
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
-        return port, subprocess.Popen(command, env=environment, preexec_fn=_die_with_parent())
+        return port, subprocess.Popen(command, env=environment, preexec_fn=death_signal_setter(signal.SIGTERM))
 
 
 @contextmanager
@@ -157,14 +156,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """What the server's process runs before it starts: ask the kernel to end it when this thread's
-    process dies, even by SIGKILL, so no server outlives its run (Linux; elsewhere None, and
-    `stop()` alone ends it). libc is loaded here, before the fork, not in the forked child."""
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

@@ -62,13 +62,13 @@ def train_in_child_process(
     deadline, forwarded = time.monotonic() + job.training.timeout_seconds, 0
     with _supervised(_child_command(scratch), threads) as child:
         while child.poll() is None:
-            forwarded = _forward_epochs(progress_file, forwarded, on_epoch)
+            forwarded = _forward_progress(progress_file, forwarded, on_epoch)
             if _stopping.is_set():
                 raise TrainingStopped(f"{job.variant} seed {job.seed}: stopped, the run was interrupted")
             if time.monotonic() > deadline:
                 raise timed_out(job)
             time.sleep(CHILD_POLL_SECONDS)
-        _forward_epochs(progress_file, forwarded, on_epoch)
+        _forward_progress(progress_file, forwarded, on_epoch)
     return _child_result(job, scratch / RESULT_FILE, child.returncode)
 
 
@@ -152,7 +152,7 @@ def _supervised(command: list[str], threads: int | None) -> Iterator[subprocess.
         child.wait()
 
 
-def _forward_epochs(progress_file: Path, forwarded: int, on_epoch: Callable[[dict], None]) -> int:
+def _forward_progress(progress_file: Path, forwarded: int, on_epoch: Callable[[dict], None]) -> int:
     """The child's new epochs to `on_epoch` and its new log lines to this process's loggers, which
     reach the run's log; returns how many lines are done."""
     text = progress_file.read_text() if progress_file.exists() else ""
