@@ -18,7 +18,7 @@ RESCORING := imdb-batch-scoring/rescore-on-promotion
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-# Flow runs send heartbeats; a run that stops sending them is marked Crashed (tasks/orchestration/zombies.py).
+# Flow runs send heartbeats; a run that stops sending them is marked Crashed (tasks/runtime/heartbeats.py).
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
 # TensorFlow's C++ start-up chatter is not progress; warnings and errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -162,7 +162,7 @@ deploy worker retrain rescore: export PREFECT_API_URL ?= http://$(PREFECT_HOST):
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
 	IMDB_PIPELINE_ROOT=$(CURDIR) $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
-	$(PY) -m tasks.orchestration.zombies
+	$(PY) -m tasks.runtime.heartbeats
 
 ## worker: start a worker that runs the pool's flow runs from this checkout
 .PHONY: worker

@@ -15,10 +15,10 @@ from pydantic import ValidationError
 
 from flows.cli import OneLineErrorParser, add_endpoint_option, describe_validation_error
 from tasks.config import ScoringConfig, StorageConfig
-from tasks.orchestration.command_line import run_flow
-from tasks.orchestration.run_logging import configure_run_logging
-from tasks.orchestration.scoring_stages import publish_predictions, score_input, verify_model
-from tasks.storage import new_run_id
+from tasks.runtime.command_line import run_flow
+from tasks.runtime.run_logging import configure_run_logging
+from tasks.scoring.stages import publish_predictions, score_input, verify_model
+from tasks.storage.fs import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,28 +21,27 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
-from tasks import sweeps
 from tasks.config import PipelineConfig
-from tasks.features import DatasetInfo
-from tasks.orchestration import task_runners
-from tasks.orchestration.command_line import run_flow
-from tasks.orchestration.data_stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
-from tasks.orchestration.interruption import (
+from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
+from tasks.data.store import DatasetInfo
+from tasks.registry.publishing import run_details
+from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
+from tasks.reporting.report import format_table, format_time_split, summary_rows, variant_result
+from tasks.runtime import task_runners
+from tasks.runtime.command_line import run_flow
+from tasks.runtime.heartbeats import ensure_zombie_automation_hook
+from tasks.runtime.interruption import (
     remove_scratch,
     remove_scratch_when_interrupted,
 )
-from tasks.orchestration.model_stages import collect, evaluate, plot_comparison, plot_variant, train
-from tasks.orchestration.policies import cache_options
-from tasks.orchestration.publish_stages import describe_run, judge_champion, promote, publish, report
-from tasks.orchestration.run_logging import StageLog, configure_run_logging
-from tasks.orchestration.sweep_stages import show_sweep
-from tasks.orchestration.training_runs import children_stopped_on_signals
-from tasks.orchestration.ui import emit_failure_event, run_name, tag_flow_run
-from tasks.orchestration.zombies import ensure_zombie_automation_hook
-from tasks.publishing import run_details
-from tasks.reporting import format_table, format_time_split, summary_rows, variant_result
-from tasks.storage import new_run_id
-from tasks.training import TrainedVariant, TrainingJob, derive_seed, pick_published
+from tasks.runtime.policies import cache_options
+from tasks.runtime.run_logging import StageLog, configure_run_logging
+from tasks.runtime.ui import emit_failure_event, run_name, tag_flow_run
+from tasks.storage.fs import new_run_id
+from tasks.training import sweeps
+from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, pick_published
+from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
+from tasks.training.supervisor import children_stopped_on_signals
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STAGES = (
@@ -126,7 +125,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     details = run_details(
         run_id, config.model_dump(mode="json"), source.model_dump(exclude={"local_path"}), dataset.key, dataset.uri
     )
-    report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision, data_result)
+    write_report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision, data_result)
     run_uri = publish(run_dir, config.storage, run_id, details)
     decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion, margin)
     describe_run(run_uri, variants, baseline, decision)

@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.variants import DEFAULT_VARIANTS, VARIANTS
+from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Schemes the storage layer (fsspec) is wired for; "" is a plain local path.

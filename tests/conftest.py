@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.orchestration.environment import set_prefect_defaults
+from tasks.runtime.environment import set_prefect_defaults
 from tests.helpers import REPO_ROOT, SERVER_START_SECONDS, TINY_MAXLEN, free_port, write_imdb_npz
 
 
@@ -35,12 +35,11 @@ def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(imdb_npz, tmp_path_factory):
     """The generated reviews split (val 25 %), padded to TINY_MAXLEN ids of 50 words and stored."""
-    from tasks import data, features
-
-    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    from tasks.data import corpus, store
+    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
     metadata = {"num_words": 50, "maxlen": TINY_MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "t",
                 "source_sha256": "t"}
-    return features.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
+    return store.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

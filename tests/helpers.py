@@ -193,15 +193,14 @@ def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
 def copy_champion(store: Path, root: str) -> dict:
     """Copies the champion's run from a local store to another storage root (s3://...) with a
     champion.json pointing at the copy; returns that record."""
-    from tasks import storage
-
+    from tasks.storage import fs
     champion = json.loads((Path(store) / "champion.json").read_text())
     run = Path(champion["run_uri"])
-    fs, prefix = storage.filesystem(root)
-    fs.put(str(run), f"{prefix}/runs/{run.name}", recursive=True)
+    filesystem, prefix = fs.filesystem(root)
+    filesystem.put(str(run), f"{prefix}/runs/{run.name}", recursive=True)
     copy = f"{root}/runs/{run.name}"
     record = {**champion, "run_uri": copy, "model_uri": f"{copy}/{champion['variant']}/model.keras"}
-    storage.write_json(f"{root}/champion.json", record)
+    fs.write_json(f"{root}/champion.json", record)
     return record
 
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from tasks import storage
 from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
-from tasks.reporting import markdown_table
+from tasks.reporting.report import markdown_table
+from tasks.storage import fs
 from tools import bench_history, bench_run, datasets
 
 BASELINE, OURS = "baseline", "ours"
@@ -44,7 +44,7 @@ DEFAULT_OUT = "bench"
 def prepare_data(out_dir: Path, rows: int | None, config: DataConfig, seed: int) -> Path:
     """The offline corpus's padded splits, as the pipeline's data stages store them, in one .npz
     the workers share; `rows` keeps the first training reviews (and a quarter as many for val/test)."""
-    from tasks.features import SPLITS, read_split
+    from tasks.data.store import SPLITS, read_split
 
     dataset, _ = datasets.prepare_dataset(config, seed, str(out_dir / "store"))
     arrays = {}
@@ -81,7 +81,7 @@ SEED_FORMULATIONS = {"onehot": _seed_onehot, "embedding": _seed_embedding}
 def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
     import keras
 
-    from tasks.fitting import EpochProgress
+    from tasks.training.fit import EpochProgress
 
     num_words, maxlen = config["num_words"], arrays["x_train"].shape[1]
     inputs, layers = SEED_FORMULATIONS[variant](keras, arrays, num_words, maxlen, ModelConfig())
@@ -105,9 +105,9 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any,
 
 
 def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
-    from tasks.evaluation import score
-    from tasks.fitting import EpochProgress, compile_model, fit_model
-    from tasks.models import build_training_model
+    from tasks.training.build import build_training_model
+    from tasks.training.evaluation import score
+    from tasks.training.fit import EpochProgress, compile_model, fit_model
 
     training = TrainingConfig(batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs)
     model = compile_model(
@@ -222,8 +222,8 @@ def _scoring_input(out_dir: Path, rows: int | None) -> tuple[Path, list[str]]:
     """The offline corpus's raw IMDB reviews (all 25,000, or the first `rows`) as a CSV to score."""
     import pandas as pd
 
-    from tasks.data import read_offline_corpus
-    from tasks.sources import offline_source
+    from tasks.data.corpus import read_offline_corpus
+    from tasks.data.sources import offline_source
 
     texts, labels = read_offline_corpus(offline_source().local_path)
     keep = len(texts) if rows is None else min(rows, len(texts))
@@ -239,21 +239,23 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
     do not change the time."""
     import time
 
-    from tasks import batch_scoring, data_checks, models
-    from tasks.scoring import SCORING_BATCH, ScoringModel
-    from tasks.vocabulary import TextEncoder
+    from tasks.data import checks
+    from tasks.data.vocabulary import TextEncoder
+    from tasks.scoring import batch
+    from tasks.scoring.scorer import SCORING_BATCH, ScoringModel
+    from tasks.training import build
 
     spec = vocabulary.spec
-    model = models.build_training_model(variant, spec.num_words, spec.maxlen, ModelConfig())
+    model = build.build_training_model(variant, spec.num_words, spec.maxlen, ModelConfig())
     scoring = ScoringModel("bench", variant, "untrained", "-", "-", model, TextEncoder.of(vocabulary))
     # Drift is measured against statistics of the same reviews: its cost counts, whatever it finds.
-    sample = [scoring.encoder.all_ids(text) for text in texts[: batch_scoring.DRIFT_SAMPLE_ROWS]]
-    statistics = data_checks.describe_scoring_batch(sample, np.zeros(len(sample)), spec.maxlen, spec.num_words, "bench")
-    reference = batch_scoring.DriftReference(statistics, "the benchmark's own reviews", DataCheckConfig().max_drift)
+    sample = [scoring.encoder.all_ids(text) for text in texts[: batch.DRIFT_SAMPLE_ROWS]]
+    statistics = checks.describe_scoring_batch(sample, np.zeros(len(sample)), spec.maxlen, spec.num_words, "bench")
+    reference = batch.DriftReference(statistics, "the benchmark's own reviews", DataCheckConfig().max_drift)
     started = time.perf_counter()
-    table, summary = batch_scoring.run_batch(scoring, str(input_path), None, "id", reference)
-    batch_scoring.write_predictions(out_dir / f"work-{variant}", table, summary)
-    batch_scoring.publish_predictions(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
+    table, summary = batch.run_batch(scoring, str(input_path), None, "id", reference)
+    batch.write_predictions(out_dir / f"work-{variant}", table, summary)
+    batch.publish_predictions(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
     end_to_end = time.perf_counter() - started
     started = time.perf_counter()
     ids = scoring.encoder.encode(texts)
@@ -275,8 +277,8 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
 
 def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> tuple[list[dict], str]:
     """Batch scoring's throughput per variant; writes scoring.json, returns the results and their table."""
-    from tasks.sources import offline_source
-    from tasks.vocabulary import build_vocabulary
+    from tasks.data.sources import offline_source
+    from tasks.data.vocabulary import build_vocabulary
 
     data_config = DataConfig(source="offline")
     source = offline_source()
@@ -284,7 +286,7 @@ def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> tuple[lis
     input_path, texts = _scoring_input(out, rows)
     results = [bench_scoring_variant(variant, input_path, texts, vocabulary, out) for variant in variants]
     input_path.unlink()
-    storage.write_json(str(out / "scoring.json"), {"results": results})
+    fs.write_json(str(out / "scoring.json"), {"results": results})
     columns = ("variant", "reviews", "end_to_end_s", "reviews/s", "encode/s", "score/s")
     rows_out = [
         (
@@ -414,7 +416,7 @@ def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> 
             print(f"measuring {implementation} {variant} ...", file=sys.stderr, flush=True)
             results.append(_measure(spec))
     rows = compare(results)
-    storage.write_json(
+    fs.write_json(
         str(out / "results.json"),
         {
             "recipe": recipe,

@@ -12,11 +12,11 @@ import argparse
 import sys
 
 from flows.cli import add_endpoint_option
-from tasks import champion_admin, champion_history
-from tasks.champion import read_champion
 from tasks.errors import PipelineError
-from tasks.reporting import format_table
-from tasks.storage import use_s3_endpoint
+from tasks.registry import admin, history
+from tasks.registry.gate import read_champion
+from tasks.reporting.report import format_table
+from tasks.storage.fs import use_s3_endpoint
 
 HISTORY_COLUMNS = ("at", "action", "champion", "previous", "reason", "command")
 
@@ -33,10 +33,10 @@ def show(storage_root: str) -> None:
         metric = record["metric"]
         pinned = " (pinned)" if record.get("pinned") else ""
         print(f"champion: {_label(record)}{pinned}, {metric} {record['metrics'][metric]:.4f}, {record['model_uri']}")
-    history = champion_history.read_history(storage_root)
+    changes = history.read_history(storage_root)
     rows = [
         (entry["at"], entry["action"], _label(entry), _label(entry["previous"]), entry["reason"], entry["command"])
-        for entry in history
+        for entry in changes
     ]
     print(format_table(rows, HISTORY_COLUMNS) if rows else "history: no changes recorded")
 
@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     use_s3_endpoint(args.s3_endpoint_url)
     try:
         if args.rollback is not None:
-            record = champion_admin.rollback(args.storage, args.rollback or None)
+            record = admin.rollback(args.storage, args.rollback or None)
             print(f"rolled back: champion is now {_label(record)}")
         elif args.pin or args.unpin:
-            record = champion_admin.set_pinned(args.storage, pinned=args.pin)
+            record = admin.set_pinned(args.storage, pinned=args.pin)
             print(f"champion {_label(record)} is {'pinned' if record.get('pinned') else 'not pinned'}")
         show(args.storage)
     except PipelineError as error:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tasks.config import DataConfig
-from tasks.data import split_source
-from tasks.features import DatasetInfo, dataset_metadata, store_dataset
-from tasks.sources import SourceInfo, resolve_source
+from tasks.data.corpus import split_source
+from tasks.data.sources import SourceInfo, resolve_source
+from tasks.data.store import DatasetInfo, dataset_metadata, store_dataset
 
 
 def prepare_dataset(config: DataConfig, seed: int, storage_root: str) -> tuple[DatasetInfo, SourceInfo]:

@@ -13,9 +13,9 @@ import json
 import sys
 
 from flows.cli import add_endpoint_option
-from tasks import storage
 from tasks.errors import PipelineError
-from tasks.scoring import label_of, load_scoring_model, score_texts
+from tasks.scoring.scorer import label_of, load_scoring_model, score_texts
+from tasks.storage import fs
 
 
 def read_reviews(texts: list[str], file: str | None) -> list[str]:
@@ -23,7 +23,7 @@ def read_reviews(texts: list[str], file: str | None) -> list[str]:
     reviews = [text for text in texts if text.strip()]
     if file is not None:
         try:
-            content = storage.read_bytes(file).decode("utf-8")
+            content = fs.read_bytes(file).decode("utf-8")
         except UnicodeDecodeError as error:
             raise PipelineError(f"{file}: not UTF-8 text ({error.reason} at byte {error.start})") from None
         reviews += [line for line in content.splitlines() if line.strip()]
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    storage.use_s3_endpoint(args.s3_endpoint_url)
+    fs.use_s3_endpoint(args.s3_endpoint_url)
     try:
         reviews = read_reviews(args.text, args.file)
         scoring = load_scoring_model(args.storage, args.run, args.variant)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tasks import storage
 from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
-from tasks.reporting import markdown_table
+from tasks.reporting.report import markdown_table
+from tasks.storage import fs
 from tools import datasets
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ EARLY_EPOCHS = 3  # val accuracy of each attempt's first epochs, kept to judge s
 def prepare_dataset(source: str, seed: int, store: Path):
     """The data set every job trains on (downloaded, split and stored once, as the pipeline does)
     and its baseline."""
-    from tasks.baseline import fit_baseline
+    from tasks.training.baseline import fit_baseline
 
     dataset, resolved = datasets.prepare_dataset(DataConfig(source=source), seed, str(store))
     return dataset, fit_baseline(dataset), resolved.description
@@ -45,10 +45,10 @@ def prepare_dataset(source: str, seed: int, store: Path):
 
 def train_and_score(job: dict) -> dict:
     """One (preset, variant, seed): train with the guard's restarts, score the published and the first attempt."""
-    from tasks.evaluation import evaluate_model
-    from tasks.features import DatasetInfo
-    from tasks.fitting import train_with_restarts
-    from tasks.training import TrainingJob
+    from tasks.data.store import DatasetInfo
+    from tasks.training.evaluation import evaluate_model
+    from tasks.training.fit import train_with_restarts
+    from tasks.training.jobs import TrainingJob
 
     dataset = DatasetInfo.model_validate(job["dataset"])
     out_dir = Path(job["out_dir"])
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --restarts or --baseline-margin: {error.errors()[0]['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from tasks.training import derive_seed
+    from tasks.training.jobs import derive_seed
 
     started = time.perf_counter()
     work = Path(args.work_dir)
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ("python -m tools.seeds " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     elapsed = time.perf_counter() - started
     Path(args.out).write_text(render(rows, results, description, baseline, guard, command, elapsed))
-    storage.write_json(str(work / "quality.json"), {"baseline": baseline, "rows": rows, "results": results})
+    fs.write_json(str(work / "quality.json"), {"baseline": baseline, "rows": rows, "results": results})
     print(render(rows, [], description, baseline, guard, command, elapsed).split("## Every seed")[0])
     return 0
 

@@ -18,9 +18,9 @@ import sys
 from flows.cli import add_endpoint_option
 from tasks.config import StorageConfig
 from tasks.errors import PipelineError
-from tasks.leftovers import find_leftovers, parse_age, remove_leftover
-from tasks.publishing import MANIFEST_NAME, list_runs, verify_run
-from tasks.storage import join, read_json, use_s3_endpoint
+from tasks.registry.leftovers import find_leftovers, parse_age, remove_leftover
+from tasks.registry.publishing import MANIFEST_NAME, list_runs, verify_run
+from tasks.storage.fs import join, read_json, use_s3_endpoint
 
 
 def check_run(run: str) -> bool:

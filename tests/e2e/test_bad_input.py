@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.imdb_pipeline import main
-from tasks import features
+from tasks.data import store
 from tests.helpers import (
     BAD_NPZ,
     BAD_NPZ_END_TO_END,
@@ -85,11 +85,11 @@ def published_run(prefect_harness, tmp_path_factory):
     npz = write_imdb_npz(root / "imdb.npz")
     options = small_run_options(str(npz), root, "--variants", "embedding")
     assert main(options) == 0
-    store = root / "store"
-    (dataset,) = (store / "data").iterdir()
+    store_root = root / "store"
+    (dataset,) = (store_root / "data").iterdir()
     train = dataset / "train.parquet"
-    runs = sorted((store / "runs").iterdir())
-    return options, train, train.read_bytes(), runs, (store / "champion.json").read_bytes()
+    runs = sorted((store_root / "runs").iterdir())
+    return options, train, train.read_bytes(), runs, (store_root / "champion.json").read_bytes()
 
 
 def _foreign_columns(train: Path) -> None:
@@ -98,9 +98,9 @@ def _foreign_columns(train: Path) -> None:
 
 def _maxlen_disagreeing_with_metadata(train: Path) -> None:
     table = pq.read_table(train)
-    metadata = json.loads(table.schema.metadata[features.METADATA_KEY])
+    metadata = json.loads(table.schema.metadata[store.METADATA_KEY])
     metadata["maxlen"] += 5
-    pq.write_table(table.replace_schema_metadata({features.METADATA_KEY: json.dumps(metadata)}), train)
+    pq.write_table(table.replace_schema_metadata({store.METADATA_KEY: json.dumps(metadata)}), train)
 
 
 def _string_tokens(train: Path) -> None:
@@ -112,8 +112,8 @@ def _string_tokens(train: Path) -> None:
 
 
 def _consistent_but_another_maxlen(train: Path) -> None:
-    tokens, labels, metadata = features.read_split(str(train))
-    features.write_split(str(train), tokens[:, 5:], labels, {**metadata, "maxlen": tokens.shape[1] - 5})
+    tokens, labels, metadata = store.read_split(str(train))
+    store.write_split(str(train), tokens[:, 5:], labels, {**metadata, "maxlen": tokens.shape[1] - 5})
 
 
 def _not_parquet(train: Path) -> None:
@@ -121,13 +121,13 @@ def _not_parquet(train: Path) -> None:
 
 
 def _labels_outside_0_1(train: Path) -> None:
-    tokens, labels, metadata = features.read_split(str(train))
-    features.write_split(str(train), tokens, np.where(labels == 1, 7, labels), metadata)
+    tokens, labels, metadata = store.read_split(str(train))
+    store.write_split(str(train), tokens, np.where(labels == 1, 7, labels), metadata)
 
 
 def _ids_beyond_the_vocabulary(train: Path) -> None:
-    tokens, labels, metadata = features.read_split(str(train))
-    features.write_split(str(train), tokens + 50, labels, metadata)
+    tokens, labels, metadata = store.read_split(str(train))
+    store.write_split(str(train), tokens + 50, labels, metadata)
 
 
 def _null_labels(train: Path) -> None:
@@ -172,7 +172,7 @@ def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_cha
     tamper, words, published_run, capsys
 ):
     options, train, original, runs, champion = published_run
-    store = train.parents[2]
+    store_root = train.parents[2]
     tamper(train)
     try:
         assert main([*options, "--max-epochs", "4"]) == 1  # a new recipe: training reads the split again
@@ -182,8 +182,8 @@ def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_cha
     line = run_error_line(captured)
     assert str(train) in line and words in line and "unexpected" not in line
     assert "run: " not in captured.out
-    assert sorted((store / "runs").iterdir()) == runs
-    assert (store / "champion.json").read_bytes() == champion
+    assert sorted((store_root / "runs").iterdir()) == runs
+    assert (store_root / "champion.json").read_bytes() == champion
 
 
 # --- sources that do not exist ---------------------------------------------------------------------

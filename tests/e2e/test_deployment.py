@@ -96,7 +96,7 @@ def start_make(arguments: list[str], environment: dict, log_path: Path) -> subpr
 RESCORING = "imdb-batch-scoring/rescore-on-promotion"
 EMIT_PROMOTION = """
 import json, sys
-from tasks.orchestration.ui import announce_promotion
+from tasks.runtime.ui import announce_promotion
 record, champion_uri = json.loads(sys.argv[1]), sys.argv[2]
 announce_promotion(record, champion_uri, record["metric"], "promoted by the deployment test")
 """

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tasks import publishing
+from tasks.registry import publishing
 from tests.helpers import REPO_ROOT, SERVER_START_SECONDS, SMALL_MIN_SPLIT_ROWS, free_port, server_client
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ def seeds_trained_epochs(work: Path, seeds: int, epochs: int) -> bool:
 
 
 def spawned_descendants(pid: int) -> set[int]:
-    """Processes below `pid` that are trainings (`python -m tasks.training_process`), from /proc."""
+    """Processes below `pid` that are trainings (`python -m tasks.training.worker`), from /proc."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -105,7 +105,7 @@ def spawned_descendants(pid: int) -> set[int]:
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - below
         below |= frontier
-    return {child for child in below if b"tasks.training_process" in _cmdline(child)}
+    return {child for child in below if b"tasks.training.worker" in _cmdline(child)}
 
 
 def _cmdline(pid: int) -> bytes:

@@ -18,7 +18,8 @@ import pytest
 
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
-from tasks import publishing, storage
+from tasks.registry import publishing
+from tasks.storage import fs
 from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states, wait_for_text
 from tools.verify import main as verify_main
 
@@ -122,7 +123,7 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     champion_before = client.get_object(Bucket=server.bucket, Key="pipeline/champion.json")["Body"].read()
     earlier_runs = complete_runs(root)
 
-    real_write, published = storage.write_verified, []
+    real_write, published = fs.write_verified, []
 
     def stop_server_after_two_files(uri: str, data: bytes, **options) -> str:
         if "/runs/" in uri:
@@ -131,7 +132,7 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
             published.append(uri)
         return real_write(uri, data, **options)
 
-    monkeypatch.setattr(storage, "write_verified", stop_server_after_two_files)
+    monkeypatch.setattr(fs, "write_verified", stop_server_after_two_files)
     options = small_run_options(str(imdb_npz), tmp_path, *one_variant, "--max-epochs", "2")
     capsys.readouterr()
     started = time.monotonic()
@@ -147,7 +148,7 @@ def test_s3_stopped_while_publishing_fails_clearly_keeps_the_results_and_a_rerun
     assert (run_dir / "embedding" / "model.keras").is_file()  # nothing trained is lost
     assert (run_dir / "embedding" / "metrics.json").is_file()
 
-    monkeypatch.setattr(storage, "write_verified", real_write)
+    monkeypatch.setattr(fs, "write_verified", real_write)
     server = restart()
     client = server.client()
     assert client.get_object(Bucket=server.bucket, Key="pipeline/champion.json")["Body"].read() == champion_before
@@ -172,7 +173,7 @@ def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_ther
     from tests.helpers import split_uri
 
     client = s3_server.client()
-    real_write, writes, kept = storage.write_verified, [], {}
+    real_write, writes, kept = fs.write_verified, [], {}
 
     def fail_once_on_the_third_object(uri: str, data: bytes, **options) -> str:
         if "/runs/" in uri:
@@ -184,10 +185,10 @@ def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_ther
                 raise StorageError(f"cannot write {uri} (connection reset by peer)")
         return real_write(uri, data, **options)
 
-    monkeypatch.setattr(storage, "write_verified", fail_once_on_the_third_object)
+    monkeypatch.setattr(fs, "write_verified", fail_once_on_the_third_object)
     options = small_run_options(str(imdb_npz), tmp_path, "--storage", s3_prefix, "--variants", "embedding",
                                 "--max-epochs", "1")
-    with caplog.at_level("INFO", logger="tasks.publishing"):
+    with caplog.at_level("INFO", logger="tasks.registry.publishing"):
         assert main(options) == 0
     run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
     publish_run = next(run for run in latest_task_runs() if run.name.startswith("publish"))
@@ -197,7 +198,7 @@ def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_ther
     assert [line for line in caplog.text.splitlines() if "kept from an earlier attempt" in line and
             any(f" {path} (" in line for path in first_two)], caplog.text[-3000:]
     assert writes[3:] and not set(writes[3:]) & set(writes[:2])  # the retry never wrote them again
-    files = storage.read_json(storage.join(run_uri, "manifest.json"))["files"]
+    files = fs.read_json(fs.join(run_uri, "manifest.json"))["files"]
     assert len(writes) == len(files) + 2  # every file once, the third twice (failed, then retried), the manifest
     for uri, modified in kept.items():
         bucket, key = split_uri(uri)
@@ -218,7 +219,7 @@ def test_a_corrupted_cached_download_is_fetched_again_never_loaded(http_server, 
     assert requests == ["/imdb.npz"]
     assert sha256(cached) == sha256(imdb_npz)
     run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
-    assert storage.read_json(storage.join(run_uri, "manifest.json"))["source"]["sha256"] == sha256(imdb_npz)
+    assert fs.read_json(fs.join(run_uri, "manifest.json"))["source"]["sha256"] == sha256(imdb_npz)
 
 
 def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz, tmp_path, capsys):
@@ -250,13 +251,12 @@ def test_a_champion_changed_after_publishing_is_refused_as_a_yardstick(imdb_npz,
     assert decision["promoted"] is True and decision["previous_champion"]["run_id"] == champion_run.rsplit("/", 1)[1]
 
 
-# Runs the CLI with `tasks.champion.promote` held until every run named in the barrier folder has
+# Runs the CLI with `tasks.registry.gate.promote` held until every run named in the barrier folder has
 # judged the champion: the runs then promote at once, each over the champion it judged.
 PROMOTE_BARRIER = """
 import runpy, sys, time
 from pathlib import Path
-from tasks import champion
-
+from tasks.registry import gate
 barrier, parties = Path(sys.argv[1]), int(sys.argv[2])
 original = champion.promote
 
@@ -302,7 +302,7 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
     assert len(set(run_ids)) == 2 and sorted(complete_runs(str(store))) == sorted(run_ids)
     for run_id in run_ids:
         assert publishing.verify_run(publishing.run_uri(str(store), run_id)) == []
-        assert storage.read_json(storage.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
+        assert fs.read_json(fs.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
     decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
     assert all(decision["promoted"] for decision in decisions.values())
     # Serialised: the champion is the run that lost the race, judged again and replaced the

@@ -96,7 +96,7 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
 
 
 def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(prefect_harness, imdb_npz, tmp_path, capsys):
-    from tasks.training import derive_seed
+    from tasks.training.jobs import derive_seed
 
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2", "--seeds", "2")
     assert main(options) == 0
@@ -132,7 +132,7 @@ def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1",
                                 "--learning-rate", "0.001", "--restarts", "1", "--baseline-margin", "0.03",
                                 "--promote", "always")
-    with caplog.at_level("WARNING", logger="tasks.training"):
+    with caplog.at_level("WARNING", logger="tasks.training.jobs"):
         assert main(options) == 0
     out = capsys.readouterr().out
     run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
@@ -307,8 +307,7 @@ def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 
-    from tasks.orchestration import ui
-
+    from tasks.runtime import ui
     seen, real_update = [], ui.update_progress_artifact
 
     def update_and_read_back(artifact_id, progress, description=None, **options):
@@ -334,8 +333,7 @@ def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_
 def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_line(
     prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch
 ):
-    from tasks import baseline
-
+    from tasks.training import baseline
     def broken_baseline(dataset):
         raise RuntimeError("a bug nobody expected")
 
@@ -353,8 +351,7 @@ def test_auto_records_why_it_fell_back_in_the_manifest_and_report(
 ):
     """The canonical file unreachable (a closed port stands in for its URL): the run trains on the
     offline corpus and says why in its manifest and report."""
-    from tasks import sources
-
+    from tasks.data import sources
     monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)
     options = small_run_options("auto", tmp_path, "--variants", "embedding", "--max-epochs", "1")
     assert main(options) == 0

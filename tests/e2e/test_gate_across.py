@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import champion, cross_gate, data, features, publishing, storage, vocabulary
 from tasks.config import ChampionConfig, ModelConfig, TrainingConfig
-from tasks.models import build_model
+from tasks.data import corpus, store, vocabulary
+from tasks.registry import cross_gate, gate, publishing
+from tasks.storage import fs
+from tasks.training.build import build_model
 from tests.helpers import VOCABULARY, review_texts
 
 NUM_WORDS, MAXLEN = 50, 20
@@ -25,25 +27,25 @@ def words(shift: int) -> vocabulary.Vocabulary:
     return vocabulary.Vocabulary(source_kind="offline", spec=spec, word_index=ranks)
 
 
-def store(root: Path, vocab: vocabulary.Vocabulary, with_text: bool = True) -> features.DatasetInfo:
+def store_vocabulary_dataset(root: Path, vocab: vocabulary.Vocabulary, with_text: bool = True) -> store.DatasetInfo:
     encoder = vocabulary.TextEncoder.of(vocab)
-    reviews = data.Reviews.from_lists([encoder.encode_one(text) for text in TEXTS], LABELS.astype(np.int8))
+    reviews = corpus.Reviews.from_lists([encoder.encode_one(text) for text in TEXTS], LABELS.astype(np.int8))
     texts = np.array(TEXTS, dtype=object) if with_text else None
-    reviews = data.Reviews(reviews.ids, reviews.offsets, reviews.labels, texts)
+    reviews = corpus.Reviews(reviews.ids, reviews.offsets, reviews.labels, texts)
     splits = {"train": reviews.take(np.arange(320)), "val": reviews.take(np.arange(320, 400)),
               "test": reviews.take(np.arange(400, 480))}
     metadata = {"num_words": NUM_WORDS, "maxlen": MAXLEN, "val_fraction": 0.2, "seed": 0, "source": "t",
                 "source_sha256": str(with_text)}
-    return features.store_dataset(splits, MAXLEN, metadata, str(root), vocab)
+    return store.store_dataset(splits, MAXLEN, metadata, str(root), vocab)
 
 
-def model_file(folder: Path, dataset: features.DatasetInfo, trained: bool) -> Path:
+def model_file(folder: Path, dataset: store.DatasetInfo, trained: bool) -> Path:
     import keras
 
     keras.utils.set_random_seed(1)
     model = build_model("embedding", NUM_WORDS, MAXLEN, ModelConfig())
     if trained:
-        tokens, labels, _ = features.read_split(dataset.split_uris["train"])
+        tokens, labels, _ = store.read_split(dataset.split_uris["train"])
         model.compile(keras.optimizers.RMSprop(0.01), "binary_crossentropy")
         model.fit(tokens, labels, epochs=15, batch_size=32, verbose=0)
     path = folder / "embedding" / "model.keras"
@@ -52,7 +54,7 @@ def model_file(folder: Path, dataset: features.DatasetInfo, trained: bool) -> Pa
     return path
 
 
-def publish_champion(root: Path, dataset: features.DatasetInfo, trained: bool) -> None:
+def publish_champion(root: Path, dataset: store.DatasetInfo, trained: bool) -> None:
     local = root / "champion-run"
     model_file(local, dataset, trained)
     vocabulary.copy_into_run(dataset.uri, local)
@@ -62,10 +64,10 @@ def publish_champion(root: Path, dataset: features.DatasetInfo, trained: bool) -
               "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": f"{run_uri}/vocabulary.json",
               "metrics": {"accuracy": 0.99}, "dataset_key": dataset.key,
               "manifest_sha256": publishing.manifest_sha256(run_uri)}
-    storage.write_json(champion.champion_uri(str(root / "store")), record)
+    fs.write_json(gate.champion_uri(str(root / "store")), record)
 
 
-def judge(root: Path, candidate: features.DatasetInfo, candidate_trained: bool) -> tuple[champion.Decision, list]:
+def judge(root: Path, candidate: store.DatasetInfo, candidate_trained: bool) -> tuple[gate.Decision, list]:
     """The gate's decision, and what the cross-data-set scoring returned (champion's, candidate's metrics)."""
     path = model_file(root / "candidate-run", candidate, candidate_trained)
     scored: list = []
@@ -76,14 +78,14 @@ def judge(root: Path, candidate: features.DatasetInfo, candidate_trained: bool) 
 
     variants = {"embedding": {"test": {"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.9, "majority_rate": 0.5},
                               "stalled": False, "under_trained": False}}
-    return champion.judge(variants, candidate.key, str(root / "store"), ChampionConfig(), MARGIN, score_across), scored
+    return gate.judge(variants, candidate.key, str(root / "store"), ChampionConfig(), MARGIN, score_across), scored
 
 
 @pytest.mark.parametrize(("champion_trained", "candidate_trained", "promoted"), [(False, True, True), (True, False, False)])
 def test_auto_promotes_across_data_sets_only_when_better_on_the_same_raw_reviews(
     tmp_path, champion_trained, candidate_trained, promoted
 ):
-    old, new = store(tmp_path / "a", words(0)), store(tmp_path / "b", words(17))
+    old, new = store_vocabulary_dataset(tmp_path / "a", words(0)), store_vocabulary_dataset(tmp_path / "b", words(17))
     assert old.key != new.key
     publish_champion(tmp_path, old, champion_trained)
     decision, [(held, candidate)] = judge(tmp_path, new, candidate_trained)
@@ -96,7 +98,7 @@ def test_auto_promotes_across_data_sets_only_when_better_on_the_same_raw_reviews
 
 
 def test_without_raw_test_text_a_champion_of_another_data_set_is_not_comparable(tmp_path):
-    old, new = store(tmp_path / "a", words(0)), store(tmp_path / "b", words(17), with_text=False)
+    old, new = store_vocabulary_dataset(tmp_path / "a", words(0)), store_vocabulary_dataset(tmp_path / "b", words(17), with_text=False)
     publish_champion(tmp_path, old, trained=False)
     decision, scored = judge(tmp_path, new, candidate_trained=False)
     assert scored == [None]

@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tasks import publishing, storage
+from tasks.registry import publishing
+from tasks.storage import fs
 from tools.verify import main as verify_main
 
 HOUR = 3600
 
 
 def run_id(hours_ago: float, suffix: str) -> str:
-    return storage.new_run_id(datetime.now(UTC) - timedelta(hours=hours_ago))[:-6] + suffix
+    return fs.new_run_id(datetime.now(UTC) - timedelta(hours=hours_ago))[:-6] + suffix
 
 
 def publish_complete_run(root: str, run: str, tmp_path: Path) -> str:
@@ -32,7 +33,7 @@ def publish_complete_run(root: str, run: str, tmp_path: Path) -> str:
 
 def publish_half_run(root: str, run: str) -> str:
     """A run whose publish stopped after one file: no manifest."""
-    storage.write_verified(storage.join(publishing.run_uri(root, run), "embedding", "model.keras"), b"weights")
+    fs.write_verified(fs.join(publishing.run_uri(root, run), "embedding", "model.keras"), b"weights")
     return publishing.run_uri(root, run)
 
 
@@ -67,12 +68,12 @@ def test_clean_removes_only_old_leftovers_and_never_a_complete_run(storage_root,
     assert all(f"would remove: scratch {folder} " in out for folder in old_scratch)
     assert complete not in out and young_half not in out and str(young_scratch) not in out
     assert "dry run: nothing was removed; add --yes to remove these" in out
-    assert storage.exists(old_half) and all(folder.exists() for folder in old_scratch)
+    assert fs.exists(old_half) and all(folder.exists() for folder in old_scratch)
 
     assert verify_main([*clean, "--yes"]) == 0
     out = capsys.readouterr().out
     assert f"removed: incomplete run {old_half} (3.0 h old)" in out
-    assert not storage.exists(old_half) and not any(folder.exists() for folder in old_scratch)
+    assert not fs.exists(old_half) and not any(folder.exists() for folder in old_scratch)
     assert [run["uri"] for run in publishing.list_runs(storage_root)] == [complete, young_half]
     assert publishing.verify_run(complete) == [] and young_scratch.exists()
 

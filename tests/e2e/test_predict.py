@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import storage
+from tasks.storage import fs
 from tests.helpers import cli_error_line, copy_champion, review_texts
 from tools.predict import main as predict
 
@@ -31,7 +31,7 @@ def test_predict_labels_raw_text_with_the_champion(published, capsys):
     champion = json.loads((published / "champion.json").read_text())
     run = Path(champion["run_uri"])
     assert champion["vocabulary_uri"] == str(run / "vocabulary.json")
-    assert champion["vocabulary_sha256"] == storage.sha256_of(str(run / "vocabulary.json"))
+    assert champion["vocabulary_sha256"] == fs.sha256_of(str(run / "vocabulary.json"))
     manifest = json.loads((run / "manifest.json").read_text())
     assert "vocabulary.json" in [entry["path"] for entry in manifest["files"]]
 

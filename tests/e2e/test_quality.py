@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.training import derive_seed
+from tasks.training.jobs import derive_seed
 from tools import seeds
 
 

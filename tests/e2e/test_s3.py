@@ -13,9 +13,12 @@ import numpy as np
 import pytest
 
 from flows.imdb_pipeline import main
-from tasks import champion, evaluation, features, publishing, storage
 from tasks.config import ChampionConfig, TrainingConfig
+from tasks.data import store
 from tasks.errors import ObjectExists, StorageError, WriteConflict
+from tasks.registry import gate, publishing
+from tasks.storage import fs
+from tasks.training import evaluation
 from tests.helpers import objects_under, sha256, small_run_options, split_uri
 from tools.verify import main as verify_main
 
@@ -59,7 +62,7 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
         client.get_object(Bucket=bucket, Key=f"{split_uri(run_uri)[1]}/manifest.json")["Body"].read()
     ).hexdigest()
     model = evaluation.load_model(champion["model_uri"])  # straight from S3
-    token_ids, labels, _ = features.read_split(f"{s3_prefix}/data/{manifest['dataset_key']}/test.parquet")
+    token_ids, labels, _ = store.read_split(f"{s3_prefix}/data/{manifest['dataset_key']}/test.parquet")
     accuracy = float(np.mean((evaluation.score(model, token_ids) > 0.5) == labels))
     assert accuracy == pytest.approx(champion["metrics"]["accuracy"])
 
@@ -152,23 +155,23 @@ def test_publishing_into_an_existing_prefix_is_refused(s3_server, s3_prefix, tmp
     with pytest.raises(StorageError, match="already exists; a run prefix is published once"):
         publishing.publish_run(local, destination, {"run_id": "r2"})
     with pytest.raises(ObjectExists, match="already exists"):
-        storage.write_bytes(f"{destination}/a.txt", b"second", create_only=True)
-    assert storage.read_bytes(f"{destination}/a.txt") == b"first"
+        fs.write_bytes(f"{destination}/a.txt", b"second", create_only=True)
+    assert fs.read_bytes(f"{destination}/a.txt") == b"first"
     assert manifest["files"][0]["sha256"] == hashlib.sha256(b"first").hexdigest()
 
 
 def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_prefix, tmp_path):
     """Two overlapping runs both pass the gate against no champion; S3's conditional PUT makes
     the second judge again instead of overwriting the first."""
-    uri = storage.join(s3_prefix, "conditional.txt")
-    storage.write_if_unchanged(uri, b"one", None)
-    data, version = storage.read_versioned(uri)
+    uri = fs.join(s3_prefix, "conditional.txt")
+    fs.write_if_unchanged(uri, b"one", None)
+    data, version = fs.read_versioned(uri)
     assert data == b"one" and version
     with pytest.raises(WriteConflict):
-        storage.write_if_unchanged(uri, b"two", None)
-    storage.write_if_unchanged(uri, b"two", version)
+        fs.write_if_unchanged(uri, b"two", None)
+    fs.write_if_unchanged(uri, b"two", version)
     with pytest.raises(WriteConflict):
-        storage.write_if_unchanged(uri, b"three", version)
+        fs.write_if_unchanged(uri, b"three", version)
     bucket, key = split_uri(uri)
     assert s3_server.client().get_object(Bucket=bucket, Key=key)["Body"].read() == b"two"
 
@@ -180,12 +183,12 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
         runs[run_id] = (publishing.publish_run(local.parent, publishing.run_uri(s3_prefix, run_id), {"run_id": run_id}),
                         {"embedding": {"test": {"accuracy": accuracy, "loss": 1 - accuracy, "majority_rate": 0.5}}})
     margin = TrainingConfig().stall_margin
-    judged = {run_id: champion.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
+    judged = {run_id: gate.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
     assert all(decision.promote for decision in judged.values())
     for run_id, (_, variants) in runs.items():
-        champion.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
+        gate.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
                           margin)
-    assert champion.read_champion(s3_prefix)[0]["run_id"] == "r2"
+    assert gate.read_champion(s3_prefix)[0]["run_id"] == "r2"
     decisions = {name.removesuffix(".json"): json.loads(body)
                  for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}
     assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None

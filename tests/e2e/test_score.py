@@ -14,7 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.batch_scoring import main as score
-from tasks import publishing, storage, vocabulary
+from tasks.data import vocabulary
+from tasks.registry import publishing
+from tasks.storage import fs
 from tests.helpers import copy_champion, drift_events, review_texts, run_error_line
 
 pytestmark = pytest.mark.e2e
@@ -47,8 +49,8 @@ def test_score_writes_verified_predictions_with_their_provenance(published_champ
     assert table.column("id").to_pylist() == reviews_frame()["id"].tolist()
     provenance = json.loads(table.schema.metadata[b"imdb_rnn_pipeline"])
     model_file = Path(run) / "onehot" / "model.keras"
-    assert provenance["model_sha256"] == storage.sha256_of(str(model_file))
-    assert provenance["vocabulary_sha256"] == storage.sha256_of(str(Path(run) / "vocabulary.json"))
+    assert provenance["model_sha256"] == fs.sha256_of(str(model_file))
+    assert provenance["vocabulary_sha256"] == fs.sha256_of(str(Path(run) / "vocabulary.json"))
     assert (provenance["run_id"], provenance["variant"]) == (Path(run).name, "onehot")
 
     # the fast form scores exactly as the published model does on the same encoded text
@@ -115,12 +117,12 @@ def test_score_refuses_a_champion_whose_run_does_not_verify(published_champion, 
 
 def test_score_reads_and_writes_s3(published_champion, s3_prefix, capsys):
     copy_champion(published_champion, s3_prefix)
-    storage.write_bytes(f"{s3_prefix}/in/reviews.csv", reviews_frame().to_csv(index=False).encode())
+    fs.write_bytes(f"{s3_prefix}/in/reviews.csv", reviews_frame().to_csv(index=False).encode())
     assert score(["--input", f"{s3_prefix}/in/reviews.csv", "--storage", s3_prefix, "--id-column", "id"]) == 0
     uri, _ = predictions_of(capsys)
     assert uri.startswith(f"{s3_prefix}/predictions/")
     assert publishing.verify_run(uri) == []
-    summary = storage.read_json(f"{uri}/summary.json")
+    summary = fs.read_json(f"{uri}/summary.json")
     assert summary["rows"] == len(TEXTS) and summary["accuracy"] >= 0.85
 
 

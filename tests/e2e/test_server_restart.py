@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tasks import publishing
+from tasks.registry import publishing
 from tests.e2e.test_deployment_faults import (
     OUTAGE_SECONDS,
     deploy_and_trigger,

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from flows.imdb_pipeline import main
-from tasks import publishing
+from tasks.registry import publishing
 from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states, wait_for_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -28,7 +28,7 @@ STOP_SECONDS = 15  # from the signal to the exit: seconds, not the rest of the t
 # that a signal lands inside the publish stage. Everything else is the real command line.
 SLOW_PUBLISH = """
 import sys, time
-from tasks import storage
+from tasks.storage import fs
 real = storage.write_verified
 def slow(uri, data, **options):
     time.sleep(0.5)

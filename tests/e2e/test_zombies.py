@@ -19,7 +19,7 @@ def test_a_run_killed_outright_is_marked_crashed_by_prefect_once_its_heartbeats_
     from prefect import get_client
     from prefect.client.schemas.sorting import FlowRunSort
 
-    from tasks.orchestration.zombies import AUTOMATION_NAME, HEARTBEAT_SECONDS, MISSED_HEARTBEATS
+    from tasks.runtime.heartbeats import AUTOMATION_NAME, HEARTBEAT_SECONDS, MISSED_HEARTBEATS
 
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding",
                                 "--max-epochs", "1000", "--patience", "1000")

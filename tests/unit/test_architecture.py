@@ -1,5 +1,6 @@
-"""The layout's promises, read from the code: no import cycles in tasks/, Prefect only in the
-orchestration layer and flows/, and a config that validates without loading TensorFlow."""
+"""The layout's promises, read from the code: tasks/ ordered by domain, no import cycles, Prefect only
+in each domain's `stages` module, in `tasks.runtime` and in flows/, and a config that validates
+without loading TensorFlow."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasks import caching
+from tasks.storage import cache_keys
 
-REPO_ROOT = caching.PACKAGE_DIR.parent
-ORCHESTRATION = "tasks.orchestration"
+REPO_ROOT = cache_keys.PACKAGE_DIR.parent
+TOP_LEVEL_MODULES = {"__init__.py", "config.py", "errors.py"}
+DOMAINS = {"data", "training", "registry", "scoring", "reporting", "storage", "runtime"}
 
 
 def _module_name(path: Path) -> str:
@@ -19,9 +21,13 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _modules(folder: str) -> dict[str, Path]:
+    return {_module_name(path): path for path in sorted((REPO_ROOT / folder).rglob("*.py"))}
+
+
 def _import_graph(folder: str) -> dict[str, set[str]]:
     """Every module under `folder` and the modules of this repo it imports (anywhere in the file)."""
-    modules = {_module_name(path): path for path in sorted((REPO_ROOT / folder).rglob("*.py"))}
+    modules = _modules(folder)
     graph = {}
     for name, path in modules.items():
         imported = set()
@@ -64,22 +70,47 @@ def test_no_import_cycle_in_tasks():
     assert _cycle(_import_graph("tasks")) is None
 
 
-def test_only_the_orchestration_layer_and_flows_import_prefect():
+def _may_import_prefect(name: str) -> bool:
+    """A domain's Prefect wrappers (`tasks.<domain>.stages`) and the runtime's plumbing."""
+    return name.endswith(".stages") or name.startswith("tasks.runtime")
+
+
+def _imports_prefect(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text())):
+        modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                   else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        if any(module.split(".")[0] == "prefect" for module in modules):
+            return True
+    return False
+
+
+def test_tasks_holds_config_errors_and_one_documented_folder_per_domain():
+    tasks_dir = REPO_ROOT / "tasks"
+    assert {path.name for path in tasks_dir.glob("*.py")} <= TOP_LEVEL_MODULES
+    folders = {path.name for path in tasks_dir.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == DOMAINS
+    for domain in DOMAINS:
+        assert ast.get_docstring(ast.parse((tasks_dir / domain / "__init__.py").read_text())), domain
+
+
+def test_prefect_is_imported_only_by_stages_and_the_runtime():
     for folder in ("tasks", "tools"):
-        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
-            name = _module_name(path)
-            if name.startswith(ORCHESTRATION):
-                continue
-            for node in ast.walk(ast.parse(path.read_text())):
-                modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                           else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-                assert not any(module.split(".")[0] == "prefect" for module in modules), name
+        for name, path in _modules(folder).items():
+            assert _may_import_prefect(name) or not _imports_prefect(path), name
 
 
-def test_plain_modules_never_import_the_orchestration_layer():
-    for name, imported in _import_graph("tasks").items():
-        if not name.startswith(ORCHESTRATION):
-            assert not any(other.startswith(ORCHESTRATION) for other in imported), name
+def test_plain_modules_never_reach_prefect_through_another_module():
+    graph = _import_graph("tasks")
+    prefect_aware = {name for name, path in _modules("tasks").items() if _imports_prefect(path)}
+    for name in graph:
+        if _may_import_prefect(name):
+            continue
+        reached, pending = set(), [name]
+        while pending:
+            for other in graph[pending.pop()] - reached:
+                reached.add(other)
+                pending.append(other)
+        assert not reached & prefect_aware, f"{name} reaches {sorted(reached & prefect_aware)}"
 
 
 def test_the_config_validates_without_loading_tensorflow():

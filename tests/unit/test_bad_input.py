@@ -10,7 +10,7 @@ import pytest
 import flows.imdb_pipeline as pipeline
 from flows.cli import OPTIONS
 from flows.imdb_pipeline import main
-from tasks import data
+from tasks.data import corpus
 from tasks.errors import DataError
 from tests.helpers import BAD_NPZ, keras_load_data, object_reviews, review_lists, write_npz
 
@@ -142,7 +142,7 @@ def test_every_constrained_option_has_a_bad_value_case():
 # --- malformed imdb.npz ---------------------------------------------------------------------------
 
 def test_the_unmodified_npz_loads(tmp_path):
-    train, test = data.load_keras_npz(write_npz(tmp_path / "valid.npz"), num_words=50)
+    train, test = corpus.load_keras_npz(write_npz(tmp_path / "valid.npz"), num_words=50)
     assert (len(train), len(test)) == (2, 2)
 
 
@@ -151,7 +151,7 @@ def test_a_malformed_npz_is_a_data_error_naming_the_file(case, tmp_path):
     arrays, words = BAD_NPZ[case]
     path = write_npz(tmp_path / f"{case}.npz", **arrays)
     with pytest.raises(DataError) as caught:
-        data.load_keras_npz(path, num_words=50)
+        corpus.load_keras_npz(path, num_words=50)
     message = str(caught.value)
     assert message.startswith(f"{path}: ") and words in message and "\n" not in message
 
@@ -161,5 +161,5 @@ def test_ids_near_the_int64_limit_become_oov_as_keras_load_data_makes_them(tmp_p
     path = write_npz(tmp_path / "huge.npz", x_train=object_reviews(*([4, rank] for rank in huge)),
                      y_train=np.array([0, 1, 0, 1]))
     (x_train, _), _ = keras_load_data(path, monkeypatch, num_words=50)
-    train, _ = data.load_keras_npz(path, num_words=50)
+    train, _ = corpus.load_keras_npz(path, num_words=50)
     assert review_lists(train) == [list(row) for row in x_train]

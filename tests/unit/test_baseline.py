@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks import baseline, data, features
+from tasks.data import corpus, store
 from tasks.errors import DataError
+from tasks.training import baseline
 from tests.helpers import TINY_MAXLEN
 
 MAXLEN = TINY_MAXLEN
@@ -38,9 +39,9 @@ def test_the_baseline_learns_the_generated_signal_and_scores_val_and_test(tiny_d
 
 
 def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
-    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
     splits["train"] = splits["train"].take(np.flatnonzero(splits["train"].labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one", "source_sha256": "t"}
-    dataset = features.store_dataset(splits, MAXLEN, metadata, str(tmp_path))
+    dataset = store.store_dataset(splits, MAXLEN, metadata, str(tmp_path))
     with pytest.raises(DataError, match="every training review has the same label"):
         baseline.fit_baseline(dataset)

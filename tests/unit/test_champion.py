@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from tasks import champion, guard, publishing, storage
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
+from tasks.registry import gate, publishing
+from tasks.storage import fs
+from tasks.training import guard
 
 
 def result(accuracy: float, loss: float = 0.5, majority: float = 0.5) -> dict:
@@ -26,18 +28,18 @@ MARGIN = TrainingConfig().stall_margin
 
 def test_candidate_is_the_best_variant_that_did_not_stall():
     variants = {"onehot": result(0.80, loss=0.45), "embedding": result(0.78, loss=0.40), "stuck": result(0.515)}
-    assert champion.pick_candidate(variants, "accuracy", MARGIN) == "onehot"
-    assert champion.pick_candidate(variants, "loss", MARGIN) == "embedding"  # lower is better
-    assert champion.pick_candidate({"stuck": result(0.515)}, "accuracy", MARGIN) is None
+    assert gate.pick_candidate(variants, "accuracy", MARGIN) == "onehot"
+    assert gate.pick_candidate(variants, "loss", MARGIN) == "embedding"  # lower is better
+    assert gate.pick_candidate({"stuck": result(0.515)}, "accuracy", MARGIN) is None
     assert guard.is_unfit(result(0.62, majority=0.61), MARGIN)
     assert not guard.is_unfit(result(0.53, majority=0.5), MARGIN)
 
 
 def test_the_gate_reads_the_stall_margin_it_is_given():
     variants = {"embedding": result(0.53)}
-    assert champion.pick_candidate(variants, "accuracy", 0.02) == "embedding"
-    assert champion.pick_candidate(variants, "accuracy", 0.05) is None
-    assert not champion.decide(variants, "k1", None, [], AUTO, 0.05).promote
+    assert gate.pick_candidate(variants, "accuracy", 0.02) == "embedding"
+    assert gate.pick_candidate(variants, "accuracy", 0.05) is None
+    assert not gate.decide(variants, "k1", None, [], AUTO, 0.05).promote
 
 
 @pytest.mark.parametrize(
@@ -58,13 +60,13 @@ def test_the_gate_reads_the_stall_margin_it_is_given():
     ],
 )
 def test_gate_rules(variants, current, mode, promote, comparable, reason):
-    decision = champion.decide(variants, "k1", current, [], ChampionConfig(promote=mode), MARGIN)
+    decision = gate.decide(variants, "k1", current, [], ChampionConfig(promote=mode), MARGIN)
     assert (decision.promote, decision.comparable) == (promote, comparable)
     assert reason in decision.reason
 
 
 def test_gate_refuses_to_compare_with_a_champion_that_fails_verification():
-    decision = champion.decide({"a": result(0.9)}, "k1", holder(0.7), ["model.keras: missing"], AUTO, MARGIN)
+    decision = gate.decide({"a": result(0.9)}, "k1", holder(0.7), ["model.keras: missing"], AUTO, MARGIN)
     assert not decision.promote
     assert "fails verification (model.keras: missing): refusing to compare" in decision.reason
 
@@ -82,36 +84,36 @@ def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
     store = str(tmp_path / "store")
     variants = {"embedding": result(0.8)}
     first = publish_fake_run(tmp_path, "r1")
-    decision = champion.judge(variants, "k1", store, AUTO, MARGIN)
-    final, record = champion.promote(decision, first, "r1", "k1", variants, store, AUTO, MARGIN)
+    decision = gate.judge(variants, "k1", store, AUTO, MARGIN)
+    final, record = gate.promote(decision, first, "r1", "k1", variants, store, AUTO, MARGIN)
     assert final.promote
     assert json.loads((tmp_path / "store" / "champion.json").read_text()) == record
     assert record["model_uri"] == f"{first}/embedding/model.keras"
     assert record["manifest_sha256"] == publishing.manifest_sha256(first)
 
     second = publish_fake_run(tmp_path, "r2")
-    worse = champion.judge({"embedding": result(0.7)}, "k1", store, AUTO, MARGIN)
-    assert champion.promote(worse, second, "r2", "k1", variants, store, AUTO, MARGIN)[1] is None
-    assert champion.read_champion(store)[0]["run_id"] == "r1"
+    worse = gate.judge({"embedding": result(0.7)}, "k1", store, AUTO, MARGIN)
+    assert gate.promote(worse, second, "r2", "k1", variants, store, AUTO, MARGIN)[1] is None
+    assert gate.read_champion(store)[0]["run_id"] == "r1"
     assert [decision_of(store, run)["promoted"] for run in ("r1", "r2")] == [True, False]
 
     (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
-    after_tamper = champion.judge({"embedding": result(0.95)}, "k1", store, AUTO, MARGIN)
+    after_tamper = gate.judge({"embedding": result(0.95)}, "k1", store, AUTO, MARGIN)
     assert not after_tamper.promote and "fails verification" in after_tamper.reason
 
 
 def decision_of(store: str, run_id: str) -> dict:
-    return storage.read_json(storage.join(store, champion.DECISIONS_FOLDER, f"{run_id}.json"))
+    return fs.read_json(fs.join(store, gate.DECISIONS_FOLDER, f"{run_id}.json"))
 
 
 def test_a_run_that_does_not_verify_is_never_made_champion(tmp_path):
     store = str(tmp_path / "store")
     run = publish_fake_run(tmp_path, "r1")
     (tmp_path / "store" / "runs" / "r1" / "manifest.json").unlink()
-    decision = champion.decide({"embedding": result(0.8)}, "k1", None, [], AUTO, MARGIN)
+    decision = gate.decide({"embedding": result(0.8)}, "k1", None, [], AUTO, MARGIN)
     with pytest.raises(StorageError, match="does not verify, champion not replaced"):
-        champion.promote(decision, run, "r1", "k1", {"embedding": result(0.8)}, store, AUTO, MARGIN)
-    assert champion.read_champion(store) == (None, None)
+        gate.promote(decision, run, "r1", "k1", {"embedding": result(0.8)}, store, AUTO, MARGIN)
+    assert gate.read_champion(store) == (None, None)
 
 
 @pytest.mark.parametrize("second_accuracy, second_wins", [(0.9, True), (0.7, False)])
@@ -120,16 +122,16 @@ def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_
     store = str(tmp_path / "store")
     first_run, second_run = publish_fake_run(tmp_path, "r1"), publish_fake_run(tmp_path, "r2")
     first_variants, second_variants = {"embedding": result(0.8)}, {"embedding": result(second_accuracy)}
-    first = champion.judge(first_variants, "k1", store, AUTO, MARGIN)
-    second = champion.judge(second_variants, "k1", store, AUTO, MARGIN)
+    first = gate.judge(first_variants, "k1", store, AUTO, MARGIN)
+    second = gate.judge(second_variants, "k1", store, AUTO, MARGIN)
     assert first.promote and second.promote and first.champion_version is None
 
-    assert champion.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1]["run_id"] == "r1"
-    final, record = champion.promote(second, second_run, "r2", "k1", second_variants, store, AUTO, MARGIN)
+    assert gate.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1]["run_id"] == "r1"
+    final, record = gate.promote(second, second_run, "r2", "k1", second_variants, store, AUTO, MARGIN)
 
     assert "judged again" in final.reason
     assert final.champion["run_id"] == "r1"  # the loser compared itself with the winner, not with nothing
-    assert champion.read_champion(store)[0]["run_id"] == ("r2" if second_wins else "r1")
+    assert gate.read_champion(store)[0]["run_id"] == ("r2" if second_wins else "r1")
     assert (record is not None) == second_wins
     recorded = decision_of(store, "r2")
     assert recorded["promoted"] == second_wins and recorded["previous_champion"]["run_id"] == "r1"
@@ -138,13 +140,13 @@ def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_
 
 def test_a_conditional_write_refuses_a_stale_version(tmp_path):
     uri = str(tmp_path / "champion.json")
-    assert storage.read_versioned(uri) == (None, None)
-    storage.write_if_unchanged(uri, b"one", None)
-    data, version = storage.read_versioned(uri)
+    assert fs.read_versioned(uri) == (None, None)
+    fs.write_if_unchanged(uri, b"one", None)
+    data, version = fs.read_versioned(uri)
     assert data == b"one"
     with pytest.raises(WriteConflict):
-        storage.write_if_unchanged(uri, b"two", None)  # expected no object, found one
-    storage.write_if_unchanged(uri, b"two", version)
+        fs.write_if_unchanged(uri, b"two", None)  # expected no object, found one
+    fs.write_if_unchanged(uri, b"two", version)
     with pytest.raises(WriteConflict):
-        storage.write_if_unchanged(uri, b"three", version)  # `version` is stale now
-    assert storage.read_bytes(uri) == b"two"
+        fs.write_if_unchanged(uri, b"three", version)  # `version` is stale now
+    assert fs.read_bytes(uri) == b"two"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from tasks import data
+from tasks.data import corpus
 from tasks.errors import DataError
 from tests.helpers import keras_load_data, review_lists, write_imdb_npz
 
@@ -17,7 +17,7 @@ from tests.helpers import keras_load_data, review_lists, write_imdb_npz
 @pytest.mark.parametrize("num_words", [4, 25, 500])
 def test_npz_loader_matches_keras_load_data(imdb_npz, monkeypatch, num_words):
     (x_train, y_train), (x_test, y_test) = keras_load_data(imdb_npz, monkeypatch, num_words)
-    train, test = data.load_keras_npz(imdb_npz, num_words)
+    train, test = corpus.load_keras_npz(imdb_npz, num_words)
     assert review_lists(train) == [list(row) for row in x_train]
     assert review_lists(test) == [list(row) for row in x_test]
     np.testing.assert_array_equal(train.labels, y_train)
@@ -25,17 +25,17 @@ def test_npz_loader_matches_keras_load_data(imdb_npz, monkeypatch, num_words):
 
 
 def test_encoded_ids_follow_the_keras_scheme(imdb_npz):
-    train, _ = data.load_keras_npz(imdb_npz, num_words=25)
+    train, _ = corpus.load_keras_npz(imdb_npz, num_words=25)
     rows = review_lists(train)
-    assert all(row[0] == data.START_ID for row in rows)
+    assert all(row[0] == corpus.START_ID for row in rows)
     body = np.concatenate([row[1:] for row in rows])
     assert body.max() < 25
-    assert set(np.unique(body)) - {data.OOV_ID} <= set(range(data.INDEX_FROM + 1, 25))
-    assert (body == data.OOV_ID).any()
+    assert set(np.unique(body)) - {corpus.OOV_ID} <= set(range(corpus.INDEX_FROM + 1, 25))
+    assert (body == corpus.OOV_ID).any()
 
 
 def test_reviews_take_keeps_rows_and_order():
-    reviews = data.Reviews.from_lists([[1, 2], [], [3, 4, 5], [6]], [0, 1, 0, 1])
+    reviews = corpus.Reviews.from_lists([[1, 2], [], [3, 4, 5], [6]], [0, 1, 0, 1])
     picked = reviews.take(np.array([2, 0, 1, 2]))
     assert review_lists(picked) == [[3, 4, 5], [1, 2], [], [3, 4, 5]]
     np.testing.assert_array_equal(picked.labels, [0, 0, 1, 0])
@@ -53,7 +53,7 @@ def test_npz_with_code_in_its_pickle_is_refused_without_running_it(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, x_train=bad, y_train=np.zeros(1, int), x_test=bad, y_test=np.zeros(1, int))
     with pytest.raises(DataError, match="refusing to unpickle"):
-        data.read_npz(path)
+        corpus.read_npz(path)
     assert not marker.exists()
 
 
@@ -61,7 +61,7 @@ def test_npz_missing_keys_is_a_data_error(tmp_path):
     path = tmp_path / "partial.npz"
     np.savez(path, x_train=np.zeros(2), y_train=np.zeros(2))
     with pytest.raises(DataError, match="missing x_test, y_test"):
-        data.read_npz(path)
+        corpus.read_npz(path)
 
 
 @pytest.mark.parametrize("cut", [0.3, 0.9])
@@ -70,7 +70,7 @@ def test_truncated_npz_is_a_data_error(imdb_npz, tmp_path, cut):
     raw = imdb_npz.read_bytes()
     path.write_bytes(raw[: int(len(raw) * cut)])
     with pytest.raises(DataError, match="cannot read imdb.npz"):
-        data.read_npz(path)
+        corpus.read_npz(path)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_bad_labels_are_refused(tmp_path, labels, message):
     reviews[:] = [[1, 2], [3]]
     np.savez(path, x_train=reviews, y_train=labels, x_test=reviews, y_test=np.array([0, 1]))
     with pytest.raises(DataError, match=message):
-        data.load_keras_npz(path, 10)
+        corpus.load_keras_npz(path, 10)
 
 
 def test_ids_below_one_and_empty_splits_are_refused(tmp_path):
@@ -91,32 +91,32 @@ def test_ids_below_one_and_empty_splits_are_refused(tmp_path):
     reviews[:] = [[1, 0], [3]]
     np.savez(tmp_path / "zero.npz", x_train=reviews, y_train=np.array([0, 1]), x_test=reviews, y_test=np.array([0, 1]))
     with pytest.raises(DataError, match=">= 1"):
-        data.load_keras_npz(tmp_path / "zero.npz", 10)
+        corpus.load_keras_npz(tmp_path / "zero.npz", 10)
     empty = np.empty(0, dtype=object)
     reviews[:] = [[1, 2], [3]]
     np.savez(tmp_path / "empty.npz", x_train=reviews, y_train=np.array([0, 1]), x_test=empty, y_test=np.array([], int))
     with pytest.raises(DataError, match="'x_test' is empty"):
-        data.load_keras_npz(tmp_path / "empty.npz", 10)
+        corpus.load_keras_npz(tmp_path / "empty.npz", 10)
 
 
 def test_split_matches_train_test_split_and_is_deterministic(imdb_npz):
-    train_part, _ = data.load_keras_npz(imdb_npz, 50)
-    train, val = data.split_reviews(train_part, 0.2, seed=42)
+    train_part, _ = corpus.load_keras_npz(imdb_npz, 50)
+    train, val = corpus.split_reviews(train_part, 0.2, seed=42)
     sequences = np.empty(len(train_part), dtype=object)
     sequences[:] = review_lists(train_part)
     x_train, x_val, y_train, y_val = train_test_split(sequences, train_part.labels, test_size=0.2, random_state=42)
     assert review_lists(train) == list(x_train)
     assert review_lists(val) == list(x_val)
     np.testing.assert_array_equal(val.labels, y_val)
-    again, _ = data.split_reviews(train_part, 0.2, seed=42)
+    again, _ = corpus.split_reviews(train_part, 0.2, seed=42)
     assert review_lists(again) == review_lists(train)
-    other, _ = data.split_reviews(train_part, 0.2, seed=7)
+    other, _ = corpus.split_reviews(train_part, 0.2, seed=7)
     assert review_lists(other) != review_lists(train)
 
 
 def test_tokenize_and_rank_vocabulary():
-    assert data.tokenize("Great film!<br /><br />It's GREAT, 10/10.") == ["great", "film", "it's", "great", "10", "10"]
-    ranks = data.rank_vocabulary([["b", "a", "b"], ["c", "a", "b"]])
+    assert corpus.tokenize("Great film!<br /><br />It's GREAT, 10/10.") == ["great", "film", "it's", "great", "10", "10"]
+    ranks = corpus.rank_vocabulary([["b", "a", "b"], ["c", "a", "b"]])
     assert ranks == {"b": 1, "a": 2, "c": 3}
 
 
@@ -127,7 +127,7 @@ def test_offline_vocabulary_is_ranked_on_training_reviews_only(tmp_path):
     rows += ['"zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra",1,rotten_tomatoes']
     csv = tmp_path / "reviews.csv"
     csv.write_text("\n".join(rows) + "\n")
-    train, test = data.load_offline_reviews(csv, num_words=1000)
+    train, test = corpus.load_offline_reviews(csv, num_words=1000)
     assert (len(train), len(test)) == (16, 4)
     assert train.labels.mean() == test.labels.mean() == 0.5  # stratified
     # "fine" and "movie" rank first and second: ids 4 and 5 after the start id and the shift by 3
@@ -135,22 +135,22 @@ def test_offline_vocabulary_is_ranked_on_training_reviews_only(tmp_path):
     assert len(train.ids) == 16 * 8  # the rotten tomatoes row is not part of the corpus
     # each test review's number never occurs in training: skipped, as in the canonical file
     assert {len(row) for row in review_lists(test)} == {7}
-    clipped, _ = data.load_offline_reviews(csv, num_words=5)
+    clipped, _ = corpus.load_offline_reviews(csv, num_words=5)
     assert {tuple(row[:6]) for row in review_lists(clipped)} == {(1, 4, 4, 4, 2, 2)}
 
 
 def test_offline_corpus_of_the_package_has_the_expected_split():
-    from tasks.sources import offline_source
+    from tasks.data.sources import offline_source
 
     source = offline_source()
-    train, test = data.load_offline_reviews(source.local_path, num_words=500)
+    train, test = corpus.load_offline_reviews(source.local_path, num_words=500)
     assert (len(train), len(test)) == (20_000, 5_000)
     assert train.labels.mean() == test.labels.mean() == 0.5
     assert train.ids.max() == 499
 
 
 def test_split_source_dispatches_on_kind(imdb_npz):
-    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=1)
+    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=1)
     assert {name: len(part) for name, part in splits.items()} == {"train": 180, "val": 60, "test": 120}
 
 
@@ -159,4 +159,4 @@ def test_pickle_of_real_object_arrays_is_allowed(tmp_path):
     reviews[:] = [[1, 2], [3]]
     assert pickle.loads(pickle.dumps(reviews))[1] == [3]  # sanity: the format the loader must accept
     path = write_imdb_npz(tmp_path / "ok.npz", train=5, test=5)
-    assert set(data.read_npz(path)) == set(data.NPZ_KEYS)
+    assert set(corpus.read_npz(path)) == set(corpus.NPZ_KEYS)

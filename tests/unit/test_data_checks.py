@@ -8,10 +8,13 @@ import json
 import numpy as np
 import pytest
 
-from tasks import champion, data, data_checks, features, plots, reporting, storage
 from tasks.config import DataCheckConfig, DataConfig
-from tasks.data import Reviews
+from tasks.data import checks, corpus, store
+from tasks.data.corpus import Reviews
 from tasks.errors import DataError
+from tasks.registry import gate
+from tasks.reporting import plots, report
+from tasks.storage import fs
 from tests.helpers import review_lists
 
 NUM_WORDS, MAXLEN = 50, 20
@@ -24,9 +27,9 @@ def generated_reviews(rows: int, seed: int, positive_share: float = 0.5, lengths
     labels = (rng.random(rows) < positive_share).astype(np.int8)
     sequences = []
     for _ in range(rows):
-        words = rng.integers(data.INDEX_FROM, NUM_WORDS, size=int(rng.integers(*lengths)))
-        words[rng.random(len(words)) < 0.1] = data.OOV_ID
-        sequences.append([data.START_ID, *words.tolist()])
+        words = rng.integers(corpus.INDEX_FROM, NUM_WORDS, size=int(rng.integers(*lengths)))
+        words[rng.random(len(words)) < 0.1] = corpus.OOV_ID
+        sequences.append([corpus.START_ID, *words.tolist()])
     return Reviews.from_lists(sequences, labels)
 
 
@@ -36,23 +39,23 @@ def healthy_splits(seed: int = 0, **changes: Reviews) -> dict[str, Reviews]:
     return {**splits, **changes}
 
 
-def stored(splits: dict[str, Reviews], tmp_path) -> features.DatasetInfo:
-    metadata = features.dataset_metadata(DataConfig(num_words=NUM_WORDS, maxlen=MAXLEN), 0, "generated", "0" * 64)
-    return features.store_dataset(splits, MAXLEN, metadata, str(tmp_path / "store"))
+def stored(splits: dict[str, Reviews], tmp_path) -> store.DatasetInfo:
+    metadata = store.dataset_metadata(DataConfig(num_words=NUM_WORDS, maxlen=MAXLEN), 0, "generated", "0" * 64)
+    return store.store_dataset(splits, MAXLEN, metadata, str(tmp_path / "store"))
 
 
 def findings(splits: dict[str, Reviews], tmp_path, config: DataCheckConfig = CONFIG) -> dict[str, list]:
-    statistics = data_checks.describe_dataset(splits, stored(splits, tmp_path))
+    statistics = checks.describe_dataset(splits, stored(splits, tmp_path))
     by_level = {"ok": [], "warning": [], "error": []}
-    for finding in data_checks.run_checks(statistics, config):
+    for finding in checks.run_checks(statistics, config):
         by_level[finding.level].append(finding)
     return by_level
 
 
 def error_line(splits, tmp_path, config: DataCheckConfig = CONFIG) -> str:
-    result = data_checks.check_dataset(splits, stored(splits, tmp_path), config, None, "no champion yet")
-    with pytest.raises(data_checks.DataCheckFailed) as caught:
-        data_checks.raise_on_failed_checks(result)
+    result = checks.check_dataset(splits, stored(splits, tmp_path), config, None, "no champion yet")
+    with pytest.raises(checks.DataCheckFailed) as caught:
+        checks.raise_on_failed_checks(result)
     message = str(caught.value)
     assert "\n" not in message and message.endswith("nothing was trained or published")
     return message
@@ -61,12 +64,12 @@ def error_line(splits, tmp_path, config: DataCheckConfig = CONFIG) -> str:
 def test_healthy_generated_data_passes_every_check_without_warnings(tmp_path):
     result = findings(healthy_splits(), tmp_path)
     assert not result["error"] and not result["warning"]
-    assert [finding.check for finding in result["ok"]] == list(data_checks.ERROR_CHECKS)
+    assert [finding.check for finding in result["ok"]] == list(checks.ERROR_CHECKS)
 
 
 def test_statistics_count_lengths_before_padding_truncation_oov_and_labels(tmp_path):
     reviews = Reviews.from_lists([[1, 5, 2, 7], [1] + [4] * 29, [1], [1, 2, 2]], np.array([1, 0, 1, 1]))
-    split = data_checks.describe_split(reviews, maxlen=4, num_words=10)
+    split = checks.describe_split(reviews, maxlen=4, num_words=10)
     assert split["rows"] == 4 and split["labels"] == {"0": 1, "1": 3} and split["positive_share"] == 0.75
     assert split["length"]["min"] == 1 and split["length"]["max"] == 30 and split["length"]["p50"] == 3.5
     assert split["truncated_share"] == 0.25 and split["padded_share"] == 0.5  # 30 > 4; 1 and 3 < 4
@@ -86,19 +89,19 @@ def test_a_single_class_split_stops_the_run(tmp_path):
     assert line.startswith("data check 'single class' failed: all 200 reviews of train have label 1")
 
 
-def _rewrite_stored(dataset: features.DatasetInfo, name: str, change) -> None:
-    tokens, labels, metadata = features.read_split(dataset.split_uris[name])
+def _rewrite_stored(dataset: store.DatasetInfo, name: str, change) -> None:
+    tokens, labels, metadata = store.read_split(dataset.split_uris[name])
     tokens, labels = change(tokens.copy(), labels.copy())
-    features.write_split(dataset.split_uris[name], tokens, labels, metadata)
+    store.write_split(dataset.split_uris[name], tokens, labels, metadata)
 
 
 def _stored_error(tmp_path, name: str, change) -> str:
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     _rewrite_stored(dataset, name, change)
-    result = data_checks.check_dataset(splits, dataset, CONFIG, None, "no champion yet")
-    with pytest.raises(data_checks.DataCheckFailed) as caught:
-        data_checks.raise_on_failed_checks(result)
+    result = checks.check_dataset(splits, dataset, CONFIG, None, "no champion yet")
+    with pytest.raises(checks.DataCheckFailed) as caught:
+        checks.raise_on_failed_checks(result)
     return str(caught.value)
 
 
@@ -140,7 +143,7 @@ def test_overlap_at_the_limit_passes_and_counts_val_as_training(tmp_path):
                                   splits["test"].labels)
     result = findings({**splits, "test": repeated}, tmp_path, DataCheckConfig(min_split_rows=20, max_overlap=0.01))
     assert not result["error"]
-    statistics = data_checks.describe_dataset({**splits, "test": repeated}, stored({**splits, "test": repeated}, tmp_path))
+    statistics = checks.describe_dataset({**splits, "test": repeated}, stored({**splits, "test": repeated}, tmp_path))
     assert statistics["duplicates"]["test_in_training"] == {"rows": 1, "share": 0.01}
     assert statistics["duplicates"]["across"]["val/test"]["rows"] == 1
 
@@ -155,7 +158,7 @@ def test_several_failed_checks_are_named_on_one_line(tmp_path):
 def test_unusual_data_is_a_warning_not_an_error(tmp_path):
     train = generated_reviews(200, 0, positive_share=0.1)
     duplicated = Reviews.from_lists(review_lists(train)[:190] + review_lists(train)[:10], train.labels)
-    empty = Reviews.from_lists([[data.START_ID]] + review_lists(generated_reviews(49, 1)), np.arange(50) % 2)
+    empty = Reviews.from_lists([[corpus.START_ID]] + review_lists(generated_reviews(49, 1)), np.arange(50) % 2)
     result = findings(healthy_splits(train=duplicated, val=empty), tmp_path)
     assert not result["error"]
     messages = {(finding.check, finding.message) for finding in result["warning"]}
@@ -167,7 +170,7 @@ def test_unusual_data_is_a_warning_not_an_error(tmp_path):
 
 
 def test_a_vocabulary_leaving_most_words_unknown_is_a_warning(tmp_path):
-    unknown = Reviews.from_lists([[data.START_ID] + [data.OOV_ID] * 8 + [5]] * 50, np.arange(50) % 2)
+    unknown = Reviews.from_lists([[corpus.START_ID] + [corpus.OOV_ID] * 8 + [5]] * 50, np.arange(50) % 2)
     messages = {f.check: f.message for f in findings(healthy_splits(val=unknown), tmp_path)["warning"]}
     assert messages["OOV rate"] == f"88.89 % of the words of val are out of the {NUM_WORDS}-word vocabulary"
 
@@ -175,11 +178,11 @@ def test_a_vocabulary_leaving_most_words_unknown_is_a_warning(tmp_path):
 # --- drift ------------------------------------------------------------------------------------------
 
 def statistics_of(splits, tmp_path) -> dict:
-    return data_checks.describe_dataset(splits, stored(splits, tmp_path / str(len(list(tmp_path.iterdir())))))
+    return checks.describe_dataset(splits, stored(splits, tmp_path / str(len(list(tmp_path.iterdir())))))
 
 
 def test_the_same_distribution_does_not_drift(tmp_path):
-    drift = data_checks.compare_statistics(statistics_of(healthy_splits(0), tmp_path),
+    drift = checks.compare_statistics(statistics_of(healthy_splits(0), tmp_path),
                                            statistics_of(healthy_splits(10), tmp_path), max_drift=0.1)
     assert not drift["drifted"] and all(0 <= value < 0.1 for value in drift["distances"].values())
 
@@ -191,7 +194,7 @@ def test_the_same_distribution_does_not_drift(tmp_path):
 ])
 def test_drift_is_measured_per_distribution(measure, changed, tmp_path):
     reference = statistics_of(healthy_splits(0), tmp_path)
-    drift = data_checks.compare_statistics(reference, statistics_of(healthy_splits(0, **changed()), tmp_path), 0.1)
+    drift = checks.compare_statistics(reference, statistics_of(healthy_splits(0, **changed()), tmp_path), 0.1)
     assert measure in drift["drifted"] and drift["distances"][measure] > 0.1
     assert drift["reference_dataset_key"] == reference["dataset_key"] and drift["distance"] == "Jensen-Shannon, base 2"
 
@@ -201,28 +204,28 @@ def test_token_frequency_drift(tmp_path):
     current = json.loads(json.dumps(reference))
     for split in current["splits"].values():  # every word becomes the oov id
         split["token_counts"] = [0, 0, sum(split["token_counts"])] + [0] * (NUM_WORDS - 3)
-    drift = data_checks.compare_statistics(reference, current, 0.1)
+    drift = checks.compare_statistics(reference, current, 0.1)
     assert drift["drifted"] == ["token_frequency"] and drift["oov_rate"]["current"] == 1.0
 
 
 def test_statistics_of_another_version_are_refused(tmp_path):
     reference = statistics_of(healthy_splits(0), tmp_path)
     with pytest.raises(DataError, match="cannot compare data statistics of versions"):
-        data_checks.compare_statistics({**reference, "statistics_version": 0}, reference, 0.1)
+        checks.compare_statistics({**reference, "statistics_version": 0}, reference, 0.1)
 
 
 def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path):
     root = str(tmp_path / "store")
-    assert data_checks.champion_statistics(root, "abc") == (None, "no champion yet")
+    assert checks.champion_statistics(root, "abc") == (None, "no champion yet")
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
-    data_checks.check_dataset(splits, dataset, CONFIG, None, "")
-    storage.write_json(champion.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
-    assert data_checks.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
-    reference, note = data_checks.champion_statistics(root, "another")
+    checks.check_dataset(splits, dataset, CONFIG, None, "")
+    fs.write_json(gate.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
+    assert checks.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
+    reference, note = checks.champion_statistics(root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
-    storage.write_json(champion.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
-    assert data_checks.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
+    fs.write_json(gate.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
+    assert checks.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
 
 
 # --- files, report, plots ---------------------------------------------------------------------------
@@ -231,13 +234,13 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     reference = statistics_of(healthy_splits(3, train=generated_reviews(200, 4, lengths=(100, 300))), tmp_path)
-    result = data_checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
-    beside = storage.read_json(storage.join(dataset.uri, data_checks.CHECKS_NAME))
+    result = checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
+    beside = fs.read_json(fs.join(dataset.uri, checks.CHECKS_NAME))
     assert beside == {"statistics": json.loads(json.dumps(result["statistics"]))}
-    data_checks.write_run_files(result, tmp_path / "run")
+    checks.write_run_files(result, tmp_path / "run")
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["data_checks.json", "data_labels.png",
                                                                           "data_lengths.png"]
-    section = reporting.render_data_section(json.loads((tmp_path / "run" / "data_checks.json").read_text()))
+    section = report.render_data_section(json.loads((tmp_path / "run" / "data_checks.json").read_text()))
     assert section.startswith("## Data") and "| train | 200 |" in section and "OK train/test overlap: passed" in section
     assert "Drift against the champion's data set x (Jensen-Shannon, base 2 distances): " in section
     assert "**drift above 0.1** in length" in section and "![review lengths](data_lengths.png)" in section
@@ -250,17 +253,17 @@ def test_the_data_plots_are_pngs(tmp_path):
 
 
 def test_a_scoring_batch_is_described_like_a_split_with_its_predictions_as_labels():
-    batch = data_checks.describe_scoring_batch([[1, 5, 2], [1, 7, 7, 9, 2]], np.array([True, False]), 4, 10, "b1")
+    batch = checks.describe_scoring_batch([[1, 5, 2], [1, 7, 7, 9, 2]], np.array([True, False]), 4, 10, "b1")
     split = batch["splits"]["batch"]
-    assert batch["dataset_key"] == "b1" and batch["statistics_version"] == data_checks.STATISTICS_VERSION
+    assert batch["dataset_key"] == "b1" and batch["statistics_version"] == checks.STATISTICS_VERSION
     assert split["rows"] == 2 and split["positive_share"] == 0.5 and split["truncated_share"] == 0.5
     assert split["oov_rate"] == pytest.approx(2 / 6)  # two of the six words are out of the vocabulary
     reference = {**batch, "dataset_key": "ref"}
-    assert data_checks.compare_statistics(reference, batch, 0.1)["drifted"] == []
+    assert checks.compare_statistics(reference, batch, 0.1)["drifted"] == []
 
 
 def test_batch_drift_says_why_it_was_not_measured():
-    from tasks.batch_scoring import MIN_DRIFT_ROWS, DriftReference, batch_drift
+    from tasks.scoring.batch import MIN_DRIFT_ROWS, DriftReference, batch_drift
 
     texts, probabilities = ["a review"] * (MIN_DRIFT_ROWS - 1), np.full(MIN_DRIFT_ROWS - 1, 0.7)
     unknown = DriftReference(None, "not measured: the run has no data_checks.json", 0.1)

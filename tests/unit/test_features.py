@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from keras.utils import pad_sequences
 
-from tasks import data, features
+from tasks.data import corpus, store
 from tasks.errors import DataError
 from tests.helpers import review_lists
 
@@ -19,25 +19,25 @@ METADATA = {"num_words": 50, "maxlen": 7, "val_fraction": 0.2, "seed": 1, "sourc
 
 
 @pytest.fixture
-def ragged() -> data.Reviews:
+def ragged() -> corpus.Reviews:
     rng = np.random.default_rng(3)
     rows = [rng.integers(1, 50, size=length).tolist() for length in [0, 1, 6, 7, 8, 30, 3]]
-    return data.Reviews.from_lists(rows, [0, 1, 0, 1, 0, 1, 1])
+    return corpus.Reviews.from_lists(rows, [0, 1, 0, 1, 0, 1, 1])
 
 
 @pytest.mark.parametrize("maxlen", [1, 7, 40])
 def test_padding_equals_keras_pad_sequences(ragged, maxlen):
     expected = pad_sequences(review_lists(ragged), maxlen=maxlen)
-    padded = features.pad_reviews(ragged, maxlen)
+    padded = store.pad_reviews(ragged, maxlen)
     assert padded.dtype == np.int32
     np.testing.assert_array_equal(padded, expected)
 
 
 def test_split_round_trips_through_parquet_with_metadata(ragged, tmp_path):
-    tokens = features.pad_reviews(ragged, 7)
+    tokens = store.pad_reviews(ragged, 7)
     uri = str(tmp_path / "train.parquet")
-    features.write_split(uri, tokens, ragged.labels, METADATA)
-    read_tokens, read_labels, metadata = features.read_split(uri)
+    store.write_split(uri, tokens, ragged.labels, METADATA)
+    read_tokens, read_labels, metadata = store.read_split(uri)
     np.testing.assert_array_equal(read_tokens, tokens)
     np.testing.assert_array_equal(read_labels, ragged.labels)
     assert metadata == METADATA
@@ -52,27 +52,27 @@ def test_read_split_refuses_a_foreign_schema(tmp_path):
     uri = tmp_path / "foreign.parquet"
     pd.DataFrame({"text": ["a"], "label": [1]}).to_parquet(uri)
     with pytest.raises(DataError, match="not a split written by this pipeline"):
-        features.read_split(str(uri))
+        store.read_split(str(uri))
 
 
 def test_read_split_refuses_a_consistent_split_of_another_maxlen(ragged, tmp_path):
     uri = str(tmp_path / "other.parquet")
-    features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, {**METADATA, "maxlen": 5})
-    assert features.read_split(uri, expected_maxlen=5)[0].shape[1] == 5
+    store.write_split(uri, store.pad_reviews(ragged, 5), ragged.labels, {**METADATA, "maxlen": 5})
+    assert store.read_split(uri, expected_maxlen=5)[0].shape[1] == 5
     with pytest.raises(DataError, match="5 tokens per review, but maxlen 7 is expected"):
-        features.read_split(uri, expected_maxlen=7)
+        store.read_split(uri, expected_maxlen=7)
 
 
 def test_read_split_refuses_maxlen_that_disagrees_with_metadata(ragged, tmp_path):
     uri = str(tmp_path / "liar.parquet")
-    features.write_split(uri, features.pad_reviews(ragged, 5), ragged.labels, METADATA)  # metadata says 7
+    store.write_split(uri, store.pad_reviews(ragged, 5), ragged.labels, METADATA)  # metadata says 7
     with pytest.raises(DataError, match="disagrees with maxlen=7"):
-        features.read_split(uri)
+        store.read_split(uri)
 
 
 def _split_table(tokens: pa.Array, labels: pa.Array, width: int = 2) -> pa.Table:
     table = pa.table({"tokens": pa.FixedSizeListArray.from_arrays(tokens, width), "label": labels})
-    return table.replace_schema_metadata({features.METADATA_KEY: json.dumps({**METADATA, "maxlen": width})})
+    return table.replace_schema_metadata({store.METADATA_KEY: json.dumps({**METADATA, "maxlen": width})})
 
 
 @pytest.mark.parametrize(
@@ -96,34 +96,34 @@ def _split_table(tokens: pa.Array, labels: pa.Array, width: int = 2) -> pa.Table
 def test_read_split_refuses_nulls_and_wrong_column_types_naming_file_and_column(table, words, tmp_path):
     uri = tmp_path / "train.parquet"
     if table.schema.metadata is None:
-        table = table.replace_schema_metadata({features.METADATA_KEY: json.dumps({**METADATA, "maxlen": 2})})
+        table = table.replace_schema_metadata({store.METADATA_KEY: json.dumps({**METADATA, "maxlen": 2})})
     pq.write_table(table, uri)
     with pytest.raises(DataError) as refused:
-        features.read_split(str(uri))
+        store.read_split(str(uri))
     message = str(refused.value)
     assert message.startswith(f"{uri}: ") and words in message and "\n" not in message
 
 
 def test_dataset_key_depends_on_content_and_parameters_only(ragged):
-    padded = {name: (features.pad_reviews(ragged, 7), ragged.labels) for name in features.SPLITS}
-    digest = features.content_digest(padded)
-    key = features.dataset_key(METADATA, digest)
-    assert key == features.dataset_key(dict(reversed(METADATA.items())), digest)
-    assert key != features.dataset_key({**METADATA, "maxlen": 8}, digest)
-    assert key != features.dataset_key({**METADATA, "source_sha256": "cd"}, digest)
-    assert key == features.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"}, digest)
-    changed = {**padded, "test": (features.pad_reviews(ragged, 7), 1 - ragged.labels)}
-    assert key != features.dataset_key(METADATA, features.content_digest(changed))
+    padded = {name: (store.pad_reviews(ragged, 7), ragged.labels) for name in store.SPLITS}
+    digest = store.content_digest(padded)
+    key = store.dataset_key(METADATA, digest)
+    assert key == store.dataset_key(dict(reversed(METADATA.items())), digest)
+    assert key != store.dataset_key({**METADATA, "maxlen": 8}, digest)
+    assert key != store.dataset_key({**METADATA, "source_sha256": "cd"}, digest)
+    assert key == store.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"}, digest)
+    changed = {**padded, "test": (store.pad_reviews(ragged, 7), 1 - ragged.labels)}
+    assert key != store.dataset_key(METADATA, store.content_digest(changed))
 
 
 def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
-    splits = {name: ragged for name in features.SPLITS}
-    info = features.store_dataset(splits, 7, METADATA, str(tmp_path))
+    splits = {name: ragged for name in store.SPLITS}
+    info = store.store_dataset(splits, 7, METADATA, str(tmp_path))
     assert info.uri == f"{tmp_path}/data/{info.key}"
     assert sorted(p.name for p in (tmp_path / "data" / info.key).iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
     assert info.rows == {"train": 7, "val": 7, "test": 7}
-    assert features.read_split(info.split_uris["val"])[2]["split"] == "val"
+    assert store.read_split(info.split_uris["val"])[2]["split"] == "val"
     before = (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns
-    again = features.store_dataset(splits, 7, METADATA, str(tmp_path))
+    again = store.store_dataset(splits, 7, METADATA, str(tmp_path))
     assert again.key == info.key
     assert (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns == before

@@ -7,7 +7,7 @@ from __future__ import annotations
 import yaml
 
 from tasks.config import PipelineConfig
-from tasks.orchestration.task_runners import DASK_ADDRESS_VARIABLE, dask_address
+from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address
 from tests.helpers import REPO_ROOT
 
 K8S = REPO_ROOT / "infra" / "k8s"

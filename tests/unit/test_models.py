@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from tasks.config import ModelConfig
-from tasks.models import build_model, build_training_model, to_published
-from tasks.variants import DEFAULT_VARIANTS
+from tasks.training.build import build_model, build_training_model, to_published
+from tasks.training.variants import DEFAULT_VARIANTS
 
 
 @pytest.mark.parametrize("variant, parameters", [("onehot", 4_081), ("embedding", 8_209)])

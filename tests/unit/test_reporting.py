@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks import reporting
+from tasks.reporting import report
 
 BASELINE = {"description": "logistic regression on bag-of-words counts of the same ids", "parameters": 501,
             "val": {"accuracy": 0.79, "roc_auc": 0.88}, "test": {"accuracy": 0.80, "loss": 0.45, "roc_auc": 0.885}}
@@ -13,27 +13,27 @@ def variant(accuracy: float, **flags) -> dict:
 
 
 def test_the_report_says_plainly_when_the_baseline_beats_the_rnns():
-    verdict = reporting.baseline_verdict({"onehot": variant(0.78), "embedding": variant(0.77)}, BASELINE)
+    verdict = report.baseline_verdict({"onehot": variant(0.78), "embedding": variant(0.77)}, BASELINE)
     assert verdict.startswith("**The baseline beats every RNN variant**")
     assert "0.8000 against onehot 0.7800, embedding 0.7700" in verdict
-    verdict = reporting.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.77)}, BASELINE)
+    verdict = report.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.77)}, BASELINE)
     assert verdict.startswith("**The baseline beats embedding**")
-    verdict = reporting.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.8001)}, BASELINE)
+    verdict = report.baseline_verdict({"onehot": variant(0.81), "embedding": variant(0.8001)}, BASELINE)
     assert verdict.startswith("Every RNN variant beats the baseline")
 
 
 def test_the_guard_column_names_the_verdict_and_the_attempts():
-    assert reporting.guard_label({"attempts": [{}]}) == "ok"
-    assert reporting.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
-    assert reporting.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
-    assert reporting.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
-    assert reporting.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
+    assert report.guard_label({"attempts": [{}]}) == "ok"
+    assert report.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
+    assert report.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
+    assert report.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
+    assert report.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
 
 
 def test_table_records_put_the_baseline_after_the_variants():
     result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
               "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": 0.85}}
-    records = reporting.metrics_records({"embedding": result}, BASELINE)
+    records = report.metrics_records({"embedding": result}, BASELINE)
     assert [record["variant"] for record in records] == ["embedding", "baseline"]
     assert records[1] == {"variant": "baseline", "parameters": 501, "seed": None, "epochs": None, "best_epoch": None,
                           "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
@@ -50,9 +50,9 @@ def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
         "drift": {"drifted": ["length"], "max_drift": 0.1},
         "drift_reference": "the champion's data set k0",
     }
-    assert reporting.data_caveats(checks) == [
+    assert report.data_caveats(checks) == [
         "- data check warning, oov rate: 0.61 of ids are out of vocabulary",
         "- drift against the champion's data set k0: length above 0.1 (see report.md)",
     ]
-    assert reporting.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
-    assert reporting.data_caveats(None) == []
+    assert report.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
+    assert report.data_caveats(None) == []

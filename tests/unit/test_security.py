@@ -10,8 +10,8 @@ from pathlib import Path
 import keras
 import pytest
 
-from tasks import evaluation
 from tasks.errors import PipelineError
+from tasks.training import evaluation
 from tests.helpers import listening_addresses
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import sources
 from tasks.config import DataConfig
+from tasks.data import sources
 from tasks.errors import ChecksumMismatch, SourceError, SourceUnreachable
 
 
@@ -44,9 +44,9 @@ def test_http_download_is_verified_cached_and_reused(imdb_npz, http_server, tmp_
 
 def test_a_download_reports_its_progress_in_percent(imdb_npz, http_server, monkeypatch, tmp_path, caplog):
     size = imdb_npz.stat().st_size
-    monkeypatch.setattr(sources.storage, "CHUNK_BYTES", size // 8)
+    monkeypatch.setattr(sources.fs, "CHUNK_BYTES", size // 8)
     monkeypatch.setattr(sources, "PROGRESS_STEP_BYTES", size // 4)
-    with caplog.at_level(logging.INFO, logger="tasks.sources"):
+    with caplog.at_level(logging.INFO, logger="tasks.data.sources"):
         sources.resolve_source(DataConfig(source=f"{http_server[0]}/imdb.npz", cache_dir=str(tmp_path)))
     percents = [int(match) for record in caplog.records
                 for match in re.findall(r"\((\d+) %\)", record.getMessage())]

@@ -9,17 +9,18 @@ import re
 
 import pytest
 
-from tasks import publishing, storage
 from tasks.errors import ObjectExists, StorageError
+from tasks.registry import publishing
+from tasks.storage import fs
 
 
 def test_write_and_read_through_paths_and_file_uris(tmp_path):
     for root in (str(tmp_path / "plain"), (tmp_path / "uri").as_uri()):
-        uri = storage.join(root, "a", "b.json")
-        storage.write_json(uri, {"x": 1})
-        assert storage.read_json(uri) == {"x": 1}
-        assert storage.exists(uri)
-        assert storage.sha256_of(uri) == hashlib.sha256(storage.read_bytes(uri)).hexdigest()
+        uri = fs.join(root, "a", "b.json")
+        fs.write_json(uri, {"x": 1})
+        assert fs.read_json(uri) == {"x": 1}
+        assert fs.exists(uri)
+        assert fs.sha256_of(uri) == hashlib.sha256(fs.read_bytes(uri)).hexdigest()
     assert sorted(p.name for p in (tmp_path / "plain" / "a").iterdir()) == ["b.json"]  # no temporary left
 
 
@@ -27,18 +28,18 @@ def test_unwritable_storage_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(StorageError, match=f"storage {blocker}/runs is not writable"):
-        storage.ensure_writable(str(blocker / "runs"))
+        fs.ensure_writable(str(blocker / "runs"))
     with pytest.raises(StorageError, match="cannot write"):
-        storage.write_bytes(str(blocker / "x.bin"), b"1")
+        fs.write_bytes(str(blocker / "x.bin"), b"1")
 
 
 def test_reading_a_missing_object_names_it(tmp_path):
     with pytest.raises(StorageError, match="absent.json does not exist"):
-        storage.read_json(str(tmp_path / "absent.json"))
+        fs.read_json(str(tmp_path / "absent.json"))
 
 
 def test_run_ids_sort_by_time_and_are_unique():
-    ids = {storage.new_run_id() for _ in range(50)}
+    ids = {fs.new_run_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in ids)
 
@@ -49,7 +50,7 @@ def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path, caplog):
     (local / "onehot" / "model.keras").write_bytes(b"weights")
     (local / "report.md").write_text("# report")
     destination = str(tmp_path / "store" / "runs" / "r1")
-    with caplog.at_level(logging.INFO, logger="tasks.publishing"):
+    with caplog.at_level(logging.INFO, logger="tasks.registry.publishing"):
         manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
     assert [entry["path"] for entry in manifest["files"]] == ["onehot/model.keras", "report.md"]
     # distinct lines: after a flow test, Prefect's run logging hands tasks.* records to the capture twice
@@ -71,10 +72,10 @@ def test_a_run_without_manifest_is_incomplete(tmp_path):
 
 def test_create_only_writes_refuse_an_existing_object(tmp_path):
     uri = str(tmp_path / "once.bin")
-    assert storage.write_verified(uri, b"first", create_only=True) == hashlib.sha256(b"first").hexdigest()
+    assert fs.write_verified(uri, b"first", create_only=True) == hashlib.sha256(b"first").hexdigest()
     with pytest.raises(ObjectExists, match="once.bin already exists"):
-        storage.write_bytes(uri, b"second", create_only=True)
-    assert storage.read_bytes(uri) == b"first"
-    storage.write_bytes(uri, b"third")  # a plain write replaces it, atomically
-    assert storage.read_bytes(uri) == b"third"
+        fs.write_bytes(uri, b"second", create_only=True)
+    assert fs.read_bytes(uri) == b"first"
+    fs.write_bytes(uri, b"third")  # a plain write replaces it, atomically
+    assert fs.read_bytes(uri) == b"third"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["once.bin"]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from tasks import caching, plots, reporting, sweeps
 from tasks.config import PipelineConfig
-from tasks.training import TrainedVariant, pick_published
+from tasks.reporting import plots, report
+from tasks.storage import cache_keys
+from tasks.training import sweeps
+from tasks.training.jobs import TrainedVariant, pick_published
 
 
 def trained(seed: int, val_loss: float, val_accuracy: float, **flags) -> TrainedVariant:
@@ -52,7 +54,7 @@ def test_each_point_and_seed_is_one_job_with_its_own_cache_key(tiny_dataset):
     assert all(job.model.rnn_units == job.point["rnn_units"] for job in jobs)
     assert all(job.training.learning_rate == job.point["learning_rate"] for job in jobs)
     assert all(job.model.embedding_dim == config.model.embedding_dim for job in jobs)  # not swept: unchanged
-    keys = {caching.training_key(tiny_dataset.key, job.variant, job.model, job.training, job.seed, 0.9) for job in jobs}
+    keys = {cache_keys.training_key(tiny_dataset.key, job.variant, job.model, job.training, job.seed, 0.9) for job in jobs}
     assert len(keys) == len(jobs)
     unswept = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(), [3], 0.9)
     assert [(job.point, job.model, job.training) for job in unswept] == [({}, config.model, config.training)]
@@ -84,13 +86,13 @@ def test_the_report_names_the_published_point_and_shows_the_table(tiny_dataset, 
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
     variants = {"embedding": {"sweep": sweeps.sweep_summary(jobs, runs, runs[1])}, "onehot": {}}
-    text = "\n\n".join(reporting.sweep_blocks(variants))
+    text = "\n\n".join(report.sweep_blocks(variants))
     assert "- embedding: rnn_units=8" in text
     assert "| embedding | rnn_units=8 | 1 | 0.3000 | 0.9000 | 0.9000 | yes |" in text
     assert "| embedding | rnn_units=4 | 1 | 0.4000 | 0.9500 | 0.9500 |  |" in text
-    assert "![sweep](sweep.png)" in text and "sweep plot" in reporting.published_files(variants)
-    assert reporting.sweep_blocks({"embedding": {}}) == []
-    assert "sweep plot" not in reporting.published_files({"embedding": {}})
+    assert "![sweep](sweep.png)" in text and "sweep plot" in report.published_files(variants)
+    assert report.sweep_blocks({"embedding": {}}) == []
+    assert "sweep plot" not in report.published_files({"embedding": {}})
     png = plots.plot_sweep({"embedding": variants["embedding"]["sweep"]}, tmp_path / "sweep.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -99,7 +101,7 @@ def test_the_seed_table_tells_the_points_of_one_seed_apart(tiny_dataset):
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
     metrics = [{"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.95}] * 2
-    result = sweeps.add_sweep(reporting.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
-    rows = reporting.seed_rows({"embedding": result})
+    result = sweeps.add_sweep(report.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
+    rows = report.seed_rows({"embedding": result})
     assert [(row[1], row[-1]) for row in rows] == [("3 rnn_units=4", ""), ("3 rnn_units=8", "yes")]
     assert result["sweep"]["published_point"] == "rnn_units=8"

@@ -4,11 +4,12 @@ that workers in another folder still find."""
 from __future__ import annotations
 
 import os
+
 import pytest
 
 from tasks.config import StorageConfig
 from tasks.errors import PipelineError
-from tasks.orchestration.task_runners import DASK_ADDRESS_VARIABLE, dask_address, shared_storage, where_running
+from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address, shared_storage, where_running
 
 
 def test_the_option_wins_then_the_environment_then_this_machine(monkeypatch):

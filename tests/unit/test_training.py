@@ -8,16 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasks import baseline, data, evaluation, features, fitting, guard, training
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.fitting import train_variant
+from tasks.data import corpus, store
+from tasks.training import baseline, evaluation, fit, guard, jobs
+from tasks.training.fit import train_variant
 from tests.helpers import TINY_MAXLEN
 
 MAXLEN = TINY_MAXLEN
 
 
 def job(variant: str, dataset, config: TrainingConfig, seed: int, baseline_val_accuracy: float | None = None):
-    return training.TrainingJob(variant=variant, dataset=dataset, model=ModelConfig(), training=config, seed=seed,
+    return jobs.TrainingJob(variant=variant, dataset=dataset, model=ModelConfig(), training=config, seed=seed,
                                 baseline_val_accuracy=baseline_val_accuracy)
 
 
@@ -34,7 +35,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_da
     best = min(epochs, key=lambda record: record["val_loss"])
     assert trained.best_epoch == history["best_epoch"] == best["epoch"]
     # the published checkpoint is the best val_loss epoch: it scores val to that loss
-    x_val, y_val, _ = features.read_split(tiny_dataset.split_uris["val"])
+    x_val, y_val, _ = store.read_split(tiny_dataset.split_uris["val"])
     model = evaluation.load_model(trained.model_path)
     val_loss = evaluation.classification_metrics(y_val, evaluation.score(model, x_val))["loss"]
     assert val_loss == pytest.approx(best["val_loss"], abs=2e-3)
@@ -71,11 +72,11 @@ def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, pa
 @pytest.fixture(scope="module")
 def one_class_val_dataset(imdb_npz, tmp_path_factory):
     """Val reviews all positive: always guessing positive scores 1.0, so every model stalls."""
-    splits = data.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
     val = splits["val"]
     splits["val"] = val.take(np.flatnonzero(val.labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one-class", "source_sha256": "t"}
-    return features.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
+    return store.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
 
 
 def test_a_wider_stall_margin_counts_more_models_as_stalled():
@@ -86,10 +87,10 @@ def test_a_wider_stall_margin_counts_more_models_as_stalled():
 
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
-    trained = fitting.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
+    trained = fit.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
     seeds = [attempt["seed"] for attempt in trained.attempts]
-    assert seeds == [11, training.derive_seed(11, 0, 1)] and len(set(seeds)) == 2  # no more than 1 restart
+    assert seeds == [11, jobs.derive_seed(11, 0, 1)] and len(set(seeds)) == 2  # no more than 1 restart
     assert all(attempt["stalled"] for attempt in trained.attempts)
     history = json.loads(Path(trained.history_path).read_text())
     assert [attempt["seed"] for attempt in history["attempts"]] == seeds  # every attempt kept
@@ -99,11 +100,11 @@ def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class
 
 def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tmp_path, monkeypatch):
     verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
-    monkeypatch.setattr(fitting, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
+    monkeypatch.setattr(fit, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
-    trained = fitting.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
+    trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
     assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
-    assert not trained.stalled and trained.seed == training.derive_seed(3, 0, 1)
+    assert not trained.stalled and trained.seed == jobs.derive_seed(3, 0, 1)
     published = json.loads(Path(trained.history_path).read_text())
     assert published["seed"] == trained.seed and len(published["attempts"]) == 2
     for first, second in zip(_weights(trained.model_path),
@@ -115,7 +116,7 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
     accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
     bar = baseline.fit_baseline(tiny_dataset)["val"]["accuracy"]
-    real_fit, epochs_asked = fitting.fit_model, []
+    real_fit, epochs_asked = fit.fit_model, []
 
     def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
         epochs_asked.append(config.max_epochs)
@@ -123,15 +124,15 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
             config = config.model_copy(update={"max_epochs": 1})
         real_fit(model, x_train, y_train, x_val, y_val, config, callbacks)
 
-    monkeypatch.setattr(fitting, "fit_model", cut_the_first_attempt_short)
+    monkeypatch.setattr(fit, "fit_model", cut_the_first_attempt_short)
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=8, patience=10, restarts=2)
-    with caplog.at_level("WARNING", logger="tasks.training"):
-        trained = fitting.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
+    with caplog.at_level("WARNING", logger="tasks.training.jobs"):
+        trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
     first, second = trained.attempts
     assert first["under_trained"] and not first["stalled"] and first["epochs_run"] == 1
     assert first["best_val_accuracy"] < bar - config.baseline_margin
     assert not second["under_trained"] and second["best_val_accuracy"] >= bar - config.baseline_margin
-    assert trained.healthy and trained.seed == second["seed"] == training.derive_seed(3, 0, 1)
+    assert trained.healthy and trained.seed == second["seed"] == jobs.derive_seed(3, 0, 1)
     history = json.loads(Path(trained.history_path).read_text())
     assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second["seed"], False)]
     assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
@@ -150,21 +151,21 @@ def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
 
 def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():
     def run(seed, loss, stalled):
-        return training.TrainedVariant(variant="v", model_path="m", history_path="h", parameters=1, epochs_run=1,
+        return jobs.TrainedVariant(variant="v", model_path="m", history_path="h", parameters=1, epochs_run=1,
                                        best_epoch=1, stopped_early=False, train_seconds=1, trained_at=0, seed=seed,
                                        best_val_loss=loss, stalled=stalled)
     runs = [run(1, 0.50, False), run(2, 0.30, True), run(3, 0.40, False)]
-    assert training.pick_published(runs).seed == 3  # the stalled seed's lower loss does not count
-    assert training.pick_published([run(1, 0.6, True), run(2, 0.5, True)]).seed == 2
+    assert jobs.pick_published(runs).seed == 3  # the stalled seed's lower loss does not count
+    assert jobs.pick_published([run(1, 0.6, True), run(2, 0.5, True)]).seed == 2
     under_trained = run(4, 0.20, False).model_copy(update={"under_trained": True})
-    assert training.pick_published([*runs, under_trained]).seed == 3  # nor does an under-trained one's
+    assert jobs.pick_published([*runs, under_trained]).seed == 3  # nor does an under-trained one's
 
 
 def test_derived_seeds_are_deterministic_and_distinct():
-    assert training.derive_seed(42, 0) == training.derive_seed(42, 0, 0) == 42
-    derived = {training.derive_seed(42, index, attempt) for index in range(5) for attempt in range(3)}
+    assert jobs.derive_seed(42, 0) == jobs.derive_seed(42, 0, 0) == 42
+    derived = {jobs.derive_seed(42, index, attempt) for index in range(5) for attempt in range(3)}
     assert len(derived) == 15 and all(0 <= seed < 2**32 for seed in derived)
-    assert training.derive_seed(42, 1) == training.derive_seed(42, 1)
+    assert jobs.derive_seed(42, 1) == jobs.derive_seed(42, 1)
 
 
 def test_metrics_on_known_predictions():

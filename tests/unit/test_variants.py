@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 
 from flows.cli import build_parser, config_from_args
-from tasks import caching, reporting, variants
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.models import build_model, build_training_model
-from tasks.fitting import train_variant
-from tasks.training import TrainingJob
+from tasks.reporting import report
+from tasks.storage import cache_keys
+from tasks.training import variants
+from tasks.training.build import build_model, build_training_model
+from tasks.training.fit import train_variant
+from tasks.training.jobs import TrainingJob
 
 
 def build_mean_embedding(num_words: int, maxlen: int, *, embedding_dim: int) -> keras.Model:
@@ -47,12 +49,12 @@ def test_a_registered_variant_is_configured_built_trained_cached_and_reported(re
     trained = train_variant(job, tmp_path)
     assert trained.epochs_run == 2 and trained.parameters == model.count_params()
 
-    key = caching.training_key("d", "mean-embedding", config.model, training, 0)
-    assert key == caching.training_key("d", "mean-embedding", config.model.model_copy(update={"rnn_units": 3}),
+    key = cache_keys.training_key("d", "mean-embedding", config.model, training, 0)
+    assert key == cache_keys.training_key("d", "mean-embedding", config.model.model_copy(update={"rnn_units": 3}),
                                        training, 0)  # a size it does not read
-    assert key != caching.training_key("d", "mean-embedding", ModelConfig(embedding_dim=5), training, 0)
+    assert key != cache_keys.training_key("d", "mean-embedding", ModelConfig(embedding_dim=5), training, 0)
 
-    listed = reporting.model_list({"mean-embedding": {"parameters": trained.parameters}}, 20)
+    listed = report.model_list({"mean-embedding": {"parameters": trained.parameters}}, 20)
     assert f"`mean-embedding/model.keras`: {THROWAWAY.description}, 205 parameters" in listed
 
 

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from tasks import data, sources, vocabulary
 from tasks.config import DataConfig
+from tasks.data import corpus, sources, vocabulary
+from tasks.data.vocabulary import TextEncoder, TokenizerSpec, Vocabulary
 from tasks.errors import ChecksumMismatch, DataError
-from tasks.vocabulary import TextEncoder, TokenizerSpec, Vocabulary
 from tests.helpers import sha256, write_imdb_npz
 
 WORDS = {"the": 1, "film": 2, "great": 3, "awful": 4, "plot": 5}  # ranks: num_words 6 keeps ranks 1-2 only
@@ -36,7 +36,7 @@ def test_encoding_pads_and_truncates_at_the_front_like_pad_sequences():
 
 def test_encoder_follows_the_offline_tokenizer():
     text = "It's a <BR />GREAT film, 10/10 -- isn't it?"
-    assert encoder().words(text) == data.tokenize(text)
+    assert encoder().words(text) == corpus.tokenize(text)
 
 
 def test_the_fast_tokenizer_matches_the_token_pattern_on_awkward_text():
@@ -45,7 +45,7 @@ def test_the_fast_tokenizer_matches_the_token_pattern_on_awkward_text():
     samples = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 30)))) for _ in range(2000)]
     samples += ["don't", "'quoted'", "rock'n'roll", "a''b", "it's'", "café", "x\u00a0y"]
     for sample in samples:
-        assert vocabulary.fast_words(sample) == data.TOKEN_PATTERN.findall(sample), repr(sample)
+        assert vocabulary.fast_words(sample) == corpus.TOKEN_PATTERN.findall(sample), repr(sample)
 
 
 def test_the_spec_round_trips_through_its_file(tmp_path):
@@ -122,13 +122,12 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
     """Parity on real data: the published vocabulary.json turns each stored review's text into its stored ids."""
     import pyarrow.parquet as pq
 
-    from tasks import features
-
+    from tasks.data import store
     source = sources.offline_source()
-    splits = data.split_source(source.kind, source.local_path, 500, 0.2, seed=42)
+    splits = corpus.split_source(source.kind, source.local_path, 500, 0.2, seed=42)
     words = vocabulary.build_vocabulary(source.kind, source.local_path, None, 500, 100)
     metadata = {"num_words": 500, "maxlen": 100, "val_fraction": 0.2, "seed": 42, "source": "t", "source_sha256": "t"}
-    info = features.store_dataset(splits, 100, metadata, str(tmp_path), words)
+    info = store.store_dataset(splits, 100, metadata, str(tmp_path), words)
     assert info.vocabulary_uri == str(tmp_path / "data" / info.key / vocabulary.VOCABULARY_NAME)
     published = vocabulary.parse_vocabulary((tmp_path / "data" / info.key / "vocabulary.json").read_bytes(), "v")
     assert published.spec.exact

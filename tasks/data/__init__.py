@@ -1,0 +1,9 @@
+"""Data: from a source to the stored splits the models train on.
+
+- `sources`: finding the raw reviews (the Keras imdb.npz, a mirror, the offline corpus), downloaded and verified;
+- `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders, and the train/val split;
+- `vocabulary`: the word -> id map and tokenizer that travel with every model;
+- `store`: padding to `maxlen` and the Parquet splits of a data set;
+- `checks`: statistics of every split, the checks that stop a bad data set, and drift;
+- `stages`: the Prefect tasks of the data stages (check storage, download, split, store, check data).
+"""

@@ -1,0 +1,109 @@
+"""Stages 1-5 as Prefect tasks: storage check, download, split, pad and store, data checks, baseline."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.config import DataCheckConfig, DataConfig, StorageConfig
+from tasks.data import checks, corpus, sources, store, vocabulary
+from tasks.data.sources import SourceInfo
+from tasks.errors import SourceError, SourceUnreachable
+from tasks.runtime import ui
+from tasks.runtime.policies import retry_when
+from tasks.storage import cache_keys, fs
+from tasks.training import baseline
+
+DOWNLOAD_RETRY_DELAYS = [2.0, 5.0]  # seconds: ride out a brief network blip, fail fast on a dead host
+# A cached download is a verified local copy (an offline fallback has none, so it is never cached
+# here: tasks/data/sources.py decides when `auto` probes the canonical file again).
+DOWNLOAD_CACHE_EXPIRATION = timedelta(days=1)
+
+
+@task(name="check-storage", cache_policy=NO_CACHE)
+def check_storage(config: StorageConfig) -> None:
+    fs.ensure_writable(config.root)
+
+
+def _download_cache_key(context, parameters: dict) -> str | None:
+    """Keyed by the local copy's checksum; without a local copy there is nothing to reuse (None)."""
+    config = parameters["config"]
+    try:
+        path = sources.local_copy_path(config)
+    except SourceError:
+        return None
+    if path is None or not path.is_file():
+        return None
+    return cache_keys.download_key(config, fs.sha256_of(str(path)))
+
+
+@task(
+    name="download",
+    retries=len(DOWNLOAD_RETRY_DELAYS),
+    retry_delay_seconds=DOWNLOAD_RETRY_DELAYS,
+    retry_condition_fn=retry_when(lambda error: isinstance(error, SourceUnreachable)),
+    cache_key_fn=_download_cache_key,
+    cache_expiration=DOWNLOAD_CACHE_EXPIRATION,
+)
+def download(config: DataConfig) -> SourceInfo:
+    return sources.resolve_source(config)
+
+
+def _split_cache_key(context, parameters: dict) -> str:
+    return cache_keys.split_key(parameters["source"].sha256, parameters["config"], parameters["seed"])
+
+
+@task(name="split", cache_key_fn=_split_cache_key)
+def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, corpus.Reviews]:
+    return corpus.split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
+
+
+def _store_cache_key(context, parameters: dict) -> str:
+    source, config = parameters["source"], parameters["config"]
+    metadata = store.dataset_metadata(config, parameters["seed"], source.uri, source.sha256)
+    # The word index shapes the stored vocabulary.json, not the stored ids: it keys the stage, not the data set.
+    return cache_keys.store_key(
+        {**metadata, "word_index_sha256": source.word_index_sha256}, parameters["storage_config"].root
+    )
+
+
+@task(name="pad-and-store", cache_key_fn=_store_cache_key)
+def pad_and_store(
+    splits: dict[str, corpus.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
+) -> store.DatasetInfo:
+    metadata = store.dataset_metadata(config, seed, source.uri, source.sha256)
+    words = vocabulary.build_vocabulary(
+        source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
+    )
+    return store.store_dataset(splits, config.maxlen, metadata, storage_config.root, words)
+
+
+@task(name="check-data", cache_policy=NO_CACHE)
+def check_data(
+    splits: dict[str, corpus.Reviews],
+    dataset: store.DatasetInfo,
+    config: DataCheckConfig,
+    storage_config: StorageConfig,
+    run_dir: Path,
+) -> dict:
+    """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
+    run; never cached: a reused data set folder is checked again."""
+    reference, note = checks.champion_statistics(storage_config.root, dataset.key)
+    result = checks.check_dataset(splits, dataset, config, reference, note)
+    ui.show_data_checks(result, dataset.key)
+    checks.raise_on_failed_checks(result)
+    checks.write_run_files(result, run_dir)
+    return result
+
+
+def _baseline_cache_key(context, parameters: dict) -> str:
+    return cache_keys.baseline_key(parameters["dataset"].key)
+
+
+@task(name="baseline", cache_key_fn=_baseline_cache_key)
+def fit_baseline(dataset: store.DatasetInfo) -> dict:
+    """The bag-of-words logistic regression every variant is judged against."""
+    return baseline.fit_baseline(dataset)

@@ -1,0 +1,61 @@
+"""The champion's history: every change to champion.json (promotion, rollback, pin, unpin) as one
+create-only JSON object under `<storage>/champion-history/`, named so that names sort by time.
+
+Objects are never rewritten, so the history works the same on S3 (which has no append).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks.storage import fs
+
+HISTORY_FOLDER = "champion-history"
+ACTIONS = ("promote", "rollback", "pin", "unpin")
+
+
+def current_command() -> str:
+    """The command line of this process, as a person would type it."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def _summary(record: dict | None) -> dict | None:
+    return None if record is None else {key: record.get(key) for key in ("run_id", "variant", "model_uri")}
+
+
+def record_change(
+    storage_root: str, action: str, record: dict, previous: dict | None, reason: str, command: str | None = None
+) -> str:
+    """Appends one change: when, the new champion record (whole, so a rollback can restore it), the
+    previous champion, why, and by which command. Returns the entry's URI."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown champion change {action!r}")
+    now = datetime.now(UTC)
+    name = f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}.json"
+    entry = {
+        "at": now.isoformat(timespec="seconds"),
+        "action": action,
+        "run_id": record["run_id"],
+        "variant": record["variant"],
+        "champion": record,
+        "previous": _summary(previous),
+        "reason": reason,
+        "command": command or current_command(),
+    }
+    uri = fs.join(storage_root, HISTORY_FOLDER, name)
+    fs.write_json(uri, entry, create_only=True)
+    return uri
+
+
+def read_history(storage_root: str) -> list[dict]:
+    """Every recorded change, oldest first; empty when there is none."""
+    folder = fs.join(storage_root, HISTORY_FOLDER)
+    if not fs.exists(folder):
+        return []
+    filesystem, path = fs.filesystem(folder)
+    names = sorted(name.rsplit("/", 1)[-1] for name in filesystem.ls(path, detail=False) if name.endswith(".json"))
+    return [fs.read_json(fs.join(folder, name)) for name in names]

@@ -1,0 +1,157 @@
+"""Publishing a finished run under the immutable prefix `<storage>/runs/<run_id>/`: every file is
+written once (create-only), read back and checked against its sha256, and `manifest.json` (each
+file with its sha256 and size) is written last. A run without a manifest is incomplete, and a
+reader trusts a run only when its manifest exists and every listed object matches it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tasks.errors import ObjectExists
+from tasks.reporting.report import package_versions
+from tasks.storage import fs
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def run_uri(storage_root: str, run_id: str) -> str:
+    return fs.join(storage_root, "runs", run_id)
+
+
+def run_details(run_id: str, config: dict, source: dict, dataset_key: str, dataset_uri: str) -> dict:
+    """What a run's manifest records beside its files: the config, the data and the versions."""
+    return {
+        "run_id": run_id,
+        "config": config,
+        "source": source,
+        "dataset_key": dataset_key,
+        "dataset_uri": dataset_uri,
+        "versions": package_versions(),
+    }
+
+
+def publish_run(local_dir: Path, destination: str, details: dict) -> dict:
+    """Uploads every file under `local_dir` to `destination`, then the manifest; returns the manifest.
+
+    `details` (config, source, data set key...) is recorded in the manifest beside the file list.
+    Refuses a destination that already has a manifest: published runs are immutable (unless an
+    earlier attempt of this same run wrote it, for the same files). An object left by an
+    interrupted attempt is kept when its sha256 matches (so a retry resumes), refused otherwise.
+    """
+    files = [_file_entry(path, local_dir) for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file())]
+    earlier = _earlier_manifest(destination)
+    if earlier is not None:
+        if earlier.get("run_id") == details.get("run_id") and earlier.get("files") == files:
+            log.info("%s was already published by an earlier attempt of this run", destination)
+            return earlier
+        raise ObjectExists(f"{destination} already exists; a run prefix is published once, never into")
+    started, total, done = time.perf_counter(), sum(entry["bytes"] for entry in files), 0
+    for entry in files:
+        outcome = _publish_file(Path(local_dir) / entry["path"], fs.join(destination, entry["path"]), entry)
+        done += entry["bytes"]
+        log.info(
+            "%s %s (%d bytes, sha256 verified): %.0f %% of %.1f MiB",
+            outcome,
+            entry["path"],
+            entry["bytes"],
+            100 * done / total if total else 100,
+            total / 2**20,
+        )
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **details,
+        "files": files,
+    }
+    fs.write_json(fs.join(destination, MANIFEST_NAME), manifest, create_only=True)
+    log.info(
+        "published %d files and %s to %s in %.1f s",
+        len(files),
+        MANIFEST_NAME,
+        destination,
+        time.perf_counter() - started,
+    )
+    return manifest
+
+
+def _file_entry(path: Path, local_dir: Path) -> dict:
+    data = path.read_bytes()
+    return {
+        "path": path.relative_to(local_dir).as_posix(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "bytes": len(data),
+    }
+
+
+def _earlier_manifest(destination: str) -> dict | None:
+    uri = fs.join(destination, MANIFEST_NAME)
+    if not fs.exists(uri):
+        return None
+    try:
+        return fs.read_json(uri)
+    except ValueError:
+        return {}  # unreadable: not ours to resume, and never to overwrite
+
+
+def _publish_file(path: Path, uri: str, entry: dict) -> str:
+    """Writes one file create-only; an object already there with the same sha256 is ours (a retry,
+    or a PUT whose response was lost) and is kept. Says which."""
+    if fs.exists(uri) and fs.sha256_of(uri) == entry["sha256"]:
+        return "kept from an earlier attempt"
+    try:
+        fs.write_verified(uri, path.read_bytes(), create_only=True)
+    except ObjectExists:
+        if fs.sha256_of(uri) != entry["sha256"]:
+            raise
+    return "published"
+
+
+def list_runs(storage_root: str) -> list[dict]:
+    """Every folder under `<storage_root>/runs/`, oldest first, each marked complete (has a
+    manifest) or not; an incomplete folder is an interrupted publish, never a run to use."""
+    runs_root = fs.join(storage_root, "runs")
+    return [
+        {
+            "run_id": name,
+            "uri": fs.join(runs_root, name),
+            "complete": fs.exists(fs.join(runs_root, name, MANIFEST_NAME)),
+        }
+        for name in fs.list_folders(runs_root)
+    ]
+
+
+def manifest_sha256(destination: str) -> str:
+    return hashlib.sha256(fs.read_bytes(fs.join(destination, MANIFEST_NAME))).hexdigest()
+
+
+def manifest_entry(destination: str, path: str) -> dict | None:
+    """The manifest's entry (path, sha256, bytes) for one file of a published run; None when unlisted."""
+    files = fs.read_json(fs.join(destination, MANIFEST_NAME))["files"]
+    return next((entry for entry in files if entry["path"] == path), None)
+
+
+def verify_run(destination: str) -> list[str]:
+    """Problems of a published run (missing manifest, missing or changed files); empty when whole."""
+    manifest_uri = fs.join(destination, MANIFEST_NAME)
+    if not fs.exists(manifest_uri):
+        return [f"{manifest_uri} is missing: the run is incomplete"]
+    try:
+        entries = fs.read_json(manifest_uri)["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        return [f"{manifest_uri} is not a readable manifest ({error.__class__.__name__}: {error})"]
+    problems = []
+    for entry in entries:
+        uri = fs.join(destination, entry["path"])
+        if not fs.exists(uri):
+            problems.append(f"{entry['path']}: missing")
+        elif fs.sha256_of(uri) != entry["sha256"]:
+            problems.append(f"{entry['path']}: sha256 differs from the manifest")
+    return problems

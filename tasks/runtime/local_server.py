@@ -1,0 +1,158 @@
+"""The temporary Prefect API server of a local run, started before anything else.
+
+Without `PREFECT_API_URL`, Prefect starts the same server (uvicorn serving Prefect's API app, no
+UI) the first time a flow needs it, after the flow's module and Prefect's server package are
+imported; on 2 cores it then keeps the run waiting 4 s, or 15 s on a fresh `PREFECT_HOME` while its
+database is created. Started here first, it comes up on the other core while this process imports
+and prepares, and this process never imports Prefect's server package (3 s). The run then uses it
+through `PREFECT_API_URL`, as it would use a long-running server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tasks.errors import PipelineError
+from tasks.runtime.parent_death import death_signal_setter
+
+HEALTH_POLL_SECONDS = 0.1
+STOP_GRACE_SECONDS = 5.0
+DRAIN_TIMEOUT_SECONDS = 10.0  # for the logs and events still on their way to the server
+# What Prefect's own temporary server is told (API only, services of an ephemeral server), and one
+# thing more: no registering of every installed block type in a fresh database (3 s of a 14 s cold
+# start here). That catalog is for the UI, which this server does not serve; a block the run saves
+# registers its own type, and `make server` registers them all when it starts.
+SERVER_ENVIRONMENT = {
+    "PREFECT_UI_ENABLED": "0",
+    "PREFECT__SERVER_EPHEMERAL": "1",
+    "PREFECT__SERVER_FINAL": "1",
+    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+}
+PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
+
+
+class LocalServer:
+    """A started server process; `wait_until_ready()` blocks until its API answers."""
+
+    def __init__(self, startup_timeout: float) -> None:
+        self.startup_timeout = startup_timeout
+        self.port, self.process = self._start()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def wait_until_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while not _healthy(self.api_url):
+            status = self.process.poll()
+            if status == PORT_IN_USE_EXIT:  # another process took the port first: try another
+                self.port, self.process = self._start()
+            elif status is not None:
+                raise PipelineError(f"the temporary Prefect server exited with status {status} while starting")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise PipelineError(
+                    f"the temporary Prefect server did not start within {self.startup_timeout:g} s "
+                    "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"
+                )
+            time.sleep(HEALTH_POLL_SECONDS)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process.wait()
+
+    def _start(self) -> tuple[int, subprocess.Popen]:
+        import prefect  # the package only (its server package is what the child imports)
+
+        port = _free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(prefect.__file__).parent.parent),
+            "--factory",
+            "prefect.server.api.server:create_app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "error",
+            "--lifespan",
+            "on",
+        ]
+        from prefect.settings import get_current_settings
+
+        environment = {
+            **os.environ,
+            **SERVER_ENVIRONMENT,
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        }
+        return port, subprocess.Popen(command, env=environment, preexec_fn=death_signal_setter(signal.SIGTERM))
+
+
+@contextmanager
+def local_server_unless_configured() -> Iterator[LocalServer | None]:
+    """Starts a temporary server and points `PREFECT_API_URL` at it, unless a server is configured
+    (`PREFECT_API_URL`) or Prefect's temporary server is turned off; stops it on the way out.
+
+    Call after Prefect's settings are final: the server's process gets them."""
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if settings.api.url or not settings.server.ephemeral.enabled:
+        yield None
+        return
+    server = LocalServer(settings.server.ephemeral.startup_timeout_seconds)
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_UI_URL"] = ""  # this server has no UI: no links to it in the logs
+    refresh_global_settings_context()
+    try:
+        yield server
+    finally:
+        _drain_prefect_workers()
+        server.stop()
+        del os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"]
+        refresh_global_settings_context()
+
+
+def _drain_prefect_workers() -> None:
+    """Sends the logs and events Prefect still holds before their server goes away; otherwise its
+    workers retry the closed port for a minute before the process may exit."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=DRAIN_TIMEOUT_SECONDS)
+
+
+def _healthy(api_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

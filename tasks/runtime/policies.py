@@ -1,0 +1,40 @@
+"""Where cached stage results are kept, and when a failed task run is retried."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from prefect.filesystems import RemoteFileSystem
+
+from tasks.storage import fs
+
+
+def retry_when(should_retry: Callable[[Exception], bool]) -> Callable[..., bool]:
+    """A Prefect retry condition: retry a failed task run only when its exception qualifies."""
+
+    def condition(task, task_run, state) -> bool:
+        try:
+            state.result()
+        except Exception as error:  # noqa: BLE001 - the task's own failure, handed to the predicate
+            return should_retry(error)
+        return False
+
+    return condition
+
+
+def cache_options(storage_root: str, refresh: bool) -> dict[str, Any]:
+    """Task options that keep cached results (and their records) under `<storage_root>/cache/prefect`.
+
+    A local root is used as a path; an S3 root needs a saved RemoteFileSystem block, named after it.
+    """
+    location = fs.join(storage_root, "cache", "prefect")
+    result_storage: Path | RemoteFileSystem
+    if fs.is_local(location):
+        result_storage = Path(fs.filesystem(location)[1])
+    else:
+        result_storage = RemoteFileSystem(basepath=location)
+        result_storage.save(f"imdb-cache-{hashlib.sha256(location.encode()).hexdigest()[:12]}", overwrite=True)
+    return {"result_storage": result_storage, "persist_result": True, "refresh_cache": refresh}

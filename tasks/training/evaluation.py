@@ -1,0 +1,88 @@
+"""Scoring a saved model on the stored test split: loss, accuracy, ROC AUC, confusion matrix."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tasks.config import SCORING_BATCH
+from tasks.data.store import read_split
+from tasks.errors import PipelineError
+from tasks.storage import fs
+from tasks.training.guard import majority_rate
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+THRESHOLD = 0.5  # Keras' BinaryAccuracy counts a prediction as positive when p > 0.5
+
+
+def load_model(uri: str) -> keras.Model:
+    """A saved model from a path or storage URI, in Keras' safe mode (no arbitrary code from the file).
+
+    Raises PipelineError naming `uri` when Keras refuses the file, e.g. for a Python lambda inside.
+    """
+    import keras  # here, not at the top: a process that only reads metrics never loads TensorFlow
+
+    uri = str(uri)
+    try:
+        if fs.is_local(uri):
+            return keras.models.load_model(fs.filesystem(uri)[1], compile=False, safe_mode=True)
+        with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
+            local = Path(folder) / "model.keras"
+            local.write_bytes(fs.read_bytes(uri))
+            return keras.models.load_model(local, compile=False, safe_mode=True)
+    except ValueError as error:  # how Keras refuses unsafe or unknown content
+        raise PipelineError(f"{uri}: cannot load model ({error})") from None
+
+
+def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
+    """Positive-sentiment probabilities for padded ids of shape (n, maxlen)."""
+    return model.predict(token_ids, batch_size=SCORING_BATCH, verbose=0).reshape(-1)
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+    """Binary metrics of probabilities against 0/1 labels; ROC AUC is None when one class is absent."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # on first use
+
+    labels = np.asarray(labels).astype(int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    predicted = (probabilities > THRESHOLD).astype(int)
+    both_classes = len(np.unique(labels)) == 2
+    return {
+        "loss": float(log_loss(labels, probabilities, labels=[0, 1])),
+        "accuracy": float(accuracy_score(labels, predicted)),
+        "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        "majority_rate": majority_rate(labels),
+        "examples": len(labels),
+    }
+
+
+def evaluate_model(model_path: str, test_uri: str) -> dict:
+    """Test-set metrics of the model saved at `model_path`, logged."""
+    metrics = measure(load_model(model_path), test_uri)
+    log_metrics(model_path, metrics)
+    return metrics
+
+
+def measure(model: keras.Model, test_uri: str) -> dict:
+    """Test-set metrics of `model`."""
+    token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
+    return classification_metrics(labels, score(model, token_ids))
+
+
+def log_metrics(name: str, metrics: dict) -> None:
+    log.info(
+        "test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
+        name,
+        metrics["loss"],
+        metrics["accuracy"],
+        "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}",
+    )

@@ -1,0 +1,142 @@
+"""The training stages as Prefect tasks: train (with restarts), evaluate, collect and plot each variant,
+and the sweep's plot and table."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
+
+from tasks.config import StorageConfig
+from tasks.data import store
+from tasks.reporting import plots, report
+from tasks.runtime import task_runners, ui
+from tasks.runtime.run_logging import configure_run_logging
+from tasks.runtime.ui import artifact_key
+from tasks.storage import cache_keys, fs
+from tasks.training import evaluation, jobs, sweeps
+from tasks.training.jobs import TrainedVariant, TrainingJob
+from tasks.training.supervisor import timed_out, train_in_child_process
+
+
+def _training_key(job: TrainingJob) -> str:
+    return cache_keys.training_key(
+        job.dataset.key, job.variant, job.model, job.training, job.seed, job.baseline_val_accuracy
+    )
+
+
+def _training_cache_key(context, parameters: dict) -> str:
+    return _training_key(parameters["job"])
+
+
+def _log_and_show_epoch(label: str, job: TrainingJob, show: Callable[[dict], None], record: dict) -> None:
+    """An epoch: its log line, naming the variant (and the seed, when there are several), and its
+    progress artifact."""
+    jobs.log_epoch(label, job.training.max_epochs, record)
+    show(record)
+
+
+def _training_run_name() -> str:
+    job = task_run.parameters["job"]
+    return "-".join(("train", job.variant, f"seed-{job.seed}", *sweeps.point_label(job.point).split()))
+
+
+@task(name="train", task_run_name=_training_run_name, cache_key_fn=_training_cache_key)
+def train(
+    job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True, threads: int | None = None
+) -> TrainedVariant:
+    """Trains one variant and seed (restarting it while it is under-trained against the baseline or
+    stalled), measures it on the test set and keeps the result in storage; its progress artifact
+    moves every epoch.
+
+    By default it trains in a child process of its own, so trainings run side by side and this
+    process never loads TensorFlow, with `threads` threads (None: one per core). On a Dask worker,
+    a process of its own already, it trains in the worker (`in_child_process=False`). Its log says
+    where it ran.
+    """
+    configure_run_logging()  # on a Dask worker too, so that its epochs reach the run's log
+    key = _training_key(job)
+    # Unique per attempt: two runs training the same thing at once never share a scratch folder.
+    scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
+    point = sweeps.point_label(job.point).split()
+    several = job.training.seeds > 1 or bool(point)  # trainings of one variant: name the seed and point
+    label = " ".join((job.variant, "seed", str(job.seed), *point)) if several else job.variant
+    key_parts = ("training", job.variant, f"seed-{job.seed}", *point) if several else ("training", job.variant)
+    where = "in a process of its own" if in_child_process else f"on {task_runners.where_running()}"
+    get_run_logger().info("%s: training %s", label, where)
+    progress, show_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
+    on_epoch = functools.partial(_log_and_show_epoch, label, job, show_epoch)
+    try:
+        trained = (
+            train_in_child_process(job, scratch, on_epoch, threads)
+            if in_child_process
+            else _train_here(job, scratch, on_epoch)
+        )
+        stored = jobs.store_trained(trained, fs.join(storage_config.root, "cache", "training", key, job.variant))
+    except (TimeoutError, asyncio.CancelledError):
+        # Prefect's timer (the task's timeout_seconds) interrupts a sync task in the main thread by
+        # raising CancelledError into it (TimeoutError in a worker thread): name the option instead.
+        raise timed_out(job) from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary = (
+        f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
+        f"{report.guard_label(trained.model_dump())}"
+    )
+    ui.finish_training_progress(progress, label, summary, fs.read_json(stored.history_path))
+    return stored
+
+
+def _train_here(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
+    from tasks.training import fit  # TensorFlow loads only in a process that trains
+
+    return fit.train_with_restarts(job, scratch, on_epoch)
+
+
+@task(name="evaluate", task_run_name="evaluate-{trained.variant}-seed-{trained.seed}", cache_policy=NO_CACHE)
+def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> dict:
+    """Test-set metrics of one trained seed: those its training process measured on the model in
+    memory, or else measured on the saved model."""
+    metrics = trained.test_metrics or evaluation.measure(
+        evaluation.load_model(trained.model_path), dataset.split_uris["test"]
+    )
+    evaluation.log_metrics(f"{trained.variant} seed {trained.seed}", metrics)
+    return metrics
+
+
+@task(name="collect", task_run_name="collect-{trained.variant}", cache_policy=NO_CACHE)
+def collect(trained: TrainedVariant, test_metrics: dict, run_dir: Path) -> None:
+    """The published seed's model, history and test metrics, into the run folder."""
+    folder = jobs.collect_trained(trained, run_dir / trained.variant)
+    fs.write_json(str(folder / "metrics.json"), test_metrics)
+
+
+@task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
+def plot_variant(trained: TrainedVariant, run_dir: Path) -> dict:
+    return plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
+
+
+@task(name="plot-comparison", cache_policy=NO_CACHE)
+def plot_comparison(histories: dict[str, dict], run_dir: Path) -> None:
+    plots.plot_comparison(histories, run_dir / "comparison.png")
+
+
+@task(name="plot-sweep", cache_policy=NO_CACHE)
+def show_sweep(variants: dict[str, dict], run_dir: Path) -> None:
+    """sweep.png (val accuracy per point of every variant) into the run folder, and the sweep table
+    as a table artifact."""
+    swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
+    plots.plot_sweep(swept, run_dir / "sweep.png")
+    create_table_artifact(
+        [dict(zip(report.SWEEP_COLUMNS, row, strict=True)) for row in report.sweep_rows(variants)],
+        key=artifact_key("sweep"),
+        description="val accuracy per sweep point; per variant the lowest val_loss is published",
+    )

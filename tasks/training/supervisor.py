@@ -1,0 +1,179 @@
+"""A training in a child process (`tasks.training.worker`), its epochs reaching the parent through a file.
+
+Trainings side by side then neither share TensorFlow's global random state nor wait for each
+other's Python, and the pipeline's own process never loads TensorFlow. The child is a plain
+`python -m` process rather than a multiprocessing one, which would first re-import the flow's
+module. The parent supervises each child: it enforces `--training-timeout` by terminating it,
+stops every child when the run is interrupted (SIGTERM, SIGINT), and a child dies with its parent
+even when the parent is killed outright (SIGKILL), so none is ever orphaned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+import tasks
+from tasks.errors import PipelineError, TrainingTimedOut
+from tasks.training.jobs import TrainedVariant, TrainingJob
+from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE
+
+# How often the parent forwards a child's epochs to the UI and checks its deadline.
+CHILD_POLL_SECONDS = 0.2
+# A child asked to stop (SIGTERM) holds no state worth saving; past this it is killed (SIGKILL).
+STOP_GRACE_SECONDS = 3.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# The folder `tasks` is imported from: the child imports it from there too, wherever the run started.
+CODE_ROOT = str(Path(tasks.__file__).resolve().parent.parent)
+
+_children: set[subprocess.Popen] = set()
+_children_lock = threading.Lock()
+_stopping = threading.Event()  # set once the run is interrupted: no new child starts
+
+
+class TrainingStopped(BaseException):
+    """A child's training was stopped because the run was interrupted (a BaseException, like the
+    signal that caused it, so Prefect reports the task run as crashed, not failed)."""
+
+
+def train_in_child_process(
+    job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None], threads: int | None = None
+) -> TrainedVariant:
+    """`fit.train_with_restarts(job, scratch)` in a child process; each epoch reaches `on_epoch`.
+    `threads` caps TensorFlow's thread pools in it (None: one thread per core, TensorFlow's default).
+
+    Raises TrainingTimedOut after `job.training.timeout_seconds` (the child is terminated first),
+    TrainingStopped when the run was interrupted, and the child's own exception when it failed.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / JOB_FILE).write_text(job.model_dump_json())
+    progress_file = scratch / PROGRESS_FILE
+    deadline, forwarded = time.monotonic() + job.training.timeout_seconds, 0
+    with _supervised(_child_command(scratch), threads) as child:
+        while child.poll() is None:
+            forwarded = _forward_progress(progress_file, forwarded, on_epoch)
+            if _stopping.is_set():
+                raise TrainingStopped(f"{job.variant} seed {job.seed}: stopped, the run was interrupted")
+            if time.monotonic() > deadline:
+                raise timed_out(job)
+            time.sleep(CHILD_POLL_SECONDS)
+        _forward_progress(progress_file, forwarded, on_epoch)
+    return _child_result(job, scratch / RESULT_FILE, child.returncode)
+
+
+def _child_command(scratch: Path) -> list[str]:
+    return [sys.executable, "-m", "tasks.training.worker", str(scratch), str(os.getpid())]
+
+
+def timed_out(job: TrainingJob) -> TrainingTimedOut:
+    return TrainingTimedOut(
+        f"training {job.variant} seed {job.seed} took longer than --training-timeout "
+        f"{job.training.timeout_seconds} s and was stopped; nothing was published"
+    )
+
+
+@contextmanager
+def children_stopped_on_signals() -> Iterator[None]:
+    """While seeds train in child processes: SIGTERM and SIGINT first stop every child, then reach
+    the handler installed before (Prefect's, which ends the flow run as Crashed or Cancelled).
+
+    Without this, Prefect would wait for the worker threads, and they for their children, until
+    training ended. Only the main thread can install signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _stopping.clear()
+    previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {
+        number: signal.getsignal(number) for number in STOP_SIGNALS
+    }
+
+    def stop_then_chain(number: int, frame: FrameType | None) -> None:
+        stop_children()
+        chained = previous[number]
+        if callable(chained):
+            chained(number, frame)
+        elif chained == signal.SIG_DFL:
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, stop_then_chain)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stop_children() -> None:
+    """Terminates every child training now; no new one starts until the next training stage."""
+    _stopping.set()
+    with _children_lock:
+        running = list(_children)
+    for child in running:
+        if child.poll() is None:
+            child.terminate()
+
+
+@contextmanager
+def _supervised(command: list[str], threads: int | None) -> Iterator[subprocess.Popen]:
+    """Starts `command` as a child and tracks it; on the way out, however it is left, the child is ended."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CODE_ROOT, os.environ.get("PYTHONPATH")]))}
+    if threads is not None:  # read by TensorFlow when it starts
+        environment |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+    with _children_lock:
+        if _stopping.is_set():
+            raise TrainingStopped("the run was interrupted before this training started")
+        child = subprocess.Popen(command, env=environment)
+        _children.add(child)
+    try:
+        yield child
+    finally:
+        with _children_lock:
+            _children.discard(child)
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        child.wait()
+
+
+def _forward_progress(progress_file: Path, forwarded: int, on_epoch: Callable[[dict], None]) -> int:
+    """The child's new epochs to `on_epoch` and its new log lines to this process's loggers, which
+    reach the run's log; returns how many lines are done."""
+    text = progress_file.read_text() if progress_file.exists() else ""
+    complete = text[: text.rfind("\n") + 1].splitlines()  # a line still being written waits
+    for line in complete[forwarded:]:
+        entry = json.loads(line)
+        if "log" in entry:
+            logging.getLogger(entry["log"]["logger"]).log(entry["log"]["level"], "%s", entry["log"]["message"])
+        else:
+            on_epoch(entry)
+    return max(forwarded, len(complete))
+
+
+def _child_result(job: TrainingJob, result_file: Path, exitcode: int | None) -> TrainedVariant:
+    if not result_file.exists():
+        if exitcode is not None and exitcode < 0 and _stopping.is_set():
+            raise TrainingStopped(f"{job.variant} seed {job.seed}: stopped, the run was interrupted")
+        raise PipelineError(
+            f"training {job.variant} seed {job.seed}: its process ended with status {exitcode} and no result"
+        )
+    succeeded, outcome = pickle.loads(result_file.read_bytes())
+    if not succeeded:
+        raise outcome
+    return outcome

@@ -1,0 +1,81 @@
+"""A training's own process: `python -m tasks.training.worker SCRATCH PARENT_PID`.
+
+Reads the job from `SCRATCH/job.json`, trains it (with restarts), appends each epoch and each log
+line to `SCRATCH/progress.jsonl` and leaves `SCRATCH/result.pickle`: `(True, TrainedVariant)` or
+`(False, exception)`. It imports only what training needs (TensorFlow, never Prefect or the flow),
+dies with its parent, and leaves SIGINT to it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+
+from tasks.errors import PipelineError
+from tasks.runtime.parent_death import death_signal_setter
+from tasks.training.jobs import TrainingJob, append_progress
+
+JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
+
+
+def main(argv: list[str]) -> int:
+    scratch, parent = Path(argv[0]), int(argv[1])
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C reaches the whole group; the parent decides
+    logging.getLogger("tasks").addHandler(ProgressLogHandler(scratch / PROGRESS_FILE))
+    logging.getLogger("tasks").setLevel(logging.INFO)
+    job = TrainingJob.model_validate_json((scratch / JOB_FILE).read_text())
+    try:
+        from tasks.training import fit  # TensorFlow loads here, after the parent-death guard is in place
+
+        on_epoch = functools.partial(append_progress, str(scratch / PROGRESS_FILE))
+        outcome: tuple[bool, object] = (True, fit.train_with_restarts(job, scratch, on_epoch))
+    except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it
+        outcome = (False, error)
+    _write_outcome(scratch / RESULT_FILE, outcome)
+    return 0
+
+
+class ProgressLogHandler(logging.Handler):
+    """The training's log lines (restarts, its summary), appended to the progress file beside its
+    epochs: the parent logs them again, into the run's log."""
+
+    def __init__(self, progress_file: Path) -> None:
+        super().__init__()
+        self.progress_file = progress_file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        entry = {"log": {"logger": record.name, "level": record.levelno, "message": record.getMessage()}}
+        with self.progress_file.open("a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+
+
+def _write_outcome(result_file: Path, outcome: tuple[bool, object]) -> None:
+    """Pickled, renamed into place: the parent never reads half a result."""
+    try:
+        data = pickle.dumps(outcome)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        data = pickle.dumps((False, PipelineError(f"{outcome[1].__class__.__name__}: {outcome[1]}")))
+    partial = result_file.with_suffix(".partial")
+    partial.write_bytes(data)
+    partial.rename(result_file)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ends this process when its parent dies, then checks the parent did not die already."""
+    setter = death_signal_setter(signal.SIGKILL)
+    if setter is None:
+        return
+    setter()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
