@@ -28,7 +28,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 help:
 	@awk -F': ' '/^## / {sub(/^## /, ""); printf "  make %-10s %s\n", $$1, substr($$0, length($$1) + 3)}' $(MAKEFILE_LIST)
 
-# requirements.lock pins every package of pyproject.toml's `dev` group (pipeline + test + lint) to one
+# requirements.lock pins every package of pyproject.toml's `dev` group (pipeline + test + lint + docs) to one
 # version with its hashes, all installed from wheels. uv compiles it as one universal file (a package whose
 # newest release dropped Python 3.11 gets one line per Python version), but tensorflow-cpu has wheels for
 # Linux x86_64 and Windows only: every pin has a Linux x86_64 wheel for Python 3.11, 3.12 and 3.13, and
