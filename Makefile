@@ -26,9 +26,9 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 ## help: list the targets (the default)
 .PHONY: help
 help:
-	@awk -F': ' '/^## / {sub(/^## /, ""); printf "  make %-9s %s\n", $$1, substr($$0, length($$1) + 3)}' $(MAKEFILE_LIST)
+	@awk -F': ' '/^## / {sub(/^## /, ""); printf "  make %-10s %s\n", $$1, substr($$0, length($$1) + 3)}' $(MAKEFILE_LIST)
 
-# requirements.lock pins every package of pyproject.toml's `dev` group (pipeline + test + lint) to one
+# requirements.lock pins every package of pyproject.toml's `dev` group (pipeline + test + lint + docs) to one
 # version with its hashes, all installed from wheels. uv compiles it as one universal file (a package whose
 # newest release dropped Python 3.11 gets one line per Python version), but tensorflow-cpu has wheels for
 # Linux x86_64 and Windows only: every pin has a Linux x86_64 wheel for Python 3.11, 3.12 and 3.13, and
@@ -86,6 +86,20 @@ lint: $(INSTALLED)
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix --exit-zero $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
+
+# Material for MkDocs prints a notice about its own end of life on every build: news about the theme,
+# not about this site.
+docs docs-serve: export NO_MKDOCS_2_WARNING ?= 1
+
+## docs: build the documentation site into site/ (mkdocs --strict: a broken link or any warning fails it)
+.PHONY: docs
+docs: $(INSTALLED)
+	$(VENV)/bin/mkdocs build --strict
+
+## docs-serve: serve the documentation site on http://127.0.0.1:8000, rebuilt as you edit
+.PHONY: docs-serve
+docs-serve: $(INSTALLED)
+	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
 ## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
 .PHONY: test-fast
@@ -179,8 +193,8 @@ retrain: $(INSTALLED)
 rescore: $(INSTALLED)
 	$(PREFECT) deployment run '$(RESCORING)' --watch $(ARGS)
 
-## clean: remove the virtual environment, caches, Prefect state and local outputs
+## clean: remove the virtual environment, caches, Prefect state, local outputs and the built docs site
 .PHONY: clean
 clean:
-	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .mypy_cache .ruff_cache .s3data .dask
+	rm -rf $(VENV) .prefect .cache .work outputs .pytest_cache .mypy_cache .ruff_cache .s3data .dask site
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
