@@ -373,9 +373,11 @@ WEIGHT_COPIES = 4
 # Backpropagation through time keeps each timestep's input and output of the recurrent layer, and
 # their gradients: about twice the forward activations of a batch.
 ACTIVATION_COPIES = 2
-# Evaluation scores this many reviews per batch (inference only, so a large batch is cheap); the
-# one-hot variant's published form builds its one-hot input of that batch in memory.
-SCORING_BATCH = 1024
+# Evaluation scores the test split with the published form of a model, this many reviews per batch
+# (inference only, so a large batch is cheap): the one-hot variant's published form builds the
+# one-hot input of a whole batch in memory, which is what keeps this batch small. Raw-text scoring
+# uses the training form instead (tasks/scoring/scorer.py's SCORING_BATCH).
+EVALUATION_BATCH = 1024
 # TensorFlow, the OS and Prefect need the rest; an estimate above this share of the machine's
 # memory would risk an out-of-memory kill (the estimate leaves out their own few hundred MiB).
 MEMORY_SHARE = 0.8
@@ -383,7 +385,7 @@ MEMORY_SHARE = 0.8
 DATA_FIELDS = ("data.maxlen",)
 WEIGHT_FIELDS = ("data.num_words", "model.embedding_dim", "model.rnn_units")
 ACTIVATION_FIELDS = ("training.batch_size", "data.maxlen", "model.embedding_dim", "model.rnn_units")
-SCORING_FIELDS = ("data.num_words", "data.maxlen")
+EVALUATION_FIELDS = ("data.num_words", "data.maxlen")
 
 
 def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[str, ...]]:
@@ -401,9 +403,9 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
             config.training.batch_size * maxlen * (width + units) * ACTIVATION_COPIES,
             ACTIVATION_FIELDS,
         ),
-        "a scoring batch's one-hot input": (
-            SCORING_BATCH * maxlen * words if "onehot" in model.variants else 0,
-            SCORING_FIELDS,
+        "an evaluation batch's one-hot input": (
+            EVALUATION_BATCH * maxlen * words if "onehot" in model.variants else 0,
+            EVALUATION_FIELDS,
         ),
     }
     trainings = len(model.variants) * config.training.seeds * math.prod(len(values) for values in config.sweep.values())

@@ -23,6 +23,7 @@ from pyarrow import csv as pa_csv
 from pyarrow import json as pa_json
 
 from tasks.data import checks
+from tasks.data.store import METADATA_KEY
 from tasks.errors import DataError
 from tasks.registry import publishing
 from tasks.scoring.scorer import NEGATIVE, POSITIVE, ScoringModel, score_texts
@@ -45,7 +46,6 @@ MIN_DRIFT_ROWS = 2000
 DRIFT_SAMPLE_ROWS = 5000
 PREDICTIONS_NAME = "predictions.parquet"
 SUMMARY_NAME = "summary.json"
-METADATA_KEY = b"imdb_rnn_pipeline"
 
 
 @dataclass(frozen=True)

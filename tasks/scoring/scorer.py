@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 MODEL_NAME = "model.keras"  # each variant's saved model, under `<run>/<variant>/`
 POSITIVE, NEGATIVE = "positive", "negative"
-# Inference only: at 8,192 reviews a call, the recurrent loop's per-step overhead is spread thin and a
-# batch of the fast form's inputs stays a few MiB.
+# Reviews per call when scoring raw text. Inference only, and with the fast form (`_fastest_form`: no
+# one-hot input is ever built), so the batch can be 8x evaluation's (config.EVALUATION_BATCH): at
+# 8,192 reviews a call the recurrent loop's per-step overhead is spread thin and a batch of inputs
+# stays a few MiB.
 SCORING_BATCH = 8192
 
 

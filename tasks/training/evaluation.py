@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tasks.config import SCORING_BATCH
+from tasks.config import EVALUATION_BATCH
 from tasks.data.store import read_split
 from tasks.errors import PipelineError
 from tasks.storage import fs
@@ -44,7 +44,7 @@ def load_model(uri: str) -> keras.Model:
 
 def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
     """Positive-sentiment probabilities for padded ids of shape (n, maxlen)."""
-    return model.predict(token_ids, batch_size=SCORING_BATCH, verbose=0).reshape(-1)
+    return model.predict(token_ids, batch_size=EVALUATION_BATCH, verbose=0).reshape(-1)
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
