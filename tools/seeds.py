@@ -37,10 +37,10 @@ EARLY_EPOCHS = 3  # val accuracy of each attempt's first epochs, kept to judge s
 def prepare_dataset(source: str, seed: int, store: Path):
     """The data set every job trains on (downloaded, split and stored once, as the pipeline does)
     and its baseline."""
-    from tasks.training.baseline import fit_baseline
+    from tasks.training.baseline import fit_bag_of_words
 
     dataset, resolved = datasets.prepare_dataset(DataConfig(source=source), seed, str(store))
-    return dataset, fit_baseline(dataset), resolved.description
+    return dataset, fit_bag_of_words(dataset), resolved.description
 
 
 def train_and_score(job: dict) -> dict:

@@ -106,4 +106,4 @@ def _baseline_cache_key(context, parameters: dict) -> str:
 @task(name="baseline", cache_key_fn=_baseline_cache_key)
 def fit_baseline(dataset: store.DatasetInfo) -> dict:
     """The bag-of-words logistic regression every variant is judged against."""
-    return baseline.fit_baseline(dataset)
+    return baseline.fit_bag_of_words(dataset)

@@ -170,7 +170,7 @@ def predictions_uri(storage_root: str, batch_id: str) -> str:
     return fs.join(storage_root, "predictions", batch_id)
 
 
-def publish_predictions(local_dir: Path, storage_root: str, batch_id: str, details: dict) -> str:
+def publish_batch(local_dir: Path, storage_root: str, batch_id: str, details: dict) -> str:
     """Uploads the batch create-only and verified, the manifest last; returns the batch's URI."""
     destination = predictions_uri(storage_root, batch_id)
     publishing.publish_run(local_dir, destination, {"run_id": batch_id, **details})

@@ -61,6 +61,6 @@ def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path, b
 @task(name="publish-predictions", cache_policy=NO_CACHE)
 def publish_predictions(local_dir: Path, config: ScoringConfig, batch_id: str, summary: dict) -> str:
     details = {"input": config.input, "summary": summary}
-    uri = batch.publish_predictions(local_dir, config.output_root, batch_id, details)
+    uri = batch.publish_batch(local_dir, config.output_root, batch_id, details)
     shutil.rmtree(local_dir)  # published and verified by checksum
     return uri

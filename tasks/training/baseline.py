@@ -50,7 +50,7 @@ def count_ids(token_ids: np.ndarray, num_words: int) -> sparse.csr_matrix:
     return counts
 
 
-def fit_baseline(dataset: DatasetInfo) -> dict:
+def fit_bag_of_words(dataset: DatasetInfo) -> dict:
     """Fits on train; returns val and test metrics (as `classification_metrics`), parameters and
     fit time. Deterministic: the same stored splits always give the same numbers."""
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])

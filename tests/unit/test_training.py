@@ -115,7 +115,7 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
 def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_dataset, tmp_path, monkeypatch, caplog):
     """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
     accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
-    bar = baseline.fit_baseline(tiny_dataset)["val"]["accuracy"]
+    bar = baseline.fit_bag_of_words(tiny_dataset)["val"]["accuracy"]
     real_fit, epochs_asked = fit.fit_model, []
 
     def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
