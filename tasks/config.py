@@ -24,6 +24,7 @@ from pydantic import (
 )
 
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
+from tasks.training.variants import get as get_variant
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Schemes the storage layer (fsspec) is wired for; "" is a plain local path.
@@ -368,7 +369,11 @@ BYTES_PER_VALUE = 4  # ids are int32, weights and activations float32
 # evaluation read them back: two copies at most.
 DATA_COPIES = 2
 # Weights, their gradients, RMSprop's mean-square accumulator, and the best weights kept by early
-# stopping (restore_best_weights): four float32 values per parameter.
+# stopping (restore_best_weights): four float32 values per parameter. Every variant ends in
+# SimpleRNN(rnn_units) and a sigmoid unit; the core they share counts the recurrent layer's input
+# kernel for a one-hot word (num_words wide) and for an embedded one (embedding_dim wide), a bound
+# for either input. A variant's own weights beyond it (an embedding table) come from its footprint
+# in the registry (tasks/training/variants.py), so a new variant needs no change here.
 WEIGHT_COPIES = 4
 # Backpropagation through time keeps each timestep's input and output of the recurrent layer, and
 # their gradients: about twice the forward activations of a batch.
@@ -394,8 +399,10 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
     largest term's description and the fields behind it."""
     data, model = config.data, config.model
     words, maxlen, units, width = data.num_words, data.maxlen, model.rnn_units, model.embedding_dim
-    embedding = "embedding" in model.variants
-    parameters = words * (width if embedding else 0) + words * units + width * units + units * units + 2 * units
+    # One process trains one variant at a time: the largest footprint of those configured counts.
+    footprints = [get_variant(name).footprint_of(words, maxlen, model) for name in model.variants]
+    core = words * units + width * units + units * units + 2 * units
+    parameters = core + max(footprint.weights for footprint in footprints)
     per_process = {
         "the padded splits": (ESTIMATE_ROWS * maxlen * DATA_COPIES, DATA_FIELDS),
         "weights and optimizer state": (parameters * WEIGHT_COPIES, WEIGHT_FIELDS),
@@ -403,8 +410,8 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
             config.training.batch_size * maxlen * (width + units) * ACTIVATION_COPIES,
             ACTIVATION_FIELDS,
         ),
-        "an evaluation batch's one-hot input": (
-            EVALUATION_BATCH * maxlen * words if "onehot" in model.variants else 0,
+        "the input an evaluation batch builds": (
+            EVALUATION_BATCH * max(footprint.evaluation_input for footprint in footprints),
             EVALUATION_FIELDS,
         ),
     }
