@@ -14,11 +14,12 @@ POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 RESCORING := imdb-batch-scoring/rescore-on-promotion
 
-# Prefect state stays inside the project; a cold ephemeral server needs more than the default 20 s here.
+# Prefect's settings for a local run, as tasks/runtime/environment.py defines them (why each is set is
+# said there), for Prefect's own commands below (server, worker, deploy), which never run that code.
+# tests/unit/test_environment.py fails when these lines and that module differ.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-# Flow runs send heartbeats; a run that stops sending them is marked Crashed (tasks/runtime/heartbeats.py).
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
 # TensorFlow's C++ start-up chatter is not progress; warnings and errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2

@@ -20,8 +20,6 @@ from tasks.runtime.run_logging import configure_run_logging
 from tasks.scoring.stages import publish_predictions, score_input, verify_model
 from tasks.storage.fs import new_run_id
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
 
 @flow(name="imdb-batch-scoring")
 def imdb_batch_scoring(config: ScoringConfig) -> dict:
@@ -98,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
-    status, result = run_flow(lambda: imdb_batch_scoring(config), PROJECT_ROOT / ".prefect", args.s3_endpoint_url)
+    status, result = run_flow(lambda: imdb_batch_scoring(config), args.s3_endpoint_url)
     if result is None:
         return status
     print_summary(result)

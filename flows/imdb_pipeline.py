@@ -43,7 +43,6 @@ from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, pick_p
 from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
 from tasks.training.supervisor import children_stopped_on_signals
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STAGES = (
     "download",
     "split",
@@ -207,9 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # The flow run tags itself (tag_flow_run): a `tags()` block here would tag every task run too,
     # and each tagged task run asks the server for concurrency slots of its tags, ~0.2 s apiece.
-    status, result = run_flow(
-        lambda: imdb_rnn_pipeline(config), PROJECT_ROOT / ".prefect", args.s3_endpoint_url, warm_up=STAGE_LIBRARIES
-    )
+    status, result = run_flow(lambda: imdb_rnn_pipeline(config), args.s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
     print(f"data: {result['source']['description']}")
