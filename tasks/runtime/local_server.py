@@ -28,10 +28,16 @@ from tasks.runtime.parent_death import death_signal_setter
 HEALTH_POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 10.0  # for the logs and events still on their way to the server
-# What Prefect's own temporary server is told (API only, services of an ephemeral server), and one
-# thing more: no registering of every installed block type in a fresh database (3 s of a 14 s cold
-# start here). That catalog is for the UI, which this server does not serve; a block the run saves
-# registers its own type, and `make server` registers them all when it starts.
+# Prefect has no public API to start its API-only server: `prefect server start` also serves the UI
+# and runs the long-running services, and the class Prefect starts its own temporary server with
+# (SubprocessASGIServer) is internal. So the server is started as that class does: uvicorn serving
+# this app factory, told what Prefect tells it (API only, services of an ephemeral server; the
+# PREFECT__ settings are Prefect's private ones), and one thing more: no registering of every
+# installed block type in a fresh database (3 s of a 14 s cold start here). That catalog is for
+# the UI, which this server does not serve; a block the run saves registers its own type, and `make
+# server` registers them all when it starts. tests/unit/test_prefect_internals.py fails when Prefect
+# changes the factory, those settings or the way it starts its own server.
+SERVER_APP = "prefect.server.api.server:create_app"
 SERVER_ENVIRONMENT = {
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
@@ -88,7 +94,7 @@ class LocalServer:
             "--app-dir",
             str(Path(prefect.__file__).parent.parent),
             "--factory",
-            "prefect.server.api.server:create_app",
+            SERVER_APP,
             "--host",
             "127.0.0.1",
             "--port",
