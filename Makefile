@@ -88,7 +88,7 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix --exit-zero $(LINT_PATHS)
 	$(VENV)/bin/ruff format $(LINT_PATHS)
 
-## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
+## test-fast: run the unit tests only, tests/unit/ (the quick ones: no flow run, server or fresh process; ARGS as for test)
 .PHONY: test-fast
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit $(ARGS)
@@ -104,7 +104,7 @@ verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
 	$(PY) -m tools.verify "$(RUN)" $(ARGS)
 
-## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (~40 min on 2 cores)
+## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (long: one training per variant, preset and seed)
 .PHONY: seeds
 seeds: $(INSTALLED)
 	$(PY) -m tools.seeds $(ARGS)

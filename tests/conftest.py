@@ -69,7 +69,7 @@ def http_server(imdb_npz: Path):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test server for the whole session (a cold start takes 20-30 s here)."""
+    """One Prefect test server for the whole session (a cold start is slow, so it starts once)."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):

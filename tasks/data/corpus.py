@@ -243,7 +243,7 @@ def _file_identity(path: str | Path) -> tuple[str, int, int]:
 
 
 # One corpus in memory (word ids and texts, ~60 MB): the split and the vocabulary stages both read
-# it, and tokenising its 25,000 reviews a second time cost seconds.
+# it, and tokenising its 25,000 reviews is the slow part of reading it, not worth doing twice.
 @functools.lru_cache(maxsize=1)
 def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[Reviews, Reviews, dict[str, int]]:
     """Train and test reviews of the offline corpus with every word's rank (no `num_words` cut yet),

@@ -36,7 +36,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "js
 TEXT_COLUMNS = ("review", "text")  # looked for in this order when no --text-column is given
 LABEL_COLUMN = "label"  # when present (0/1), the summary reports accuracy and ROC AUC
 # Rows encoded and scored at once: large enough that Keras' per-call overhead vanishes, small enough
-# that the progress moves every second or two.
+# that the progress moves often on a large input.
 BATCH_ROWS = 8192
 # Drift needs enough reviews that sampling alone stays under the threshold: random batches of the
 # offline test split against its training split reach a length distance of 0.17 at 500 reviews,
