@@ -1,7 +1,8 @@
 """Data: from a source to the stored splits the models train on.
 
 - `sources`: finding the raw reviews (the Keras imdb.npz, a mirror, the offline corpus), downloaded and verified;
-- `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders, and the train/val split;
+- `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders;
+- `split`: a source's train and test reviews, its training part split into train and val;
 - `vocabulary`: the word -> id map and tokenizer that travel with every model;
 - `store`: padding to `maxlen` and the Parquet splits of a data set;
 - `checks`: statistics of every split, the checks that stop a bad data set, and drift;

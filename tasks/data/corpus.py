@@ -1,4 +1,4 @@
-"""Reviews as word ids: the Keras imdb.npz loader, the offline corpus, and the train/val split.
+"""Reviews as word ids: the Keras imdb.npz loader and the offline corpus (tasks/data/split.py splits them).
 
 Reviews are ragged, so they are kept as one flat id array plus row offsets (`Reviews`): every
 operation here is vectorised numpy, never a Python loop over tokens.
@@ -263,31 +263,3 @@ def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[
     train = _ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts)
     test = _ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts)
     return train, test, vocabulary
-
-
-def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
-    """Train and val parts as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
-    from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
-
-    if len(reviews) < 2:
-        raise DataError(f"cannot split {len(reviews)} review(s) into train and val")
-    try:
-        train_rows, val_rows = train_test_split(np.arange(len(reviews)), test_size=val_fraction, random_state=seed)
-    except ValueError as error:
-        raise DataError(f"cannot split {len(reviews)} reviews with val fraction {val_fraction} ({error})") from None
-    return reviews.take(train_rows), reviews.take(val_rows)
-
-
-def load_reviews(kind: str, path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
-    """Train and test reviews of a resolved source: an imdb.npz, or the offline corpus CSV."""
-    if kind == "offline":
-        return load_offline_reviews(path, num_words)
-    return load_keras_npz(path, num_words)
-
-
-def split_source(kind: str, path: str | Path, num_words: int, val_fraction: float, seed: int) -> dict[str, Reviews]:
-    """The train, val and test reviews of a source: its training part split as the recipe does."""
-    train_part, test = load_reviews(kind, path, num_words)
-    train, val = split_reviews(train_part, val_fraction, seed)
-    log.info("split: %d train / %d val / %d test reviews", len(train), len(val), len(test))
-    return {"train": train, "val": val, "test": test}

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
 from tasks.data import checks, corpus, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
+from tasks.data.split import split_source
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
@@ -58,7 +59,7 @@ def _split_cache_key(context, parameters: dict) -> str:
 
 @task(name="split", cache_key_fn=_split_cache_key)
 def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, corpus.Reviews]:
-    return corpus.split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
+    return split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
 
 
 def _store_cache_key(context, parameters: dict) -> str:

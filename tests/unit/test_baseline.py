@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.data import corpus, store
+from tasks.data import store
+from tasks.data.split import split_source
 from tasks.errors import DataError
 from tasks.training import baseline
 from tests.helpers import TINY_MAXLEN
@@ -39,7 +40,7 @@ def test_the_baseline_learns_the_generated_signal_and_scores_val_and_test(tiny_d
 
 
 def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     splits["train"] = splits["train"].take(np.flatnonzero(splits["train"].labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one", "source_sha256": "t"}
     dataset = store.store_dataset(splits, MAXLEN, metadata, str(tmp_path))

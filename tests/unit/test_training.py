@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.data import corpus, store
+from tasks.data import store
+from tasks.data.split import split_source
 from tasks.training import baseline, evaluation, fit, guard, jobs
 from tasks.training.fit import train_variant
 from tests.helpers import TINY_MAXLEN
@@ -72,7 +73,7 @@ def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, pa
 @pytest.fixture(scope="module")
 def one_class_val_dataset(imdb_npz, tmp_path_factory):
     """Val reviews all positive: always guessing positive scores 1.0, so every model stalls."""
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     val = splits["val"]
     splits["val"] = val.take(np.flatnonzero(val.labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one-class", "source_sha256": "t"}

@@ -10,6 +10,7 @@ import pytest
 
 from tasks.config import DataConfig
 from tasks.data import corpus, sources, vocabulary
+from tasks.data.split import split_source
 from tasks.data.vocabulary import TextEncoder, TokenizerSpec, Vocabulary
 from tasks.errors import ChecksumMismatch, DataError
 from tests.helpers import sha256, write_imdb_npz
@@ -124,7 +125,7 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
 
     from tasks.data import store
     source = sources.offline_source()
-    splits = corpus.split_source(source.kind, source.local_path, 500, 0.2, seed=42)
+    splits = split_source(source.kind, source.local_path, 500, 0.2, seed=42)
     words = vocabulary.build_vocabulary(source.kind, source.local_path, None, 500, 100)
     metadata = {"num_words": 500, "maxlen": 100, "val_fraction": 0.2, "seed": 42, "source": "t", "source_sha256": "t"}
     info = store.store_dataset(splits, 100, metadata, str(tmp_path), words)
