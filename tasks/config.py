@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.storage.layout import DEFAULT_ROOT
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
 from tasks.training.variants import get as get_variant
 
@@ -180,7 +181,7 @@ class TrainingConfig(_Part):
 class StorageConfig(_Part):
     """Where data sets and runs are published (a local path, file:// or s3:// URI)."""
 
-    root: str = Field("outputs", description="storage root: data/ and runs/ live under it")
+    root: str = Field(DEFAULT_ROOT, description="storage root: data/ and runs/ live under it")
     work_dir: str = Field(".work", description="local scratch for checkpoints before publishing")
 
     @field_validator("root")

@@ -22,12 +22,10 @@ from tasks.errors import DataError
 from tasks.registry.gate import read_champion
 from tasks.reporting import plots
 from tasks.storage import fs
+from tasks.storage.layout import CHECKS_NAME, LABELS_PLOT, LENGTHS_PLOT, dataset_uri
 
 log = logging.getLogger(__name__)
 
-CHECKS_NAME = "data_checks.json"  # in the data set folder and in every run
-LENGTHS_PLOT = "data_lengths.png"
-LABELS_PLOT = "data_labels.png"
 STATISTICS_VERSION = 1  # bump when the statistics change shape, so drift never compares unlike with unlike
 # Length histogram bins shared by every data set, so two data sets compare bin by bin: 20 ids wide
 # up to 1,000, then one bin for everything longer (offline corpus: median 175 ids, p99 915, max 2,474).
@@ -388,7 +386,7 @@ def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | Non
         return None, "the champion was trained on this data set"
     for uri in (
         fs.join(record["run_uri"], CHECKS_NAME),
-        fs.join(storage_root, "data", record["dataset_key"], CHECKS_NAME),
+        fs.join(dataset_uri(storage_root, record["dataset_key"]), CHECKS_NAME),
     ):
         if fs.exists(uri):
             return fs.read_json(uri)["statistics"], f"the champion's data set {record['dataset_key']}"

@@ -22,6 +22,7 @@ from tasks.data.corpus import PAD_ID, Reviews
 from tasks.data.vocabulary import Vocabulary, store_vocabulary
 from tasks.errors import DataError
 from tasks.storage import fs
+from tasks.storage.layout import dataset_uri, split_name
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +162,8 @@ def store_dataset(
     """
     padded = {name: (pad_reviews(splits[name], maxlen), splits[name].labels) for name in SPLITS}
     key = dataset_key(metadata, content_digest(padded))
-    folder = fs.join(storage_root, "data", key)
-    uris = {name: fs.join(folder, f"{name}.parquet") for name in SPLITS}
+    folder = dataset_uri(storage_root, key)
+    uris = {name: fs.join(folder, split_name(name)) for name in SPLITS}
     if all(fs.exists(uri) for uri in uris.values()):
         log.info("data set %s already stored at %s; reusing it", key, folder)
     else:

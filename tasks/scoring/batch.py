@@ -28,6 +28,7 @@ from tasks.errors import DataError
 from tasks.registry import publishing
 from tasks.scoring.scorer import NEGATIVE, POSITIVE, ScoringModel, score_texts
 from tasks.storage import fs
+from tasks.storage.layout import PREDICTIONS_NAME, SUMMARY_NAME, predictions_uri
 from tasks.training.evaluation import THRESHOLD, classification_metrics
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,6 @@ BATCH_ROWS = 8192
 # sample describes the batch as well and costs a fixed time.
 MIN_DRIFT_ROWS = 2000
 DRIFT_SAMPLE_ROWS = 5000
-PREDICTIONS_NAME = "predictions.parquet"
-SUMMARY_NAME = "summary.json"
 
 
 @dataclass(frozen=True)
@@ -164,10 +163,6 @@ def write_predictions(local_dir: Path, table: pa.Table, summary: dict) -> None:
     local_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, local_dir / PREDICTIONS_NAME)
     (local_dir / SUMMARY_NAME).write_bytes(fs.json_bytes(summary))
-
-
-def predictions_uri(storage_root: str, batch_id: str) -> str:
-    return fs.join(storage_root, "predictions", batch_id)
 
 
 def publish_batch(local_dir: Path, storage_root: str, batch_id: str, details: dict) -> str:

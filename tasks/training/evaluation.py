@@ -13,6 +13,7 @@ from tasks.config import EVALUATION_BATCH
 from tasks.data.store import read_split
 from tasks.errors import PipelineError
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME
 from tasks.training.guard import majority_rate
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def load_model(uri: str) -> keras.Model:
         if fs.is_local(uri):
             return keras.models.load_model(fs.filesystem(uri)[1], compile=False, safe_mode=True)
         with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
-            local = Path(folder) / "model.keras"
+            local = Path(folder) / MODEL_NAME
             local.write_bytes(fs.read_bytes(uri))
             return keras.models.load_model(local, compile=False, safe_mode=True)
     except ValueError as error:  # how Keras refuses unsafe or unknown content

@@ -12,9 +12,8 @@ from tasks.config import DataCheckConfig, DataConfig
 from tasks.data import checks, corpus, store
 from tasks.data.corpus import Reviews
 from tasks.errors import DataError
-from tasks.registry import gate
 from tasks.reporting import plots, report
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tests.helpers import review_lists
 
 NUM_WORDS, MAXLEN = 50, 20
@@ -220,11 +219,11 @@ def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path)
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     checks.check_dataset(splits, dataset, CONFIG, None, "")
-    fs.write_json(gate.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
+    fs.write_json(layout.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
     assert checks.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
     reference, note = checks.champion_statistics(root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
-    fs.write_json(gate.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
+    fs.write_json(layout.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
     assert checks.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
 
 
@@ -235,7 +234,7 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     dataset = stored(splits, tmp_path)
     reference = statistics_of(healthy_splits(3, train=generated_reviews(200, 4, lengths=(100, 300))), tmp_path)
     result = checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
-    beside = fs.read_json(fs.join(dataset.uri, checks.CHECKS_NAME))
+    beside = fs.read_json(fs.join(dataset.uri, layout.CHECKS_NAME))
     assert beside == {"statistics": json.loads(json.dumps(result["statistics"]))}
     checks.write_run_files(result, tmp_path / "run")
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["data_checks.json", "data_labels.png",
