@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PAD_ID = 0  # Keras convention: 0 pads, never a word
 START_ID = 1  # load_data(start_char=1) marks the start of every review
 OOV_ID = 2  # load_data(oov_char=2) replaces words outside the vocabulary
+LABELS = (0, 1)  # negative, positive: the only labels a review has
 INDEX_FROM = 3  # load_data(index_from=3): raw frequency rank r becomes id r + 3
 KERAS_SHUFFLE_SEED = 113  # load_data(seed=113) shuffles train and test with this fixed seed
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -144,7 +145,7 @@ def _checked_reviews(sequences: np.ndarray, labels: np.ndarray, name: str) -> Re
         raise DataError(f"split {name!r} is empty")
     if len(sequences) != len(labels):
         raise DataError(f"split {name!r} has {len(sequences)} reviews but {len(labels)} labels")
-    if labels.ndim != 1 or labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+    if labels.ndim != 1 or labels.dtype.kind not in "iub" or not np.isin(labels, LABELS).all():
         raise DataError(f"labels of {name!r} must be integers 0 or 1")
     reviews = Reviews.from_lists(sequences, labels.astype(np.int8))
     if reviews.ids.size and reviews.ids.min() < 1:

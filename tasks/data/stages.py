@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
-from tasks.data import checks, corpus, sources, store, vocabulary
+from tasks.data import checks, corpus, drift, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
 from tasks.data.split import split_source
 from tasks.errors import SourceError, SourceUnreachable
@@ -92,7 +92,7 @@ def check_data(
 ) -> dict:
     """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
     run; never cached: a reused data set folder is checked again."""
-    reference, note = checks.champion_statistics(storage_config.root, dataset.key)
+    reference, note = drift.champion_statistics(storage_config.root, dataset.key)
     result = checks.check_dataset(splits, dataset, config, reference, note)
     ui.show_data_checks(result, dataset.key)
     checks.raise_on_failed_checks(result)

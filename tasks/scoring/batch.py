@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from pyarrow import csv as pa_csv
 from pyarrow import json as pa_json
 
-from tasks.data import checks
+from tasks.data import checks, drift
 from tasks.data.store import METADATA_KEY
 from tasks.errors import DataError
 from tasks.registry import publishing
@@ -223,5 +223,5 @@ def batch_drift(scoring: ScoringModel, texts: list[str], probabilities: np.ndarr
         spec.num_words,
         batch_key=reference.batch_key,
     )
-    drift = checks.compare_statistics(reference.statistics, current, reference.max_drift)
-    return {"drift": {**drift, "described_rows": len(rows)}, "drift_reference": reference.note}
+    measured = drift.compare_statistics(reference.statistics, current, reference.max_drift)
+    return {"drift": {**measured, "described_rows": len(rows)}, "drift_reference": reference.note}
