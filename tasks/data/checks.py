@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -53,8 +54,24 @@ class Finding(BaseModel):
     """One check's outcome: `error` stops the run, `warning` is logged and reported."""
 
     check: str
-    level: str  # "ok", "warning" or "error"
+    level: Literal["ok", "warning", "error"]
     message: str
+
+
+class DataCheckResult(BaseModel):
+    """What the check-data stage found, as the run's data_checks.json holds it: the data set's
+    statistics (`describe_dataset`), every check's finding, and drift against the champion's data
+    (None when not measured; `drift_reference` says against what, or why not)."""
+
+    statistics: dict
+    checks: list[Finding]
+    drift: dict | None
+    drift_reference: str
+
+    @property
+    def failed(self) -> list[Finding]:
+        """The findings that stop the run, in the order they are reported."""
+        return [finding for finding in self.checks if finding.level == "error"]
 
 
 class DataCheckFailed(DataError):
@@ -297,7 +314,7 @@ def check_dataset(
     config: DataCheckConfig,
     reference: dict | None,
     reference_note: str,
-) -> dict:
+) -> DataCheckResult:
     """Statistics, every check's finding and drift against `reference` (None: not measured, for
     the reason in `reference_note`); writes the statistics beside the stored splits.
 
@@ -317,12 +334,7 @@ def check_dataset(
             )
     if drift and drift["drifted"]:
         log.warning("data drift against %s: %s", reference_note, _describe_drift(drift))
-    return {
-        "statistics": statistics,
-        "checks": [finding.model_dump() for finding in findings],
-        "drift": drift,
-        "drift_reference": reference_note,
-    }
+    return DataCheckResult(statistics=statistics, checks=findings, drift=drift, drift_reference=reference_note)
 
 
 def _describe_drift(drift: dict) -> str:
@@ -341,21 +353,21 @@ def _keep_beside_splits(dataset: DatasetInfo, statistics: dict) -> None:
         fs.write_json(uri, payload)
 
 
-def write_run_files(result: dict, run_dir: Path) -> None:
+def write_run_files(result: DataCheckResult, run_dir: Path) -> None:
     """The run's `data_checks.json` and its plots: review lengths per split, label balance."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    fs.write_json(str(run_dir / CHECKS_NAME), result)
-    plots.plot_lengths(result["statistics"], run_dir / LENGTHS_PLOT)
-    plots.plot_labels(result["statistics"], run_dir / LABELS_PLOT)
+    fs.write_json(str(run_dir / CHECKS_NAME), result.model_dump())
+    plots.plot_lengths(result.statistics, run_dir / LENGTHS_PLOT)
+    plots.plot_labels(result.statistics, run_dir / LABELS_PLOT)
 
 
-def raise_on_failed_checks(result: dict) -> None:
+def raise_on_failed_checks(result: DataCheckResult) -> None:
     """Raises DataCheckFailed naming the first failed check and its numbers, and the other failed ones."""
-    errors = [finding for finding in result["checks"] if finding["level"] == "error"]
+    errors = result.failed
     if errors:
-        others = ", ".join(error["check"] for error in errors[1:])
+        others = ", ".join(error.check for error in errors[1:])
         raise DataCheckFailed(
-            f"data check '{errors[0]['check']}' failed: {errors[0]['message']}"
+            f"data check '{errors[0].check}' failed: {errors[0].message}"
             + (f" (also failed: {others})" if others else "")
             + "; nothing was trained or published"
         )

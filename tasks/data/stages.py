@@ -89,7 +89,7 @@ def check_data(
     config: DataCheckConfig,
     storage_config: StorageConfig,
     run_dir: Path,
-) -> dict:
+) -> checks.DataCheckResult:
     """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
     run; never cached: a reused data set folder is checked again."""
     reference, note = drift.champion_statistics(storage_config.root, dataset.key)

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import ChampionConfig, StorageConfig
 from tasks.data import store, vocabulary
+from tasks.data.checks import DataCheckResult
 from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
@@ -51,7 +52,7 @@ def write_report(
     variants: dict[str, dict],
     baseline_result: dict,
     decision: gate.Decision,
-    data_result: dict | None = None,
+    data_result: DataCheckResult | None = None,
 ) -> None:
     facts = report.RunFacts(
         run_id=run_id,
@@ -61,7 +62,7 @@ def write_report(
         variants=variants,
         baseline=baseline_result,
         decision=decision.model_dump(),
-        data_checks=data_result,
+        data_checks=None if data_result is None else data_result.model_dump(),  # as data_checks.json holds it
     )
     report.write_run_files(run_dir, facts)
     vocabulary.copy_into_run(dataset.uri, run_dir)  # a run folder scores raw text on its own

@@ -25,6 +25,7 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
 from tasks.config import ModelConfig
+from tasks.data.checks import DataCheckResult
 from tasks.reporting import plots, report
 from tasks.storage import fs
 from tasks.storage.layout import CURVE_PLOTS, MANIFEST_NAME, REPORT_NAME
@@ -105,14 +106,14 @@ def _curves_markdown(history: dict) -> str:
         )
 
 
-def show_data_checks(result: dict, dataset_key: str) -> None:
+def show_data_checks(result: DataCheckResult, dataset_key: str) -> None:
     """The data set's statistics and checks as an artifact; the drift event when it drifted."""
     create_markdown_artifact(
-        report.render_data_section(result, with_plots=False),
+        report.render_data_section(result.model_dump(), with_plots=False),
         key=artifact_key("data-checks"),
         description=f"statistics and checks of data set {dataset_key}",
     )
-    drift = result["drift"]
+    drift = result.drift
     if drift and drift["drifted"]:
         announce_drift(drift, f"imdb-rnn-pipeline.dataset.{dataset_key}", f"data set {dataset_key}")
 

@@ -239,10 +239,14 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     reference = statistics_of(healthy_splits(3, train=generated_reviews(200, 4, lengths=(100, 300))), tmp_path)
     result = checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
     beside = fs.read_json(fs.join(dataset.uri, layout.CHECKS_NAME))
-    assert beside == {"statistics": json.loads(json.dumps(result["statistics"]))}
+    assert beside == {"statistics": json.loads(json.dumps(result.statistics))}
     checks.write_run_files(result, tmp_path / "run")
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["data_checks.json", "data_labels.png",
                                                                           "data_lengths.png"]
+    written = json.loads((tmp_path / "run" / "data_checks.json").read_text())
+    assert sorted(written) == ["checks", "drift", "drift_reference", "statistics"]
+    assert all(sorted(finding) == ["check", "level", "message"] for finding in written["checks"])
+    assert checks.DataCheckResult.model_validate(written) == result  # the file reads back as the result
     section = report.render_data_section(json.loads((tmp_path / "run" / "data_checks.json").read_text()))
     assert section.startswith("## Data") and "| train | 200 |" in section and "OK train/test overlap: passed" in section
     assert "Drift against the champion's data set x (Jensen-Shannon, base 2 distances): " in section
