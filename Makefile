@@ -14,11 +14,12 @@ POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 RESCORING := imdb-batch-scoring/rescore-on-promotion
 
-# Prefect state stays inside the project; a cold ephemeral server needs more than the default 20 s here.
+# Prefect's settings for a local run, as tasks/runtime/environment.py defines them (why each is set is
+# said there), for Prefect's own commands below (server, worker, deploy), which never run that code.
+# tests/unit/test_environment.py fails when these lines and that module differ.
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-# Flow runs send heartbeats; a run that stops sending them is marked Crashed (tasks/runtime/heartbeats.py).
 export PREFECT_FLOWS_HEARTBEAT_FREQUENCY ?= 30
 # TensorFlow's C++ start-up chatter is not progress; warnings and errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
@@ -101,7 +102,7 @@ docs: $(INSTALLED)
 docs-serve: $(INSTALLED)
 	$(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
 
-## test-fast: run the unit tests only, tests/unit/ (under 2 min; no flow run, server or fresh process; ARGS as for test)
+## test-fast: run the unit tests only, tests/unit/ (the quick ones: no flow run, server or fresh process; ARGS as for test)
 .PHONY: test-fast
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit $(ARGS)
@@ -117,7 +118,7 @@ verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
 	$(PY) -m tools.verify "$(RUN)" $(ARGS)
 
-## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (~40 min on 2 cores)
+## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (long: one training per variant, preset and seed)
 .PHONY: seeds
 seeds: $(INSTALLED)
 	$(PY) -m tools.seeds $(ARGS)

@@ -19,8 +19,7 @@ from tasks.runtime.command_line import run_flow
 from tasks.runtime.run_logging import configure_run_logging
 from tasks.scoring.stages import publish_predictions, score_input, verify_model
 from tasks.storage.fs import new_run_id
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from tasks.storage.layout import DEFAULT_ROOT
 
 
 @flow(name="imdb-batch-scoring")
@@ -43,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="python -m flows.batch_scoring", description=__doc__.splitlines()[0])
     fields = ScoringConfig.model_fields
     parser.add_argument("--input", required=True, help=fields["input"].description)
-    parser.add_argument("--storage", default="outputs", help="storage root whose champion scores (default outputs)")
+    parser.add_argument(
+        "--storage", default=DEFAULT_ROOT, help=f"storage root whose champion scores (default {DEFAULT_ROOT})"
+    )
     parser.add_argument("--work-dir", default=StorageConfig().work_dir, help="local scratch before publishing")
     for name in ("output", "text_column", "id_column", "run", "variant"):
         parser.add_argument(f"--{name.replace('_', '-')}", default=None, help=fields[name].description)
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
-    status, result = run_flow(lambda: imdb_batch_scoring(config), PROJECT_ROOT / ".prefect", args.s3_endpoint_url)
+    status, result = run_flow(lambda: imdb_batch_scoring(config), args.s3_endpoint_url)
     if result is None:
         return status
     print_summary(result)

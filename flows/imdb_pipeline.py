@@ -43,7 +43,6 @@ from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, pick_p
 from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
 from tasks.training.supervisor import children_stopped_on_signals
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STAGES = (
     "download",
     "split",
@@ -65,7 +64,7 @@ STAGE_LIBRARIES = (
     "matplotlib.figure",
 )
 # Trainings run side by side, one process per core: these tiny models gain little from a second
-# thread, and two trainings with two threads each on two cores ran 30 % slower than with one each.
+# thread, and trainings whose threads outnumber the cores only slow each other down (BENCHMARKS.md).
 CORES = os.cpu_count() or 1
 PARALLEL_TRAININGS = CORES
 
@@ -166,7 +165,7 @@ def _train_all(
         trained = iter(task_runners.train_on_dask(dask_address, task, jobs, config.storage))
     else:
         side_by_side = min(len(jobs), PARALLEL_TRAININGS)
-        threads = max(1, CORES // side_by_side)  # two threads each on two cores only slowed both down
+        threads = max(1, CORES // side_by_side)  # more threads than cores only slowed trainings down
         stage("train", f"{summary}, {side_by_side} at a time, {threads} thread(s) each")
         # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
         with children_stopped_on_signals():
@@ -206,10 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     # The flow run tags itself (tag_flow_run): a `tags()` block here would tag every task run too,
-    # and each tagged task run asks the server for concurrency slots of its tags, ~0.2 s apiece.
-    status, result = run_flow(
-        lambda: imdb_rnn_pipeline(config), PROJECT_ROOT / ".prefect", args.s3_endpoint_url, warm_up=STAGE_LIBRARIES
-    )
+    # and each tagged task run asks the server for concurrency slots of its tags, a round trip apiece.
+    status, result = run_flow(lambda: imdb_rnn_pipeline(config), args.s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
     print(f"data: {result['source']['description']}")

@@ -23,7 +23,9 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.storage.layout import DEFAULT_ROOT
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
+from tasks.training.variants import get as get_variant
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # Schemes the storage layer (fsspec) is wired for; "" is a plain local path.
@@ -179,7 +181,7 @@ class TrainingConfig(_Part):
 class StorageConfig(_Part):
     """Where data sets and runs are published (a local path, file:// or s3:// URI)."""
 
-    root: str = Field("outputs", description="storage root: data/ and runs/ live under it")
+    root: str = Field(DEFAULT_ROOT, description="storage root: data/ and runs/ live under it")
     work_dir: str = Field(".work", description="local scratch for checkpoints before publishing")
 
     @field_validator("root")
@@ -368,14 +370,20 @@ BYTES_PER_VALUE = 4  # ids are int32, weights and activations float32
 # evaluation read them back: two copies at most.
 DATA_COPIES = 2
 # Weights, their gradients, RMSprop's mean-square accumulator, and the best weights kept by early
-# stopping (restore_best_weights): four float32 values per parameter.
+# stopping (restore_best_weights): four float32 values per parameter. Every variant ends in
+# SimpleRNN(rnn_units) and a sigmoid unit; the core they share counts the recurrent layer's input
+# kernel for a one-hot word (num_words wide) and for an embedded one (embedding_dim wide), a bound
+# for either input. A variant's own weights beyond it (an embedding table) come from its footprint
+# in the registry (tasks/training/variants.py), so a new variant needs no change here.
 WEIGHT_COPIES = 4
 # Backpropagation through time keeps each timestep's input and output of the recurrent layer, and
 # their gradients: about twice the forward activations of a batch.
 ACTIVATION_COPIES = 2
-# Evaluation scores this many reviews per batch (inference only, so a large batch is cheap); the
-# one-hot variant's published form builds its one-hot input of that batch in memory.
-SCORING_BATCH = 1024
+# Evaluation scores the test split with the published form of a model, this many reviews per batch
+# (inference only, so a large batch is cheap): the one-hot variant's published form builds the
+# one-hot input of a whole batch in memory, which is what keeps this batch small. Raw-text scoring
+# uses the training form instead (tasks/scoring/scorer.py's SCORING_BATCH).
+EVALUATION_BATCH = 1024
 # TensorFlow, the OS and Prefect need the rest; an estimate above this share of the machine's
 # memory would risk an out-of-memory kill (the estimate leaves out their own few hundred MiB).
 MEMORY_SHARE = 0.8
@@ -383,7 +391,7 @@ MEMORY_SHARE = 0.8
 DATA_FIELDS = ("data.maxlen",)
 WEIGHT_FIELDS = ("data.num_words", "model.embedding_dim", "model.rnn_units")
 ACTIVATION_FIELDS = ("training.batch_size", "data.maxlen", "model.embedding_dim", "model.rnn_units")
-SCORING_FIELDS = ("data.num_words", "data.maxlen")
+EVALUATION_FIELDS = ("data.num_words", "data.maxlen")
 
 
 def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[str, ...]]:
@@ -392,8 +400,10 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
     largest term's description and the fields behind it."""
     data, model = config.data, config.model
     words, maxlen, units, width = data.num_words, data.maxlen, model.rnn_units, model.embedding_dim
-    embedding = "embedding" in model.variants
-    parameters = words * (width if embedding else 0) + words * units + width * units + units * units + 2 * units
+    # One process trains one variant at a time: the largest footprint of those configured counts.
+    footprints = [get_variant(name).footprint_of(words, maxlen, model) for name in model.variants]
+    core = words * units + width * units + units * units + 2 * units
+    parameters = core + max(footprint.weights for footprint in footprints)
     per_process = {
         "the padded splits": (ESTIMATE_ROWS * maxlen * DATA_COPIES, DATA_FIELDS),
         "weights and optimizer state": (parameters * WEIGHT_COPIES, WEIGHT_FIELDS),
@@ -401,9 +411,9 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
             config.training.batch_size * maxlen * (width + units) * ACTIVATION_COPIES,
             ACTIVATION_FIELDS,
         ),
-        "a scoring batch's one-hot input": (
-            SCORING_BATCH * maxlen * words if "onehot" in model.variants else 0,
-            SCORING_FIELDS,
+        "the input an evaluation batch builds": (
+            EVALUATION_BATCH * max(footprint.evaluation_input for footprint in footprints),
+            EVALUATION_FIELDS,
         ),
     }
     trainings = len(model.variants) * config.training.seeds * math.prod(len(values) for values in config.sweep.values())

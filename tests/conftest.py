@@ -35,8 +35,9 @@ def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(imdb_npz, tmp_path_factory):
     """The generated reviews split (val 25 %), padded to TINY_MAXLEN ids of 50 words and stored."""
-    from tasks.data import corpus, store
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    from tasks.data import store
+    from tasks.data.split import split_source
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     metadata = {"num_words": 50, "maxlen": TINY_MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "t",
                 "source_sha256": "t"}
     return store.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
@@ -69,7 +70,7 @@ def http_server(imdb_npz: Path):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """One Prefect test server for the whole session (a cold start takes 20-30 s here)."""
+    """One Prefect test server for the whole session (a cold start is slow, so it starts once)."""
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=180):

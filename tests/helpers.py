@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 20-30 s on 2 cores, more when busy
+SERVER_START_SECONDS = 180  # a cold `prefect server start` on a small or busy machine is slow
 
 # Small generated data: large enough for a learnable signal, small enough for seconds per test.
 VOCABULARY = 60

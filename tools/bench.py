@@ -255,7 +255,7 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
     started = time.perf_counter()
     table, summary = batch.run_batch(scoring, str(input_path), None, "id", reference)
     batch.write_predictions(out_dir / f"work-{variant}", table, summary)
-    batch.publish_predictions(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
+    batch.publish_batch(out_dir / f"work-{variant}", str(out_dir / "store"), variant, {})
     end_to_end = time.perf_counter() - started
     started = time.perf_counter()
     ids = scoring.encoder.encode(texts)

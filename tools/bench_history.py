@@ -20,7 +20,7 @@ DEFAULT_HISTORY = REPO_ROOT / "benchmarks" / "history.jsonl"
 SHOWN_ENTRIES = 8
 
 
-def code_version() -> str:
+def git_revision() -> str:
     """The checked-out commit, `+changes` when the tree differs from it; `unknown` outside git."""
     try:
         commit = _git("rev-parse", "--short", "HEAD")
@@ -45,7 +45,7 @@ def append(path: Path, section: str, options: dict, numbers: dict[str, float]) -
     """Appends one entry (when, which code, which machine, the section, its options and numbers)."""
     entry = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code": code_version(),
+        "code": git_revision(),
         "machine": machine(),
         "section": section,
         "options": options,

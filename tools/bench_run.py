@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from tasks.reporting.report import markdown_table, parse_time_split
+from tasks.storage.layout import METRICS_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The code before `make run`'s time was worked on: the reference every later run is compared with.
@@ -83,9 +84,9 @@ def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
         "wall_seconds": round(wall, 2),
         "split": _time_split(lines),
         "test_accuracy": {
-            folder.name: json.loads((folder / "metrics.json").read_text())["accuracy"]
+            folder.name: json.loads((folder / METRICS_NAME).read_text())["accuracy"]
             for folder in sorted(run_dir.iterdir())
-            if (folder / "metrics.json").exists() and folder.is_dir()
+            if (folder / METRICS_NAME).exists() and folder.is_dir()
         },
     }
 

@@ -17,6 +17,7 @@ from tasks.registry import admin, history
 from tasks.registry.gate import read_champion
 from tasks.reporting.report import format_table
 from tasks.storage.fs import use_s3_endpoint
+from tasks.storage.layout import CHAMPION_NAME, DEFAULT_ROOT
 
 HISTORY_COLUMNS = ("at", "action", "champion", "previous", "reason", "command")
 
@@ -43,7 +44,9 @@ def show(storage_root: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.champion", description=__doc__.splitlines()[0])
-    parser.add_argument("--storage", default="outputs", help="storage root of champion.json (default outputs)")
+    parser.add_argument(
+        "--storage", default=DEFAULT_ROOT, help=f"storage root of {CHAMPION_NAME} (default {DEFAULT_ROOT})"
+    )
     action = parser.add_mutually_exclusive_group()
     action.add_argument(
         "--rollback", nargs="?", const="", metavar="RUN_ID", help="restore the previous (or RUN_ID's) champion"

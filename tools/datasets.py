@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tasks.config import DataConfig
-from tasks.data.corpus import split_source
 from tasks.data.sources import SourceInfo, resolve_source
+from tasks.data.split import split_source
 from tasks.data.store import DatasetInfo, dataset_metadata, store_dataset
 
 

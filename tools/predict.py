@@ -16,6 +16,7 @@ from flows.cli import add_endpoint_option
 from tasks.errors import PipelineError
 from tasks.scoring.scorer import label_of, load_scoring_model, score_texts
 from tasks.storage import fs
+from tasks.storage.layout import DEFAULT_ROOT
 
 
 def read_reviews(texts: list[str], file: str | None) -> list[str]:
@@ -36,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.predict", description=__doc__.splitlines()[0])
     parser.add_argument("--text", action="append", default=[], help="a review to score; may repeat")
     parser.add_argument("--file", default=None, help="a text file (path or URI) with one review per line")
-    parser.add_argument("--storage", default="outputs", help="storage root whose champion scores (default outputs)")
+    parser.add_argument(
+        "--storage", default=DEFAULT_ROOT, help=f"storage root whose champion scores (default {DEFAULT_ROOT})"
+    )
     parser.add_argument("--run", default=None, help="a published run's folder or URI instead of the champion's")
     parser.add_argument("--variant", default=None, help="the run's variant (default: the champion's, or the only one)")
     add_endpoint_option(parser)

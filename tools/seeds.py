@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting.report import markdown_table
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME
 from tools import datasets
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,17 @@ EARLY_EPOCHS = 3  # val accuracy of each attempt's first epochs, kept to judge s
 def prepare_dataset(source: str, seed: int, store: Path):
     """The data set every job trains on (downloaded, split and stored once, as the pipeline does)
     and its baseline."""
-    from tasks.training.baseline import fit_baseline
+    from tasks.training.baseline import fit_bag_of_words
 
     dataset, resolved = datasets.prepare_dataset(DataConfig(source=source), seed, str(store))
-    return dataset, fit_baseline(dataset), resolved.description
+    return dataset, fit_bag_of_words(dataset), resolved.description
 
 
 def train_and_score(job: dict) -> dict:
     """One (preset, variant, seed): train with the guard's restarts, score the published and the first attempt."""
     from tasks.data.store import DatasetInfo
     from tasks.training.evaluation import evaluate_model
-    from tasks.training.fit import train_with_restarts
+    from tasks.training.fit import attempt_folder, train_with_restarts
     from tasks.training.jobs import TrainingJob
 
     dataset = DatasetInfo.model_validate(job["dataset"])
@@ -74,7 +75,7 @@ def train_and_score(job: dict) -> dict:
     first = (
         published
         if len(trained.attempts) == 1
-        else evaluate_model(str(out_dir / "attempt-0" / job["variant"] / "model.keras"), test_uri)
+        else evaluate_model(str(attempt_folder(out_dir, 0) / job["variant"] / MODEL_NAME), test_uri)
     )
     history = json.loads(Path(trained.history_path).read_text())
     return {

@@ -19,8 +19,9 @@ from flows.cli import add_endpoint_option
 from tasks.config import StorageConfig
 from tasks.errors import PipelineError
 from tasks.registry.leftovers import find_leftovers, parse_age, remove_leftover
-from tasks.registry.publishing import MANIFEST_NAME, list_runs, verify_run
+from tasks.registry.publishing import list_runs, verify_run
 from tasks.storage.fs import join, read_json, use_s3_endpoint
+from tasks.storage.layout import MANIFEST_NAME, runs_uri
 
 
 def check_run(run: str) -> bool:
@@ -39,7 +40,7 @@ def check_run(run: str) -> bool:
 def check_all_runs(storage_root: str) -> bool:
     runs = list_runs(storage_root)
     if not runs:
-        print(f"no runs under {join(storage_root, 'runs')}")
+        print(f"no runs under {runs_uri(storage_root)}")
     whole = [check_run(run["uri"]) if run["complete"] else _report_incomplete(run["uri"]) for run in runs]
     return all(whole)
 

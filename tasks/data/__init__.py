@@ -1,9 +1,11 @@
 """Data: from a source to the stored splits the models train on.
 
 - `sources`: finding the raw reviews (the Keras imdb.npz, a mirror, the offline corpus), downloaded and verified;
-- `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders, and the train/val split;
+- `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders;
+- `split`: a source's train and test reviews, its training part split into train and val;
 - `vocabulary`: the word -> id map and tokenizer that travel with every model;
 - `store`: padding to `maxlen` and the Parquet splits of a data set;
-- `checks`: statistics of every split, the checks that stop a bad data set, and drift;
+- `checks`: statistics of every split and the checks that stop a bad data set (`DataCheckResult`);
+- `drift`: a data set or scoring batch against the data a model was trained on;
 - `stages`: the Prefect tasks of the data stages (check storage, download, split, store, check data).
 """

@@ -1,5 +1,5 @@
-"""Know the data before training on it: statistics of every split, checks that stop a bad data set,
-and drift against the data the champion was trained on.
+"""Know the data before training on it: statistics of every split, and checks that stop a bad data
+set; drift against the data the champion was trained on is measured by tasks/data/drift.py.
 
 Statistics come from the ragged reviews of the split stage (lengths before padding, whole reviews
 for duplicates) and from the stored Parquet splits (the ids and labels training really reads).
@@ -11,30 +11,27 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from tasks.config import DataCheckConfig
-from tasks.data.corpus import OOV_ID, START_ID, Reviews
+from tasks.data.corpus import LABELS, OOV_ID, START_ID, Reviews
+from tasks.data.drift import STATISTICS_VERSION, drift_against
 from tasks.data.store import SPLITS, DatasetInfo, read_split
 from tasks.errors import DataError
-from tasks.registry.gate import read_champion
 from tasks.reporting import plots
 from tasks.storage import fs
+from tasks.storage.layout import CHECKS_NAME, LABELS_PLOT, LENGTHS_PLOT
 
 log = logging.getLogger(__name__)
 
-CHECKS_NAME = "data_checks.json"  # in the data set folder and in every run
-LENGTHS_PLOT = "data_lengths.png"
-LABELS_PLOT = "data_labels.png"
-STATISTICS_VERSION = 1  # bump when the statistics change shape, so drift never compares unlike with unlike
 # Length histogram bins shared by every data set, so two data sets compare bin by bin: 20 ids wide
 # up to 1,000, then one bin for everything longer (offline corpus: median 175 ids, p99 915, max 2,474).
 LENGTH_BIN_WIDTH = 20
 LENGTH_BIN_LIMIT = 1000
 LENGTH_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-LABELS = (0, 1)
 # The training part of a data set: test reviews found in it are the train/test overlap.
 TRAINING_PART = ("train", "val")
 # The checks that stop the run, in the order they are reported.
@@ -57,8 +54,24 @@ class Finding(BaseModel):
     """One check's outcome: `error` stops the run, `warning` is logged and reported."""
 
     check: str
-    level: str  # "ok", "warning" or "error"
+    level: Literal["ok", "warning", "error"]
     message: str
+
+
+class DataCheckResult(BaseModel):
+    """What the check-data stage found, as the run's data_checks.json holds it: the data set's
+    statistics (`describe_dataset`), every check's finding, and drift against the champion's data
+    (None when not measured; `drift_reference` says against what, or why not)."""
+
+    statistics: dict
+    checks: list[Finding]
+    drift: dict | None
+    drift_reference: str
+
+    @property
+    def failed(self) -> list[Finding]:
+        """The findings that stop the run, in the order they are reported."""
+        return [finding for finding in self.checks if finding.level == "error"]
 
 
 class DataCheckFailed(DataError):
@@ -292,107 +305,7 @@ def run_checks(statistics: dict, config: DataCheckConfig) -> list[Finding]:
     ]
 
 
-# --- drift --------------------------------------------------------------------------------------
-
-
-def _total(statistics: dict, field: str) -> np.ndarray:
-    """A per-split count vector summed over every split."""
-    return np.sum([np.asarray(split[field], dtype=np.float64) for split in statistics["splits"].values()], axis=0)
-
-
-def _aligned(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    size = max(len(first), len(second))
-    return np.pad(first, (0, size - len(first))), np.pad(second, (0, size - len(second)))
-
-
-def _js_distance(first: np.ndarray, second: np.ndarray) -> float:
-    """Jensen-Shannon distance of two count vectors, base 2: 0 for the same distribution, 1 for disjoint ones."""
-    first, second = _aligned(first, second)
-    if not first.sum() or not second.sum():
-        return 1.0
-    from scipy.spatial.distance import jensenshannon  # on first use, not when the module loads
-
-    return float(jensenshannon(first, second, base=2))
-
-
-def _label_counts(statistics: dict) -> np.ndarray:
-    return np.array(
-        [sum(split["labels"].get(str(label), 0) for split in statistics["splits"].values()) for label in LABELS],
-        dtype=np.float64,
-    )
-
-
-def compare_statistics(reference: dict, current: dict, max_drift: float) -> dict:
-    """Drift of `current` against `reference` (two `describe_dataset` results, whole data sets):
-    Jensen-Shannon distances of the length histograms, of the token frequencies (word ids are
-    frequency ranks, so this compares vocabularies' shapes and OOV shares) and of the label balance,
-    plus the plain numbers behind them. `drifted` names every distance above `max_drift`.
-
-    Refuses statistics of another STATISTICS_VERSION (different bins would compare unlike with unlike).
-    """
-    versions = {reference.get("statistics_version"), current.get("statistics_version")}
-    if versions != {STATISTICS_VERSION}:
-        raise DataError(f"cannot compare data statistics of versions {sorted(map(str, versions))}")
-    distances = {
-        "length": _js_distance(_total(reference, "length_histogram"), _total(current, "length_histogram")),
-        "token_frequency": _js_distance(_total(reference, "token_counts"), _total(current, "token_counts")),
-        "label_balance": _js_distance(_label_counts(reference), _label_counts(current)),
-    }
-    return {
-        "reference_dataset_key": reference["dataset_key"],
-        "dataset_key": current["dataset_key"],
-        "distance": "Jensen-Shannon, base 2",
-        "distances": distances,
-        "max_drift": max_drift,
-        "drifted": [name for name, value in distances.items() if value > max_drift],
-        "positive_share": {"reference": _positive_share(reference), "current": _positive_share(current)},
-        "mean_length": {"reference": _mean_length(reference), "current": _mean_length(current)},
-        "oov_rate": {"reference": _oov_rate(reference), "current": _oov_rate(current)},
-    }
-
-
-def _positive_share(statistics: dict) -> float:
-    counts = _label_counts(statistics)
-    return float(counts[1] / counts.sum()) if counts.sum() else 0.0
-
-
-def _mean_length(statistics: dict) -> float:
-    splits = statistics["splits"].values()
-    return float(sum(s["length"]["mean"] * s["rows"] for s in splits) / max(sum(s["rows"] for s in splits), 1))
-
-
-def _oov_rate(statistics: dict) -> float:
-    counts = _total(statistics, "token_counts")
-    return float(counts[OOV_ID] / counts.sum()) if counts.sum() else 0.0
-
-
 # --- the stage ----------------------------------------------------------------------------------
-
-
-def run_statistics(run_uri: str) -> tuple[dict | None, str]:
-    """The statistics of the data set a published run trained on, and what they are (or why none)."""
-    uri = fs.join(run_uri, CHECKS_NAME)
-    if not fs.exists(uri):
-        return None, f"not measured: {run_uri} has no {CHECKS_NAME} (published before data checks)"
-    statistics = fs.read_json(uri)["statistics"]
-    return statistics, f"the training data of {run_uri} (data set {statistics['dataset_key']})"
-
-
-def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | None, str]:
-    """The statistics of the champion's data set when it was trained on another one, and why not
-    otherwise (no champion, the same data set, or a champion published before statistics existed)."""
-    record, _ = read_champion(storage_root)
-    if record is None:
-        return None, "no champion yet"
-    if record["dataset_key"] == dataset_key:
-        return None, "the champion was trained on this data set"
-    for uri in (
-        fs.join(record["run_uri"], CHECKS_NAME),
-        fs.join(storage_root, "data", record["dataset_key"], CHECKS_NAME),
-    ):
-        if fs.exists(uri):
-            return fs.read_json(uri)["statistics"], f"the champion's data set {record['dataset_key']}"
-    return None, f"the champion's data set {record['dataset_key']} has no {CHECKS_NAME}"
 
 
 def check_dataset(
@@ -401,7 +314,7 @@ def check_dataset(
     config: DataCheckConfig,
     reference: dict | None,
     reference_note: str,
-) -> dict:
+) -> DataCheckResult:
     """Statistics, every check's finding and drift against `reference` (None: not measured, for
     the reason in `reference_note`); writes the statistics beside the stored splits.
 
@@ -410,13 +323,7 @@ def check_dataset(
     statistics = describe_dataset(splits, dataset)
     _keep_beside_splits(dataset, statistics)
     findings = run_checks(statistics, config)
-    drift = (
-        compare_statistics(reference, statistics, config.max_drift)
-        if reference is not None and reference.get("statistics_version") == STATISTICS_VERSION
-        else None
-    )
-    if reference is not None and drift is None:
-        reference_note += f" has statistics of another version than {STATISTICS_VERSION}"
+    drift, reference_note = drift_against(reference, statistics, config.max_drift, reference_note)
     for finding in findings:
         if finding.level != "ok":
             log.log(
@@ -427,12 +334,7 @@ def check_dataset(
             )
     if drift and drift["drifted"]:
         log.warning("data drift against %s: %s", reference_note, _describe_drift(drift))
-    return {
-        "statistics": statistics,
-        "checks": [finding.model_dump() for finding in findings],
-        "drift": drift,
-        "drift_reference": reference_note,
-    }
+    return DataCheckResult(statistics=statistics, checks=findings, drift=drift, drift_reference=reference_note)
 
 
 def _describe_drift(drift: dict) -> str:
@@ -451,21 +353,21 @@ def _keep_beside_splits(dataset: DatasetInfo, statistics: dict) -> None:
         fs.write_json(uri, payload)
 
 
-def write_run_files(result: dict, run_dir: Path) -> None:
+def write_run_files(result: DataCheckResult, run_dir: Path) -> None:
     """The run's `data_checks.json` and its plots: review lengths per split, label balance."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    fs.write_json(str(run_dir / CHECKS_NAME), result)
-    plots.plot_lengths(result["statistics"], run_dir / LENGTHS_PLOT)
-    plots.plot_labels(result["statistics"], run_dir / LABELS_PLOT)
+    fs.write_json(str(run_dir / CHECKS_NAME), result.model_dump())
+    plots.plot_lengths(result.statistics, run_dir / LENGTHS_PLOT)
+    plots.plot_labels(result.statistics, run_dir / LABELS_PLOT)
 
 
-def raise_on_failed_checks(result: dict) -> None:
+def raise_on_failed_checks(result: DataCheckResult) -> None:
     """Raises DataCheckFailed naming the first failed check and its numbers, and the other failed ones."""
-    errors = [finding for finding in result["checks"] if finding["level"] == "error"]
+    errors = result.failed
     if errors:
-        others = ", ".join(error["check"] for error in errors[1:])
+        others = ", ".join(error.check for error in errors[1:])
         raise DataCheckFailed(
-            f"data check '{errors[0]['check']}' failed: {errors[0]['message']}"
+            f"data check '{errors[0].check}' failed: {errors[0].message}"
             + (f" (also failed: {others})" if others else "")
             + "; nothing was trained or published"
         )

@@ -1,4 +1,4 @@
-"""Reviews as word ids: the Keras imdb.npz loader, the offline corpus, and the train/val split.
+"""Reviews as word ids: the Keras imdb.npz loader and the offline corpus (tasks/data/split.py splits them).
 
 Reviews are ragged, so they are kept as one flat id array plus row offsets (`Reviews`): every
 operation here is vectorised numpy, never a Python loop over tokens.
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 PAD_ID = 0  # Keras convention: 0 pads, never a word
 START_ID = 1  # load_data(start_char=1) marks the start of every review
 OOV_ID = 2  # load_data(oov_char=2) replaces words outside the vocabulary
+LABELS = (0, 1)  # negative, positive: the only labels a review has
 INDEX_FROM = 3  # load_data(index_from=3): raw frequency rank r becomes id r + 3
 KERAS_SHUFFLE_SEED = 113  # load_data(seed=113) shuffles train and test with this fixed seed
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -144,7 +145,7 @@ def _checked_reviews(sequences: np.ndarray, labels: np.ndarray, name: str) -> Re
         raise DataError(f"split {name!r} is empty")
     if len(sequences) != len(labels):
         raise DataError(f"split {name!r} has {len(sequences)} reviews but {len(labels)} labels")
-    if labels.ndim != 1 or labels.dtype.kind not in "iub" or not np.isin(labels, (0, 1)).all():
+    if labels.ndim != 1 or labels.dtype.kind not in "iub" or not np.isin(labels, LABELS).all():
         raise DataError(f"labels of {name!r} must be integers 0 or 1")
     reviews = Reviews.from_lists(sequences, labels.astype(np.int8))
     if reviews.ids.size and reviews.ids.min() < 1:
@@ -243,7 +244,7 @@ def _file_identity(path: str | Path) -> tuple[str, int, int]:
 
 
 # One corpus in memory (word ids and texts, ~60 MB): the split and the vocabulary stages both read
-# it, and tokenising its 25,000 reviews a second time cost seconds.
+# it, and tokenising its 25,000 reviews is the slow part of reading it, not worth doing twice.
 @functools.lru_cache(maxsize=1)
 def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[Reviews, Reviews, dict[str, int]]:
     """Train and test reviews of the offline corpus with every word's rank (no `num_words` cut yet),
@@ -263,31 +264,3 @@ def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[
     train = _ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts)
     test = _ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts)
     return train, test, vocabulary
-
-
-def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
-    """Train and val parts as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
-    from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
-
-    if len(reviews) < 2:
-        raise DataError(f"cannot split {len(reviews)} review(s) into train and val")
-    try:
-        train_rows, val_rows = train_test_split(np.arange(len(reviews)), test_size=val_fraction, random_state=seed)
-    except ValueError as error:
-        raise DataError(f"cannot split {len(reviews)} reviews with val fraction {val_fraction} ({error})") from None
-    return reviews.take(train_rows), reviews.take(val_rows)
-
-
-def load_reviews(kind: str, path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
-    """Train and test reviews of a resolved source: an imdb.npz, or the offline corpus CSV."""
-    if kind == "offline":
-        return load_offline_reviews(path, num_words)
-    return load_keras_npz(path, num_words)
-
-
-def split_source(kind: str, path: str | Path, num_words: int, val_fraction: float, seed: int) -> dict[str, Reviews]:
-    """The train, val and test reviews of a source: its training part split as the recipe does."""
-    train_part, test = load_reviews(kind, path, num_words)
-    train, val = split_reviews(train_part, val_fraction, seed)
-    log.info("split: %d train / %d val / %d test reviews", len(train), len(val), len(test))
-    return {"train": train, "val": val, "test": test}

@@ -9,8 +9,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
-from tasks.data import checks, corpus, sources, store, vocabulary
+from tasks.data import checks, corpus, drift, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
+from tasks.data.split import split_source
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
@@ -58,7 +59,7 @@ def _split_cache_key(context, parameters: dict) -> str:
 
 @task(name="split", cache_key_fn=_split_cache_key)
 def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, corpus.Reviews]:
-    return corpus.split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
+    return split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
 
 
 def _store_cache_key(context, parameters: dict) -> str:
@@ -88,10 +89,10 @@ def check_data(
     config: DataCheckConfig,
     storage_config: StorageConfig,
     run_dir: Path,
-) -> dict:
+) -> checks.DataCheckResult:
     """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
     run; never cached: a reused data set folder is checked again."""
-    reference, note = checks.champion_statistics(storage_config.root, dataset.key)
+    reference, note = drift.champion_statistics(storage_config.root, dataset.key)
     result = checks.check_dataset(splits, dataset, config, reference, note)
     ui.show_data_checks(result, dataset.key)
     checks.raise_on_failed_checks(result)
@@ -106,4 +107,4 @@ def _baseline_cache_key(context, parameters: dict) -> str:
 @task(name="baseline", cache_key_fn=_baseline_cache_key)
 def fit_baseline(dataset: store.DatasetInfo) -> dict:
     """The bag-of-words logistic regression every variant is judged against."""
-    return baseline.fit_baseline(dataset)
+    return baseline.fit_bag_of_words(dataset)

@@ -22,12 +22,17 @@ from tasks.data.corpus import PAD_ID, Reviews
 from tasks.data.vocabulary import Vocabulary, store_vocabulary
 from tasks.errors import DataError
 from tasks.storage import fs
+from tasks.storage.layout import dataset_uri, split_name
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 DATASET_FORMAT = 2  # bump when the stored layout changes, so old folders are not reused
+# The key of the pipeline's own schema metadata in every Parquet file it writes (the stored splits,
+# and batch scoring's predictions), so a file explains itself.
 METADATA_KEY = b"imdb_rnn_pipeline"
+# A stored split's columns: the padded ids, the 0/1 label, and the raw text where the source has it.
+TOKENS_COLUMN, LABEL_COLUMN, TEXT_COLUMN = "tokens", "label", "review"
 
 
 class DatasetInfo(BaseModel):
@@ -90,11 +95,11 @@ def to_table(tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: np.n
     maxlen = tokens.shape[1]
     flat = pa.array(np.ascontiguousarray(tokens, dtype=np.int32).reshape(-1))
     columns = {
-        "tokens": pa.FixedSizeListArray.from_arrays(flat, maxlen),
-        "label": pa.array(np.asarray(labels, dtype=np.int8)),
+        TOKENS_COLUMN: pa.FixedSizeListArray.from_arrays(flat, maxlen),
+        LABEL_COLUMN: pa.array(np.asarray(labels, dtype=np.int8)),
     }
     if texts is not None:
-        columns["review"] = pa.array(texts, type=pa.string())
+        columns[TEXT_COLUMN] = pa.array(texts, type=pa.string())
     table = pa.table(columns)
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
 
@@ -118,19 +123,19 @@ def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray
     except pa.ArrowException as error:
         raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
     raw_metadata = (table.schema.metadata or {}).get(METADATA_KEY)
-    if raw_metadata is None or {"tokens", "label"} - set(table.column_names):
+    if raw_metadata is None or {TOKENS_COLUMN, LABEL_COLUMN} - set(table.column_names):
         raise DataError(f"{uri}: not a split written by this pipeline (columns {table.column_names})")
     metadata = json.loads(raw_metadata)
-    column_type = table.schema.field("tokens").type
+    column_type = table.schema.field(TOKENS_COLUMN).type
     if not pa.types.is_fixed_size_list(column_type) or column_type.list_size != metadata.get("maxlen"):
-        raise DataError(f"{uri}: tokens column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
+        raise DataError(f"{uri}: {TOKENS_COLUMN} column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
     if expected_maxlen is not None and column_type.list_size != expected_maxlen:
         raise DataError(f"{uri}: {column_type.list_size} tokens per review, but maxlen {expected_maxlen} is expected")
-    rows = table.column("tokens").combine_chunks()
+    rows = table.column(TOKENS_COLUMN).combine_chunks()
     if rows.null_count:
-        raise DataError(f"{uri}: column 'tokens' has {rows.null_count} null rows")
-    flat = _integers(uri, "tokens", rows.flatten(), np.int32)
-    labels = _integers(uri, "label", table.column("label").combine_chunks(), np.int8)
+        raise DataError(f"{uri}: column '{TOKENS_COLUMN}' has {rows.null_count} null rows")
+    flat = _integers(uri, TOKENS_COLUMN, rows.flatten(), np.int32)
+    labels = _integers(uri, LABEL_COLUMN, table.column(LABEL_COLUMN).combine_chunks(), np.int8)
     return flat.reshape(table.num_rows, column_type.list_size), labels, metadata
 
 
@@ -157,8 +162,8 @@ def store_dataset(
     """
     padded = {name: (pad_reviews(splits[name], maxlen), splits[name].labels) for name in SPLITS}
     key = dataset_key(metadata, content_digest(padded))
-    folder = fs.join(storage_root, "data", key)
-    uris = {name: fs.join(folder, f"{name}.parquet") for name in SPLITS}
+    folder = dataset_uri(storage_root, key)
+    uris = {name: fs.join(folder, split_name(name)) for name in SPLITS}
     if all(fs.exists(uri) for uri in uris.values()):
         log.info("data set %s already stored at %s; reusing it", key, folder)
     else:

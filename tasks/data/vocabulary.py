@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from tasks.data import corpus
 from tasks.errors import DataError
 from tasks.storage import fs
+from tasks.storage.layout import VOCABULARY_NAME
 
-VOCABULARY_NAME = "vocabulary.json"
 VOCABULARY_FORMAT = 1  # bump when the file's layout changes
 LINE_BREAK = "<br />"  # IMDB's HTML line break, removed before tokenising
 # A review's tail of this many characters per id usually holds maxlen known words (IMDB averages

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 from tasks.errors import PipelineError, WriteConflict
 from tasks.registry import history, publishing
-from tasks.registry.gate import champion_uri, read_champion
+from tasks.registry.gate import read_champion
 from tasks.storage import fs
+from tasks.storage.layout import CHAMPION_NAME, champion_uri
 
 
 def _label(record: dict) -> str:
@@ -38,7 +39,7 @@ def _replace(storage_root: str, record: dict, version: str | None) -> None:
         fs.write_if_unchanged(champion_uri(storage_root), fs.json_bytes(record), version)
     except WriteConflict:
         raise PipelineError(
-            "champion.json changed while this command ran (a run promoted): nothing changed; run it again"
+            f"{CHAMPION_NAME} changed while this command ran (a run promoted): nothing changed; run it again"
         ) from None
 
 

@@ -13,14 +13,12 @@ import logging
 import numpy as np
 import pyarrow.parquet as pq
 
-from tasks.data.store import DatasetInfo
+from tasks.data.store import LABEL_COLUMN, TEXT_COLUMN, DatasetInfo
 from tasks.data.vocabulary import TextEncoder, parse_vocabulary
 from tasks.storage import fs
 from tasks.training import evaluation
 
 log = logging.getLogger(__name__)
-
-TEXT_COLUMN = "review"  # where store.store_dataset keeps a review's raw text
 
 
 def test_texts(dataset: DatasetInfo) -> tuple[list[str], np.ndarray] | None:
@@ -28,7 +26,7 @@ def test_texts(dataset: DatasetInfo) -> tuple[list[str], np.ndarray] | None:
     table = pq.read_table(io.BytesIO(fs.read_bytes(dataset.split_uris["test"])))
     if TEXT_COLUMN not in table.column_names:
         return None
-    return table.column(TEXT_COLUMN).to_pylist(), table.column("label").to_numpy()
+    return table.column(TEXT_COLUMN).to_pylist(), table.column(LABEL_COLUMN).to_numpy()
 
 
 def score_across(champion: dict, candidate_model: str, dataset: DatasetInfo) -> tuple[dict, dict] | None:

@@ -24,16 +24,14 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from tasks.config import ChampionConfig
-from tasks.data.vocabulary import VOCABULARY_NAME
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import history, publishing
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME, VOCABULARY_NAME, champion_uri, decision_uri, variant_file
 from tasks.training.guard import is_unfit
 
 log = logging.getLogger(__name__)
 
-CHAMPION_NAME = "champion.json"
-DECISIONS_FOLDER = "champion-decisions"
 # Each lost race means another run promoted in between; a few rounds settle any realistic overlap.
 PROMOTE_ATTEMPTS = 5
 LOWER_IS_BETTER = frozenset({"loss"})
@@ -66,10 +64,6 @@ def pick_candidate(variants: dict[str, dict], metric: str, stall_margin: float) 
         if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
             best = name
     return best
-
-
-def champion_uri(storage_root: str) -> str:
-    return fs.join(storage_root, CHAMPION_NAME)
 
 
 def read_champion(storage_root: str) -> tuple[dict | None, str | None]:
@@ -284,7 +278,7 @@ def _champion_record(
         "run_id": run_id,
         "run_uri": run_uri,
         "variant": variant,
-        "model_uri": fs.join(run_uri, variant, "model.keras"),
+        "model_uri": fs.join(run_uri, variant_file(variant, MODEL_NAME)),
         "vocabulary_uri": None if vocabulary is None else fs.join(run_uri, VOCABULARY_NAME),
         "vocabulary_sha256": None if vocabulary is None else vocabulary["sha256"],
         "metric": metric,
@@ -297,7 +291,7 @@ def _champion_record(
 
 def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Decision, promoted: bool) -> str:
     """Keeps a run's final verdict (also a lost race) beside the champion: written once per run."""
-    uri = fs.join(storage_root, DECISIONS_FOLDER, f"{run_id}.json")
+    uri = decision_uri(storage_root, run_id)
     previous = decision.champion
     fs.write_json(
         uri,

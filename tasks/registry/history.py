@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tasks.storage import fs
+from tasks.storage.layout import history_uri
 
-HISTORY_FOLDER = "champion-history"
 ACTIONS = ("promote", "rollback", "pin", "unpin")
 
 
@@ -46,14 +46,14 @@ def record_change(
         "reason": reason,
         "command": command or current_command(),
     }
-    uri = fs.join(storage_root, HISTORY_FOLDER, name)
+    uri = fs.join(history_uri(storage_root), name)
     fs.write_json(uri, entry, create_only=True)
     return uri
 
 
 def read_history(storage_root: str) -> list[dict]:
     """Every recorded change, oldest first; empty when there is none."""
-    folder = fs.join(storage_root, HISTORY_FOLDER)
+    folder = history_uri(storage_root)
     if not fs.exists(folder):
         return []
     filesystem, path = fs.filesystem(folder)

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tasks.registry.publishing import MANIFEST_NAME, list_runs
+from tasks.registry.publishing import list_runs
 from tasks.storage import fs
+from tasks.storage.layout import MANIFEST_NAME, TRAINING_SCRATCH_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -78,5 +79,5 @@ def _scratch_folders(work_dir: Path) -> list[Path]:
     if not work_dir.is_dir():
         return []
     runs = [path for path in work_dir.iterdir() if path.is_dir() and RUN_ID.match(path.name)]
-    training = work_dir / "training"
+    training = work_dir / TRAINING_SCRATCH_FOLDER
     return sorted(runs) + (sorted(path for path in training.iterdir() if path.is_dir()) if training.is_dir() else [])

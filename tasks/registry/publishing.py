@@ -15,15 +15,11 @@ from pathlib import Path
 from tasks.errors import ObjectExists
 from tasks.reporting.report import package_versions
 from tasks.storage import fs
+from tasks.storage.layout import MANIFEST_NAME, runs_uri
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
-
-
-def run_uri(storage_root: str, run_id: str) -> str:
-    return fs.join(storage_root, "runs", run_id)
 
 
 def run_details(run_id: str, config: dict, source: dict, dataset_key: str, dataset_uri: str) -> dict:
@@ -117,7 +113,7 @@ def _publish_file(path: Path, uri: str, entry: dict) -> str:
 def list_runs(storage_root: str) -> list[dict]:
     """Every folder under `<storage_root>/runs/`, oldest first, each marked complete (has a
     manifest) or not; an incomplete folder is an interrupted publish, never a run to use."""
-    runs_root = fs.join(storage_root, "runs")
+    runs_root = runs_uri(storage_root)
     return [
         {
             "run_id": name,

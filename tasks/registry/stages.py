@@ -10,12 +10,14 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.config import ChampionConfig, StorageConfig
 from tasks.data import store, vocabulary
+from tasks.data.checks import DataCheckResult
 from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
 from tasks.reporting import report
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
+from tasks.storage import layout
 
 PUBLISH_RETRY_DELAYS = [5.0, 30.0]  # seconds: a storage hiccup heals; a retry resumes the upload
 
@@ -35,7 +37,7 @@ def judge_champion(
     def score_across(held: dict, candidate: str) -> tuple[dict, dict] | None:
         if run_dir is None or config.promote == "never":
             return None
-        return cross_gate.score_across(held, str(run_dir / candidate / "model.keras"), dataset)
+        return cross_gate.score_across(held, str(run_dir / layout.variant_file(candidate, layout.MODEL_NAME)), dataset)
 
     return gate.judge(variants, dataset.key, storage_config.root, config, stall_margin, score_across)
 
@@ -50,7 +52,7 @@ def write_report(
     variants: dict[str, dict],
     baseline_result: dict,
     decision: gate.Decision,
-    data_result: dict | None = None,
+    data_result: DataCheckResult | None = None,
 ) -> None:
     facts = report.RunFacts(
         run_id=run_id,
@@ -60,7 +62,7 @@ def write_report(
         variants=variants,
         baseline=baseline_result,
         decision=decision.model_dump(),
-        data_checks=data_result,
+        data_checks=None if data_result is None else data_result.model_dump(),  # as data_checks.json holds it
     )
     report.write_run_files(run_dir, facts)
     vocabulary.copy_into_run(dataset.uri, run_dir)  # a run folder scores raw text on its own
@@ -74,7 +76,7 @@ def write_report(
     cache_policy=NO_CACHE,
 )
 def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
-    destination = publishing.run_uri(storage_config.root, run_id)
+    destination = layout.run_uri(storage_config.root, run_id)
     try:
         publishing.publish_run(run_dir, destination, details)
     except StorageError as error:
@@ -104,7 +106,7 @@ def promote(
         decision, run_uri, run_id, dataset.key, variants, storage_config.root, config, stall_margin
     )
     if record:
-        ui.announce_promotion(record, gate.champion_uri(storage_config.root), config.metric, decision.reason)
+        ui.announce_promotion(record, layout.champion_uri(storage_config.root), config.metric, decision.reason)
     return decision
 
 

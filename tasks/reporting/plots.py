@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tasks.data.store import SPLITS
+from tasks.storage.layout import CURVE_PLOTS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -33,9 +34,9 @@ def plot_curve(history: dict, metric: str, path: Path) -> Path:
 
 
 def plot_history(history: dict, folder: Path) -> dict:
-    """loss.png and accuracy.png of a variant's history in `folder`; returns the history."""
-    for metric in ("loss", "accuracy"):
-        plot_curve(history, metric, Path(folder) / f"{metric}.png")
+    """The loss and accuracy plots of a variant's history in `folder`; returns the history."""
+    for metric, name in CURVE_PLOTS.items():
+        plot_curve(history, metric, Path(folder) / name)
     return history
 
 

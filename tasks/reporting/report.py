@@ -11,6 +11,22 @@ from pathlib import Path
 import numpy as np
 
 from tasks.storage import fs
+from tasks.storage.layout import (
+    CHAMPION_NAME,
+    CHECKS_NAME,
+    COMPARISON_PLOT,
+    CURVE_PLOTS,
+    LABELS_PLOT,
+    LENGTHS_PLOT,
+    MANIFEST_NAME,
+    METRICS_NAME,
+    MODEL_CARD_NAME,
+    MODEL_NAME,
+    REPORT_NAME,
+    SWEEP_PLOT,
+    VOCABULARY_NAME,
+    variant_file,
+)
 from tasks.training.variants import VARIANTS
 
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
@@ -185,21 +201,20 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
 def published_files(variants: dict[str, dict]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
     files = {
-        "manifest": "manifest.json",
-        "report": "report.md",
-        "model card": "model_card.md",
-        "comparison plot": "comparison.png",
-        "data checks": "data_checks.json",
-        "review length plot": "data_lengths.png",
-        "label balance plot": "data_labels.png",
+        "manifest": MANIFEST_NAME,
+        "report": REPORT_NAME,
+        "model card": MODEL_CARD_NAME,
+        "comparison plot": COMPARISON_PLOT,
+        "data checks": CHECKS_NAME,
+        "review length plot": LENGTHS_PLOT,
+        "label balance plot": LABELS_PLOT,
     }
     if any(result.get("sweep") for result in variants.values()):
-        files["sweep plot"] = "sweep.png"
+        files["sweep plot"] = SWEEP_PLOT
     for name in variants:
         files |= {
-            f"{name} model": f"{name}/model.keras",
-            f"{name} loss plot": f"{name}/loss.png",
-            f"{name} accuracy plot": f"{name}/accuracy.png",
+            f"{name} model": variant_file(name, MODEL_NAME),
+            **{f"{name} {metric} plot": variant_file(name, plot) for metric, plot in CURVE_PLOTS.items()},
         }
     return files
 
@@ -298,10 +313,14 @@ def render_report(facts: RunFacts) -> str:
         *sweep_blocks(variants),
         "## Champion",
         f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
-        f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
+        f"({decision['reason']}). {CHAMPION_NAME} is replaced only after this run's manifest verifies.",
         "## Learning curves",
-        "![comparison](comparison.png)",
-        *(f"### {name}\n\n![loss]({name}/loss.png) ![accuracy]({name}/accuracy.png)" for name in variants),
+        f"![comparison]({COMPARISON_PLOT})",
+        *(
+            f"### {name}\n\n"
+            + " ".join(f"![{metric}]({variant_file(name, plot)})" for metric, plot in CURVE_PLOTS.items())
+            for name in variants
+        ),
         "## Parameters",
         "```json\n" + fs.json_bytes(config).decode() + "```",
         "## Versions",
@@ -386,7 +405,7 @@ def sweep_blocks(variants: dict[str, dict]) -> list[str]:
         "Published points:",
         chosen,
         markdown_table(sweep_rows(variants), SWEEP_COLUMNS),
-        "![sweep](sweep.png)",
+        f"![sweep]({SWEEP_PLOT})",
     ]
 
 
@@ -420,7 +439,7 @@ def guard_rule(training: dict, baseline: dict) -> str:
 def model_list(variants: dict[str, dict], maxlen: int) -> str:
     """One line per published model: its file, its variant's description, size, input and output."""
     return "\n".join(
-        f"- `{name}/model.keras`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
+        f"- `{variant_file(name, MODEL_NAME)}`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
         f"input {maxlen} word ids (int), output the probability that the review is positive"
         for name, result in variants.items()
     )
@@ -439,7 +458,7 @@ def data_caveats(data_checks: dict | None) -> list[str]:
     if drift and drift["drifted"]:
         lines.append(
             f"- drift against {data_checks['drift_reference']}: {', '.join(drift['drifted'])} above "
-            f"{drift['max_drift']:g} (see report.md)"
+            f"{drift['max_drift']:g} (see {REPORT_NAME})"
         )
     return lines
 
@@ -458,7 +477,7 @@ def raw_text_note(dataset: dict, offline: bool) -> str:
         "raw text with its word index differs from the stored ids for some reviews"
     )
     return (
-        "Raw text is encoded with `vocabulary.json` in this run (the word -> rank map and the tokenizer spec: "
+        f"Raw text is encoded with `{VOCABULARY_NAME}` in this run (the word -> rank map and the tokenizer spec: "
         "lowercasing, `<br />` removal, token pattern, pad/start/oov ids, index_from, num_words, maxlen, front "
         f'padding and truncation); {exactness}. `make predict TEXT="..."` and `make score INPUT=...` do it for you.'
     )
@@ -513,7 +532,7 @@ def render_model_card(facts: RunFacts) -> str:
         "## How to score",
         "```python\n"
         "import keras\n"
-        'model = keras.models.load_model("embedding/model.keras", safe_mode=True)'
+        f'model = keras.models.load_model("{variant_file("embedding", MODEL_NAME)}", safe_mode=True)'
         "  # or tasks.training.evaluation.load_model(uri)\n"
         "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
         f"{data['maxlen']}) in this data set's id scheme\n"
@@ -549,9 +568,9 @@ def run_metrics(variants: dict[str, dict], baseline: dict) -> dict[str, dict]:
 def write_run_files(run_dir: Path, facts: RunFacts) -> None:
     """The run-level `metrics.json` (every variant's and the baseline's metrics), `report.md` and
     `model_card.md`."""
-    fs.write_json(str(run_dir / "metrics.json"), run_metrics(facts.variants, facts.baseline))
-    (run_dir / "report.md").write_text(render_report(facts))
-    (run_dir / "model_card.md").write_text(render_model_card(facts))
+    fs.write_json(str(run_dir / METRICS_NAME), run_metrics(facts.variants, facts.baseline))
+    (run_dir / REPORT_NAME).write_text(render_report(facts))
+    (run_dir / MODEL_CARD_NAME).write_text(render_model_card(facts))
 
 
 DATA_COLUMNS = (
@@ -629,5 +648,5 @@ def render_data_section(data_checks: dict, with_plots: bool = True) -> str:
     else:
         lines.append(f"Drift against the champion's data: not measured ({data_checks['drift_reference']}).")
     if with_plots:
-        lines.append("![review lengths](data_lengths.png) ![label balance](data_labels.png)")
+        lines.append(f"![review lengths]({LENGTHS_PLOT}) ![label balance]({LABELS_PLOT})")
     return "\n\n".join(lines)

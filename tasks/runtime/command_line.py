@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 from tasks.errors import PipelineError
@@ -19,15 +18,15 @@ Result = TypeVar("Result")
 
 
 def run_flow(
-    call: Callable[[], Result], prefect_home: Path, s3_endpoint_url: str | None, warm_up: Sequence[str] = ()
+    call: Callable[[], Result], s3_endpoint_url: str | None, warm_up: Sequence[str] = ()
 ) -> tuple[int, Result | None]:
-    """Runs `call` (a flow) with Prefect's state in `prefect_home` unless configured otherwise;
-    returns (0, its result), or an exit status after printing one `error:` line on stderr: 1 for a
-    failure, 128 + the signal's number for SIGTERM or SIGINT.
+    """Runs `call` (a flow) with the project's Prefect settings (tasks/runtime/environment.py) unless
+    configured otherwise; returns (0, its result), or an exit status after printing one `error:` line
+    on stderr: 1 for a failure, 128 + the signal's number for SIGTERM or SIGINT.
 
     Without a configured server, a temporary one starts first; the modules named in `warm_up`
     (libraries the stages import on first use) are imported while it starts."""
-    set_prefect_defaults(prefect_home)
+    set_prefect_defaults()
     reload_prefect_settings()
     use_s3_endpoint(s3_endpoint_url)
     try:

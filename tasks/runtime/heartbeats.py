@@ -1,7 +1,8 @@
 """Flow runs whose process died without a word (SIGKILL, an out-of-memory kill, a lost machine) are
-marked Crashed by Prefect itself: every run sends a heartbeat event (PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-set by `environment.set_prefect_defaults`), and a proactive automation crashes a flow run that
-has sent one but then, within MISSED_HEARTBEATS periods, neither another nor a final state.
+marked Crashed by Prefect itself: every run sends a heartbeat event every HEARTBEAT_SECONDS
+(PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set by `environment.set_prefect_defaults`), and a proactive
+automation crashes a flow run that has sent one but then, within MISSED_HEARTBEATS periods, neither
+another nor a final state.
 
 `python -m tasks.runtime.heartbeats` creates the automation on the configured server (`make
 deploy` does); every run also makes sure it exists when it starts.
@@ -17,10 +18,11 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
+from tasks.runtime.environment import HEARTBEAT_SECONDS
+
 log = logging.getLogger(__name__)
 
 AUTOMATION_NAME = "imdb-rnn-pipeline: crash flow runs without heartbeats"
-HEARTBEAT_SECONDS = 30  # Prefect's shortest heartbeat period
 # Three missed heartbeats: one late event (a busy server, a long garbage collection) is not a death.
 MISSED_HEARTBEATS = 3
 FINAL_STATES = ("Completed", "Failed", "Cancelled", "Crashed")

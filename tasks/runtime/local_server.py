@@ -2,10 +2,10 @@
 
 Without `PREFECT_API_URL`, Prefect starts the same server (uvicorn serving Prefect's API app, no
 UI) the first time a flow needs it, after the flow's module and Prefect's server package are
-imported; on 2 cores it then keeps the run waiting 4 s, or 15 s on a fresh `PREFECT_HOME` while its
-database is created. Started here first, it comes up on the other core while this process imports
-and prepares, and this process never imports Prefect's server package (3 s). The run then uses it
-through `PREFECT_API_URL`, as it would use a long-running server.
+imported; the run then waits for it, longer on a fresh `PREFECT_HOME` while its database is
+created. Started here first, it comes up on another core while this process imports and prepares,
+and this process never imports Prefect's server package (a heavy import). The run then uses it
+through `PREFECT_API_URL`, as it would use a long-running server (BENCHMARKS.md has the timings).
 """
 
 from __future__ import annotations
@@ -28,10 +28,16 @@ from tasks.runtime.parent_death import death_signal_setter
 HEALTH_POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 5.0
 DRAIN_TIMEOUT_SECONDS = 10.0  # for the logs and events still on their way to the server
-# What Prefect's own temporary server is told (API only, services of an ephemeral server), and one
-# thing more: no registering of every installed block type in a fresh database (3 s of a 14 s cold
-# start here). That catalog is for the UI, which this server does not serve; a block the run saves
-# registers its own type, and `make server` registers them all when it starts.
+# Prefect has no public API to start its API-only server: `prefect server start` also serves the UI
+# and runs the long-running services, and the class Prefect starts its own temporary server with
+# (SubprocessASGIServer) is internal. So the server is started as that class does: uvicorn serving
+# this app factory, told what Prefect tells it (API only, services of an ephemeral server; the
+# PREFECT__ settings are Prefect's private ones), and one thing more: no registering of every
+# installed block type in a fresh database (a sizeable share of a cold start). That catalog is for
+# the UI, which this server does not serve; a block the run saves registers its own type, and `make
+# server` registers them all when it starts. tests/unit/test_prefect_internals.py fails when Prefect
+# changes the factory, those settings or the way it starts its own server.
+SERVER_APP = "prefect.server.api.server:create_app"
 SERVER_ENVIRONMENT = {
     "PREFECT_UI_ENABLED": "0",
     "PREFECT__SERVER_EPHEMERAL": "1",
@@ -88,7 +94,7 @@ class LocalServer:
             "--app-dir",
             str(Path(prefect.__file__).parent.parent),
             "--factory",
-            "prefect.server.api.server:create_app",
+            SERVER_APP,
             "--host",
             "127.0.0.1",
             "--port",

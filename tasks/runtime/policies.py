@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect.filesystems import RemoteFileSystem
 
-from tasks.storage import fs
+from tasks.storage import fs, layout
 
 
 def retry_when(should_retry: Callable[[Exception], bool]) -> Callable[..., bool]:
@@ -30,7 +30,7 @@ def cache_options(storage_root: str, refresh: bool) -> dict[str, Any]:
 
     A local root is used as a path; an S3 root needs a saved RemoteFileSystem block, named after it.
     """
-    location = fs.join(storage_root, "cache", "prefect")
+    location = layout.prefect_cache_uri(storage_root)
     result_storage: Path | RemoteFileSystem
     if fs.is_local(location):
         result_storage = Path(fs.filesystem(location)[1])

@@ -10,6 +10,11 @@ from prefect import get_run_logger
 from tasks.errors import PipelineError
 
 LIBRARY_LOGGER = "tasks"  # the plain modules log under tasks.*; Prefect shows these in run logs
+# The logger Prefect's logging configuration (prefect/logging/logging.yml) gives the run-log handler
+# for PREFECT_LOGGING_EXTRA_LOGGERS. Not a documented API, but that setting is read only when Prefect
+# is imported and there is no public call to add a logger later; tests/unit/test_prefect_internals.py
+# fails when Prefect renames it or takes its handler away.
+EXTRA_LOGGER = "prefect.extra"
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")  # where Prefect reports a failed run
 
 
@@ -37,7 +42,7 @@ def configure_run_logging() -> None:
     """
     library = logging.getLogger(LIBRARY_LOGGER)
     library.setLevel(logging.INFO)
-    for handler in logging.getLogger("prefect.extra").handlers:
+    for handler in logging.getLogger(EXTRA_LOGGER).handlers:
         if handler not in library.handlers:
             library.addHandler(handler)
     for name in RUN_LOGGERS:

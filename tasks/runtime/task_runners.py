@@ -80,7 +80,11 @@ def _forget_earlier_prefect_servers() -> None:
     events, concurrency slots) keep the client of the first API they used; a worker outlives runs,
     and a run without a configured server has a temporary one on a new port each time, so its
     task runs would reach the previous, stopped server. Forgetting them makes the next use start
-    them afresh with this run's settings, as Prefect does itself in a forked process."""
+    them afresh with this run's settings, as Prefect does itself in a forked process.
+
+    Prefect has no public call for this: `reset_instances_for_fork` of its internal service base is
+    what its own fork handler calls. Draining (the public `drain_all`) would not do: it sends what is
+    queued to the stopped server first. tests/unit/test_prefect_internals.py fails when it changes."""
     from prefect._internal.concurrency.services import _QueueServiceBase
 
     _QueueServiceBase.reset_instances_for_fork()

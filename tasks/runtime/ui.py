@@ -25,9 +25,10 @@ from prefect.events import emit_event
 from prefect.runtime import flow_run as current_flow_run
 
 from tasks.config import ModelConfig
-from tasks.registry import publishing
+from tasks.data.checks import DataCheckResult
 from tasks.reporting import plots, report
 from tasks.storage import fs
+from tasks.storage.layout import CURVE_PLOTS, MANIFEST_NAME, REPORT_NAME
 
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
@@ -101,19 +102,18 @@ def _curves_markdown(history: dict) -> str:
     with tempfile.TemporaryDirectory() as folder:
         plots.plot_history(history, Path(folder))
         return " ".join(
-            f"![{metric}]({_data_uri((Path(folder) / f'{metric}.png').read_bytes())})"
-            for metric in ("loss", "accuracy")
+            f"![{metric}]({_data_uri((Path(folder) / name).read_bytes())})" for metric, name in CURVE_PLOTS.items()
         )
 
 
-def show_data_checks(result: dict, dataset_key: str) -> None:
+def show_data_checks(result: DataCheckResult, dataset_key: str) -> None:
     """The data set's statistics and checks as an artifact; the drift event when it drifted."""
     create_markdown_artifact(
-        report.render_data_section(result, with_plots=False),
+        report.render_data_section(result.model_dump(), with_plots=False),
         key=artifact_key("data-checks"),
         description=f"statistics and checks of data set {dataset_key}",
     )
-    drift = result["drift"]
+    drift = result.drift
     if drift and drift["drifted"]:
         announce_drift(drift, f"imdb-rnn-pipeline.dataset.{dataset_key}", f"data set {dataset_key}")
 
@@ -144,7 +144,7 @@ def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, cha
     """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
     baseline), and one artifact listing the run's files with links."""
     files = report.published_files(variants)
-    markdown = fs.read_bytes(fs.join(run_uri, "report.md")).decode()
+    markdown = fs.read_bytes(fs.join(run_uri, REPORT_NAME)).decode()
     for path in files.values():
         if path.endswith(".png"):
             markdown = markdown.replace(f"]({path})", f"]({_data_uri(fs.read_bytes(fs.join(run_uri, path)))})")
@@ -162,16 +162,16 @@ def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, cha
 def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
     """The run's files with their sizes and links: presigned on S3; a path to copy for local
     storage, since a browser does not follow file:// links from an http page."""
-    manifest = fs.read_bytes(fs.join(run_uri, publishing.MANIFEST_NAME))
+    manifest = fs.read_bytes(fs.join(run_uri, MANIFEST_NAME))
     sizes = {entry["path"]: entry["bytes"] for entry in json.loads(manifest)["files"]}
-    sizes[publishing.MANIFEST_NAME] = len(manifest)
+    sizes[MANIFEST_NAME] = len(manifest)
     rows = []
     for label, path in files.items():
         url = fs.browsable_url(fs.join(run_uri, path))
         link = f"[{path}]({url})" if url.startswith(("http://", "https://")) else f"`{url.removeprefix('file://')}`"
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
     return (
-        f"Run `{run_uri}`: `{publishing.MANIFEST_NAME}` lists every file with its sha256; "
+        f"Run `{run_uri}`: `{MANIFEST_NAME}` lists every file with its sha256; "
         f"`make verify RUN={run_uri}` checks them.\n\n" + report.markdown_table(rows, ("file", "size", "link")) + "\n"
     )
 

@@ -22,11 +22,13 @@ import pyarrow.parquet as pq
 from pyarrow import csv as pa_csv
 from pyarrow import json as pa_json
 
-from tasks.data import checks
+from tasks.data import checks, drift
+from tasks.data.store import METADATA_KEY
 from tasks.errors import DataError
 from tasks.registry import publishing
 from tasks.scoring.scorer import NEGATIVE, POSITIVE, ScoringModel, score_texts
 from tasks.storage import fs
+from tasks.storage.layout import PREDICTIONS_NAME, SUMMARY_NAME, predictions_uri
 from tasks.training.evaluation import THRESHOLD, classification_metrics
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "js
 TEXT_COLUMNS = ("review", "text")  # looked for in this order when no --text-column is given
 LABEL_COLUMN = "label"  # when present (0/1), the summary reports accuracy and ROC AUC
 # Rows encoded and scored at once: large enough that Keras' per-call overhead vanishes, small enough
-# that the progress moves every second or two.
+# that the progress moves often on a large input.
 BATCH_ROWS = 8192
 # Drift needs enough reviews that sampling alone stays under the threshold: random batches of the
 # offline test split against its training split reach a length distance of 0.17 at 500 reviews,
@@ -43,9 +45,6 @@ BATCH_ROWS = 8192
 # sample describes the batch as well and costs a fixed time.
 MIN_DRIFT_ROWS = 2000
 DRIFT_SAMPLE_ROWS = 5000
-PREDICTIONS_NAME = "predictions.parquet"
-SUMMARY_NAME = "summary.json"
-METADATA_KEY = b"imdb_rnn_pipeline"
 
 
 @dataclass(frozen=True)
@@ -166,11 +165,7 @@ def write_predictions(local_dir: Path, table: pa.Table, summary: dict) -> None:
     (local_dir / SUMMARY_NAME).write_bytes(fs.json_bytes(summary))
 
 
-def predictions_uri(storage_root: str, batch_id: str) -> str:
-    return fs.join(storage_root, "predictions", batch_id)
-
-
-def publish_predictions(local_dir: Path, storage_root: str, batch_id: str, details: dict) -> str:
+def publish_batch(local_dir: Path, storage_root: str, batch_id: str, details: dict) -> str:
     """Uploads the batch create-only and verified, the manifest last; returns the batch's URI."""
     destination = predictions_uri(storage_root, batch_id)
     publishing.publish_run(local_dir, destination, {"run_id": batch_id, **details})
@@ -228,5 +223,5 @@ def batch_drift(scoring: ScoringModel, texts: list[str], probabilities: np.ndarr
         spec.num_words,
         batch_key=reference.batch_key,
     )
-    drift = checks.compare_statistics(reference.statistics, current, reference.max_drift)
-    return {"drift": {**drift, "described_rows": len(rows)}, "drift_reference": reference.note}
+    measured = drift.compare_statistics(reference.statistics, current, reference.max_drift)
+    return {"drift": {**measured, "described_rows": len(rows)}, "drift_reference": reference.note}

@@ -17,18 +17,20 @@ import keras
 import numpy as np
 
 from tasks.config import ModelConfig
-from tasks.data.vocabulary import VOCABULARY_NAME, TextEncoder, parse_vocabulary
+from tasks.data.vocabulary import TextEncoder, parse_vocabulary
 from tasks.errors import PipelineError
 from tasks.registry import gate, publishing
 from tasks.storage import fs
+from tasks.storage.layout import MANIFEST_NAME, MODEL_NAME, VOCABULARY_NAME, variant_file
 from tasks.training import build, evaluation, variants
 
 log = logging.getLogger(__name__)
 
-MODEL_NAME = "model.keras"  # each variant's saved model, under `<run>/<variant>/`
 POSITIVE, NEGATIVE = "positive", "negative"
-# Inference only: at 8,192 reviews a call, the recurrent loop's per-step overhead is spread thin and a
-# batch of the fast form's inputs stays a few MiB.
+# Reviews per call when scoring raw text. Inference only, and with the fast form (`_fastest_form`: no
+# one-hot input is ever built), so the batch can be 8x evaluation's (config.EVALUATION_BATCH): at
+# 8,192 reviews a call the recurrent loop's per-step overhead is spread thin and a batch of inputs
+# stays a few MiB.
 SCORING_BATCH = 8192
 
 
@@ -76,7 +78,7 @@ def resolve_run(storage_root: str, run_uri: str | None, variant: str | None) -> 
 
 
 def _manifest_paths(run_uri: str) -> list[str]:
-    manifest_uri = fs.join(run_uri, publishing.MANIFEST_NAME)
+    manifest_uri = fs.join(run_uri, MANIFEST_NAME)
     if not fs.exists(manifest_uri):
         raise PipelineError(f"{manifest_uri} is missing: not a published run")
     return [entry["path"] for entry in fs.read_json(manifest_uri)["files"]]
@@ -106,7 +108,7 @@ def load_scoring_model(
     run_uri, variant = resolve_run(storage_root, run_uri, variant)
     if verify_run and (problems := publishing.verify_run(run_uri)):
         raise PipelineError(f"{run_uri} does not verify: {problems[0]}")
-    model_path = f"{variant}/{MODEL_NAME}"
+    model_path = variant_file(variant, MODEL_NAME)
     model_bytes, model_sha256 = verified_bytes(run_uri, model_path)
     vocabulary_bytes, vocabulary_sha256 = verified_bytes(run_uri, VOCABULARY_NAME)
     vocabulary = parse_vocabulary(vocabulary_bytes, fs.join(run_uri, VOCABULARY_NAME))
@@ -143,7 +145,7 @@ def _fastest_form(variant: str, published: keras.Model, run_uri: str, num_words:
     spec = variants.VARIANTS.get(variant)
     if spec is None or spec.build_for_training is None:
         return published
-    manifest = fs.read_json(fs.join(run_uri, publishing.MANIFEST_NAME))
+    manifest = fs.read_json(fs.join(run_uri, MANIFEST_NAME))
     config = ModelConfig.model_validate(manifest["config"]["model"])
     fast = build.build_training_model(variant, num_words, published.input_shape[1], config)
     fast.set_weights(published.get_weights())

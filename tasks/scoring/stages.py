@@ -12,7 +12,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import ScoringConfig
-from tasks.data import checks
+from tasks.data.drift import run_statistics
 from tasks.errors import PipelineError
 from tasks.runtime import ui
 from tasks.runtime.ui import artifact_key
@@ -42,7 +42,7 @@ def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path, b
         logger.info("scored %d of %d reviews (%.0f %%)", done, total, 100 * done / total)
         update_progress_artifact(artifact, 100.0 * done / total, description=f"{done:,} of {total:,} reviews")
 
-    statistics, note = checks.run_statistics(run_uri)
+    statistics, note = run_statistics(run_uri)
     reference = batch.DriftReference(statistics, note, config.max_drift, batch_key=f"scoring batch {batch_id}")
     table, summary = batch.run_batch(loaded, config.input, config.text_column, config.id_column, reference, progress)
     drift = summary["drift"]
@@ -61,6 +61,6 @@ def score_input(config: ScoringConfig, model: dict[str, str], local_dir: Path, b
 @task(name="publish-predictions", cache_policy=NO_CACHE)
 def publish_predictions(local_dir: Path, config: ScoringConfig, batch_id: str, summary: dict) -> str:
     details = {"input": config.input, "summary": summary}
-    uri = batch.publish_predictions(local_dir, config.output_root, batch_id, details)
+    uri = batch.publish_batch(local_dir, config.output_root, batch_id, details)
     shutil.rmtree(local_dir)  # published and verified by checksum
     return uri

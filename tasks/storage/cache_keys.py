@@ -16,7 +16,7 @@ from tasks.training.variants import get as get_variant
 
 # The module each cached stage runs: its code, and that of every tasks module it imports, is part
 # of the stage's key, so editing any of them recomputes instead of reusing.
-SPLIT_MODULE = "tasks.data.corpus"
+SPLIT_MODULE = "tasks.data.split"
 STORE_MODULE = "tasks.data.store"
 TRAINING_MODULE = "tasks.training.fit"
 BASELINE_MODULE = "tasks.training.baseline"
@@ -76,7 +76,7 @@ def stage_modules(module: str, package_dir: Path = PACKAGE_DIR) -> dict[str, Pat
     return dict(sorted(found.items()))
 
 
-def code_version(module: str, package_dir: Path = PACKAGE_DIR) -> str:
+def code_hash(module: str, package_dir: Path = PACKAGE_DIR) -> str:
     """A hash of the code behind a stage (see `stage_modules`), so changed code is never served from cache."""
     digest = hashlib.sha256()
     for name, path in stage_modules(module, package_dir).items():
@@ -91,16 +91,16 @@ def download_key(config: DataConfig, cached_sha256: str) -> str:
 
 
 def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
-    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_version(SPLIT_MODULE))
+    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_hash(SPLIT_MODULE))
 
 
 def store_key(metadata: dict, storage_root: str) -> str:
     """Pad-and-store's key: its inputs (source checksum, parameters), the root and the code."""
-    return "store-" + _digest(metadata, storage_root, code_version(STORE_MODULE))
+    return "store-" + _digest(metadata, storage_root, code_hash(STORE_MODULE))
 
 
 def baseline_key(dataset_key: str) -> str:
-    return "baseline-" + _digest(dataset_key, code_version(BASELINE_MODULE))
+    return "baseline-" + _digest(dataset_key, code_hash(BASELINE_MODULE))
 
 
 def training_key(
@@ -119,5 +119,5 @@ def training_key(
     recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
     layers = get_variant(variant).option_values(model)
     return "train-" + _digest(
-        dataset_key, variant, layers, recipe, seed, baseline_val_accuracy, code_version(TRAINING_MODULE)
+        dataset_key, variant, layers, recipe, seed, baseline_val_accuracy, code_hash(TRAINING_MODULE)
     )

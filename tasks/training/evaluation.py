@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tasks.config import SCORING_BATCH
+from tasks.config import EVALUATION_BATCH
 from tasks.data.store import read_split
 from tasks.errors import PipelineError
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME
 from tasks.training.guard import majority_rate
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ def load_model(uri: str) -> keras.Model:
         if fs.is_local(uri):
             return keras.models.load_model(fs.filesystem(uri)[1], compile=False, safe_mode=True)
         with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
-            local = Path(folder) / "model.keras"
+            local = Path(folder) / MODEL_NAME
             local.write_bytes(fs.read_bytes(uri))
             return keras.models.load_model(local, compile=False, safe_mode=True)
     except ValueError as error:  # how Keras refuses unsafe or unknown content
@@ -44,7 +45,7 @@ def load_model(uri: str) -> keras.Model:
 
 def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
     """Positive-sentiment probabilities for padded ids of shape (n, maxlen)."""
-    return model.predict(token_ids, batch_size=SCORING_BATCH, verbose=0).reshape(-1)
+    return model.predict(token_ids, batch_size=EVALUATION_BATCH, verbose=0).reshape(-1)
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:

@@ -20,6 +20,7 @@ import numpy as np
 from tasks.config import TrainingConfig
 from tasks.data.store import read_split
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 from tasks.training import evaluation
 from tasks.training.build import build_training_model, to_published
 from tasks.training.guard import is_stalled, is_under_trained, majority_rate
@@ -95,7 +96,7 @@ def fit_model(
 def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None) -> TrainedVariant:
     """Trains the job's variant on the stored train split, validating on val each epoch.
 
-    Writes `<out_dir>/<variant>/model.keras` (best val_loss) and `history.json`; returns paths and
+    Writes the model of the best val_loss and its history in `<out_dir>/<variant>/`; returns paths and
     a summary, never the model itself. `on_epoch` receives each epoch's record as it ends. With a
     baseline val accuracy, the summary says whether the model is under-trained against it.
     """
@@ -115,7 +116,7 @@ def _fit_attempt(
     model = compile_model(build_training_model(variant, num_words, maxlen, model_config), training_config)
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
-    model_path = variant_dir / "model.keras"
+    model_path = variant_dir / MODEL_NAME
     best_weights = variant_dir / "best.weights.h5"
     progress = EpochProgress(variant, training_config.max_epochs, on_epoch)
     stopping = keras.callbacks.EarlyStopping(
@@ -157,7 +158,7 @@ def _fit_attempt(
         "baseline_val_accuracy": baseline_val_accuracy,
         "epochs": progress.epochs,
     }
-    history_path = variant_dir / "history.json"
+    history_path = variant_dir / TRAINING_HISTORY_NAME
     fs.write_json(str(history_path), history)
     log.info(
         "%s: %d epochs in %.1f s, best val_loss at epoch %d, best val accuracy %.4f (majority %.4f%s)%s",
@@ -204,6 +205,11 @@ def _attempt_summary(trained: TrainedVariant) -> dict:
     }
 
 
+def attempt_folder(out_dir: Path, attempt: int) -> Path:
+    """Where `train_with_restarts` keeps attempt `attempt` (0 first) of a training in `out_dir`."""
+    return Path(out_dir) / f"attempt-{attempt}"
+
+
 def train_with_restarts(
     job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None
 ) -> TrainedVariant:
@@ -212,15 +218,15 @@ def train_with_restarts(
 
     Returns the first healthy attempt (or, when none is, the one with the lowest val_loss, still
     marked), with every attempt listed and its test metrics, measured on the model still in memory;
-    its history.json keeps every attempt's epochs. Writes `<out_dir>/<variant>/model.keras` and
-    `history.json`.
+    its history keeps every attempt's epochs. Writes the chosen model and that history in
+    `<out_dir>/<variant>/`; each attempt's own are kept in `attempt_folder(out_dir, attempt)`.
     """
     variant, seed, training_config = job.variant, job.seed, job.training
     attempts, models, histories = [], [], []
     for attempt in range(training_config.restarts + 1):
         attempt_seed = derive_seed(seed, 0, attempt)
         trained, model = _fit_attempt(
-            job.model_copy(update={"seed": attempt_seed}), Path(out_dir) / f"attempt-{attempt}", on_epoch
+            job.model_copy(update={"seed": attempt_seed}), attempt_folder(out_dir, attempt), on_epoch
         )
         attempts.append(trained)
         models.append(model)
@@ -248,7 +254,7 @@ def train_with_restarts(
         )
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(chosen.model_path, variant_dir / "model.keras")
+    shutil.copyfile(chosen.model_path, variant_dir / MODEL_NAME)
     history = {
         **histories[attempts.index(chosen)],
         "attempts": [
@@ -256,11 +262,11 @@ def train_with_restarts(
             for trained, record in zip(attempts, histories, strict=True)
         ],
     }
-    fs.write_json(str(variant_dir / "history.json"), history)
+    fs.write_json(str(variant_dir / TRAINING_HISTORY_NAME), history)
     return chosen.model_copy(
         update={
-            "model_path": str(variant_dir / "model.keras"),
-            "history_path": str(variant_dir / "history.json"),
+            "model_path": str(variant_dir / MODEL_NAME),
+            "history_path": str(variant_dir / TRAINING_HISTORY_NAME),
             "train_seconds": round(sum(trained.train_seconds for trained in attempts), 2),
             "attempts": [_attempt_summary(trained) for trained in attempts],
             "test_metrics": evaluation.measure(models[attempts.index(chosen)], job.dataset.split_uris["test"]),

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.data.store import DatasetInfo
 from tasks.storage import fs
+from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +120,10 @@ def append_progress(path: str, record: dict) -> None:
 
 
 def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:
-    """Copies model.keras and history.json to `destination` (a storage URI), verified; returns the
-    record pointing there, so it stays valid after the local scratch folder is gone."""
+    """Copies a trained variant's model and history to `destination` (a storage URI), verified;
+    returns the record pointing there, so it stays valid after the local scratch folder is gone."""
     stored = {}
-    for field, name in (("model_path", "model.keras"), ("history_path", "history.json")):
+    for field, name in (("model_path", MODEL_NAME), ("history_path", TRAINING_HISTORY_NAME)):
         uri = fs.join(destination, name)
         fs.write_verified(uri, Path(getattr(trained, field)).read_bytes())
         stored[field] = uri
@@ -130,9 +131,9 @@ def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:
 
 
 def collect_trained(trained: TrainedVariant, folder: Path) -> Path:
-    """model.keras and history.json of a trained variant, copied into `folder` (a run's variant folder)."""
+    """The model and history of a trained variant, copied into `folder` (a run's variant folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.keras").write_bytes(fs.read_bytes(trained.model_path))
-    (folder / "history.json").write_bytes(fs.read_bytes(trained.history_path))
+    (folder / MODEL_NAME).write_bytes(fs.read_bytes(trained.model_path))
+    (folder / TRAINING_HISTORY_NAME).write_bytes(fs.read_bytes(trained.history_path))
     return folder

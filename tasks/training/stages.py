@@ -21,7 +21,7 @@ from tasks.reporting import plots, report
 from tasks.runtime import task_runners, ui
 from tasks.runtime.run_logging import configure_run_logging
 from tasks.runtime.ui import artifact_key
-from tasks.storage import cache_keys, fs
+from tasks.storage import cache_keys, fs, layout
 from tasks.training import evaluation, jobs, sweeps
 from tasks.training.jobs import TrainedVariant, TrainingJob
 from tasks.training.supervisor import timed_out, train_in_child_process
@@ -65,7 +65,7 @@ def train(
     configure_run_logging()  # on a Dask worker too, so that its epochs reach the run's log
     key = _training_key(job)
     # Unique per attempt: two runs training the same thing at once never share a scratch folder.
-    scratch = Path(storage_config.work_dir) / "training" / f"{key}-{uuid.uuid4().hex[:8]}"
+    scratch = Path(storage_config.work_dir) / layout.TRAINING_SCRATCH_FOLDER / f"{key}-{uuid.uuid4().hex[:8]}"
     point = sweeps.point_label(job.point).split()
     several = job.training.seeds > 1 or bool(point)  # trainings of one variant: name the seed and point
     label = " ".join((job.variant, "seed", str(job.seed), *point)) if several else job.variant
@@ -80,7 +80,7 @@ def train(
             if in_child_process
             else _train_here(job, scratch, on_epoch)
         )
-        stored = jobs.store_trained(trained, fs.join(storage_config.root, "cache", "training", key, job.variant))
+        stored = jobs.store_trained(trained, layout.training_cache_uri(storage_config.root, key, job.variant))
     except (TimeoutError, asyncio.CancelledError):
         # Prefect's timer (the task's timeout_seconds) interrupts a sync task in the main thread by
         # raising CancelledError into it (TimeoutError in a worker thread): name the option instead.
@@ -116,7 +116,7 @@ def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> dict:
 def collect(trained: TrainedVariant, test_metrics: dict, run_dir: Path) -> None:
     """The published seed's model, history and test metrics, into the run folder."""
     folder = jobs.collect_trained(trained, run_dir / trained.variant)
-    fs.write_json(str(folder / "metrics.json"), test_metrics)
+    fs.write_json(str(folder / layout.METRICS_NAME), test_metrics)
 
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
@@ -126,15 +126,15 @@ def plot_variant(trained: TrainedVariant, run_dir: Path) -> dict:
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)
 def plot_comparison(histories: dict[str, dict], run_dir: Path) -> None:
-    plots.plot_comparison(histories, run_dir / "comparison.png")
+    plots.plot_comparison(histories, run_dir / layout.COMPARISON_PLOT)
 
 
 @task(name="plot-sweep", cache_policy=NO_CACHE)
 def show_sweep(variants: dict[str, dict], run_dir: Path) -> None:
-    """sweep.png (val accuracy per point of every variant) into the run folder, and the sweep table
+    """The sweep plot (val accuracy per point of every variant) into the run folder, and the sweep table
     as a table artifact."""
     swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
-    plots.plot_sweep(swept, run_dir / "sweep.png")
+    plots.plot_sweep(swept, run_dir / layout.SWEEP_PLOT)
     create_table_artifact(
         [dict(zip(report.SWEEP_COLUMNS, row, strict=True)) for row in report.sweep_rows(variants)],
         key=artifact_key("sweep"),

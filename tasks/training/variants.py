@@ -10,8 +10,8 @@ holding W) instead of multiplying 500-wide one-hot vectors. Same weights, same p
 same outputs; the trained weights are copied into the plain one-hot model for publishing.
 
 Builders import Keras when they run, not when this module is read: the config validates variant
-names against this registry without loading TensorFlow. Adding a variant is one `register` call
-(see the README).
+names, and estimates a run's memory from each variant's footprint, against this registry without
+loading TensorFlow. Adding a variant is one `register` call (see the README).
 """
 
 from __future__ import annotations
@@ -29,6 +29,19 @@ ModelBuilder = Callable[..., "keras.Model"]
 
 
 @dataclass(frozen=True)
+class Footprint:
+    """What one variant holds in memory beyond what every variant holds, in values of 4 bytes: the
+    config's memory estimate adds it to the SimpleRNN core all variants share."""
+
+    weights: int = 0  # parameters beyond the shared core (an embedding table)
+    evaluation_input: int = 0  # values per review the published form builds as its input (one-hot vectors)
+
+
+# A footprint takes (num_words, maxlen, options): the options are the variant's ModelConfig fields.
+FootprintOf = Callable[[int, int, dict[str, Any]], Footprint]
+
+
+@dataclass(frozen=True)
 class Variant:
     """One trainable variant. The training form's weights, in order, must be the published form's."""
 
@@ -36,6 +49,7 @@ class Variant:
     description: str  # one line in reports and model cards
     build: ModelBuilder  # the published form
     build_for_training: ModelBuilder | None = None  # an identical but faster form, if any
+    footprint: FootprintOf | None = None  # None: nothing beyond the shared core
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -46,6 +60,12 @@ class Variant:
     def option_values(self, model_config: Any) -> dict[str, Any]:
         """This variant's options, read from a ModelConfig (or anything with those attributes)."""
         return {name: getattr(model_config, name) for name in self.options}
+
+    def footprint_of(self, num_words: int, maxlen: int, model_config: Any) -> Footprint:
+        """This variant's memory beyond the shared core, for these sizes (no Keras needed)."""
+        if self.footprint is None:
+            return Footprint()
+        return self.footprint(num_words, maxlen, self.option_values(model_config))
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -120,14 +140,27 @@ def build_embedding(num_words: int, maxlen: int, *, rnn_units: int, embedding_di
     return keras.Model(ids, output, name="embedding_simplernn")
 
 
+def onehot_footprint(num_words: int, maxlen: int, options: dict[str, Any]) -> Footprint:
+    """The published form one-hot encodes a whole batch in memory: num_words values per id."""
+    return Footprint(evaluation_input=maxlen * num_words)
+
+
+def embedding_footprint(num_words: int, maxlen: int, options: dict[str, Any]) -> Footprint:
+    """The embedding table, one row per word."""
+    return Footprint(weights=num_words * options["embedding_dim"])
+
+
 register(
     Variant(
         "onehot",
         "SimpleRNN over one-hot word ids, then a sigmoid unit",
         build_onehot,
         build_for_training=build_onehot_gather,
+        footprint=onehot_footprint,
     )
 )
-register(Variant("embedding", "Embedding, SimpleRNN, then a sigmoid unit", build_embedding))
+register(
+    Variant("embedding", "Embedding, SimpleRNN, then a sigmoid unit", build_embedding, footprint=embedding_footprint)
+)
 # The reference recipe compares these two; a run trains them unless told otherwise.
 DEFAULT_VARIANTS = ("onehot", "embedding")

@@ -19,7 +19,7 @@ import pytest
 from flows import imdb_pipeline
 from flows.imdb_pipeline import main
 from tasks.registry import publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tests.helpers import latest_task_runs, run_error_line, sha256, small_run_options, stage_states, wait_for_text
 from tools.verify import main as verify_main
 
@@ -83,7 +83,7 @@ def test_a_run_killed_while_a_variant_trains_leaves_nothing_and_a_rerun_reuses_i
     assert stage_states((*DATA_STAGES, "train-onehot", "train-embedding")) == {
         **dict.fromkeys(DATA_STAGES, "Cached"), "train-onehot": "Cached", "train-embedding": "Completed"}
     runs = complete_runs(str(store))
-    assert len(runs) == len(earlier_runs) + 1 and publishing.verify_run(publishing.run_uri(str(store), runs[-1])) == []
+    assert len(runs) == len(earlier_runs) + 1 and publishing.verify_run(layout.run_uri(str(store), runs[-1])) == []
 
 
 @pytest.fixture
@@ -301,8 +301,8 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
     run_ids = [last_line(log.read_text()).rsplit("/", 1)[1] for log in logs]
     assert len(set(run_ids)) == 2 and sorted(complete_runs(str(store))) == sorted(run_ids)
     for run_id in run_ids:
-        assert publishing.verify_run(publishing.run_uri(str(store), run_id)) == []
-        assert fs.read_json(fs.join(publishing.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
+        assert publishing.verify_run(layout.run_uri(str(store), run_id)) == []
+        assert fs.read_json(fs.join(layout.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
     decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
     assert all(decision["promoted"] for decision in decisions.values())
     # Serialised: the champion is the run that lost the race, judged again and replaced the

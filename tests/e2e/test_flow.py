@@ -337,7 +337,7 @@ def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_l
     def broken_baseline(dataset):
         raise RuntimeError("a bug nobody expected")
 
-    monkeypatch.setattr(baseline, "fit_baseline", broken_baseline)
+    monkeypatch.setattr(baseline, "fit_bag_of_words", broken_baseline)
     assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding")) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1] == "error: unexpected RuntimeError: a bug nobody expected"

@@ -11,7 +11,7 @@ import pytest
 from tasks.config import ChampionConfig, ModelConfig, TrainingConfig
 from tasks.data import corpus, store, vocabulary
 from tasks.registry import cross_gate, gate, publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tasks.training.build import build_model
 from tests.helpers import VOCABULARY, review_texts
 
@@ -58,13 +58,13 @@ def publish_champion(root: Path, dataset: store.DatasetInfo, trained: bool) -> N
     local = root / "champion-run"
     model_file(local, dataset, trained)
     vocabulary.copy_into_run(dataset.uri, local)
-    run_uri = publishing.run_uri(str(root / "store"), "r-old")
+    run_uri = layout.run_uri(str(root / "store"), "r-old")
     publishing.publish_run(local, run_uri, {"run_id": "r-old"})
     record = {"run_id": "r-old", "run_uri": run_uri, "variant": "embedding", "metric": "accuracy",
               "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": f"{run_uri}/vocabulary.json",
               "metrics": {"accuracy": 0.99}, "dataset_key": dataset.key,
               "manifest_sha256": publishing.manifest_sha256(run_uri)}
-    fs.write_json(gate.champion_uri(str(root / "store")), record)
+    fs.write_json(layout.champion_uri(str(root / "store")), record)
 
 
 def judge(root: Path, candidate: store.DatasetInfo, candidate_trained: bool) -> tuple[gate.Decision, list]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tasks.registry import publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tools.verify import main as verify_main
 
 HOUR = 3600
@@ -27,14 +27,14 @@ def publish_complete_run(root: str, run: str, tmp_path: Path) -> str:
     (local / "embedding").mkdir(parents=True)
     (local / "embedding" / "model.keras").write_bytes(b"weights")
     (local / "report.md").write_text("# report")
-    publishing.publish_run(local, publishing.run_uri(root, run), {"run_id": run})
-    return publishing.run_uri(root, run)
+    publishing.publish_run(local, layout.run_uri(root, run), {"run_id": run})
+    return layout.run_uri(root, run)
 
 
 def publish_half_run(root: str, run: str) -> str:
     """A run whose publish stopped after one file: no manifest."""
-    fs.write_verified(fs.join(publishing.run_uri(root, run), "embedding", "model.keras"), b"weights")
-    return publishing.run_uri(root, run)
+    fs.write_verified(fs.join(layout.run_uri(root, run), "embedding", "model.keras"), b"weights")
+    return layout.run_uri(root, run)
 
 
 def scratch(folder: Path, hours_ago: float) -> Path:

@@ -17,7 +17,7 @@ from tasks.config import ChampionConfig, TrainingConfig
 from tasks.data import store
 from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.registry import gate, publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tasks.training import evaluation
 from tests.helpers import objects_under, sha256, small_run_options, split_uri
 from tools.verify import main as verify_main
@@ -128,7 +128,7 @@ def test_verify_catches_an_object_changed_after_publishing(s3_server, s3_prefix,
     local.mkdir(parents=True)
     (local / "metrics.json").write_text('{"accuracy": 0.8}')
     (local / "model.keras").write_bytes(b"weights")
-    run_uri = publishing.run_uri(s3_prefix, "r1")
+    run_uri = layout.run_uri(s3_prefix, "r1")
     publishing.publish_run(local.parent, run_uri, {"run_id": "r1"})
     assert verify_main([run_uri]) == 0
     assert "ok: " in capsys.readouterr().out
@@ -144,7 +144,7 @@ def test_publishing_into_an_existing_prefix_is_refused(s3_server, s3_prefix, tmp
     local = tmp_path / "run"
     local.mkdir()
     (local / "a.txt").write_text("first")
-    destination = publishing.run_uri(s3_prefix, "r1")
+    destination = layout.run_uri(s3_prefix, "r1")
     manifest = publishing.publish_run(local, destination, {"run_id": "r1"})
     assert publishing.verify_run(destination) == []
     # A retry of the same run with the same files finds its own manifest: done, nothing rewritten.
@@ -180,13 +180,13 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
         local = tmp_path / run_id / "embedding"
         local.mkdir(parents=True)
         (local / "model.keras").write_bytes(run_id.encode())
-        runs[run_id] = (publishing.publish_run(local.parent, publishing.run_uri(s3_prefix, run_id), {"run_id": run_id}),
+        runs[run_id] = (publishing.publish_run(local.parent, layout.run_uri(s3_prefix, run_id), {"run_id": run_id}),
                         {"embedding": {"test": {"accuracy": accuracy, "loss": 1 - accuracy, "majority_rate": 0.5}}})
     margin = TrainingConfig().stall_margin
     judged = {run_id: gate.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
     assert all(decision.promote for decision in judged.values())
     for run_id, (_, variants) in runs.items():
-        gate.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
+        gate.promote(judged[run_id], layout.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
                           margin)
     assert gate.read_champion(s3_prefix)[0]["run_id"] == "r2"
     decisions = {name.removesuffix(".json"): json.loads(body)

@@ -17,6 +17,7 @@ import pytest
 
 from flows.imdb_pipeline import STAGES, main
 from tests.helpers import (
+    SERVER_START_SECONDS,
     assert_nothing_published,
     listening_addresses,
     objects_under,
@@ -25,7 +26,6 @@ from tests.helpers import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_START_SECONDS = 180  # a cold `prefect server start` takes 30+ s on 2 cores
 
 
 # --- code hidden in inputs ------------------------------------------------------------------------

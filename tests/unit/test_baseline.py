@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.data import corpus, store
+from tasks.data import store
+from tasks.data.split import split_source
 from tasks.errors import DataError
 from tasks.training import baseline
 from tests.helpers import TINY_MAXLEN
@@ -27,21 +28,21 @@ def test_ids_outside_the_vocabulary_are_refused():
 
 
 def test_the_baseline_learns_the_generated_signal_and_scores_val_and_test(tiny_dataset):
-    result = baseline.fit_baseline(tiny_dataset)
+    result = baseline.fit_bag_of_words(tiny_dataset)
     assert result["parameters"] == 51  # a weight per id and a bias
     for split in ("val", "test"):
         metrics = result[split]
         assert metrics["examples"] == tiny_dataset.rows[split]
         # the generated reviews are separable by their signal ids; a coin would score about 0.5
         assert metrics["accuracy"] > 0.9 and metrics["roc_auc"] > 0.95
-    again = baseline.fit_baseline(tiny_dataset)
+    again = baseline.fit_bag_of_words(tiny_dataset)
     assert {**again, "fit_seconds": 0} == {**result, "fit_seconds": 0}  # deterministic: the bar does not move
 
 
 def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     splits["train"] = splits["train"].take(np.flatnonzero(splits["train"].labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one", "source_sha256": "t"}
     dataset = store.store_dataset(splits, MAXLEN, metadata, str(tmp_path))
     with pytest.raises(DataError, match="every training review has the same label"):
-        baseline.fit_baseline(dataset)
+        baseline.fit_bag_of_words(dataset)

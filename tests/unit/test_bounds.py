@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from flows.cli import describe_validation_error
 from tasks import config
 from tasks.config import MEMORY_SHARE, PipelineConfig, estimate_peak_bytes, machine_memory_bytes
+from tasks.training import variants
 
 
 def sized(seeds: int = 1, variants: tuple[str, ...] = ("onehot",), **data: int) -> dict:
@@ -53,3 +54,30 @@ def test_the_option_named_is_the_one_furthest_above_its_default(monkeypatch):
     with pytest.raises(ValidationError) as refused:
         PipelineConfig.model_validate({"data": {"num_words": 1000, "maxlen": 4000}})
     assert describe_validation_error(refused.value).startswith("--maxlen: 4000 would need about ")
+
+
+@pytest.mark.parametrize(("chosen", "larger", "expected"), [
+    (("onehot",), False, 246_096_128),
+    (("onehot",), True, 2_593_419_776),
+    (("embedding",), False, 41_424_128),
+    (("embedding",), True, 137_867_776),
+    (("onehot", "embedding"), False, 246_224_128),
+    (("onehot", "embedding"), True, 2_595_467_776),
+])
+def test_the_estimate_of_the_registered_variants_stays_what_it_was(chosen, larger, expected):
+    sizes = {"data": {"num_words": 2000, "maxlen": 300}, "model": {"rnn_units": 32, "embedding_dim": 64}} if larger else {}
+    run = PipelineConfig.model_validate({**sizes, "model": {**sizes.get("model", {}), "variants": list(chosen)}})
+    assert estimate_peak_bytes(run)[0] == expected
+
+
+def test_a_new_variant_is_estimated_from_its_footprint_in_the_registry(monkeypatch):
+    monkeypatch.setattr(config, "machine_memory_bytes", lambda: 2**40)
+    wide = variants.Variant("wide", "d", variants.build_embedding,
+                            footprint=lambda words, maxlen, options: variants.Footprint(weights=words * 10**6))
+    variants.register(wide)
+    try:
+        needed, _, term, fields = estimate_peak_bytes(PipelineConfig.model_validate(sized(variants=("wide",))))
+    finally:
+        del variants.VARIANTS[wide.name]
+    assert term == "weights and optimizer state" and fields[0] == "data.num_words"
+    assert needed > 500 * 10**6 * config.WEIGHT_COPIES * config.BYTES_PER_VALUE

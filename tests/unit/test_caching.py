@@ -55,14 +55,14 @@ def test_a_stage_key_covers_every_module_the_stage_imports(module):
 def test_a_code_change_in_an_imported_module_changes_the_stage_keys(tmp_path):
     copy = tmp_path / "tasks"
     shutil.copytree(cache_keys.PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    before = {module: cache_keys.code_version(module, copy) for module in
+    before = {module: cache_keys.code_hash(module, copy) for module in
               (cache_keys.SPLIT_MODULE, cache_keys.STORE_MODULE, cache_keys.TRAINING_MODULE)}
-    assert before[cache_keys.TRAINING_MODULE] == cache_keys.code_version(cache_keys.TRAINING_MODULE)  # same code, same key
+    assert before[cache_keys.TRAINING_MODULE] == cache_keys.code_hash(cache_keys.TRAINING_MODULE)  # same code, same key
     with (copy / "training" / "guard.py").open("a") as module:  # imported by training only, through another module
         module.write("\n# a change\n")
-    after = {module: cache_keys.code_version(module, copy) for module in before}
+    after = {module: cache_keys.code_hash(module, copy) for module in before}
     assert after[cache_keys.TRAINING_MODULE] != before[cache_keys.TRAINING_MODULE]
     assert after[cache_keys.SPLIT_MODULE] == before[cache_keys.SPLIT_MODULE]
     with (copy / "data" / "corpus.py").open("a") as module:  # imported by every stage
         module.write("\n# a change\n")
-    assert all(cache_keys.code_version(module, copy) != after[module] for module in before)
+    assert all(cache_keys.code_hash(module, copy) != after[module] for module in before)

@@ -9,7 +9,7 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import gate, publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tasks.training import guard
 
 
@@ -75,7 +75,7 @@ def publish_fake_run(root, run_id: str) -> str:
     local = root / "local" / run_id / "embedding"
     local.mkdir(parents=True)
     (local / "model.keras").write_bytes(run_id.encode())
-    destination = publishing.run_uri(str(root / "store"), run_id)
+    destination = layout.run_uri(str(root / "store"), run_id)
     publishing.publish_run(local.parent, destination, {"run_id": run_id})
     return destination
 
@@ -103,7 +103,7 @@ def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
 
 
 def decision_of(store: str, run_id: str) -> dict:
-    return fs.read_json(fs.join(store, gate.DECISIONS_FOLDER, f"{run_id}.json"))
+    return fs.read_json(layout.decision_uri(store, run_id))
 
 
 def test_a_run_that_does_not_verify_is_never_made_champion(tmp_path):

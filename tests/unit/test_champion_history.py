@@ -9,7 +9,7 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import PipelineError
 from tasks.registry import admin, gate, history
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tests.unit.test_champion import publish_fake_run, result
 
 AUTO, ALWAYS = ChampionConfig(), ChampionConfig(promote="always")
@@ -103,7 +103,7 @@ def test_a_manual_change_never_overwrites_a_concurrent_promotion(tmp_path, monke
 
     def stale_read(root):  # another run promotes between this command's read and its write
         record, version = read(root)
-        fs.write_bytes(gate.champion_uri(root), fs.json_bytes({**record, "run_id": "r9"}))
+        fs.write_bytes(layout.champion_uri(root), fs.json_bytes({**record, "run_id": "r9"}))
         return record, version
 
     monkeypatch.setattr(admin, "read_champion", stale_read)

@@ -10,6 +10,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from tasks.data import corpus
+from tasks.data.split import split_reviews, split_source
 from tasks.errors import DataError
 from tests.helpers import keras_load_data, review_lists, write_imdb_npz
 
@@ -101,16 +102,16 @@ def test_ids_below_one_and_empty_splits_are_refused(tmp_path):
 
 def test_split_matches_train_test_split_and_is_deterministic(imdb_npz):
     train_part, _ = corpus.load_keras_npz(imdb_npz, 50)
-    train, val = corpus.split_reviews(train_part, 0.2, seed=42)
+    train, val = split_reviews(train_part, 0.2, seed=42)
     sequences = np.empty(len(train_part), dtype=object)
     sequences[:] = review_lists(train_part)
     x_train, x_val, y_train, y_val = train_test_split(sequences, train_part.labels, test_size=0.2, random_state=42)
     assert review_lists(train) == list(x_train)
     assert review_lists(val) == list(x_val)
     np.testing.assert_array_equal(val.labels, y_val)
-    again, _ = corpus.split_reviews(train_part, 0.2, seed=42)
+    again, _ = split_reviews(train_part, 0.2, seed=42)
     assert review_lists(again) == review_lists(train)
-    other, _ = corpus.split_reviews(train_part, 0.2, seed=7)
+    other, _ = split_reviews(train_part, 0.2, seed=7)
     assert review_lists(other) != review_lists(train)
 
 
@@ -150,7 +151,7 @@ def test_offline_corpus_of_the_package_has_the_expected_split():
 
 
 def test_split_source_dispatches_on_kind(imdb_npz):
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=1)
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=1)
     assert {name: len(part) for name, part in splits.items()} == {"train": 180, "val": 60, "test": 120}
 
 

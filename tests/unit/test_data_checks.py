@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from tasks.config import DataCheckConfig, DataConfig
-from tasks.data import checks, corpus, store
+from tasks.data import checks, corpus, drift, store
 from tasks.data.corpus import Reviews
 from tasks.errors import DataError
-from tasks.registry import gate
 from tasks.reporting import plots, report
-from tasks.storage import fs
+from tasks.storage import fs, layout
 from tests.helpers import review_lists
 
 NUM_WORDS, MAXLEN = 50, 20
@@ -182,9 +181,9 @@ def statistics_of(splits, tmp_path) -> dict:
 
 
 def test_the_same_distribution_does_not_drift(tmp_path):
-    drift = checks.compare_statistics(statistics_of(healthy_splits(0), tmp_path),
-                                           statistics_of(healthy_splits(10), tmp_path), max_drift=0.1)
-    assert not drift["drifted"] and all(0 <= value < 0.1 for value in drift["distances"].values())
+    measured = drift.compare_statistics(statistics_of(healthy_splits(0), tmp_path),
+                                        statistics_of(healthy_splits(10), tmp_path), max_drift=0.1)
+    assert not measured["drifted"] and all(0 <= value < 0.1 for value in measured["distances"].values())
 
 
 @pytest.mark.parametrize("measure, changed", [
@@ -194,9 +193,9 @@ def test_the_same_distribution_does_not_drift(tmp_path):
 ])
 def test_drift_is_measured_per_distribution(measure, changed, tmp_path):
     reference = statistics_of(healthy_splits(0), tmp_path)
-    drift = checks.compare_statistics(reference, statistics_of(healthy_splits(0, **changed()), tmp_path), 0.1)
-    assert measure in drift["drifted"] and drift["distances"][measure] > 0.1
-    assert drift["reference_dataset_key"] == reference["dataset_key"] and drift["distance"] == "Jensen-Shannon, base 2"
+    measured = drift.compare_statistics(reference, statistics_of(healthy_splits(0, **changed()), tmp_path), 0.1)
+    assert measure in measured["drifted"] and measured["distances"][measure] > 0.1
+    assert measured["reference_dataset_key"] == reference["dataset_key"] and measured["distance"] == "Jensen-Shannon, base 2"
 
 
 def test_token_frequency_drift(tmp_path):
@@ -204,28 +203,32 @@ def test_token_frequency_drift(tmp_path):
     current = json.loads(json.dumps(reference))
     for split in current["splits"].values():  # every word becomes the oov id
         split["token_counts"] = [0, 0, sum(split["token_counts"])] + [0] * (NUM_WORDS - 3)
-    drift = checks.compare_statistics(reference, current, 0.1)
-    assert drift["drifted"] == ["token_frequency"] and drift["oov_rate"]["current"] == 1.0
+    measured = drift.compare_statistics(reference, current, 0.1)
+    assert measured["drifted"] == ["token_frequency"] and measured["oov_rate"]["current"] == 1.0
 
 
 def test_statistics_of_another_version_are_refused(tmp_path):
     reference = statistics_of(healthy_splits(0), tmp_path)
     with pytest.raises(DataError, match="cannot compare data statistics of versions"):
-        checks.compare_statistics({**reference, "statistics_version": 0}, reference, 0.1)
+        drift.compare_statistics({**reference, "statistics_version": 0}, reference, 0.1)
+    older = {**reference, "statistics_version": 0}
+    assert drift.drift_against(older, reference, 0.1, "the champion's data set x") == (
+        None, f"the champion's data set x has statistics of another version than {drift.STATISTICS_VERSION}")
+    assert drift.drift_against(None, reference, 0.1, "no champion yet") == (None, "no champion yet")
 
 
 def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path):
     root = str(tmp_path / "store")
-    assert checks.champion_statistics(root, "abc") == (None, "no champion yet")
+    assert drift.champion_statistics(root, "abc") == (None, "no champion yet")
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     checks.check_dataset(splits, dataset, CONFIG, None, "")
-    fs.write_json(gate.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
-    assert checks.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
-    reference, note = checks.champion_statistics(root, "another")
+    fs.write_json(layout.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
+    assert drift.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
+    reference, note = drift.champion_statistics(root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
-    fs.write_json(gate.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
-    assert checks.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
+    fs.write_json(layout.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
+    assert drift.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
 
 
 # --- files, report, plots ---------------------------------------------------------------------------
@@ -235,11 +238,15 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     dataset = stored(splits, tmp_path)
     reference = statistics_of(healthy_splits(3, train=generated_reviews(200, 4, lengths=(100, 300))), tmp_path)
     result = checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
-    beside = fs.read_json(fs.join(dataset.uri, checks.CHECKS_NAME))
-    assert beside == {"statistics": json.loads(json.dumps(result["statistics"]))}
+    beside = fs.read_json(fs.join(dataset.uri, layout.CHECKS_NAME))
+    assert beside == {"statistics": json.loads(json.dumps(result.statistics))}
     checks.write_run_files(result, tmp_path / "run")
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["data_checks.json", "data_labels.png",
                                                                           "data_lengths.png"]
+    written = json.loads((tmp_path / "run" / "data_checks.json").read_text())
+    assert sorted(written) == ["checks", "drift", "drift_reference", "statistics"]
+    assert all(sorted(finding) == ["check", "level", "message"] for finding in written["checks"])
+    assert checks.DataCheckResult.model_validate(written) == result  # the file reads back as the result
     section = report.render_data_section(json.loads((tmp_path / "run" / "data_checks.json").read_text()))
     assert section.startswith("## Data") and "| train | 200 |" in section and "OK train/test overlap: passed" in section
     assert "Drift against the champion's data set x (Jensen-Shannon, base 2 distances): " in section
@@ -255,11 +262,11 @@ def test_the_data_plots_are_pngs(tmp_path):
 def test_a_scoring_batch_is_described_like_a_split_with_its_predictions_as_labels():
     batch = checks.describe_scoring_batch([[1, 5, 2], [1, 7, 7, 9, 2]], np.array([True, False]), 4, 10, "b1")
     split = batch["splits"]["batch"]
-    assert batch["dataset_key"] == "b1" and batch["statistics_version"] == checks.STATISTICS_VERSION
+    assert batch["dataset_key"] == "b1" and batch["statistics_version"] == drift.STATISTICS_VERSION
     assert split["rows"] == 2 and split["positive_share"] == 0.5 and split["truncated_share"] == 0.5
     assert split["oov_rate"] == pytest.approx(2 / 6)  # two of the six words are out of the vocabulary
     reference = {**batch, "dataset_key": "ref"}
-    assert checks.compare_statistics(reference, batch, 0.1)["drifted"] == []
+    assert drift.compare_statistics(reference, batch, 0.1)["drifted"] == []
 
 
 def test_batch_drift_says_why_it_was_not_measured():

@@ -11,7 +11,7 @@ import pytest
 
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import publishing
-from tasks.storage import fs
+from tasks.storage import fs, layout
 
 
 def test_write_and_read_through_paths_and_file_uris(tmp_path):
@@ -79,3 +79,18 @@ def test_create_only_writes_refuse_an_existing_object(tmp_path):
     fs.write_bytes(uri, b"third")  # a plain write replaces it, atomically
     assert fs.read_bytes(uri) == b"third"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["once.bin"]
+
+
+def test_the_layout_under_a_root_is_the_one_published_runs_already_have():
+    root = "s3://bucket/imdb/"
+    assert layout.dataset_uri(root, "k1") + "/" + layout.split_name("test") == "s3://bucket/imdb/data/k1/test.parquet"
+    assert layout.run_uri(root, "r1") == "s3://bucket/imdb/runs/r1"
+    assert layout.variant_file("onehot", layout.MODEL_NAME) == "onehot/model.keras"
+    assert layout.champion_uri(root) == "s3://bucket/imdb/champion.json"
+    assert layout.history_uri(root) == "s3://bucket/imdb/champion-history"
+    assert layout.decision_uri(root, "r1") == "s3://bucket/imdb/champion-decisions/r1.json"
+    assert layout.predictions_uri(root, "b1") == "s3://bucket/imdb/predictions/b1"
+    assert layout.prefect_cache_uri(root) == "s3://bucket/imdb/cache/prefect"
+    assert layout.training_cache_uri(root, "key", "embedding") == "s3://bucket/imdb/cache/training/key/embedding"
+    assert (layout.MANIFEST_NAME, layout.VOCABULARY_NAME, layout.CHECKS_NAME) == (
+        "manifest.json", "vocabulary.json", "data_checks.json")

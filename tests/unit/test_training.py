@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.data import corpus, store
+from tasks.data import store
+from tasks.data.split import split_source
 from tasks.training import baseline, evaluation, fit, guard, jobs
 from tasks.training.fit import train_variant
 from tests.helpers import TINY_MAXLEN
@@ -72,7 +73,7 @@ def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, pa
 @pytest.fixture(scope="module")
 def one_class_val_dataset(imdb_npz, tmp_path_factory):
     """Val reviews all positive: always guessing positive scores 1.0, so every model stalls."""
-    splits = corpus.split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     val = splits["val"]
     splits["val"] = val.take(np.flatnonzero(val.labels == 1))
     metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one-class", "source_sha256": "t"}
@@ -115,7 +116,7 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
 def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_dataset, tmp_path, monkeypatch, caplog):
     """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
     accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
-    bar = baseline.fit_baseline(tiny_dataset)["val"]["accuracy"]
+    bar = baseline.fit_bag_of_words(tiny_dataset)["val"]["accuracy"]
     real_fit, epochs_asked = fit.fit_model, []
 
     def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):

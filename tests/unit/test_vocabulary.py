@@ -10,8 +10,10 @@ import pytest
 
 from tasks.config import DataConfig
 from tasks.data import corpus, sources, vocabulary
+from tasks.data.split import split_source
 from tasks.data.vocabulary import TextEncoder, TokenizerSpec, Vocabulary
 from tasks.errors import ChecksumMismatch, DataError
+from tasks.storage import layout
 from tests.helpers import sha256, write_imdb_npz
 
 WORDS = {"the": 1, "film": 2, "great": 3, "awful": 4, "plot": 5}  # ranks: num_words 6 keeps ranks 1-2 only
@@ -51,7 +53,7 @@ def test_the_fast_tokenizer_matches_the_token_pattern_on_awkward_text():
 def test_the_spec_round_trips_through_its_file(tmp_path):
     original = Vocabulary(source_kind="npz", spec=TokenizerSpec(num_words=6, maxlen=5, exact=False), word_index=WORDS)
     uri = vocabulary.store_vocabulary(original, str(tmp_path))
-    raw = (tmp_path / vocabulary.VOCABULARY_NAME).read_bytes()
+    raw = (tmp_path / layout.VOCABULARY_NAME).read_bytes()
     assert vocabulary.parse_vocabulary(raw, uri) == original
     spec = json.loads(raw)["spec"]
     assert (spec["padding"], spec["truncating"], spec["index_from"], spec["oov_id"]) == ("pre", "pre", 3, 2)
@@ -124,11 +126,11 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
 
     from tasks.data import store
     source = sources.offline_source()
-    splits = corpus.split_source(source.kind, source.local_path, 500, 0.2, seed=42)
+    splits = split_source(source.kind, source.local_path, 500, 0.2, seed=42)
     words = vocabulary.build_vocabulary(source.kind, source.local_path, None, 500, 100)
     metadata = {"num_words": 500, "maxlen": 100, "val_fraction": 0.2, "seed": 42, "source": "t", "source_sha256": "t"}
     info = store.store_dataset(splits, 100, metadata, str(tmp_path), words)
-    assert info.vocabulary_uri == str(tmp_path / "data" / info.key / vocabulary.VOCABULARY_NAME)
+    assert info.vocabulary_uri == str(tmp_path / "data" / info.key / layout.VOCABULARY_NAME)
     published = vocabulary.parse_vocabulary((tmp_path / "data" / info.key / "vocabulary.json").read_bytes(), "v")
     assert published.spec.exact
     test = pq.read_table(info.split_uris["test"])

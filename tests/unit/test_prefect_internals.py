@@ -1,0 +1,45 @@
+"""The few places the code leans on Prefect's internals, each because no public API does the job
+(the why is beside each use): these fail when a Prefect upgrade changes one, before a run does."""
+
+from __future__ import annotations
+
+import inspect
+
+from prefect._internal.concurrency.services import _QueueServiceBase
+from prefect.events.worker import EventsWorker
+from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
+from prefect.logging.handlers import APILogWorker
+
+from tasks.runtime import local_server, run_logging, task_runners
+
+
+def test_a_dask_worker_forgets_prefects_services_as_prefect_does_after_a_fork():
+    assert issubclass(APILogWorker, _QueueServiceBase) and issubclass(EventsWorker, _QueueServiceBase)
+    assert list(inspect.signature(_QueueServiceBase.reset_instances_for_fork).parameters) == []
+    earlier = dict(_QueueServiceBase._instances)
+    _QueueServiceBase._instances[-1] = earlier  # a service started against an earlier server
+    try:
+        task_runners._forget_earlier_prefect_servers()
+        assert -1 not in _QueueServiceBase._instances
+    finally:
+        _QueueServiceBase._instances.pop(-1, None)
+        _QueueServiceBase._instances.update(earlier)
+
+
+def test_the_temporary_server_starts_as_prefect_starts_its_own():
+    from prefect.server.api import server  # Prefect's server package: only this test imports it here
+
+    factory = inspect.signature(server.create_app)
+    assert {"ephemeral", "final"} <= set(factory.parameters)
+    reads = inspect.getsource(server.create_app)
+    own = inspect.getsource(server.SubprocessASGIServer._run_uvicorn_command)
+    assert local_server.SERVER_APP in own
+    for name, value in local_server.SERVER_ENVIRONMENT.items():
+        if name.startswith("PREFECT__"):  # private settings: read by the factory, set by Prefect itself
+            assert f'os.getenv("{name}")' in reads and f'"{name}": "{value}"' in own, name
+
+
+def test_plain_modules_reach_the_run_log_through_prefects_extra_logger():
+    logging_config = load_logging_config(DEFAULT_LOGGING_SETTINGS_PATH)
+    handlers = logging_config["loggers"][run_logging.EXTRA_LOGGER]["handlers"]
+    assert any(logging_config["handlers"][name]["class"].endswith(".APILogHandler") for name in handlers)
