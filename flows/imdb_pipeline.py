@@ -26,7 +26,8 @@ from tasks.data.stages import check_data, check_storage, download, fit_baseline,
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import run_details
 from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
-from tasks.reporting.report import format_table, format_time_split, summary_rows, variant_result
+from tasks.reporting.results import variant_result
+from tasks.reporting.tables import format_table, format_time_split, summary_rows
 from tasks.runtime import task_runners
 from tasks.runtime.command_line import run_flow
 from tasks.runtime.heartbeats import ensure_zombie_automation_hook

@@ -15,7 +15,7 @@ from flows.cli import add_endpoint_option
 from tasks.errors import PipelineError
 from tasks.registry import admin, history
 from tasks.registry.gate import read_champion
-from tasks.reporting.report import format_table
+from tasks.reporting.tables import format_table
 from tasks.storage.fs import use_s3_endpoint
 
 HISTORY_COLUMNS = ("at", "action", "champion", "previous", "reason", "command")

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
-from tasks.reporting.report import markdown_table
+from tasks.reporting.tables import markdown_table
 from tasks.storage import fs
 from tools import datasets
 

@@ -13,7 +13,7 @@ from tasks.data import store, vocabulary
 from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
-from tasks.reporting import report
+from tasks.reporting import model_card, report
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
 
@@ -63,6 +63,7 @@ def write_report(
         data_checks=data_result,
     )
     report.write_run_files(run_dir, facts)
+    model_card.write_model_card(run_dir, facts)
     vocabulary.copy_into_run(dataset.uri, run_dir)  # a run folder scores raw text on its own
 
 

@@ -26,7 +26,7 @@ from prefect.runtime import flow_run as current_flow_run
 
 from tasks.config import ModelConfig
 from tasks.registry import publishing
-from tasks.reporting import plots, report
+from tasks.reporting import plots, report, results, tables
 from tasks.storage import fs
 
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
@@ -54,7 +54,7 @@ def artifact_key(*parts: str) -> str:
 
 def epoch_table(records: list[dict]) -> str:
     rows = [(str(record["epoch"]), *(f"{record[name]:.4f}" for name in EPOCH_COLUMNS[1:])) for record in records]
-    return report.markdown_table(rows, EPOCH_COLUMNS)
+    return tables.markdown_table(rows, EPOCH_COLUMNS)
 
 
 def start_training_progress(
@@ -150,7 +150,7 @@ def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, cha
             markdown = markdown.replace(f"]({path})", f"]({_data_uri(fs.read_bytes(fs.join(run_uri, path)))})")
     create_markdown_artifact(markdown, key=artifact_key("run-report"), description=f"report of {run_uri}")
     create_table_artifact(
-        report.rounded(report.metrics_records(variants, baseline_result)),
+        tables.rounded(results.metrics_records(variants, baseline_result)),
         key=artifact_key("variant-metrics"),
         description=f"test metrics per variant; champion: {champion_reason}",
     )
@@ -172,7 +172,7 @@ def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
     return (
         f"Run `{run_uri}`: `{publishing.MANIFEST_NAME}` lists every file with its sha256; "
-        f"`make verify RUN={run_uri}` checks them.\n\n" + report.markdown_table(rows, ("file", "size", "link")) + "\n"
+        f"`make verify RUN={run_uri}` checks them.\n\n" + tables.markdown_table(rows, ("file", "size", "link")) + "\n"
     )
 
 

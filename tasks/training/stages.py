@@ -17,7 +17,7 @@ from prefect.runtime import task_run
 
 from tasks.config import StorageConfig
 from tasks.data import store
-from tasks.reporting import plots, report
+from tasks.reporting import plots, results, tables
 from tasks.runtime import task_runners, ui
 from tasks.runtime.run_logging import configure_run_logging
 from tasks.runtime.ui import artifact_key
@@ -89,7 +89,7 @@ def train(
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (
         f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
-        f"{report.guard_label(trained.model_dump())}"
+        f"{results.guard_label(trained.model_dump())}"
     )
     ui.finish_training_progress(progress, label, summary, fs.read_json(stored.history_path))
     return stored
@@ -136,7 +136,7 @@ def show_sweep(variants: dict[str, dict], run_dir: Path) -> None:
     swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
     plots.plot_sweep(swept, run_dir / "sweep.png")
     create_table_artifact(
-        [dict(zip(report.SWEEP_COLUMNS, row, strict=True)) for row in report.sweep_rows(variants)],
+        [dict(zip(tables.SWEEP_COLUMNS, row, strict=True)) for row in tables.sweep_rows(variants)],
         key=artifact_key("sweep"),
         description="val accuracy per sweep point; per variant the lowest val_loss is published",
     )

@@ -94,7 +94,7 @@ def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published
 
 
 def add_sweep(result: dict, jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> dict:
-    """A variant's result (`reporting.variant_result`) with its sweep table, and each of its seed
+    """A variant's result (`reporting.results.variant_result`) with its sweep table, and each of its seed
     entries labelled with its point, since points train from the same seeds."""
     for entry, job in zip(result["seeds"], jobs, strict=True):
         entry["point"] = point_label(job.point)

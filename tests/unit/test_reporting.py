@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.reporting import report
+from tasks.reporting import model_card, report, results
 
 BASELINE = {"description": "logistic regression on bag-of-words counts of the same ids", "parameters": 501,
             "val": {"accuracy": 0.79, "roc_auc": 0.88}, "test": {"accuracy": 0.80, "loss": 0.45, "roc_auc": 0.885}}
@@ -23,17 +23,17 @@ def test_the_report_says_plainly_when_the_baseline_beats_the_rnns():
 
 
 def test_the_guard_column_names_the_verdict_and_the_attempts():
-    assert report.guard_label({"attempts": [{}]}) == "ok"
-    assert report.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
-    assert report.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
-    assert report.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
-    assert report.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
+    assert results.guard_label({"attempts": [{}]}) == "ok"
+    assert results.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
+    assert results.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
+    assert results.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
+    assert results.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
 
 
 def test_table_records_put_the_baseline_after_the_variants():
     result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
               "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": 0.85}}
-    records = report.metrics_records({"embedding": result}, BASELINE)
+    records = results.metrics_records({"embedding": result}, BASELINE)
     assert [record["variant"] for record in records] == ["embedding", "baseline"]
     assert records[1] == {"variant": "baseline", "parameters": 501, "seed": None, "epochs": None, "best_epoch": None,
                           "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
@@ -50,9 +50,9 @@ def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
         "drift": {"drifted": ["length"], "max_drift": 0.1},
         "drift_reference": "the champion's data set k0",
     }
-    assert report.data_caveats(checks) == [
+    assert model_card.data_caveats(checks) == [
         "- data check warning, oov rate: 0.61 of ids are out of vocabulary",
         "- drift against the champion's data set k0: length above 0.1 (see report.md)",
     ]
-    assert report.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
-    assert report.data_caveats(None) == []
+    assert model_card.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
+    assert model_card.data_caveats(None) == []

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.config import PipelineConfig
-from tasks.reporting import plots, report
+from tasks.reporting import plots, report, results, tables
 from tasks.storage import cache_keys
 from tasks.training import sweeps
 from tasks.training.jobs import TrainedVariant, pick_published
@@ -101,7 +101,7 @@ def test_the_seed_table_tells_the_points_of_one_seed_apart(tiny_dataset):
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
     metrics = [{"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.95}] * 2
-    result = sweeps.add_sweep(report.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
-    rows = report.seed_rows({"embedding": result})
+    result = sweeps.add_sweep(results.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
+    rows = tables.seed_rows({"embedding": result})
     assert [(row[1], row[-1]) for row in rows] == [("3 rnn_units=4", ""), ("3 rnn_units=8", "yes")]
     assert result["sweep"]["published_point"] == "rnn_units=8"
