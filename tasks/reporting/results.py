@@ -54,7 +54,8 @@ def guard_label(result: dict) -> str:
 
 
 def metrics_records(variants: dict[str, dict], baseline: dict | None = None) -> list[dict]:
-    """One flat record per variant, and the baseline's (for table artifacts and dashboards)."""
+    """One flat record per variant, then the baseline's when there is one: the rows of the summary
+    table and of the metrics table artifact (for dashboards)."""
     records = [
         {
             "variant": name,

@@ -3,9 +3,10 @@ point and every split's statistics, as fixed-width text or markdown; and the run
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
-from tasks.reporting.results import BASELINE_NAME, guard_label
+from tasks.reporting.results import guard_label, metrics_records
 
 SUMMARY_COLUMNS = (
     "variant",
@@ -27,46 +28,28 @@ def _number(value: float | None) -> str:
 
 
 def summary_rows(variants: dict[str, dict], baseline: dict | None = None) -> list[tuple[str, ...]]:
-    """One row per variant (parameters, published seed, epochs, guard verdict, best val accuracy,
-    test metrics, spread over seeds), then the baseline's row when there is one."""
-    rows: list[tuple[str, ...]] = []
-    for name, result in variants.items():
-        test = result["test"]
-        spread = result.get("across_seeds", {}).get("accuracy")
-        over_seeds = f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
-        rows.append(
-            (
-                name,
-                f"{result['parameters']:,}",
-                str(result.get("seed", "")),
-                str(result["epochs_run"]),
-                str(result["best_epoch"]),
-                guard_label(result),
-                _number(result.get("best_val_accuracy")),
-                _number(test["loss"]),
-                _number(test["accuracy"]),
-                _number(test["roc_auc"]),
-                over_seeds,
-            )
-        )
-    if baseline is not None:
-        test = baseline["test"]
-        rows.append(
-            (
-                BASELINE_NAME,
-                f"{baseline['parameters']:,}",
-                "-",
-                "-",
-                "-",
-                "bar",
-                _number(baseline["val"]["accuracy"]),
-                _number(test["loss"]),
-                _number(test["accuracy"]),
-                _number(test["roc_auc"]),
-                "n/a",
-            )
-        )
-    return rows
+    """`metrics_records` as the summary table prints them: one row per variant (parameters, published
+    seed, epochs, guard verdict, best val accuracy, test metrics, spread over seeds), then the
+    baseline's row when there is one (no seeds: dashes, and no spread)."""
+    spreads = [result.get("across_seeds", {}).get("accuracy") for result in variants.values()]
+    return [
+        (*_record_cells(record), _spread_cell(spread))
+        for record, spread in itertools.zip_longest(metrics_records(variants, baseline), spreads)
+    ]
+
+
+def _record_cells(record: dict) -> tuple[str, ...]:
+    return (
+        record["variant"],
+        f"{record['parameters']:,}",
+        *("-" if record[key] is None else str(record[key]) for key in ("seed", "epochs", "best_epoch")),
+        record["guard"],
+        *(_number(record[key]) for key in ("val_accuracy", "test_loss", "test_accuracy", "test_roc_auc")),
+    )
+
+
+def _spread_cell(spread: dict | None) -> str:
+    return f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
 
 
 def rounded(records: list[dict], decimals: int = 4) -> list[dict]:

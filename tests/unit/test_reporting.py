@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.reporting import model_card, report, results
+from tasks.reporting import model_card, report, results, tables
 
 BASELINE = {"description": "logistic regression on bag-of-words counts of the same ids", "parameters": 501,
             "val": {"accuracy": 0.79, "roc_auc": 0.88}, "test": {"accuracy": 0.80, "loss": 0.45, "roc_auc": 0.885}}
@@ -39,6 +39,17 @@ def test_table_records_put_the_baseline_after_the_variants():
                           "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
                           "test_roc_auc": 0.885}
     assert records[0]["guard"] == "ok" and records[0]["val_accuracy"] == 0.78
+
+
+def test_the_summary_table_prints_those_records_with_the_spread_over_seeds():
+    result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
+              "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": None},
+              "across_seeds": {"accuracy": {"mean": 0.765, "std": 0.005, "count": 2}}}
+    assert tables.summary_rows({"embedding": result}, BASELINE) == [
+        ("embedding", "8,209", "42", "30", "27", "ok", "0.7800", "0.5000", "0.7700", "n/a", "0.7650 ± 0.0050 (2)"),
+        ("baseline", "501", "-", "-", "-", "bar", "0.7900", "0.4500", "0.8000", "0.8850", "n/a"),
+    ]
+    assert tables.summary_rows({"embedding": result})[-1][0] == "embedding"
 
 
 def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
