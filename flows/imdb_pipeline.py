@@ -26,7 +26,7 @@ from tasks.data.stages import check_data, check_storage, download, fit_baseline,
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import run_details
 from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
-from tasks.reporting.results import variant_result
+from tasks.reporting.results import VariantResult, variant_result
 from tasks.reporting.tables import format_table, format_time_split, summary_rows
 from tasks.runtime import task_runners
 from tasks.runtime.command_line import run_flow
@@ -40,7 +40,8 @@ from tasks.runtime.run_logging import StageLog, configure_run_logging
 from tasks.runtime.ui import emit_failure_event, run_name, tag_flow_run
 from tasks.storage.fs import new_run_id
 from tasks.training import sweeps
-from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, pick_published
+from tasks.training.baseline import BaselineResult
+from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed
 from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
 from tasks.training.supervisor import children_stopped_on_signals
 
@@ -147,7 +148,7 @@ def _train_all(
     cached: dict[str, Any],
     dataset: DatasetInfo,
     config: PipelineConfig,
-    baseline: dict,
+    baseline: BaselineResult,
     stage: StageLog,
     dask_address: str | None,
 ) -> dict[str, tuple[list[TrainingJob], list[TrainedVariant]]]:
@@ -156,7 +157,7 @@ def _train_all(
     returns each variant's jobs and what they trained, in the same order."""
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
     by_variant = {
-        variant: sweeps.training_jobs(variant, dataset, config, seeds, baseline["val"]["accuracy"])
+        variant: sweeps.training_jobs(variant, dataset, config, seeds, baseline.val.accuracy)
         for variant in config.model.variants
     }
     jobs = [job for variant_jobs in by_variant.values() for job in variant_jobs]
@@ -180,19 +181,15 @@ def _train_all(
 
 def _evaluate_and_plot(
     jobs: list[TrainingJob], runs: list[TrainedVariant], dataset: DatasetInfo, run_dir: Path, stage: StageLog
-) -> tuple[dict, dict]:
+) -> tuple[VariantResult, dict]:
     """Stages evaluate and plot of one variant; returns its result and its published history."""
     variant = jobs[0].variant
     stage("evaluate", f"{variant} on the test set")
     metrics = [evaluate(trained, dataset) for trained in runs]
-    published = pick_published(runs)  # by val_loss over every seed and point, never by test metrics
-    collect(published, metrics[runs.index(published)], run_dir)
+    result = variant_result(jobs, runs, metrics)  # published by val_loss over every seed and point, never test
+    collect(result.published, result.test, run_dir)
     stage("plot", variant)
-    history = plot_variant(published, run_dir)
-    result = variant_result(published, runs, metrics)
-    if any(job.point for job in jobs):
-        result = sweeps.add_sweep(result, jobs, runs, published)
-    return result, history
+    return result, plot_variant(result.published, run_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

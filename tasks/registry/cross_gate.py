@@ -31,7 +31,9 @@ def test_texts(dataset: DatasetInfo) -> tuple[list[str], np.ndarray] | None:
     return table.column(TEXT_COLUMN).to_pylist(), table.column("label").to_numpy()
 
 
-def score_across(champion: dict, candidate_model: str, dataset: DatasetInfo) -> tuple[dict, dict] | None:
+def score_across(
+    champion: dict, candidate_model: str, dataset: DatasetInfo
+) -> tuple[evaluation.ClassificationMetrics, evaluation.ClassificationMetrics] | None:
     """Test metrics of the champion and of the candidate (its model file, `dataset` its data set) on the
     candidate's raw test reviews, each through its own vocabulary; None when that is impossible (no
     raw text, a side without a vocabulary), with the reason logged."""

@@ -27,8 +27,9 @@ from tasks.config import ChampionConfig
 from tasks.data.vocabulary import VOCABULARY_NAME
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import history, publishing
+from tasks.reporting.results import VariantResult
 from tasks.storage import fs
-from tasks.training.guard import is_unfit
+from tasks.training.evaluation import ClassificationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +55,16 @@ def _better(metric: str, value: float, other: float) -> bool:
     return value < other if metric in LOWER_IS_BETTER else value > other
 
 
-def pick_candidate(variants: dict[str, dict], metric: str, stall_margin: float) -> str | None:
+def pick_candidate(variants: dict[str, VariantResult], metric: str, stall_margin: float) -> str | None:
     """The run's best variant by `metric` among the fit ones, or None."""
-    healthy = [
-        name
+    values = {
+        name: value
         for name, result in variants.items()
-        if not is_unfit(result, stall_margin) and result["test"].get(metric) is not None
-    ]
+        if not result.is_unfit(stall_margin) and (value := result.test.value(metric)) is not None
+    }
     best = None
-    for name in healthy:
-        if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
+    for name, value in values.items():
+        if best is None or _better(metric, value, values[best]):
             best = name
     return best
 
@@ -79,13 +80,13 @@ def read_champion(storage_root: str) -> tuple[dict | None, str | None]:
 
 
 def decide(
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     dataset_key: str,
     champion: dict | None,
     champion_problems: list[str],
     config: ChampionConfig,
     stall_margin: float,
-    across: tuple[dict, dict] | None = None,
+    across: tuple[ClassificationMetrics, ClassificationMetrics] | None = None,
 ) -> Decision:
     """Whether this run's best variant should replace `champion`, and why (`stall_margin`: the
     run's training config's, which decides whether a variant is at chance). `across`: the champion's
@@ -99,7 +100,8 @@ def decide(
             champion=champion,
             reason=f"every variant is under-trained, stalled at chance or lacks {metric}: nothing to promote",
         )
-    value = variants[candidate]["test"][metric]
+    value = variants[candidate].test.value(metric)
+    assert value is not None, "a candidate has a value of the metric"
     mine = f"{candidate} {metric} {value:.4f}"
     always = config.promote == "always"
     if config.promote == "never":
@@ -149,9 +151,16 @@ def decide(
     )
 
 
-def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], metric: str, always: bool) -> Decision:
+def _decide_across(
+    candidate: str,
+    champion: dict,
+    across: tuple[ClassificationMetrics, ClassificationMetrics],
+    metric: str,
+    always: bool,
+) -> Decision:
     """The verdict when both models scored this run's raw test reviews, each through its own vocabulary."""
-    theirs, mine = across[0][metric], across[1][metric]
+    theirs, mine = across[0].value(metric), across[1].value(metric)
+    assert theirs is not None and mine is not None, "both scored reviews of both classes"
     held = f"champion {champion['run_id']}/{champion['variant']} (data set {champion['dataset_key']})"
     where = "on this run's raw test reviews, each through its own vocabulary"
     better = _better(metric, mine, theirs)
@@ -166,11 +175,11 @@ def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], me
     )
 
 
-AcrossScorer = Callable[[dict, str], "tuple[dict, dict] | None"]
+AcrossScorer = Callable[[dict, str], "tuple[ClassificationMetrics, ClassificationMetrics] | None"]
 
 
 def judge(
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     dataset_key: str,
     storage_root: str,
     config: ChampionConfig,
@@ -212,7 +221,7 @@ def promote(
     run_uri: str,
     run_id: str,
     dataset_key: str,
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     storage_root: str,
     config: ChampionConfig,
     stall_margin: float,
@@ -277,7 +286,7 @@ def _promote_conditionally(
 
 
 def _champion_record(
-    variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict], metric: str
+    variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, VariantResult], metric: str
 ) -> dict:
     vocabulary = publishing.manifest_entry(run_uri, VOCABULARY_NAME)
     return {
@@ -288,7 +297,7 @@ def _champion_record(
         "vocabulary_uri": None if vocabulary is None else fs.join(run_uri, VOCABULARY_NAME),
         "vocabulary_sha256": None if vocabulary is None else vocabulary["sha256"],
         "metric": metric,
-        "metrics": variants[variant]["test"],
+        "metrics": variants[variant].test.model_dump(),
         "dataset_key": dataset_key,
         "manifest_sha256": publishing.manifest_sha256(run_uri),
         "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),

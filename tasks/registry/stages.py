@@ -14,15 +14,18 @@ from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
 from tasks.reporting import model_card, report
+from tasks.reporting.results import VariantResult
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
+from tasks.training.baseline import BaselineResult
+from tasks.training.evaluation import ClassificationMetrics
 
 PUBLISH_RETRY_DELAYS = [5.0, 30.0]  # seconds: a storage hiccup heals; a retry resumes the upload
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
 def judge_champion(
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     dataset: store.DatasetInfo,
     config: ChampionConfig,
     storage_config: StorageConfig,
@@ -32,7 +35,7 @@ def judge_champion(
     """The gate; a champion of another data set is scored beside the candidate (still in `run_dir`)
     on this run's raw test reviews when it can be."""
 
-    def score_across(held: dict, candidate: str) -> tuple[dict, dict] | None:
+    def score_across(held: dict, candidate: str) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
         if run_dir is None or config.promote == "never":
             return None
         return cross_gate.score_across(held, str(run_dir / candidate / "model.keras"), dataset)
@@ -47,8 +50,8 @@ def write_report(
     config: dict,
     source: SourceInfo,
     dataset: store.DatasetInfo,
-    variants: dict[str, dict],
-    baseline_result: dict,
+    variants: dict[str, VariantResult],
+    baseline_result: BaselineResult,
     decision: gate.Decision,
     data_result: dict | None = None,
 ) -> None:
@@ -94,7 +97,7 @@ def promote(
     run_uri: str,
     run_id: str,
     dataset: store.DatasetInfo,
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     storage_config: StorageConfig,
     config: ChampionConfig,
     stall_margin: float,
@@ -110,5 +113,7 @@ def promote(
 
 
 @task(name="describe-run", cache_policy=NO_CACHE)
-def describe_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, decision: gate.Decision) -> None:
+def describe_run(
+    run_uri: str, variants: dict[str, VariantResult], baseline_result: BaselineResult, decision: gate.Decision
+) -> None:
     ui.show_run(run_uri, variants, baseline_result, decision.reason)

@@ -6,14 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.reporting.report import RunFacts, baseline_verdict, guard_rule, spread_lines
+from tasks.reporting.results import VariantResult
 from tasks.reporting.tables import SEED_COLUMNS, markdown_table, seed_rows, summary_rows
 from tasks.training.variants import VARIANTS
 
 
-def model_list(variants: dict[str, dict], maxlen: int) -> str:
+def model_list(variants: dict[str, VariantResult], maxlen: int) -> str:
     """One line per published model: its file, its variant's description, size, input and output."""
     return "\n".join(
-        f"- `{name}/model.keras`: {VARIANTS[name].description}, {result['parameters']:,} parameters; "
+        f"- `{name}/model.keras`: {VARIANTS[name].description}, {result.published.parameters:,} parameters; "
         f"input {maxlen} word ids (int), output the probability that the review is positive"
         for name, result in variants.items()
     )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from tasks.reporting.results import BASELINE_NAME, run_metrics
+from tasks.reporting.results import BASELINE_NAME, VariantResult, run_metrics
 from tasks.reporting.tables import (
     DATA_COLUMNS,
     SEED_COLUMNS,
@@ -19,6 +19,7 @@ from tasks.reporting.tables import (
     sweep_rows,
 )
 from tasks.storage import fs
+from tasks.training.baseline import BaselineResult
 
 REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
 
@@ -34,11 +35,11 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
+def baseline_verdict(variants: dict[str, VariantResult], baseline: BaselineResult) -> str:
     """One plain sentence: does the bag-of-words baseline beat the RNN variants on test accuracy?"""
-    bar, description = baseline["test"]["accuracy"], baseline["description"]
-    beaten = [name for name, result in variants.items() if result["test"]["accuracy"] < bar]
-    scores = ", ".join(f"{name} {result['test']['accuracy']:.4f}" for name, result in variants.items())
+    bar, description = baseline.test.accuracy, baseline.description
+    beaten = [name for name, result in variants.items() if result.test.accuracy < bar]
+    scores = ", ".join(f"{name} {result.test.accuracy:.4f}" for name, result in variants.items())
     if len(beaten) == len(variants):
         return (
             f"**The baseline beats every RNN variant**: {description} reaches test accuracy {bar:.4f} "
@@ -52,7 +53,7 @@ def baseline_verdict(variants: dict[str, dict], baseline: dict) -> str:
     return f"Every RNN variant beats the baseline ({description}, test accuracy {bar:.4f}): {scores}."
 
 
-def published_files(variants: dict[str, dict]) -> dict[str, str]:
+def published_files(variants: dict[str, VariantResult]) -> dict[str, str]:
     """What a person wants to open in a run, by label: relative paths inside the run folder."""
     files = {
         "manifest": "manifest.json",
@@ -63,7 +64,7 @@ def published_files(variants: dict[str, dict]) -> dict[str, str]:
         "review length plot": "data_lengths.png",
         "label balance plot": "data_labels.png",
     }
-    if any(result.get("sweep") for result in variants.values()):
+    if any(result.sweep for result in variants.values()):
         files["sweep plot"] = "sweep.png"
     for name in variants:
         files |= {
@@ -82,8 +83,8 @@ class RunFacts:
     config: dict
     source: dict
     dataset: dict
-    variants: dict[str, dict]
-    baseline: dict
+    variants: dict[str, VariantResult]
+    baseline: BaselineResult
     decision: dict
     data_checks: dict | None = None
 
@@ -111,8 +112,11 @@ def render_report(facts: RunFacts) -> str:
         markdown_table(summary_rows(variants, baseline)),
         "Confusion matrices (rows: true negative/positive, columns: predicted negative/positive):",
         "\n".join(
-            f"- {name}: `{result['test']['confusion_matrix']}`"
-            for name, result in {**variants, BASELINE_NAME: baseline}.items()
+            f"- {name}: `{test.confusion_matrix}`"
+            for name, test in {
+                **{name: result.test for name, result in variants.items()},
+                BASELINE_NAME: baseline.test,
+            }.items()
         ),
         "## Seeds and restarts",
         guard_rule(config["training"], baseline),
@@ -133,13 +137,13 @@ def render_report(facts: RunFacts) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def sweep_blocks(variants: dict[str, dict]) -> list[str]:
+def sweep_blocks(variants: dict[str, VariantResult]) -> list[str]:
     """The report's sweep section (none without a sweep): which point each variant publishes and
     why, the table, and the plot of val accuracy per point."""
-    swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
+    swept = {name: result.sweep for name, result in variants.items() if result.sweep}
     if not swept:
         return []
-    chosen = "\n".join(f"- {name}: {sweep['published_point']}" for name, sweep in swept.items())
+    chosen = "\n".join(f"- {name}: {sweep.published_point}" for name, sweep in swept.items())
     return [
         "## Sweep",
         "Every point trained from the same seeds. Per variant, the training with the lowest val_loss over "
@@ -151,24 +155,22 @@ def sweep_blocks(variants: dict[str, dict]) -> list[str]:
     ]
 
 
-def spread_lines(variants: dict[str, dict]) -> list[str]:
+def spread_lines(variants: dict[str, VariantResult]) -> list[str]:
     """One line per variant: mean ± std of each test metric over its seeds, for report and model card."""
     lines = []
     for name, result in variants.items():
-        parts = [
-            f"{key} {value['mean']:.4f} ± {value['std']:.4f}" for key, value in result.get("across_seeds", {}).items()
-        ]
-        count = len(result.get("seeds", []))
+        parts = [f"{key} {spread.mean:.4f} ± {spread.std:.4f}" for key, spread in result.across_seeds.items()]
+        count = len(result.seeds)
         lines.append(f"- {name} over {count} seed{'s' if count != 1 else ''}: " + (", ".join(parts) or "n/a"))
     return lines
 
 
-def guard_rule(training: dict, baseline: dict) -> str:
+def guard_rule(training: dict, baseline: BaselineResult) -> str:
     """The guard's rule with this run's numbers, for report and model card."""
-    floor = baseline["val"]["accuracy"] - training["baseline_margin"]
+    floor = baseline.val.accuracy - training["baseline_margin"]
     return (
         f"An attempt is *under-trained* when its best val accuracy is more than {training['baseline_margin']:g} "
-        f"below the baseline's {baseline['val']['accuracy']:.4f} (below {floor:.4f}), and *stalled* when it is "
+        f"below the baseline's {baseline.val.accuracy:.4f} (below {floor:.4f}), and *stalled* when it is "
         f"within {training['stall_margin']:g} of always guessing the majority class. Either one is retrained "
         f"with a derived seed, up to {training['restarts']} time(s); a variant with no healthy attempt is "
         "published marked as such and never promoted."

@@ -6,7 +6,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 
-from tasks.reporting.results import guard_label, metrics_records
+from tasks.reporting.results import Spread, VariantResult, guard_label, metrics_records
+from tasks.training.baseline import BaselineResult
+from tasks.training.jobs import Attempt
 
 SUMMARY_COLUMNS = (
     "variant",
@@ -27,11 +29,11 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def summary_rows(variants: dict[str, dict], baseline: dict | None = None) -> list[tuple[str, ...]]:
+def summary_rows(variants: dict[str, VariantResult], baseline: BaselineResult | None = None) -> list[tuple[str, ...]]:
     """`metrics_records` as the summary table prints them: one row per variant (parameters, published
     seed, epochs, guard verdict, best val accuracy, test metrics, spread over seeds), then the
     baseline's row when there is one (no seeds: dashes, and no spread)."""
-    spreads = [result.get("across_seeds", {}).get("accuracy") for result in variants.values()]
+    spreads = [result.across_seeds.get("accuracy") for result in variants.values()]
     return [
         (*_record_cells(record), _spread_cell(spread))
         for record, spread in itertools.zip_longest(metrics_records(variants, baseline), spreads)
@@ -48,8 +50,8 @@ def _record_cells(record: dict) -> tuple[str, ...]:
     )
 
 
-def _spread_cell(spread: dict | None) -> str:
-    return f"{spread['mean']:.4f} ± {spread['std']:.4f} ({spread['count']})" if spread else "n/a"
+def _spread_cell(spread: Spread | None) -> str:
+    return f"{spread.mean:.4f} ± {spread.std:.4f} ({spread.count})" if spread else "n/a"
 
 
 def rounded(records: list[dict], decimals: int = 4) -> list[dict]:
@@ -111,58 +113,53 @@ SEED_COLUMNS = (
 )
 
 
-def seed_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
+def seed_rows(variants: dict[str, VariantResult]) -> list[tuple[str, ...]]:
     """Every seed of every variant with all its attempts: nothing a restart replaced is hidden."""
     rows: list[tuple[str, ...]] = []
     for name, result in variants.items():
-        for seed in result.get("seeds", []):
+        for seed in result.seeds:
             attempts = ", ".join(
-                f"{attempt['seed']}: {attempt['best_val_accuracy']:.4f}{_attempt_flag(attempt)}"
-                for attempt in seed["attempts"]
+                f"{attempt.seed}: {attempt.best_val_accuracy:.4f}{_attempt_flag(attempt)}"
+                for attempt in seed.trained.attempts
             )
             rows.append(
                 (
                     name,
-                    " ".join(filter(None, (str(seed["seed"]), seed.get("point")))),
+                    " ".join(filter(None, (str(seed.first_seed), seed.point))),
                     attempts,
-                    guard_label(seed),
-                    str(seed["epochs_run"]),
-                    f"{seed['best_val_loss']:.4f}",
-                    f"{seed['test']['accuracy']:.4f}",
-                    "yes" if _is_published(seed, result) else "",
+                    guard_label(seed.trained),
+                    str(seed.trained.epochs_run),
+                    f"{seed.trained.best_val_loss:.4f}",
+                    f"{seed.test.accuracy:.4f}",
+                    "yes" if seed.trained == result.published else "",
                 )
             )
     return rows
 
 
-def _is_published(seed: dict, result: dict) -> bool:
-    # Points of a sweep train from the same seeds: the val_loss tells their trainings apart.
-    return seed["published_seed"] == result["seed"] and seed["best_val_loss"] == result["best_val_loss"]
-
-
 SWEEP_COLUMNS = ("variant", "point", "seeds", "best_val_loss", "val_acc", "mean_val_acc", "published")
 
 
-def sweep_rows(variants: dict[str, dict]) -> list[tuple[str, ...]]:
+def sweep_rows(variants: dict[str, VariantResult]) -> list[tuple[str, ...]]:
     """Every point of every swept variant: its best val_loss over seeds and that training's val
     accuracy, the mean val accuracy over seeds, and which point is published."""
     return [
         (
             name,
-            row["point"],
-            str(row["seeds"]),
-            f"{row['best_val_loss']:.4f}",
-            f"{row['val_accuracy']:.4f}",
-            f"{row['mean_val_accuracy']:.4f}",
-            "yes" if row["published"] else "",
+            row.point,
+            str(row.seeds),
+            f"{row.best_val_loss:.4f}",
+            f"{row.val_accuracy:.4f}",
+            f"{row.mean_val_accuracy:.4f}",
+            "yes" if row.published else "",
         )
         for name, result in variants.items()
-        for row in result.get("sweep", {}).get("points", [])
+        for row in (result.sweep.points if result.sweep else [])
     ]
 
 
-def _attempt_flag(attempt: dict) -> str:
-    return " stalled" if attempt["stalled"] else " under-trained" if attempt.get("under_trained") else ""
+def _attempt_flag(attempt: Attempt) -> str:
+    return " stalled" if attempt.stalled else " under-trained" if attempt.under_trained else ""
 
 
 DATA_COLUMNS = (

@@ -28,6 +28,7 @@ from tasks.config import ModelConfig
 from tasks.registry import publishing
 from tasks.reporting import plots, report, results, tables
 from tasks.storage import fs
+from tasks.training.baseline import BaselineResult
 
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
@@ -140,7 +141,9 @@ def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str
     )
 
 
-def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, champion_reason: str) -> None:
+def show_run(
+    run_uri: str, variants: dict[str, results.VariantResult], baseline_result: BaselineResult, champion_reason: str
+) -> None:
     """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
     baseline), and one artifact listing the run's files with links."""
     files = report.published_files(variants)

@@ -9,17 +9,18 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import gate, publishing
+from tasks.reporting.results import VariantResult
 from tasks.storage import fs
-from tasks.training import guard
+from tests.helpers import variant_result
 
 
-def result(accuracy: float, loss: float = 0.5, majority: float = 0.5) -> dict:
-    return {"test": {"accuracy": accuracy, "loss": loss, "roc_auc": accuracy, "majority_rate": majority}}
+def result(accuracy: float, loss: float = 0.5, majority: float = 0.5, **flags) -> VariantResult:
+    return variant_result(accuracy, loss, majority, roc_auc=accuracy, **flags)
 
 
 def holder(accuracy: float, key: str = "k1") -> dict:
     return {"run_id": "old", "variant": "embedding", "run_uri": "x", "dataset_key": key,
-            "metrics": result(accuracy)["test"]}
+            "metrics": result(accuracy).test.model_dump()}
 
 
 AUTO = ChampionConfig()
@@ -31,8 +32,8 @@ def test_candidate_is_the_best_variant_that_did_not_stall():
     assert gate.pick_candidate(variants, "accuracy", MARGIN) == "onehot"
     assert gate.pick_candidate(variants, "loss", MARGIN) == "embedding"  # lower is better
     assert gate.pick_candidate({"stuck": result(0.515)}, "accuracy", MARGIN) is None
-    assert guard.is_unfit(result(0.62, majority=0.61), MARGIN)
-    assert not guard.is_unfit(result(0.53, majority=0.5), MARGIN)
+    assert result(0.62, majority=0.61).is_unfit(MARGIN)
+    assert not result(0.53, majority=0.5).is_unfit(MARGIN)
 
 
 def test_the_gate_reads_the_stall_margin_it_is_given():
@@ -54,8 +55,8 @@ def test_the_gate_reads_the_stall_margin_it_is_given():
         ({"a": result(0.6)}, holder(0.7, key="k2"), "always", True, False, "not comparable; replaced"),
         ({"a": result(0.9)}, None, "never", False, None, "promotion disabled (--promote never)"),
         ({"a": result(0.51)}, None, "always", False, None, "every variant is under-trained"),
-        ({"a": {**result(0.8), "under_trained": True}}, None, "always", False, None, "every variant is under-trained"),
-        ({"a": {**result(0.9), "under_trained": True}, "b": result(0.7)}, holder(0.6), "auto", True, True,
+        ({"a": result(0.8, under_trained=True)}, None, "always", False, None, "every variant is under-trained"),
+        ({"a": result(0.9, under_trained=True), "b": result(0.7)}, holder(0.6), "auto", True, True,
          "b accuracy 0.7000 beats"),
     ],
 )

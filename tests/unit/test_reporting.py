@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from tasks.reporting import model_card, report, results, tables
+from tasks.reporting.results import Spread, VariantResult
+from tasks.training.baseline import BaselineResult
+from tests.helpers import metrics_of, trained_variant, variant_result
 
-BASELINE = {"description": "logistic regression on bag-of-words counts of the same ids", "parameters": 501,
-            "val": {"accuracy": 0.79, "roc_auc": 0.88}, "test": {"accuracy": 0.80, "loss": 0.45, "roc_auc": 0.885}}
+BASELINE = BaselineResult(description="logistic regression on bag-of-words counts of the same ids", parameters=501,
+                          fit_seconds=1.0, val=metrics_of(0.79, roc_auc=0.88), test=metrics_of(0.80, 0.45, 0.885))
 
 
-def variant(accuracy: float, **flags) -> dict:
-    return {"test": {"accuracy": accuracy}, **flags}
+def variant(accuracy: float, **flags) -> VariantResult:
+    return variant_result(accuracy, **flags)
 
 
 def test_the_report_says_plainly_when_the_baseline_beats_the_rnns():
@@ -23,16 +26,16 @@ def test_the_report_says_plainly_when_the_baseline_beats_the_rnns():
 
 
 def test_the_guard_column_names_the_verdict_and_the_attempts():
-    assert results.guard_label({"attempts": [{}]}) == "ok"
-    assert results.guard_label({"attempts": [{}, {}]}) == "ok (1 restart)"
-    assert results.guard_label({"attempts": [{}, {}, {}]}) == "ok (2 restarts)"
-    assert results.guard_label({"attempts": [{}] * 6, "under_trained": True}) == "UNDER-TRAINED (6 attempts)"
-    assert results.guard_label({"attempts": [{}] * 3, "stalled": True, "under_trained": True}) == "STALLED (3 attempts)"
+    assert results.guard_label(trained_variant(attempts=1)) == "ok"
+    assert results.guard_label(trained_variant(attempts=2)) == "ok (1 restart)"
+    assert results.guard_label(trained_variant(attempts=3)) == "ok (2 restarts)"
+    assert results.guard_label(trained_variant(attempts=6, under_trained=True)) == "UNDER-TRAINED (6 attempts)"
+    assert results.guard_label(trained_variant(attempts=3, stalled=True, under_trained=True)) == "STALLED (3 attempts)"
 
 
 def test_table_records_put_the_baseline_after_the_variants():
-    result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
-              "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": 0.85}}
+    result = variant_result(0.77, 0.5, roc_auc=0.85, parameters=8209, seed=42, epochs_run=30, best_epoch=27,
+                            best_val_accuracy=0.78)
     records = results.metrics_records({"embedding": result}, BASELINE)
     assert [record["variant"] for record in records] == ["embedding", "baseline"]
     assert records[1] == {"variant": "baseline", "parameters": 501, "seed": None, "epochs": None, "best_epoch": None,
@@ -42,9 +45,8 @@ def test_table_records_put_the_baseline_after_the_variants():
 
 
 def test_the_summary_table_prints_those_records_with_the_spread_over_seeds():
-    result = {"parameters": 8209, "seed": 42, "epochs_run": 30, "best_epoch": 27, "attempts": [{}],
-              "best_val_accuracy": 0.78, "test": {"loss": 0.5, "accuracy": 0.77, "roc_auc": None},
-              "across_seeds": {"accuracy": {"mean": 0.765, "std": 0.005, "count": 2}}}
+    result = variant_result(0.77, 0.5, parameters=8209, seed=42, epochs_run=30, best_epoch=27, best_val_accuracy=0.78)
+    result = result.model_copy(update={"across_seeds": {"accuracy": Spread(mean=0.765, std=0.005, count=2)}})
     assert tables.summary_rows({"embedding": result}, BASELINE) == [
         ("embedding", "8,209", "42", "30", "27", "ok", "0.7800", "0.5000", "0.7700", "n/a", "0.7650 ± 0.0050 (2)"),
         ("baseline", "501", "-", "-", "-", "bar", "0.7900", "0.4500", "0.8000", "0.8850", "n/a"),
