@@ -221,6 +221,15 @@ def variant_result(accuracy: float, loss: float = 0.5, majority: float = 0.5, ro
     return VariantResult(published=trained, test=test, seeds=seeds, across_seeds=across_seeds(seeds))
 
 
+def champion_record(run_uri: str = "x", dataset_key: str = "k1", accuracy: float = 0.7, **fields) -> dict:
+    """champion.json as the gate writes it, for a champion of `run_uri` (`fields` override)."""
+    return {"run_id": run_uri.rsplit("/", 1)[-1], "run_uri": run_uri, "variant": "embedding",
+            "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": None, "vocabulary_sha256": None,
+            "metric": "accuracy", "metrics": metrics_of(accuracy, roc_auc=accuracy).model_dump(),
+            "dataset_key": dataset_key, "manifest_sha256": "0" * 64, "promoted_at": "2025-01-06T03:00:00+00:00",
+            **fields}
+
+
 def copy_champion(store: Path, root: str) -> dict:
     """Copies the champion's run from a local store to another storage root (s3://...) with a
     champion.json pointing at the copy; returns that record."""

@@ -13,6 +13,7 @@ from tasks.data import store, vocabulary
 from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
+from tasks.registry.records import ChampionRecord
 from tasks.reporting import model_card, report
 from tasks.reporting.results import VariantResult
 from tasks.runtime import ui
@@ -35,7 +36,9 @@ def judge_champion(
     """The gate; a champion of another data set is scored beside the candidate (still in `run_dir`)
     on this run's raw test reviews when it can be."""
 
-    def score_across(held: dict, candidate: str) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
+    def score_across(
+        held: ChampionRecord, candidate: str
+    ) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
         if run_dir is None or config.promote == "never":
             return None
         return cross_gate.score_across(held, str(run_dir / candidate / "model.keras"), dataset)

@@ -26,6 +26,7 @@ from prefect.runtime import flow_run as current_flow_run
 
 from tasks.config import ModelConfig
 from tasks.registry import publishing
+from tasks.registry.records import ChampionRecord
 from tasks.reporting import plots, report, results, tables
 from tasks.storage import fs
 from tasks.training.baseline import BaselineResult
@@ -129,7 +130,7 @@ def announce_drift(drift: dict, resource_id: str, resource_name: str) -> None:
     )
 
 
-def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str) -> None:
+def announce_promotion(record: ChampionRecord, champion_uri: str, metric: str, reason: str) -> None:
     """The event a Prefect automation can turn into a notification of a new champion."""
     emit_event(
         event=PROMOTED_EVENT,
@@ -137,7 +138,8 @@ def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str
             "prefect.resource.id": f"imdb-rnn-pipeline.champion.{champion_uri}",
             "prefect.resource.name": "champion",
         },
-        payload={key: record[key] for key in PROMOTED_PAYLOAD} | {"value": record["metrics"][metric], "reason": reason},
+        payload={key: getattr(record, key) for key in PROMOTED_PAYLOAD}
+        | {"value": record.metrics.value(metric), "reason": reason},
     )
 
 

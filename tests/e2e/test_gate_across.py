@@ -14,7 +14,8 @@ from tasks.registry import cross_gate, gate, publishing
 from tasks.storage import fs
 from tasks.training.build import build_model
 from tasks.training.evaluation import ClassificationMetrics
-from tests.helpers import VOCABULARY, review_texts, variant_result
+from tasks.registry.records import ChampionRecord
+from tests.helpers import VOCABULARY, champion_record, review_texts, variant_result
 
 NUM_WORDS, MAXLEN = 50, 20
 MARGIN = TrainingConfig().stall_margin
@@ -61,10 +62,8 @@ def publish_champion(root: Path, dataset: store.DatasetInfo, trained: bool) -> N
     vocabulary.copy_into_run(dataset.uri, local)
     run_uri = publishing.run_uri(str(root / "store"), "r-old")
     publishing.publish_run(local, run_uri, {"run_id": "r-old"})
-    record = {"run_id": "r-old", "run_uri": run_uri, "variant": "embedding", "metric": "accuracy",
-              "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": f"{run_uri}/vocabulary.json",
-              "metrics": {"accuracy": 0.99}, "dataset_key": dataset.key,
-              "manifest_sha256": publishing.manifest_sha256(run_uri)}
+    record = champion_record(run_uri, dataset.key, 0.99, vocabulary_uri=f"{run_uri}/vocabulary.json",
+                             manifest_sha256=publishing.manifest_sha256(run_uri))
     fs.write_json(gate.champion_uri(str(root / "store")), record)
 
 
@@ -73,7 +72,7 @@ def judge(root: Path, candidate: store.DatasetInfo, candidate_trained: bool) -> 
     path = model_file(root / "candidate-run", candidate, candidate_trained)
     scored: list = []
 
-    def score_across(held: dict, name: str) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
+    def score_across(held: ChampionRecord, name: str) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
         scored.append(cross_gate.score_across(held, str(path), candidate))
         return scored[-1]
 

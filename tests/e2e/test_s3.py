@@ -188,7 +188,7 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
     for run_id, (_, variants) in runs.items():
         gate.promote(judged[run_id], publishing.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
                           margin)
-    assert gate.read_champion(s3_prefix)[0]["run_id"] == "r2"
+    assert gate.read_champion(s3_prefix)[0].run_id == "r2"
     decisions = {name.removesuffix(".json"): json.loads(body)
                  for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}
     assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None

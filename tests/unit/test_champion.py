@@ -9,18 +9,18 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import gate, publishing
+from tasks.registry.records import ChampionRecord
 from tasks.reporting.results import VariantResult
 from tasks.storage import fs
-from tests.helpers import variant_result
+from tests.helpers import champion_record, variant_result
 
 
 def result(accuracy: float, loss: float = 0.5, majority: float = 0.5, **flags) -> VariantResult:
     return variant_result(accuracy, loss, majority, roc_auc=accuracy, **flags)
 
 
-def holder(accuracy: float, key: str = "k1") -> dict:
-    return {"run_id": "old", "variant": "embedding", "run_uri": "x", "dataset_key": key,
-            "metrics": result(accuracy).test.model_dump()}
+def holder(accuracy: float, key: str = "k1") -> ChampionRecord:
+    return ChampionRecord.model_validate(champion_record("runs/old", key, accuracy))
 
 
 AUTO = ChampionConfig()
@@ -88,14 +88,14 @@ def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
     decision = gate.judge(variants, "k1", store, AUTO, MARGIN)
     final, record = gate.promote(decision, first, "r1", "k1", variants, store, AUTO, MARGIN)
     assert final.promote
-    assert json.loads((tmp_path / "store" / "champion.json").read_text()) == record
-    assert record["model_uri"] == f"{first}/embedding/model.keras"
-    assert record["manifest_sha256"] == publishing.manifest_sha256(first)
+    assert record is not None and json.loads((tmp_path / "store" / "champion.json").read_text()) == record.to_json()
+    assert record.model_uri == f"{first}/embedding/model.keras"
+    assert record.manifest_sha256 == publishing.manifest_sha256(first)
 
     second = publish_fake_run(tmp_path, "r2")
     worse = gate.judge({"embedding": result(0.7)}, "k1", store, AUTO, MARGIN)
     assert gate.promote(worse, second, "r2", "k1", variants, store, AUTO, MARGIN)[1] is None
-    assert gate.read_champion(store)[0]["run_id"] == "r1"
+    assert gate.read_champion(store)[0].run_id == "r1"
     assert [decision_of(store, run)["promoted"] for run in ("r1", "r2")] == [True, False]
 
     (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
@@ -127,16 +127,23 @@ def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_
     second = gate.judge(second_variants, "k1", store, AUTO, MARGIN)
     assert first.promote and second.promote and first.champion_version is None
 
-    assert gate.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1]["run_id"] == "r1"
+    assert gate.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1].run_id == "r1"
     final, record = gate.promote(second, second_run, "r2", "k1", second_variants, store, AUTO, MARGIN)
 
     assert "judged again" in final.reason
-    assert final.champion["run_id"] == "r1"  # the loser compared itself with the winner, not with nothing
-    assert gate.read_champion(store)[0]["run_id"] == ("r2" if second_wins else "r1")
+    assert final.champion.run_id == "r1"  # the loser compared itself with the winner, not with nothing
+    assert gate.read_champion(store)[0].run_id == ("r2" if second_wins else "r1")
     assert (record is not None) == second_wins
     recorded = decision_of(store, "r2")
     assert recorded["promoted"] == second_wins and recorded["previous_champion"]["run_id"] == "r1"
     assert recorded["reason"] == final.reason
+
+
+def test_a_champion_json_that_is_not_a_champion_record_is_refused(tmp_path):
+    store = str(tmp_path / "store")
+    fs.write_json(gate.champion_uri(store), {"run_id": "r1", "run_uri": "x"})
+    with pytest.raises(StorageError, match="champion.json is not a champion record: variant: Field required"):
+        gate.read_champion(store)
 
 
 def test_a_conditional_write_refuses_a_stale_version(tmp_path):
