@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from tasks.errors import PipelineError, WriteConflict
-from tasks.registry import history, publishing
+from tasks.registry import history
 from tasks.registry.gate import champion_uri, read_champion
-from tasks.registry.records import ChampionRecord
+from tasks.registry.records import ChampionRecord, verify_champion
 from tasks.storage import fs
 
 
@@ -44,9 +44,7 @@ def rollback(storage_root: str, run_id: str | None = None, command: str | None =
     against the manifest it was promoted with; keeps the pin; returns the new record."""
     current, version = read_champion(storage_root)
     target = _earlier_champion(history.read_history(storage_root), current, run_id)
-    problems = publishing.verify_run(target.run_uri)
-    if not problems and publishing.manifest_sha256(target.run_uri) != target.manifest_sha256:
-        problems = ["its manifest is not the one it was promoted with"]
+    problems = verify_champion(target)
     if problems:
         raise PipelineError(f"{target.run_uri} does not verify, champion not changed: {problems[0]}")
     pinned = bool(current and current.pinned)

@@ -26,7 +26,7 @@ from tasks.config import ChampionConfig
 from tasks.data.vocabulary import VOCABULARY_NAME
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import history, publishing
-from tasks.registry.records import ChampionRecord
+from tasks.registry.records import ChampionRecord, verify_champion
 from tasks.reporting.results import VariantResult
 from tasks.storage import fs
 from tasks.training.evaluation import ClassificationMetrics
@@ -203,7 +203,7 @@ def judge(
     was trained on another data set (see tasks/registry/cross_gate.py); without it, such a champion is not comparable.
     """
     champion, version = read_champion(storage_root)
-    problems = [] if champion is None else _champion_problems(champion)
+    problems = [] if champion is None else verify_champion(champion)
     if champion is not None and problems:
         log.warning("champion %s fails verification: %s", champion.run_uri, "; ".join(problems))
     across = None
@@ -215,13 +215,6 @@ def judge(
     )
     log.info("champion gate: %s", decision.reason)
     return decision
-
-
-def _champion_problems(champion: ChampionRecord) -> list[str]:
-    problems = publishing.verify_run(champion.run_uri)
-    if not problems and publishing.manifest_sha256(champion.run_uri) != champion.manifest_sha256:
-        problems = ["its manifest is not the one champion.json names"]
-    return problems
 
 
 def promote(

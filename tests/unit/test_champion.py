@@ -9,7 +9,7 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import gate, publishing
-from tasks.registry.records import ChampionRecord
+from tasks.registry.records import ChampionRecord, verify_champion
 from tasks.reporting.results import VariantResult
 from tasks.storage import fs
 from tests.helpers import champion_record, variant_result
@@ -79,6 +79,17 @@ def publish_fake_run(root, run_id: str) -> str:
     destination = publishing.run_uri(str(root / "store"), run_id)
     publishing.publish_run(local.parent, destination, {"run_id": run_id})
     return destination
+
+
+def test_one_check_tells_whether_a_champion_is_still_what_was_promoted(tmp_path):
+    run = publish_fake_run(tmp_path, "r1")
+    record = ChampionRecord.model_validate(champion_record(run, manifest_sha256=publishing.manifest_sha256(run)))
+    assert verify_champion(record) == [] == verify_champion(record, whole_run=False)
+    (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
+    assert verify_champion(record) == ["embedding/model.keras: sha256 differs from the manifest"]
+    assert verify_champion(record, whole_run=False) == []  # scoring checks the files it reads on its own
+    republished = record.model_copy(update={"manifest_sha256": "0" * 64})
+    assert verify_champion(republished, whole_run=False) == ["its manifest is not the one it was promoted with"]
 
 
 def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
