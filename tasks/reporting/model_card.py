@@ -3,8 +3,7 @@ they fail, and how to score with them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from tasks.data.store import DatasetInfo
 from tasks.reporting.report import RunFacts, baseline_verdict, guard_rule, spread_lines
 from tasks.reporting.results import VariantResult
 from tasks.reporting.tables import SEED_COLUMNS, markdown_table, seed_rows, summary_rows
@@ -38,9 +37,9 @@ def data_caveats(data_checks: dict | None) -> list[str]:
     return lines
 
 
-def raw_text_note(dataset: dict, offline: bool) -> str:
+def raw_text_note(dataset: DatasetInfo, offline: bool) -> str:
     """How raw text becomes ids for this run's models, and how exact that is."""
-    if not dataset.get("vocabulary_uri"):
+    if not dataset.vocabulary_uri:
         return (
             "This data set has no word index (a mirror without `imdb_word_index.json` beside it): raw text "
             "cannot be encoded."
@@ -61,30 +60,30 @@ def raw_text_note(dataset: dict, offline: bool) -> str:
 def render_model_card(facts: RunFacts) -> str:
     """model_card.md: what the published models are, what they were trained on, how well they do,
     where they fail, and how to score with them."""
-    run_id, config, source, dataset = facts.run_id, facts.config, facts.source, facts.dataset
-    variants, baseline, decision, data_checks = facts.variants, facts.baseline, facts.decision, facts.data_checks
-    data, training = config["data"], config["training"]
-    offline = source.get("kind") == "offline"
+    source, dataset, decision = facts.run.source, facts.run.dataset, facts.decision
+    variants, baseline, data_checks = facts.results.variants, facts.results.baseline, facts.results.data_checks
+    data, training = facts.run.config.data, facts.run.config.training
+    offline = source.kind == "offline"
     blocks = [
-        f"# Model card: IMDB review sentiment, SimpleRNN (run {run_id})",
+        f"# Model card: IMDB review sentiment, SimpleRNN (run {facts.run.run_id})",
         "## Models",
-        model_list(variants, data["maxlen"]),
-        f"Trained with the `{training['recipe']}` recipe: RMSprop (learning rate {training['learning_rate']}), binary "
-        f"cross-entropy, batch {training['batch_size']}, up to {training['max_epochs']} epochs, early stopping on "
-        f"val_loss (patience {training['patience']}, from epoch {training['start_from_epoch']}), best val_loss "
-        f"weights kept; {training['seeds']} seed(s) per variant, the lowest val_loss published; up to "
-        f"{training['restarts']} restart(s) with a derived seed when a variant is under-trained against the "
+        model_list(variants, data.maxlen),
+        f"Trained with the `{training.recipe}` recipe: RMSprop (learning rate {training.learning_rate}), binary "
+        f"cross-entropy, batch {training.batch_size}, up to {training.max_epochs} epochs, early stopping on "
+        f"val_loss (patience {training.patience}, from epoch {training.start_from_epoch}), best val_loss "
+        f"weights kept; {training.seeds} seed(s) per variant, the lowest val_loss published; up to "
+        f"{training.restarts} restart(s) with a derived seed when a variant is under-trained against the "
         "baseline or stalls at chance.",
         "## Data",
         "\n".join(
             [
-                f"- {source['description']}"
+                f"- {source.description}"
                 + (" **Metrics are not comparable with runs on the canonical data.**" if offline else ""),
-                "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
-                f"- vocabulary: the {data['num_words'] - 3:,} most frequent words of the training reviews "
-                f"({data['num_words']} ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same "
+                "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset.rows.items()),
+                f"- vocabulary: the {data.num_words - 3:,} most frequent words of the training reviews "
+                f"({data.num_words} ids with pad 0, start 1, out-of-vocabulary 2); every rarer word is the same "
                 "out-of-vocabulary id",
-                f"- length: the last {data['maxlen']} tokens of each review (longer reviews lose their beginning; "
+                f"- length: the last {data.maxlen} tokens of each review (longer reviews lose their beginning; "
                 "shorter ones are zero-padded at the front)",
                 *data_caveats(data_checks),
             ]
@@ -103,21 +102,21 @@ def render_model_card(facts: RunFacts) -> str:
         guard_rule(training, baseline),
         markdown_table(seed_rows(variants), SEED_COLUMNS),
         "## Champion",
-        f"{'Promoted' if decision['promote'] else 'Not promoted'}: {decision['reason']}.",
+        f"{'Promoted' if decision.promote else 'Not promoted'}: {decision.reason}.",
         "## How to score",
         "```python\n"
         "import keras\n"
         'model = keras.models.load_model("embedding/model.keras", safe_mode=True)'
         "  # or tasks.training.evaluation.load_model(uri)\n"
         "probabilities = model.predict(token_ids)  # token_ids: int array (n, "
-        f"{data['maxlen']}) in this data set's id scheme\n"
+        f"{data.maxlen}) in this data set's id scheme\n"
         "```\n"
-        f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset['uri']}` hold ready-made ids. "
+        f"Token ids must follow the data set's scheme: the Parquet splits at `{dataset.uri}` hold ready-made ids. "
         + raw_text_note(dataset, offline),
     ]
     return "\n\n".join(blocks) + "\n"
 
 
-def write_model_card(run_dir: Path, facts: RunFacts) -> None:
-    """The run's `model_card.md`."""
-    (run_dir / "model_card.md").write_text(render_model_card(facts))
+def write_model_card(facts: RunFacts) -> None:
+    """The run's `model_card.md`, in the run's folder."""
+    (facts.run.run_dir / "model_card.md").write_text(render_model_card(facts))

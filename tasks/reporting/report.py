@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import dataclass
-from importlib import metadata
-from pathlib import Path
 
-from tasks.reporting.results import BASELINE_NAME, VariantResult, run_metrics
+from tasks.config import TrainingConfig
+from tasks.registry.gate import Decision
+from tasks.registry.publishing import RunContext, package_versions
+from tasks.reporting.results import BASELINE_NAME, RunResults, VariantResult, run_metrics
 from tasks.reporting.tables import (
     DATA_COLUMNS,
     SEED_COLUMNS,
@@ -20,19 +20,6 @@ from tasks.reporting.tables import (
 )
 from tasks.storage import fs
 from tasks.training.baseline import BaselineResult
-
-REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
-
-
-def package_versions() -> dict[str, str]:
-    """Python and the versions of the packages that shape the results."""
-    versions = {"python": platform.python_version()}
-    for name in REPORTED_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def baseline_verdict(variants: dict[str, VariantResult], baseline: BaselineResult) -> str:
@@ -77,33 +64,29 @@ def published_files(variants: dict[str, VariantResult]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What a run's documents (report.md, model_card.md, metrics.json) describe, as JSON-able dicts."""
+    """What a run's documents (report.md, model_card.md, metrics.json) describe: the run, what its
+    stages found, and the champion gate's decision."""
 
-    run_id: str
-    config: dict
-    source: dict
-    dataset: dict
-    variants: dict[str, VariantResult]
-    baseline: BaselineResult
-    decision: dict
-    data_checks: dict | None = None
+    run: RunContext
+    results: RunResults
+    decision: Decision
 
 
 def render_report(facts: RunFacts) -> str:
     """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
     verdicts, champion decision and plots of one run."""
-    run_id, config, source, dataset = facts.run_id, facts.config, facts.source, facts.dataset
-    variants, baseline, decision, data_checks = facts.variants, facts.baseline, facts.decision, facts.data_checks
+    config, source, dataset, decision = facts.run.config, facts.run.source, facts.run.dataset, facts.decision
+    variants, baseline, data_checks = facts.results.variants, facts.results.baseline, facts.results.data_checks
     data_lines = [
-        f"- source: {source['description']}",
-        f"- source URI: `{source['uri']}` (sha256 `{source['sha256']}`)",
-        f"- data set key: `{dataset['key']}` at `{dataset['uri']}`",
-        "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset["rows"].items()),
+        f"- source: {source.description}",
+        f"- source URI: `{source.uri}` (sha256 `{source.sha256}`)",
+        f"- data set key: `{dataset.key}` at `{dataset.uri}`",
+        "- reviews: " + ", ".join(f"{name} {count:,}" for name, count in dataset.rows.items()),
     ]
-    if source.get("fallback_reason"):
-        data_lines.insert(1, f"- fell back to the offline corpus because: {source['fallback_reason']}")
+    if source.fallback_reason:
+        data_lines.insert(1, f"- fell back to the offline corpus because: {source.fallback_reason}")
     blocks = [
-        f"# IMDB SimpleRNN run {run_id}",
+        f"# IMDB SimpleRNN run {facts.run.run_id}",
         "## Data set",
         "\n".join(data_lines),
         *([render_data_section(data_checks)] if data_checks else []),
@@ -119,18 +102,18 @@ def render_report(facts: RunFacts) -> str:
             }.items()
         ),
         "## Seeds and restarts",
-        guard_rule(config["training"], baseline),
+        guard_rule(config.training, baseline),
         "\n".join(spread_lines(variants)),
         markdown_table(seed_rows(variants), SEED_COLUMNS),
         *sweep_blocks(variants),
         "## Champion",
-        f"Gate decision: {'promote this run' if decision['promote'] else 'keep the current champion'} "
-        f"({decision['reason']}). champion.json is replaced only after this run's manifest verifies.",
+        f"Gate decision: {'promote this run' if decision.promote else 'keep the current champion'} "
+        f"({decision.reason}). champion.json is replaced only after this run's manifest verifies.",
         "## Learning curves",
         "![comparison](comparison.png)",
         *(f"### {name}\n\n![loss]({name}/loss.png) ![accuracy]({name}/accuracy.png)" for name in variants),
         "## Parameters",
-        "```json\n" + fs.json_bytes(config).decode() + "```",
+        "```json\n" + fs.json_bytes(config.model_dump(mode="json")).decode() + "```",
         "## Versions",
         "\n".join(f"- {name} {version}" for name, version in package_versions().items()),
     ]
@@ -165,22 +148,23 @@ def spread_lines(variants: dict[str, VariantResult]) -> list[str]:
     return lines
 
 
-def guard_rule(training: dict, baseline: BaselineResult) -> str:
+def guard_rule(training: TrainingConfig, baseline: BaselineResult) -> str:
     """The guard's rule with this run's numbers, for report and model card."""
-    floor = baseline.val.accuracy - training["baseline_margin"]
+    floor = baseline.val.accuracy - training.baseline_margin
     return (
-        f"An attempt is *under-trained* when its best val accuracy is more than {training['baseline_margin']:g} "
+        f"An attempt is *under-trained* when its best val accuracy is more than {training.baseline_margin:g} "
         f"below the baseline's {baseline.val.accuracy:.4f} (below {floor:.4f}), and *stalled* when it is "
-        f"within {training['stall_margin']:g} of always guessing the majority class. Either one is retrained "
-        f"with a derived seed, up to {training['restarts']} time(s); a variant with no healthy attempt is "
+        f"within {training.stall_margin:g} of always guessing the majority class. Either one is retrained "
+        f"with a derived seed, up to {training.restarts} time(s); a variant with no healthy attempt is "
         "published marked as such and never promoted."
     )
 
 
-def write_run_files(run_dir: Path, facts: RunFacts) -> None:
-    """The run-level `metrics.json` (every variant's and the baseline's metrics) and `report.md`."""
-    fs.write_json(str(run_dir / "metrics.json"), run_metrics(facts.variants, facts.baseline))
-    (run_dir / "report.md").write_text(render_report(facts))
+def write_run_files(facts: RunFacts) -> None:
+    """The run-level `metrics.json` (every variant's and the baseline's metrics) and `report.md`, in
+    the run's folder."""
+    fs.write_json(str(facts.run.run_dir / "metrics.json"), run_metrics(facts.results.variants, facts.results.baseline))
+    (facts.run.run_dir / "report.md").write_text(render_report(facts))
 
 
 def render_data_section(data_checks: dict, with_plots: bool = True) -> str:

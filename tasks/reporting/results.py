@@ -60,6 +60,16 @@ class VariantResult(BaseModel):
         return not self.published.healthy or is_stalled(self.test.accuracy, self.test.majority_rate, stall_margin)
 
 
+class RunResults(BaseModel):
+    """What a run's stages found: every variant's result, the baseline's, and the data checks'."""
+
+    model_config = ConfigDict(frozen=True)
+
+    variants: dict[str, VariantResult]
+    baseline: BaselineResult
+    data_checks: dict | None = None  # statistics, every check's finding and drift, as the check-data stage returns them
+
+
 def variant_result(
     jobs: list[TrainingJob], runs: list[TrainedVariant], metrics: list[ClassificationMetrics]
 ) -> VariantResult:

@@ -29,7 +29,6 @@ from tasks.registry import publishing
 from tasks.registry.records import ChampionRecord
 from tasks.reporting import plots, report, results, tables
 from tasks.storage import fs
-from tasks.training.baseline import BaselineResult
 
 ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes only
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
@@ -143,19 +142,17 @@ def announce_promotion(record: ChampionRecord, champion_uri: str, metric: str, r
     )
 
 
-def show_run(
-    run_uri: str, variants: dict[str, results.VariantResult], baseline_result: BaselineResult, champion_reason: str
-) -> None:
+def show_run(run_uri: str, run_results: results.RunResults, champion_reason: str) -> None:
     """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
     baseline), and one artifact listing the run's files with links."""
-    files = report.published_files(variants)
+    files = report.published_files(run_results.variants)
     markdown = fs.read_bytes(fs.join(run_uri, "report.md")).decode()
     for path in files.values():
         if path.endswith(".png"):
             markdown = markdown.replace(f"]({path})", f"]({_data_uri(fs.read_bytes(fs.join(run_uri, path)))})")
     create_markdown_artifact(markdown, key=artifact_key("run-report"), description=f"report of {run_uri}")
     create_table_artifact(
-        tables.rounded(results.metrics_records(variants, baseline_result)),
+        tables.rounded(results.metrics_records(run_results.variants, run_results.baseline)),
         key=artifact_key("variant-metrics"),
         description=f"test metrics per variant; champion: {champion_reason}",
     )

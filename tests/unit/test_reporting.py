@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
+from tasks.config import PipelineConfig
+from tasks.data.sources import SourceInfo
+from tasks.registry import publishing
+from tasks.registry.gate import Decision
 from tasks.reporting import model_card, report, results, tables
-from tasks.reporting.results import Spread, VariantResult
+from tasks.reporting.results import RunResults, Spread, VariantResult
 from tasks.training.baseline import BaselineResult
 from tests.helpers import metrics_of, trained_variant, variant_result
 
@@ -69,3 +75,27 @@ def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
     ]
     assert model_card.data_caveats({**checks, "checks": checks["checks"][:1], "drift": None}) == []
     assert model_card.data_caveats(None) == []
+
+
+def test_the_run_facts_make_metrics_json_the_report_the_model_card_and_the_manifest_details(tiny_dataset, tmp_path):
+    source = SourceInfo(kind="offline", uri="offline://corpus", local_path=str(tmp_path / "corpus"), sha256="ab",
+                        description="offline corpus", fallback_reason="no network")
+    run = publishing.RunContext(run_id="r1", run_dir=tmp_path, config=PipelineConfig(seed=7), source=source,
+                                dataset=tiny_dataset)
+    decision = Decision(promote=True, reason="embedding accuracy 0.7700; no champion yet", candidate="embedding")
+    facts = report.RunFacts(run=run, results=RunResults(variants={"embedding": variant(0.77)}, baseline=BASELINE),
+                            decision=decision)
+    report.write_run_files(facts)
+    model_card.write_model_card(facts)
+    assert sorted(json.loads((tmp_path / "metrics.json").read_text())) == ["baseline", "embedding"]
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("# IMDB SimpleRNN run r1\n") and "- fell back to the offline corpus because: no network" in text
+    assert f"- data set key: `{tiny_dataset.key}` at `{tiny_dataset.uri}`" in text and '"seed": 7' in text
+    assert "Gate decision: promote this run (embedding accuracy 0.7700; no champion yet)." in text
+    assert "- baseline: `[[40, 10], [12, 38]]`" in text and "below the baseline's 0.7900 (below 0.7600)" in text
+    card = (tmp_path / "model_card.md").read_text()
+    assert "Promoted: embedding accuracy 0.7700; no champion yet." in card and "the last 100 tokens" in card
+    assert "**Metrics are not comparable with runs on the canonical data.**" in card
+    details = publishing.run_details(run)
+    assert details["config"]["seed"] == 7 and "local_path" not in details["source"]
+    assert (details["dataset_key"], details["dataset_uri"]) == (tiny_dataset.key, tiny_dataset.uri)
