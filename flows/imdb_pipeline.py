@@ -154,10 +154,8 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary:
     # Models: every variant, seed and sweep point trains at once (one process per core, or on a Dask
     # cluster); evaluate on the test set, plot.
     trainings = _train_all(run, cached.train, baseline, stage)
-    variants, histories = {}, {}
-    for variant, (jobs, runs) in trainings.items():
-        variants[variant], histories[variant] = _evaluate_and_plot(run, jobs, runs, stage)
-    plot_comparison(histories, run_dir)
+    variants = {variant: _evaluate_and_plot(run, jobs, runs, stage) for variant, (jobs, runs) in trainings.items()}
+    plot_comparison(variants, run_dir)
     if config.sweep:
         show_sweep(variants, run_dir)
     results = RunResults(variants=variants, baseline=baseline, data_checks=data_checks)
@@ -207,15 +205,16 @@ def _train_all(
 
 def _evaluate_and_plot(
     run: RunContext, jobs: list[TrainingJob], runs: list[TrainedVariant], stage: StageLog
-) -> tuple[VariantResult, dict]:
-    """Stages evaluate and plot of one variant; returns its result and its published history."""
+) -> VariantResult:
+    """Stages evaluate and plot of one variant; returns its result."""
     variant = jobs[0].variant
     stage("evaluate", f"{variant} on the test set")
     metrics = [evaluate(trained, run.dataset) for trained in runs]
     result = variant_result(jobs, runs, metrics)  # published by val_loss over every seed and point, never test
     collect(result.published, result.test, run.run_dir)
     stage("plot", variant)
-    return result, plot_variant(result.published, run.run_dir)
+    plot_variant(result.published, run.run_dir)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

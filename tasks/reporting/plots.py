@@ -34,11 +34,10 @@ def plot_curve(history: dict, metric: str, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_history(history: dict, folder: Path) -> dict:
-    """loss.png and accuracy.png of a variant's history in `folder`; returns the history."""
+def plot_history(history: dict, folder: Path) -> None:
+    """loss.png and accuracy.png of a variant's history in `folder`."""
     for metric in ("loss", "accuracy"):
         plot_curve(history, metric, Path(folder) / f"{metric}.png")
-    return history
 
 
 def plot_comparison(histories: dict[str, dict], path: Path) -> Path:

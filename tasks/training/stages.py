@@ -120,12 +120,14 @@ def collect(trained: TrainedVariant, test_metrics: evaluation.ClassificationMetr
 
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
-def plot_variant(trained: TrainedVariant, run_dir: Path) -> dict:
-    return plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
+def plot_variant(trained: TrainedVariant, run_dir: Path) -> None:
+    plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
 
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)
-def plot_comparison(histories: dict[str, dict], run_dir: Path) -> None:
+def plot_comparison(variants: dict[str, results.VariantResult], run_dir: Path) -> None:
+    """comparison.png: the published training of every variant, side by side."""
+    histories = {name: fs.read_json(result.published.history_path) for name, result in variants.items()}
     plots.plot_comparison(histories, run_dir / "comparison.png")
 
 
