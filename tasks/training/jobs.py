@@ -1,5 +1,5 @@
 """A training's records, light enough for any process: what to train (`TrainingJob`), what came
-out (`TrainedVariant`), seeds, the pick of the published seed, per-epoch log lines, and copying
+out (`TrainedVariant`, with every `Attempt`), seeds, the pick of the published seed, per-epoch log lines, and copying
 the result to storage. The Keras side lives in `tasks.training.fit`, imported by training processes only.
 """
 
