@@ -13,20 +13,25 @@ PROCESS_STARTED = time.time()
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
 from tasks.config import PipelineConfig
+from tasks.data import corpus
+from tasks.data.sources import SourceInfo
 from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.data.store import DatasetInfo
-from tasks.registry.publishing import run_details
+from tasks.registry.gate import Decision
+from tasks.registry.publishing import RunContext
 from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
-from tasks.reporting.report import format_table, format_time_split, summary_rows, variant_result
+from tasks.reporting.results import RunResults, VariantResult, variant_result
+from tasks.reporting.tables import format_table, format_time_split, summary_rows
 from tasks.runtime import task_runners
 from tasks.runtime.command_line import run_flow
 from tasks.runtime.heartbeats import ensure_zombie_automation_hook
@@ -39,7 +44,8 @@ from tasks.runtime.run_logging import StageLog, configure_run_logging
 from tasks.runtime.ui import emit_failure_event, run_name, tag_flow_run
 from tasks.storage.fs import new_run_id
 from tasks.training import sweeps
-from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, pick_published
+from tasks.training.baseline import BaselineResult
+from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed
 from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
 from tasks.training.supervisor import children_stopped_on_signals
 
@@ -69,6 +75,41 @@ CORES = os.cpu_count() or 1
 PARALLEL_TRAININGS = CORES
 
 
+@dataclass(frozen=True)
+class CachedStages:
+    """The stages whose results are kept and reused for the same inputs (the UI shows "Cached"),
+    with the run's cache options bound once."""
+
+    download: Task[..., SourceInfo]
+    split: Task[..., dict[str, corpus.Reviews]]
+    pad_and_store: Task[..., DatasetInfo]
+    fit_baseline: Task[..., BaselineResult]
+    train: Task[..., TrainedVariant]
+
+    @classmethod
+    def bind(cls, options: dict[str, Any]) -> CachedStages:
+        return cls(
+            download=download.with_options(**options),
+            split=split.with_options(**options),
+            pad_and_store=pad_and_store.with_options(**options),
+            fit_baseline=fit_baseline.with_options(**options),
+            train=train.with_options(**options),
+        )
+
+
+class RunSummary(BaseModel):
+    """What a run returns, and its command line prints: where it was published, what it used and
+    found, the champion gate's final decision, and when each stage ran."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_uri: str
+    run: RunContext
+    results: RunResults
+    decision: Decision
+    timing: dict  # as `StageLog.timing` gives it
+
+
 @flow(
     name="imdb-rnn-pipeline",
     flow_run_name=run_name,
@@ -79,7 +120,7 @@ PARALLEL_TRAININGS = CORES
     # Prefect types this parameter with an invariant generic that no concrete runner matches.
     task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS),  # type: ignore[arg-type]
 )
-def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
+def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary:
     """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
     configure_run_logging()
     tag_flow_run(config.data.source, config.model.variants)  # deployment runs too, not only the CLI's
@@ -91,77 +132,62 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> dict:
     run_dir = Path(config.storage.work_dir) / run_id
     remove_scratch_when_interrupted(run_dir)
     check_storage(config.storage)
-    cached = cache_options(config.storage.root, config.refresh)  # same inputs: the UI shows "Cached"
+    cached = CachedStages.bind(cache_options(config.storage.root, config.refresh))
 
     # Data: download, split, pad and store as Parquet, check; the baseline every variant must beat.
     stage("download", f"source {config.data.source}")
-    source = download.with_options(**cached)(config.data)
+    source = cached.download(config.data)
     stage("split", "train/val/test")
-    splits = split.with_options(**cached)(source, config.data, config.seed)
+    splits = cached.split(source, config.data, config.seed)
     stage("pad and store", f"{config.data.maxlen} ids per review, as Parquet")
-    dataset = pad_and_store.with_options(**cached)(splits, source, config.data, config.seed, config.storage)
+    dataset = cached.pad_and_store(splits, source, config.data, config.seed, config.storage)
     stage("check data", "statistics, checks, drift against the champion's data")
-    data_result = check_data(splits, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
+    data_checks = check_data(splits, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
     del splits  # the padded Parquet files are the data from here on
     stage("baseline", "bag-of-words logistic regression")
-    baseline = fit_baseline.with_options(**cached)(dataset)
+    baseline = cached.fit_baseline(dataset)
+    run = RunContext(
+        run_id=run_id, run_dir=run_dir, config=config, source=source, dataset=dataset, dask_address=dask_address
+    )
 
     # Models: every variant, seed and sweep point trains at once (one process per core, or on a Dask
     # cluster); evaluate on the test set, plot.
-    trainings = _train_all(cached, dataset, config, baseline, stage, dask_address)
-    variants, histories = {}, {}
-    for variant, (jobs, runs) in trainings.items():
-        variants[variant], histories[variant] = _evaluate_and_plot(jobs, runs, dataset, run_dir, stage)
-    plot_comparison(histories, run_dir)
+    trainings = _train_all(run, cached.train, baseline, stage)
+    variants = {variant: _evaluate_and_plot(run, jobs, runs, stage) for variant, (jobs, runs) in trainings.items()}
+    plot_comparison(variants, run_dir)
     if config.sweep:
         show_sweep(variants, run_dir)
+    results = RunResults(variants=variants, baseline=baseline, data_checks=data_checks)
 
     # Publishing: the champion gate, the report, the run's files, promotion, the UI's view of it.
     stage("champion gate", f"{config.champion.promote}, by test {config.champion.metric}")
-    margin = config.training.stall_margin
-    decision = judge_champion(variants, dataset, config.champion, config.storage, margin, run_dir)
+    decision = judge_champion(run, variants)
     stage("publish", f"run {run_id}")
-    details = run_details(
-        run_id, config.model_dump(mode="json"), source.model_dump(exclude={"local_path"}), dataset.key, dataset.uri
-    )
-    write_report(run_dir, run_id, details["config"], source, dataset, variants, baseline, decision, data_result)
-    run_uri = publish(run_dir, config.storage, run_id, details)
-    decision = promote(decision, run_uri, run_id, dataset, variants, config.storage, config.champion, margin)
-    describe_run(run_uri, variants, baseline, decision)
+    write_report(run, results, decision)
+    run_uri = publish(run)
+    decision = promote(run, run_uri, variants, decision)
+    describe_run(run_uri, results, decision)
     get_run_logger().info("test metrics:\n%s", format_table(summary_rows(variants, baseline)))
-    return {
-        "run_id": run_id,
-        "run_uri": run_uri,
-        "dataset_key": dataset.key,
-        "source": details["source"],
-        "variants": variants,
-        "baseline": baseline,
-        "champion": decision.model_dump(),
-        "timing": stage.timing(),
-    }
+    return RunSummary(run_uri=run_uri, run=run, results=results, decision=decision, timing=stage.timing())
 
 
 def _train_all(
-    cached: dict[str, Any],
-    dataset: DatasetInfo,
-    config: PipelineConfig,
-    baseline: dict,
-    stage: StageLog,
-    dask_address: str | None,
+    run: RunContext, train_task: Task[..., TrainedVariant], baseline: BaselineResult, stage: StageLog
 ) -> dict[str, tuple[list[TrainingJob], list[TrainedVariant]]]:
     """Stage train: every (variant, seed, sweep point) as its own task, each in a process of its own,
-    at most one per core at a time, or each on a worker of the Dask cluster at `dask_address`;
-    returns each variant's jobs and what they trained, in the same order."""
+    at most one per core at a time, or each on a worker of the run's Dask cluster; returns each
+    variant's jobs and what they trained, in the same order."""
+    config, dask_address = run.config, run.dask_address
     seeds = [derive_seed(config.seed, index) for index in range(config.training.seeds)]
     by_variant = {
-        variant: sweeps.training_jobs(variant, dataset, config, seeds, baseline["val"]["accuracy"])
+        variant: sweeps.training_jobs(variant, run.dataset, config, seeds, baseline.val.accuracy)
         for variant in config.model.variants
     }
     jobs = [job for variant_jobs in by_variant.values() for job in variant_jobs]
     summary = f"{', '.join(config.model.variants)}; seeds {', '.join(map(str, seeds))}: {len(jobs)} training(s)"
     if dask_address:
         stage("train", f"{summary} on the Dask cluster at {dask_address}")
-        task = train.with_options(**cached, timeout_seconds=config.training.timeout_seconds)
+        task = train_task.with_options(timeout_seconds=config.training.timeout_seconds)
         trained = iter(task_runners.train_on_dask(dask_address, task, jobs, config.storage))
     else:
         side_by_side = min(len(jobs), PARALLEL_TRAININGS)
@@ -169,7 +195,7 @@ def _train_all(
         stage("train", f"{summary}, {side_by_side} at a time, {threads} thread(s) each")
         # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
         with children_stopped_on_signals():
-            futures = [train.with_options(**cached).submit(job, config.storage, threads=threads) for job in jobs]
+            futures = [train_task.submit(job, config.storage, threads=threads) for job in jobs]
             trained = iter([future.result() for future in futures])
     return {
         variant: (variant_jobs, [next(trained) for _ in variant_jobs]) for variant, variant_jobs in by_variant.items()
@@ -177,20 +203,17 @@ def _train_all(
 
 
 def _evaluate_and_plot(
-    jobs: list[TrainingJob], runs: list[TrainedVariant], dataset: DatasetInfo, run_dir: Path, stage: StageLog
-) -> tuple[dict, dict]:
-    """Stages evaluate and plot of one variant; returns its result and its published history."""
+    run: RunContext, jobs: list[TrainingJob], runs: list[TrainedVariant], stage: StageLog
+) -> VariantResult:
+    """Stages evaluate and plot of one variant; returns its result."""
     variant = jobs[0].variant
     stage("evaluate", f"{variant} on the test set")
-    metrics = [evaluate(trained, dataset) for trained in runs]
-    published = pick_published(runs)  # by val_loss over every seed and point, never by test metrics
-    collect(published, metrics[runs.index(published)], run_dir)
+    metrics = [evaluate(trained, run.dataset) for trained in runs]
+    result = variant_result(jobs, runs, metrics)  # published by val_loss over every seed and point, never test
+    collect(result.published, result.test, run.run_dir)
     stage("plot", variant)
-    history = plot_variant(published, run_dir)
-    result = variant_result(published, runs, metrics)
-    if any(job.point for job in jobs):
-        result = sweeps.add_sweep(result, jobs, runs, published)
-    return result, history
+    plot_variant(result.published, run.run_dir)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,12 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     status, result = run_flow(lambda: imdb_rnn_pipeline(config), args.s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
-    print(f"data: {result['source']['description']}")
-    print(format_table(summary_rows(result["variants"], result["baseline"])))
-    decision = result["champion"]
-    print(f"champion: {'promoted' if decision['promote'] else 'kept'} ({decision['reason']})")
-    print(format_time_split(PROCESS_STARTED, time.time(), result["timing"]))
-    print(f"run: {result['run_uri']}")
+    print(f"data: {result.run.source.description}")
+    print(format_table(summary_rows(result.results.variants, result.results.baseline)))
+    print(f"champion: {'promoted' if result.decision.promote else 'kept'} ({result.decision.reason})")
+    print(format_time_split(PROCESS_STARTED, time.time(), result.timing))
+    print(f"run: {result.run_uri}")
     return 0
 
 

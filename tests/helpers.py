@@ -190,6 +190,46 @@ def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
+# Hand-made results, as the gate, the reports and the UI read them (tests/unit and tests/e2e).
+
+def metrics_of(accuracy: float, loss: float = 0.5, roc_auc: float | None = None, majority: float = 0.5):
+    """Test metrics as `classification_metrics` returns them, with these values (of 100 reviews)."""
+    from tasks.training.evaluation import ClassificationMetrics
+
+    return ClassificationMetrics(loss=loss, accuracy=accuracy, roc_auc=roc_auc, confusion_matrix=[[40, 10], [12, 38]],
+                                 majority_rate=majority, examples=100)
+
+
+def trained_variant(seed: int = 3, attempts: int = 1, **fields):
+    """A TrainedVariant as training returns it, after `attempts` attempts (this one last); `fields` override."""
+    from tasks.training.jobs import Attempt, TrainedVariant
+
+    values = {"variant": "embedding", "model_path": "m", "history_path": "h", "parameters": 1, "epochs_run": 3,
+              "best_epoch": 2, "stopped_early": False, "train_seconds": 1.0, "trained_at": 0.0, "seed": seed,
+              "best_val_loss": 0.5, "best_val_accuracy": 0.8, **fields}
+    attempt = Attempt(**{name: values.get(name, False) for name in Attempt.model_fields})
+    return TrainedVariant(**values, attempts=[attempt] * attempts)
+
+
+def variant_result(accuracy: float, loss: float = 0.5, majority: float = 0.5, roc_auc: float | None = None,
+                   **fields):
+    """A variant's result with one training (`fields` override its TrainedVariant) and these test metrics."""
+    from tasks.reporting.results import SeedResult, VariantResult, across_seeds
+
+    trained, test = trained_variant(**fields), metrics_of(accuracy, loss, roc_auc, majority)
+    seeds = [SeedResult(trained=trained, test=test)]
+    return VariantResult(published=trained, test=test, seeds=seeds, across_seeds=across_seeds(seeds))
+
+
+def champion_record(run_uri: str = "x", dataset_key: str = "k1", accuracy: float = 0.7, **fields) -> dict:
+    """champion.json as the gate writes it, for a champion of `run_uri` (`fields` override)."""
+    return {"run_id": run_uri.rsplit("/", 1)[-1], "run_uri": run_uri, "variant": "embedding",
+            "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": None, "vocabulary_sha256": None,
+            "metric": "accuracy", "metrics": metrics_of(accuracy, roc_auc=accuracy).model_dump(),
+            "dataset_key": dataset_key, "manifest_sha256": "0" * 64, "promoted_at": "2025-01-06T03:00:00+00:00",
+            **fields}
+
+
 def copy_champion(store: Path, root: str) -> dict:
     """Copies the champion's run from a local store to another storage root (s3://...) with a
     champion.json pointing at the copy; returns that record."""

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
-from tasks.reporting.report import markdown_table
+from tasks.reporting.tables import markdown_table
 from tasks.storage import fs
 from tools import bench_history, bench_run, datasets
 

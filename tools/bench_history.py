@@ -13,7 +13,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.reporting.report import markdown_table
+from tasks.reporting.tables import markdown_table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HISTORY = REPO_ROOT / "benchmarks" / "history.jsonl"

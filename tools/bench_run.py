@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tasks.reporting.report import markdown_table, parse_time_split
+from tasks.reporting.tables import markdown_table, parse_time_split
 from tasks.storage.layout import METRICS_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

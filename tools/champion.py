@@ -15,7 +15,7 @@ from flows.cli import add_endpoint_option
 from tasks.errors import PipelineError
 from tasks.registry import admin, history
 from tasks.registry.gate import read_champion
-from tasks.reporting.report import format_table
+from tasks.reporting.tables import format_table
 from tasks.storage.fs import use_s3_endpoint
 from tasks.storage.layout import CHAMPION_NAME, DEFAULT_ROOT
 
@@ -31,9 +31,9 @@ def show(storage_root: str) -> None:
     if record is None:
         print(f"champion: none under {storage_root}")
     else:
-        metric = record["metric"]
-        pinned = " (pinned)" if record.get("pinned") else ""
-        print(f"champion: {_label(record)}{pinned}, {metric} {record['metrics'][metric]:.4f}, {record['model_uri']}")
+        pinned = " (pinned)" if record.pinned else ""
+        value = record.metrics.value(record.metric)
+        print(f"champion: {record.label}{pinned}, {record.metric} {value:.4f}, {record.model_uri}")
     changes = history.read_history(storage_root)
     rows = [
         (entry["at"], entry["action"], _label(entry), _label(entry["previous"]), entry["reason"], entry["command"])
@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.rollback is not None:
             record = admin.rollback(args.storage, args.rollback or None)
-            print(f"rolled back: champion is now {_label(record)}")
+            print(f"rolled back: champion is now {record.label}")
         elif args.pin or args.unpin:
             record = admin.set_pinned(args.storage, pinned=args.pin)
-            print(f"champion {_label(record)} is {'pinned' if record.get('pinned') else 'not pinned'}")
+            print(f"champion {record.label} is {'pinned' if record.pinned else 'not pinned'}")
         show(args.storage)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -23,9 +23,10 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tasks.config import RECIPES, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
-from tasks.reporting.report import markdown_table
+from tasks.reporting.tables import markdown_table
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME
+from tasks.training.baseline import BaselineResult
 from tools import datasets
 
 log = logging.getLogger(__name__)
@@ -82,13 +83,13 @@ def train_and_score(job: dict) -> dict:
         "preset": job["preset"],
         "variant": job["variant"],
         "seed": job["seed"],
-        "attempts": trained.attempts,
+        "attempts": [attempt.model_dump() for attempt in trained.attempts],
         "healthy": trained.healthy,
         "epochs_run": trained.epochs_run,
-        "test_accuracy": published["accuracy"],
-        "first_attempt_test_accuracy": first["accuracy"],
+        "test_accuracy": published.accuracy,
+        "first_attempt_test_accuracy": first.accuracy,
         "train_seconds": trained.train_seconds,
-        "first_attempt_train_seconds": trained.attempts[0]["train_seconds"],
+        "first_attempt_train_seconds": trained.attempts[0].train_seconds,
         "early_val_accuracy": [
             [epoch["val_accuracy"] for epoch in attempt["epochs"][:EARLY_EPOCHS]] for attempt in history["attempts"]
         ],
@@ -240,7 +241,7 @@ def render(
     rows: list[dict],
     results: list[dict],
     description: str,
-    baseline: dict,
+    baseline: BaselineResult,
     training: TrainingConfig,
     command: str,
     seconds: float,
@@ -265,14 +266,14 @@ def render(
         SEED_COLUMNS,
     )
     presets = "\n".join(f"- `{name}`: {json.dumps(values)}" for name, values in RECIPES.items())
-    floor = baseline["val"]["accuracy"] - training.baseline_margin
+    floor = baseline.val.accuracy - training.baseline_margin
     return (
         "\n\n".join(
             [
                 "# Model quality across seeds",
                 f"Produced by `{command}` in {seconds / 60:.1f} min on this machine. Data: {description}.",
-                f"Baseline ({baseline['description']}): val accuracy {baseline['val']['accuracy']:.4f}, "
-                f"test accuracy {baseline['test']['accuracy']:.4f}. Each row trains one variant on every seed with "
+                f"Baseline ({baseline.description}): val accuracy {baseline.val.accuracy:.4f}, "
+                f"test accuracy {baseline.test.accuracy:.4f}. Each row trains one variant on every seed with "
                 f"the pipeline's guard: an attempt whose best val accuracy is more than {training.baseline_margin:g} "
                 f"below the baseline's (below {floor:.4f}) is under-trained, one within {training.stall_margin:g} of "
                 f"the majority-class rate is stalled, and either is retrained with a derived seed, up to "
@@ -335,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_epochs": args.max_epochs,
             "restarts": guard.restarts,
             "baseline_margin": guard.baseline_margin,
-            "baseline_val_accuracy": baseline["val"]["accuracy"],
+            "baseline_val_accuracy": baseline.val.accuracy,
             "dataset": dataset.model_dump(),
             "out_dir": str(work / "runs" / f"{preset}-{variant}-{seed}"),
         }
@@ -357,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ("python -m tools.seeds " + " ".join(argv if argv is not None else sys.argv[1:])).strip()
     elapsed = time.perf_counter() - started
     Path(args.out).write_text(render(rows, results, description, baseline, guard, command, elapsed))
-    fs.write_json(str(work / "quality.json"), {"baseline": baseline, "rows": rows, "results": results})
+    fs.write_json(str(work / "quality.json"), {"baseline": baseline.model_dump(), "rows": rows, "results": results})
     print(render(rows, [], description, baseline, guard, command, elapsed).split("## Every seed")[0])
     return 0
 

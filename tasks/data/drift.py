@@ -117,12 +117,12 @@ def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | Non
     record, _ = read_champion(storage_root)
     if record is None:
         return None, "no champion yet"
-    if record["dataset_key"] == dataset_key:
+    if record.dataset_key == dataset_key:
         return None, "the champion was trained on this data set"
     for uri in (
-        fs.join(record["run_uri"], CHECKS_NAME),
-        fs.join(dataset_uri(storage_root, record["dataset_key"]), CHECKS_NAME),
+        fs.join(record.run_uri, CHECKS_NAME),
+        fs.join(dataset_uri(storage_root, record.dataset_key), CHECKS_NAME),
     ):
         if fs.exists(uri):
-            return fs.read_json(uri)["statistics"], f"the champion's data set {record['dataset_key']}"
-    return None, f"the champion's data set {record['dataset_key']} has no {CHECKS_NAME}"
+            return fs.read_json(uri)["statistics"], f"the champion's data set {record.dataset_key}"
+    return None, f"the champion's data set {record.dataset_key} has no {CHECKS_NAME}"

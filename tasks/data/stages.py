@@ -105,6 +105,6 @@ def _baseline_cache_key(context, parameters: dict) -> str:
 
 
 @task(name="baseline", cache_key_fn=_baseline_cache_key)
-def fit_baseline(dataset: store.DatasetInfo) -> dict:
+def fit_baseline(dataset: store.DatasetInfo) -> baseline.BaselineResult:
     """The bag-of-words logistic regression every variant is judged against."""
     return baseline.fit_bag_of_words(dataset)

@@ -16,19 +16,20 @@ is kept in `champion-decisions/<run_id>.json`.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tasks.config import ChampionConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import history, publishing
+from tasks.registry.records import ChampionRecord, verify_champion
+from tasks.reporting.results import VariantResult
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME, VOCABULARY_NAME, champion_uri, decision_uri, variant_file
-from tasks.training.guard import is_unfit
+from tasks.training.evaluation import ClassificationMetrics
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,13 @@ LOWER_IS_BETTER = frozenset({"loss"})
 class Decision(BaseModel):
     """The gate's verdict for one run, with the reason shown in logs and report.md."""
 
+    model_config = ConfigDict(frozen=True)
+
     promote: bool
     reason: str
     candidate: str | None = None
     comparable: bool | None = None
-    champion: dict | None = None
+    champion: ChampionRecord | None = None  # the champion it was judged against
     champion_version: str | None = None  # the champion.json version judged; promotion is conditional on it
 
 
@@ -52,34 +55,42 @@ def _better(metric: str, value: float, other: float) -> bool:
     return value < other if metric in LOWER_IS_BETTER else value > other
 
 
-def pick_candidate(variants: dict[str, dict], metric: str, stall_margin: float) -> str | None:
+def pick_candidate(variants: dict[str, VariantResult], metric: str, stall_margin: float) -> str | None:
     """The run's best variant by `metric` among the fit ones, or None."""
-    healthy = [
-        name
+    values = {
+        name: value
         for name, result in variants.items()
-        if not is_unfit(result, stall_margin) and result["test"].get(metric) is not None
-    ]
+        if not result.is_unfit(stall_margin) and (value := result.test.value(metric)) is not None
+    }
     best = None
-    for name in healthy:
-        if best is None or _better(metric, variants[name]["test"][metric], variants[best]["test"][metric]):
+    for name, value in values.items():
+        if best is None or _better(metric, value, values[best]):
             best = name
     return best
 
 
-def read_champion(storage_root: str) -> tuple[dict | None, str | None]:
-    """The current champion record (None when there is none) and its version token."""
-    data, version = fs.read_versioned(champion_uri(storage_root))
-    return (None if data is None else json.loads(data)), version
+def read_champion(storage_root: str) -> tuple[ChampionRecord | None, str | None]:
+    """The current champion record (None when there is none) and its version token.
+
+    Raises StorageError when champion.json is not a champion record."""
+    uri = champion_uri(storage_root)
+    data, version = fs.read_versioned(uri)
+    try:
+        return (None if data is None else ChampionRecord.model_validate_json(data)), version
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(map(str, problem["loc"]))
+        raise StorageError(f"{uri} is not a champion record: {where}: {problem['msg']}") from None
 
 
 def decide(
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     dataset_key: str,
-    champion: dict | None,
+    champion: ChampionRecord | None,
     champion_problems: list[str],
     config: ChampionConfig,
     stall_margin: float,
-    across: tuple[dict, dict] | None = None,
+    across: tuple[ClassificationMetrics, ClassificationMetrics] | None = None,
 ) -> Decision:
     """Whether this run's best variant should replace `champion`, and why (`stall_margin`: the
     run's training config's, which decides whether a variant is at chance). `across`: the champion's
@@ -93,7 +104,8 @@ def decide(
             champion=champion,
             reason=f"every variant is under-trained, stalled at chance or lacks {metric}: nothing to promote",
         )
-    value = variants[candidate]["test"][metric]
+    value = variants[candidate].test.value(metric)
+    assert value is not None, "a candidate has a value of the metric"
     mine = f"{candidate} {metric} {value:.4f}"
     always = config.promote == "always"
     if config.promote == "never":
@@ -105,9 +117,9 @@ def decide(
         )
     if champion is None:
         return Decision(promote=True, candidate=candidate, reason=f"{mine}; no champion yet")
-    held = f"champion {champion['run_id']}/{champion['variant']}"
+    held = f"champion {champion.label}"
     verdict = functools.partial(Decision, candidate=candidate, champion=champion)
-    if champion.get("pinned"):
+    if champion.pinned:
         return verdict(
             promote=False,
             reason=f"{mine}; {held} is pinned: kept (make champion ARGS=--unpin releases it)",
@@ -119,16 +131,17 @@ def decide(
             reason=f"{mine}; {held} fails verification ({champion_problems[0]}): refusing to compare"
             + ("; replaced (--promote always)" if always else "; --promote always replaces it"),
         )
-    if champion["dataset_key"] != dataset_key and across is not None:
+    if champion.dataset_key != dataset_key and across is not None:
         return _decide_across(candidate, champion, across, metric, always)
-    if champion["dataset_key"] != dataset_key:
+    if champion.dataset_key != dataset_key:
         return verdict(
             promote=always,
             comparable=False,
-            reason=f"{mine}; {held} was trained on data set {champion['dataset_key']}, this run on "
+            reason=f"{mine}; {held} was trained on data set {champion.dataset_key}, this run on "
             f"{dataset_key}: not comparable" + ("; replaced (--promote always)" if always else "; kept"),
         )
-    theirs = champion["metrics"][metric]
+    theirs = champion.metrics.value(metric)
+    assert theirs is not None, "a champion was promoted by this metric's value"
     if _better(metric, value, theirs):
         return verdict(
             promote=True,
@@ -143,10 +156,17 @@ def decide(
     )
 
 
-def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], metric: str, always: bool) -> Decision:
+def _decide_across(
+    candidate: str,
+    champion: ChampionRecord,
+    across: tuple[ClassificationMetrics, ClassificationMetrics],
+    metric: str,
+    always: bool,
+) -> Decision:
     """The verdict when both models scored this run's raw test reviews, each through its own vocabulary."""
-    theirs, mine = across[0][metric], across[1][metric]
-    held = f"champion {champion['run_id']}/{champion['variant']} (data set {champion['dataset_key']})"
+    theirs, mine = across[0].value(metric), across[1].value(metric)
+    assert theirs is not None and mine is not None, "both scored reviews of both classes"
+    held = f"champion {champion.label} (data set {champion.dataset_key})"
     where = "on this run's raw test reviews, each through its own vocabulary"
     better = _better(metric, mine, theirs)
     return Decision(
@@ -160,11 +180,11 @@ def _decide_across(candidate: str, champion: dict, across: tuple[dict, dict], me
     )
 
 
-AcrossScorer = Callable[[dict, str], "tuple[dict, dict] | None"]
+AcrossScorer = Callable[[ChampionRecord, str], "tuple[ClassificationMetrics, ClassificationMetrics] | None"]
 
 
 def judge(
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     dataset_key: str,
     storage_root: str,
     config: ChampionConfig,
@@ -177,14 +197,13 @@ def judge(
     was trained on another data set (see tasks/registry/cross_gate.py); without it, such a champion is not comparable.
     """
     champion, version = read_champion(storage_root)
-    problems = _champion_problems(champion)
-    if problems:
-        log.warning("champion %s fails verification: %s", (champion or {}).get("run_uri"), "; ".join(problems))
+    problems = [] if champion is None else verify_champion(champion)
+    if champion is not None and problems:
+        log.warning("champion %s fails verification: %s", champion.run_uri, "; ".join(problems))
     across = None
     candidate = pick_candidate(variants, config.metric, stall_margin)
-    held = champion or {}
-    if score_across and candidate and not problems and held and held["dataset_key"] != dataset_key:
-        across = None if held.get("pinned") else score_across(held, candidate)
+    if score_across and candidate and champion and not problems and champion.dataset_key != dataset_key:
+        across = None if champion.pinned else score_across(champion, candidate)
     decision = decide(variants, dataset_key, champion, problems, config, stall_margin, across).model_copy(
         update={"champion_version": version}
     )
@@ -192,25 +211,16 @@ def judge(
     return decision
 
 
-def _champion_problems(champion: dict | None) -> list[str]:
-    if champion is None:
-        return []
-    problems = publishing.verify_run(champion["run_uri"])
-    if not problems and publishing.manifest_sha256(champion["run_uri"]) != champion["manifest_sha256"]:
-        problems = ["its manifest is not the one champion.json names"]
-    return problems
-
-
 def promote(
     decision: Decision,
     run_uri: str,
     run_id: str,
     dataset_key: str,
-    variants: dict[str, dict],
+    variants: dict[str, VariantResult],
     storage_root: str,
     config: ChampionConfig,
     stall_margin: float,
-) -> tuple[Decision, dict | None]:
+) -> tuple[Decision, ChampionRecord | None]:
     """Writes champion.json for a promoted run, only once its published manifest verifies and only
     over the champion the gate judged; returns the final decision and the new record (or None).
 
@@ -239,16 +249,18 @@ def _promote_conditionally(
     decision: Decision,
     storage_root: str,
     run_id: str,
-    record_for: Callable[[str], dict],
+    record_for: Callable[[str], ChampionRecord],
     judge_again: Callable[[], Decision],
-) -> tuple[Decision, dict | None]:
+) -> tuple[Decision, ChampionRecord | None]:
     """champion.json replaced by `record_for(candidate)` only over the version the gate judged; on a
     conflict (another run promoted), `judge_again` decides whether this run still promotes."""
     for _ in range(PROMOTE_ATTEMPTS):
         assert decision.candidate is not None, "the gate promotes only a candidate"
         record = record_for(decision.candidate)
         try:
-            fs.write_if_unchanged(champion_uri(storage_root), fs.json_bytes(record), decision.champion_version)
+            fs.write_if_unchanged(
+                champion_uri(storage_root), fs.json_bytes(record.to_json()), decision.champion_version
+            )
         except WriteConflict:
             log.warning("champion.json changed since the gate read it (another run promoted); judging again")
             decision = judge_again()
@@ -271,22 +283,22 @@ def _promote_conditionally(
 
 
 def _champion_record(
-    variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, dict], metric: str
-) -> dict:
+    variant: str, run_uri: str, run_id: str, dataset_key: str, variants: dict[str, VariantResult], metric: str
+) -> ChampionRecord:
     vocabulary = publishing.manifest_entry(run_uri, VOCABULARY_NAME)
-    return {
-        "run_id": run_id,
-        "run_uri": run_uri,
-        "variant": variant,
-        "model_uri": fs.join(run_uri, variant_file(variant, MODEL_NAME)),
-        "vocabulary_uri": None if vocabulary is None else fs.join(run_uri, VOCABULARY_NAME),
-        "vocabulary_sha256": None if vocabulary is None else vocabulary["sha256"],
-        "metric": metric,
-        "metrics": variants[variant]["test"],
-        "dataset_key": dataset_key,
-        "manifest_sha256": publishing.manifest_sha256(run_uri),
-        "promoted_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    return ChampionRecord(
+        run_id=run_id,
+        run_uri=run_uri,
+        variant=variant,
+        model_uri=fs.join(run_uri, variant_file(variant, MODEL_NAME)),
+        vocabulary_uri=None if vocabulary is None else fs.join(run_uri, VOCABULARY_NAME),
+        vocabulary_sha256=None if vocabulary is None else vocabulary["sha256"],
+        metric=metric,
+        metrics=variants[variant].test,
+        dataset_key=dataset_key,
+        manifest_sha256=publishing.manifest_sha256(run_uri),
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
 
 
 def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Decision, promoted: bool) -> str:
@@ -301,9 +313,7 @@ def record_decision(storage_root: str, run_id: str, run_uri: str, decision: Deci
             "promoted": promoted,
             "candidate": decision.candidate,
             "reason": decision.reason,
-            "previous_champion": None
-            if previous is None
-            else {key: previous.get(key) for key in ("run_id", "variant")},
+            "previous_champion": None if previous is None else {"run_id": previous.run_id, "variant": previous.variant},
             "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
         create_only=True,

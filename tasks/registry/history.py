@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tasks.registry.records import ChampionRecord
 from tasks.storage import fs
 from tasks.storage.layout import history_uri
 
@@ -23,12 +24,19 @@ def current_command() -> str:
     return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
 
 
-def _summary(record: dict | None) -> dict | None:
-    return None if record is None else {key: record.get(key) for key in ("run_id", "variant", "model_uri")}
+def _summary(record: ChampionRecord | None) -> dict | None:
+    return (
+        None if record is None else {"run_id": record.run_id, "variant": record.variant, "model_uri": record.model_uri}
+    )
 
 
 def record_change(
-    storage_root: str, action: str, record: dict, previous: dict | None, reason: str, command: str | None = None
+    storage_root: str,
+    action: str,
+    record: ChampionRecord,
+    previous: ChampionRecord | None,
+    reason: str,
+    command: str | None = None,
 ) -> str:
     """Appends one change: when, the new champion record (whole, so a rollback can restore it), the
     previous champion, why, and by which command. Returns the entry's URI."""
@@ -39,9 +47,9 @@ def record_change(
     entry = {
         "at": now.isoformat(timespec="seconds"),
         "action": action,
-        "run_id": record["run_id"],
-        "variant": record["variant"],
-        "champion": record,
+        "run_id": record.run_id,
+        "variant": record.variant,
+        "champion": record.to_json(),
         "previous": _summary(previous),
         "reason": reason,
         "command": command or current_command(),

@@ -8,28 +8,60 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import platform
 import time
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict
+
+from tasks.config import PipelineConfig
+from tasks.data.sources import SourceInfo
+from tasks.data.store import DatasetInfo
 from tasks.errors import ObjectExists
-from tasks.reporting.report import package_versions
 from tasks.storage import fs
 from tasks.storage.layout import MANIFEST_NAME, runs_uri
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
+REPORTED_PACKAGES = ("tensorflow-cpu", "keras", "numpy", "scikit-learn", "prefect", "pyarrow", "fsspec")
 
 
-def run_details(run_id: str, config: dict, source: dict, dataset_key: str, dataset_uri: str) -> dict:
+class RunContext(BaseModel):
+    """One run as the stages that judge, document and publish it see it: its id, its local folder
+    (what gets published), its config, the data it trained on, and where its trainings run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    run_dir: Path  # the run's files before they are published: scratch under the work folder
+    config: PipelineConfig
+    source: SourceInfo
+    dataset: DatasetInfo
+    dask_address: str | None = None  # the Dask scheduler the trainings run on; None: this machine
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the versions of the packages that shape the results."""
+    versions = {"python": platform.python_version()}
+    for name in REPORTED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def run_details(run: RunContext) -> dict:
     """What a run's manifest records beside its files: the config, the data and the versions."""
     return {
-        "run_id": run_id,
-        "config": config,
-        "source": source,
-        "dataset_key": dataset_key,
-        "dataset_uri": dataset_uri,
+        "run_id": run.run_id,
+        "config": run.config.model_dump(mode="json"),
+        "source": run.source.model_dump(exclude={"local_path"}),
+        "dataset_key": run.dataset.key,
+        "dataset_uri": run.dataset.uri,
         "versions": package_versions(),
     }
 

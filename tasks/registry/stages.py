@@ -3,69 +3,50 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.config import ChampionConfig, StorageConfig
-from tasks.data import store, vocabulary
-from tasks.data.checks import DataCheckResult
-from tasks.data.sources import SourceInfo
+from tasks.data import vocabulary
 from tasks.errors import ObjectExists, StorageError
 from tasks.registry import cross_gate, gate, publishing
-from tasks.reporting import report
+from tasks.registry.publishing import RunContext
+from tasks.registry.records import ChampionRecord
+from tasks.reporting import model_card, report
+from tasks.reporting.results import RunResults, VariantResult
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
 from tasks.storage import layout
+from tasks.training.evaluation import ClassificationMetrics
 
 PUBLISH_RETRY_DELAYS = [5.0, 30.0]  # seconds: a storage hiccup heals; a retry resumes the upload
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)
-def judge_champion(
-    variants: dict[str, dict],
-    dataset: store.DatasetInfo,
-    config: ChampionConfig,
-    storage_config: StorageConfig,
-    stall_margin: float,
-    run_dir: Path | None = None,
-) -> gate.Decision:
-    """The gate; a champion of another data set is scored beside the candidate (still in `run_dir`)
-    on this run's raw test reviews when it can be."""
+def judge_champion(run: RunContext, variants: dict[str, VariantResult]) -> gate.Decision:
+    """The gate; a champion of another data set is scored beside the candidate (still in the run's
+    folder) on this run's raw test reviews when it can be."""
+    config = run.config
 
-    def score_across(held: dict, candidate: str) -> tuple[dict, dict] | None:
-        if run_dir is None or config.promote == "never":
+    def score_across(
+        held: ChampionRecord, candidate: str
+    ) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
+        if config.champion.promote == "never":
             return None
-        return cross_gate.score_across(held, str(run_dir / layout.variant_file(candidate, layout.MODEL_NAME)), dataset)
+        return cross_gate.score_across(
+            held, str(run.run_dir / layout.variant_file(candidate, layout.MODEL_NAME)), run.dataset
+        )
 
-    return gate.judge(variants, dataset.key, storage_config.root, config, stall_margin, score_across)
+    stall_margin = config.training.stall_margin
+    return gate.judge(variants, run.dataset.key, config.storage.root, config.champion, stall_margin, score_across)
 
 
 @task(name="report", cache_policy=NO_CACHE)
-def write_report(
-    run_dir: Path,
-    run_id: str,
-    config: dict,
-    source: SourceInfo,
-    dataset: store.DatasetInfo,
-    variants: dict[str, dict],
-    baseline_result: dict,
-    decision: gate.Decision,
-    data_result: DataCheckResult | None = None,
-) -> None:
-    facts = report.RunFacts(
-        run_id=run_id,
-        config=config,
-        source=source.model_dump(),
-        dataset=dataset.model_dump(),
-        variants=variants,
-        baseline=baseline_result,
-        decision=decision.model_dump(),
-        data_checks=None if data_result is None else data_result.model_dump(),  # as data_checks.json holds it
-    )
-    report.write_run_files(run_dir, facts)
-    vocabulary.copy_into_run(dataset.uri, run_dir)  # a run folder scores raw text on its own
+def write_report(run: RunContext, results: RunResults, decision: gate.Decision) -> None:
+    facts = report.RunFacts(run=run, results=results, decision=decision)
+    report.write_run_files(facts)
+    model_card.write_model_card(facts)
+    vocabulary.copy_into_run(run.dataset.uri, run.run_dir)  # a run folder scores raw text on its own
 
 
 @task(
@@ -75,41 +56,35 @@ def write_report(
     retry_condition_fn=retry_when(lambda error: not isinstance(error, ObjectExists)),
     cache_policy=NO_CACHE,
 )
-def publish(run_dir: Path, storage_config: StorageConfig, run_id: str, details: dict) -> str:
-    destination = layout.run_uri(storage_config.root, run_id)
+def publish(run: RunContext) -> str:
+    destination = layout.run_uri(run.config.storage.root, run.run_id)
     try:
-        publishing.publish_run(run_dir, destination, details)
+        publishing.publish_run(run.run_dir, destination, publishing.run_details(run))
     except StorageError as error:
         raise type(error)(
             f"{error}; nothing was promoted and {destination} has no manifest (not a run); this "
-            f"run's files stay in {run_dir}, and rerunning the same command reuses the cached "
+            f"run's files stay in {run.run_dir}, and rerunning the same command reuses the cached "
             "training and publishes a complete run"
         ) from None
-    shutil.rmtree(run_dir)  # published and verified by checksum: the local copy is no longer needed
+    shutil.rmtree(run.run_dir)  # published and verified by checksum: the local copy is no longer needed
     return destination
 
 
 @task(name="promote", cache_policy=NO_CACHE)
 def promote(
-    decision: gate.Decision,
-    run_uri: str,
-    run_id: str,
-    dataset: store.DatasetInfo,
-    variants: dict[str, dict],
-    storage_config: StorageConfig,
-    config: ChampionConfig,
-    stall_margin: float,
+    run: RunContext, run_uri: str, variants: dict[str, VariantResult], decision: gate.Decision
 ) -> gate.Decision:
     """Replaces the champion if the gate said so (and no other run promoted meanwhile); returns the
     final decision, which is also kept under champion-decisions/."""
+    config, margin = run.config, run.config.training.stall_margin
     decision, record = gate.promote(
-        decision, run_uri, run_id, dataset.key, variants, storage_config.root, config, stall_margin
+        decision, run_uri, run.run_id, run.dataset.key, variants, config.storage.root, config.champion, margin
     )
     if record:
-        ui.announce_promotion(record, layout.champion_uri(storage_config.root), config.metric, decision.reason)
+        ui.announce_promotion(record, layout.champion_uri(config.storage.root), config.champion.metric, decision.reason)
     return decision
 
 
 @task(name="describe-run", cache_policy=NO_CACHE)
-def describe_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, decision: gate.Decision) -> None:
-    ui.show_run(run_uri, variants, baseline_result, decision.reason)
+def describe_run(run_uri: str, results: RunResults, decision: gate.Decision) -> None:
+    ui.show_run(run_uri, results, decision.reason)

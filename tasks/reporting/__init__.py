@@ -1,5 +1,8 @@
 """Reporting: what a person reads of a run.
 
-- `report`: variant results, the summary and seed tables, report.md and the model card;
+- `results`: each variant's result, the guard's label, table records and the run's metrics.json;
+- `tables`: the summary, seed, sweep and data tables, as text or markdown, and the run's time split;
+- `report`: report.md, from the facts of one run;
+- `model_card`: model_card.md, from the same facts;
 - `plots`: learning curves and data set plots as PNG files.
 """

@@ -12,6 +12,8 @@ from tasks.storage.layout import CURVE_PLOTS
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from tasks.training.sweeps import SweepSummary
+
 FIGURE_SIZE = (6.4, 4.0)
 DPI = 100
 
@@ -33,11 +35,10 @@ def plot_curve(history: dict, metric: str, path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_history(history: dict, folder: Path) -> dict:
-    """The loss and accuracy plots of a variant's history in `folder`; returns the history."""
+def plot_history(history: dict, folder: Path) -> None:
+    """The loss and accuracy plots of a variant's history in `folder`."""
     for metric, name in CURVE_PLOTS.items():
         plot_curve(history, metric, Path(folder) / name)
-    return history
 
 
 def plot_comparison(histories: dict[str, dict], path: Path) -> Path:
@@ -55,26 +56,26 @@ def plot_comparison(histories: dict[str, dict], path: Path) -> Path:
     return _save(figure, path)
 
 
-def plot_sweep(sweeps: dict[str, dict], path: Path) -> Path:
+def plot_sweep(sweeps: dict[str, SweepSummary], path: Path) -> Path:
     """Val accuracy per sweep point, one panel per variant: each seed's best as a dot, their mean
     as a bar, the published point's bar outlined."""
     figure = _figure((FIGURE_SIZE[0], FIGURE_SIZE[1] * len(sweeps)))
     panels = figure.subplots(len(sweeps), 1, squeeze=False)[:, 0]
     for axes, (variant, sweep) in zip(panels, sweeps.items(), strict=True):
-        rows = sweep["points"]
+        rows = sweep.points
         positions = range(len(rows))
         axes.bar(
             positions,
-            [row["mean_val_accuracy"] for row in rows],
+            [row.mean_val_accuracy for row in rows],
             color="lightsteelblue",
-            edgecolor=["black" if row["published"] else "none" for row in rows],
+            edgecolor=["black" if row.published else "none" for row in rows],
             label="mean over seeds",
         )
         for position, row in zip(positions, rows, strict=True):
-            axes.plot([position] * len(row["val_accuracies"]), row["val_accuracies"], "k.")
-        axes.set_xticks(list(positions), [row["point"].replace(" ", "\n") for row in rows], fontsize="small")
+            axes.plot([position] * len(row.val_accuracies), row.val_accuracies, "k.")
+        axes.set_xticks(list(positions), [row.point.replace(" ", "\n") for row in rows], fontsize="small")
         axes.set(title=f"{variant}: best val accuracy per point (outlined: published)", ylabel="val accuracy")
-        low = min(min(row["val_accuracies"]) for row in rows)
+        low = min(min(row.val_accuracies) for row in rows)
         axes.set_ylim(max(0.0, low - 0.05), 1.0)
     return _save(figure, path)
 

@@ -26,7 +26,8 @@ from prefect.runtime import flow_run as current_flow_run
 
 from tasks.config import ModelConfig
 from tasks.data.checks import DataCheckResult
-from tasks.reporting import plots, report
+from tasks.registry.records import ChampionRecord
+from tasks.reporting import plots, report, results, tables
 from tasks.storage import fs
 from tasks.storage.layout import CURVE_PLOTS, MANIFEST_NAME, REPORT_NAME
 
@@ -55,7 +56,7 @@ def artifact_key(*parts: str) -> str:
 
 def epoch_table(records: list[dict]) -> str:
     rows = [(str(record["epoch"]), *(f"{record[name]:.4f}" for name in EPOCH_COLUMNS[1:])) for record in records]
-    return report.markdown_table(rows, EPOCH_COLUMNS)
+    return tables.markdown_table(rows, EPOCH_COLUMNS)
 
 
 def start_training_progress(
@@ -128,7 +129,7 @@ def announce_drift(drift: dict, resource_id: str, resource_name: str) -> None:
     )
 
 
-def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str) -> None:
+def announce_promotion(record: ChampionRecord, champion_uri: str, metric: str, reason: str) -> None:
     """The event a Prefect automation can turn into a notification of a new champion."""
     emit_event(
         event=PROMOTED_EVENT,
@@ -136,21 +137,22 @@ def announce_promotion(record: dict, champion_uri: str, metric: str, reason: str
             "prefect.resource.id": f"imdb-rnn-pipeline.champion.{champion_uri}",
             "prefect.resource.name": "champion",
         },
-        payload={key: record[key] for key in PROMOTED_PAYLOAD} | {"value": record["metrics"][metric], "reason": reason},
+        payload={key: getattr(record, key) for key in PROMOTED_PAYLOAD}
+        | {"value": record.metrics.value(metric), "reason": reason},
     )
 
 
-def show_run(run_uri: str, variants: dict[str, dict], baseline_result: dict, champion_reason: str) -> None:
+def show_run(run_uri: str, run_results: results.RunResults, champion_reason: str) -> None:
     """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
     baseline), and one artifact listing the run's files with links."""
-    files = report.published_files(variants)
+    files = report.published_files(run_results.variants)
     markdown = fs.read_bytes(fs.join(run_uri, REPORT_NAME)).decode()
     for path in files.values():
         if path.endswith(".png"):
             markdown = markdown.replace(f"]({path})", f"]({_data_uri(fs.read_bytes(fs.join(run_uri, path)))})")
     create_markdown_artifact(markdown, key=artifact_key("run-report"), description=f"report of {run_uri}")
     create_table_artifact(
-        report.rounded(report.metrics_records(variants, baseline_result)),
+        tables.rounded(results.metrics_records(run_results.variants, run_results.baseline)),
         key=artifact_key("variant-metrics"),
         description=f"test metrics per variant; champion: {champion_reason}",
     )
@@ -172,7 +174,7 @@ def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
     return (
         f"Run `{run_uri}`: `{MANIFEST_NAME}` lists every file with its sha256; "
-        f"`make verify RUN={run_uri}` checks them.\n\n" + report.markdown_table(rows, ("file", "size", "link")) + "\n"
+        f"`make verify RUN={run_uri}` checks them.\n\n" + tables.markdown_table(rows, ("file", "size", "link")) + "\n"
     )
 
 

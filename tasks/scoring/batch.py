@@ -154,7 +154,7 @@ def summarize(reviews: ReviewsInput, probabilities: np.ndarray, provenance: dict
     }
     if reviews.labels is not None:
         metrics = classification_metrics(reviews.labels, probabilities)
-        summary.update(accuracy=metrics["accuracy"], roc_auc=metrics["roc_auc"])
+        summary.update(accuracy=metrics.accuracy, roc_auc=metrics.roc_auc)
     return summary
 
 

@@ -20,6 +20,7 @@ from tasks.config import ModelConfig
 from tasks.data.vocabulary import TextEncoder, parse_vocabulary
 from tasks.errors import PipelineError
 from tasks.registry import gate, publishing
+from tasks.registry.records import verify_champion
 from tasks.storage import fs
 from tasks.storage.layout import MANIFEST_NAME, MODEL_NAME, VOCABULARY_NAME, variant_file
 from tasks.training import build, evaluation, variants
@@ -66,9 +67,9 @@ def resolve_run(storage_root: str, run_uri: str | None, variant: str | None) -> 
         record, _ = gate.read_champion(storage_root)
         if record is None:
             raise PipelineError(f"no champion under {storage_root}: run the pipeline first, or name a run with --run")
-        if publishing.manifest_sha256(record["run_uri"]) != record["manifest_sha256"]:
-            raise PipelineError(f"{record['run_uri']}: its manifest is not the one champion.json names")
-        return record["run_uri"], variant or record["variant"]
+        if problems := verify_champion(record, whole_run=False):
+            raise PipelineError(f"{record.run_uri}: {problems[0]}")
+        return record.run_uri, variant or record.variant
     if variant is not None:
         return run_uri.rstrip("/"), variant
     variants = sorted(path.split("/")[0] for path in _manifest_paths(run_uri) if path.endswith(f"/{MODEL_NAME}"))

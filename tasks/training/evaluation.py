@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from tasks.config import EVALUATION_BATCH
 from tasks.data.store import read_split
@@ -22,6 +23,23 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 THRESHOLD = 0.5  # Keras' BinaryAccuracy counts a prediction as positive when p > 0.5
+
+
+class ClassificationMetrics(BaseModel):
+    """Binary metrics of probabilities against 0/1 labels, as every metrics file records them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loss: float
+    accuracy: float
+    roc_auc: float | None  # None when one class is absent
+    confusion_matrix: list[list[int]]  # rows: true negative/positive; columns: predicted negative/positive
+    majority_rate: float  # always guessing the more frequent class scores this
+    examples: int
+
+    def value(self, name: str) -> float | None:
+        """A scalar metric by name, as the config names the one that ranks models (`accuracy`, `loss`...)."""
+        return getattr(self, name)
 
 
 def load_model(uri: str) -> keras.Model:
@@ -48,7 +66,7 @@ def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:
     return model.predict(token_ids, batch_size=EVALUATION_BATCH, verbose=0).reshape(-1)
 
 
-def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict:
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> ClassificationMetrics:
     """Binary metrics of probabilities against 0/1 labels; ROC AUC is None when one class is absent."""
     from sklearn.metrics import accuracy_score, confusion_matrix, log_loss, roc_auc_score  # on first use
 
@@ -56,34 +74,34 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
     probabilities = np.asarray(probabilities, dtype=np.float64)
     predicted = (probabilities > THRESHOLD).astype(int)
     both_classes = len(np.unique(labels)) == 2
-    return {
-        "loss": float(log_loss(labels, probabilities, labels=[0, 1])),
-        "accuracy": float(accuracy_score(labels, predicted)),
-        "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
-        "confusion_matrix": confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
-        "majority_rate": majority_rate(labels),
-        "examples": len(labels),
-    }
+    return ClassificationMetrics(
+        loss=float(log_loss(labels, probabilities, labels=[0, 1])),
+        accuracy=float(accuracy_score(labels, predicted)),
+        roc_auc=float(roc_auc_score(labels, probabilities)) if both_classes else None,
+        confusion_matrix=confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
+        majority_rate=majority_rate(labels),
+        examples=len(labels),
+    )
 
 
-def evaluate_model(model_path: str, test_uri: str) -> dict:
+def evaluate_model(model_path: str, test_uri: str) -> ClassificationMetrics:
     """Test-set metrics of the model saved at `model_path`, logged."""
     metrics = measure(load_model(model_path), test_uri)
     log_metrics(model_path, metrics)
     return metrics
 
 
-def measure(model: keras.Model, test_uri: str) -> dict:
+def measure(model: keras.Model, test_uri: str) -> ClassificationMetrics:
     """Test-set metrics of `model`."""
     token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
     return classification_metrics(labels, score(model, token_ids))
 
 
-def log_metrics(name: str, metrics: dict) -> None:
+def log_metrics(name: str, metrics: ClassificationMetrics) -> None:
     log.info(
         "test of %s: loss=%.4f accuracy=%.4f roc_auc=%s",
         name,
-        metrics["loss"],
-        metrics["accuracy"],
-        "n/a" if metrics["roc_auc"] is None else f"{metrics['roc_auc']:.4f}",
+        metrics.loss,
+        metrics.accuracy,
+        "n/a" if metrics.roc_auc is None else f"{metrics.roc_auc:.4f}",
     )

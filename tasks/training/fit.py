@@ -24,7 +24,15 @@ from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 from tasks.training import evaluation
 from tasks.training.build import build_training_model, to_published
 from tasks.training.guard import is_stalled, is_under_trained, majority_rate
-from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed, describe_failure, log_epoch, pick_published
+from tasks.training.jobs import (
+    Attempt,
+    TrainedVariant,
+    TrainingJob,
+    derive_seed,
+    describe_failure,
+    log_epoch,
+    pick_published,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +200,17 @@ def _fit_attempt(
     return trained, published
 
 
-def _attempt_summary(trained: TrainedVariant) -> dict:
-    return {
-        "seed": trained.seed,
-        "epochs_run": trained.epochs_run,
-        "best_epoch": trained.best_epoch,
-        "best_val_loss": trained.best_val_loss,
-        "best_val_accuracy": trained.best_val_accuracy,
-        "stalled": trained.stalled,
-        "under_trained": trained.under_trained,
-        "train_seconds": trained.train_seconds,
-    }
+def _attempt_summary(trained: TrainedVariant) -> Attempt:
+    return Attempt(
+        seed=trained.seed,
+        epochs_run=trained.epochs_run,
+        best_epoch=trained.best_epoch,
+        best_val_loss=trained.best_val_loss,
+        best_val_accuracy=trained.best_val_accuracy,
+        stalled=trained.stalled,
+        under_trained=trained.under_trained,
+        train_seconds=trained.train_seconds,
+    )
 
 
 def attempt_folder(out_dir: Path, attempt: int) -> Path:
@@ -258,7 +266,7 @@ def train_with_restarts(
     history = {
         **histories[attempts.index(chosen)],
         "attempts": [
-            {**_attempt_summary(trained), "epochs": record["epochs"]}
+            {**_attempt_summary(trained).model_dump(), "epochs": record["epochs"]}
             for trained, record in zip(attempts, histories, strict=True)
         ],
     }

@@ -27,12 +27,3 @@ def is_stalled(accuracy: float, majority: float, margin: float) -> bool:
 def is_under_trained(best_val_accuracy: float, baseline_val_accuracy: float | None, margin: float) -> bool:
     """More than `margin` below the baseline's val accuracy (never, without a baseline)."""
     return baseline_val_accuracy is not None and best_val_accuracy < baseline_val_accuracy - margin
-
-
-def is_unfit(result: dict, stall_margin: float) -> bool:
-    """A published variant's verdict: under-trained or stalled in every training attempt, or at
-    chance on the test set."""
-    test = result["test"]
-    return bool(result.get("stalled") or result.get("under_trained")) or is_stalled(
-        test["accuracy"], test["majority_rate"], stall_margin
-    )

@@ -1,5 +1,5 @@
 """A training's records, light enough for any process: what to train (`TrainingJob`), what came
-out (`TrainedVariant`), seeds, the pick of the published seed, per-epoch log lines, and copying
+out (`TrainedVariant`, with every `Attempt`), seeds, the pick of the published seed, per-epoch log lines, and copying
 the result to storage. The Keras side lives in `tasks.training.fit`, imported by training processes only.
 """
 
@@ -16,8 +16,24 @@ from tasks.config import ModelConfig, TrainingConfig
 from tasks.data.store import DatasetInfo
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
+from tasks.training.evaluation import ClassificationMetrics
 
 log = logging.getLogger(__name__)
+
+
+class Attempt(BaseModel):
+    """One attempt at a training: its seed, how it went, and the guard's verdicts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seed: int
+    epochs_run: int
+    best_epoch: int
+    best_val_loss: float
+    best_val_accuracy: float
+    stalled: bool
+    under_trained: bool
+    train_seconds: float
 
 
 class TrainedVariant(BaseModel):
@@ -39,10 +55,10 @@ class TrainedVariant(BaseModel):
     stalled: bool = False  # best_val_accuracy within the stall margin of val_majority_rate
     baseline_val_accuracy: float | None = None  # the bag-of-words baseline's, when one was given
     under_trained: bool = False  # best_val_accuracy more than the baseline margin below the baseline's
-    attempts: list[dict] = []  # every attempt (seed, epochs, best val accuracy, verdicts), in order
+    attempts: list[Attempt] = []  # every attempt, in order
     # Test-set metrics of this model, measured in the training process while the model was still in
     # memory (None: not measured there, so evaluation loads the saved model).
-    test_metrics: dict | None = None
+    test_metrics: ClassificationMetrics | None = None
 
     @property
     def healthy(self) -> bool:

@@ -17,7 +17,7 @@ from prefect.runtime import task_run
 
 from tasks.config import StorageConfig
 from tasks.data import store
-from tasks.reporting import plots, report
+from tasks.reporting import plots, results, tables
 from tasks.runtime import task_runners, ui
 from tasks.runtime.run_logging import configure_run_logging
 from tasks.runtime.ui import artifact_key
@@ -89,7 +89,7 @@ def train(
         shutil.rmtree(scratch, ignore_errors=True)
     summary = (
         f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
-        f"{report.guard_label(trained.model_dump())}"
+        f"{results.guard_label(trained)}"
     )
     ui.finish_training_progress(progress, label, summary, fs.read_json(stored.history_path))
     return stored
@@ -102,7 +102,7 @@ def _train_here(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None
 
 
 @task(name="evaluate", task_run_name="evaluate-{trained.variant}-seed-{trained.seed}", cache_policy=NO_CACHE)
-def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> dict:
+def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> evaluation.ClassificationMetrics:
     """Test-set metrics of one trained seed: those its training process measured on the model in
     memory, or else measured on the saved model."""
     metrics = trained.test_metrics or evaluation.measure(
@@ -113,30 +113,32 @@ def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> dict:
 
 
 @task(name="collect", task_run_name="collect-{trained.variant}", cache_policy=NO_CACHE)
-def collect(trained: TrainedVariant, test_metrics: dict, run_dir: Path) -> None:
+def collect(trained: TrainedVariant, test_metrics: evaluation.ClassificationMetrics, run_dir: Path) -> None:
     """The published seed's model, history and test metrics, into the run folder."""
     folder = jobs.collect_trained(trained, run_dir / trained.variant)
-    fs.write_json(str(folder / layout.METRICS_NAME), test_metrics)
+    fs.write_json(str(folder / layout.METRICS_NAME), test_metrics.model_dump())
 
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
-def plot_variant(trained: TrainedVariant, run_dir: Path) -> dict:
-    return plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
+def plot_variant(trained: TrainedVariant, run_dir: Path) -> None:
+    plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
 
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)
-def plot_comparison(histories: dict[str, dict], run_dir: Path) -> None:
+def plot_comparison(variants: dict[str, results.VariantResult], run_dir: Path) -> None:
+    """The comparison plot: the published training of every variant, side by side."""
+    histories = {name: fs.read_json(result.published.history_path) for name, result in variants.items()}
     plots.plot_comparison(histories, run_dir / layout.COMPARISON_PLOT)
 
 
 @task(name="plot-sweep", cache_policy=NO_CACHE)
-def show_sweep(variants: dict[str, dict], run_dir: Path) -> None:
+def show_sweep(variants: dict[str, results.VariantResult], run_dir: Path) -> None:
     """The sweep plot (val accuracy per point of every variant) into the run folder, and the sweep table
     as a table artifact."""
-    swept = {name: result["sweep"] for name, result in variants.items() if result.get("sweep")}
+    swept = {name: result.sweep for name, result in variants.items() if result.sweep}
     plots.plot_sweep(swept, run_dir / layout.SWEEP_PLOT)
     create_table_artifact(
-        [dict(zip(report.SWEEP_COLUMNS, row, strict=True)) for row in report.sweep_rows(variants)],
+        [dict(zip(tables.SWEEP_COLUMNS, row, strict=True)) for row in tables.sweep_rows(variants)],
         key=artifact_key("sweep"),
         description="val accuracy per sweep point; per variant the lowest val_loss is published",
     )

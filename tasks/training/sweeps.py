@@ -10,12 +10,39 @@ from __future__ import annotations
 import itertools
 import statistics
 
+from pydantic import BaseModel, ConfigDict
+
 from tasks.config import PipelineConfig, sweep_section
 from tasks.data.store import DatasetInfo
 from tasks.training.jobs import TrainedVariant, TrainingJob
 from tasks.training.variants import get as get_variant
 
 Point = dict[str, int | float]
+
+
+class SweepPoint(BaseModel):
+    """One point of a variant's sweep over its seeds: the row of the sweep table."""
+
+    model_config = ConfigDict(frozen=True)
+
+    point: str  # its label, `rnn_units=16 learning_rate=0.001`
+    values: Point
+    seeds: int
+    best_val_loss: float  # the lowest over its seeds
+    val_accuracy: float  # the best val accuracy of that same training
+    mean_val_accuracy: float
+    val_accuracies: list[float]  # each seed's best val accuracy
+    published: bool  # it holds the variant's published training
+
+
+class SweepSummary(BaseModel):
+    """A variant's sweep table: the swept fields, every point, and the one published."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fields: list[str]
+    points: list[SweepPoint]
+    published_point: str
 
 
 def sweep_points(sweep: dict[str, tuple[int | float, ...]]) -> list[Point]:
@@ -62,7 +89,7 @@ def point_label(point: Point) -> str:
     )
 
 
-def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> dict:
+def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> SweepSummary:
     """A variant's sweep table: per point its values, its best val_loss over seeds with that
     training's val accuracy, every seed's val accuracy, and whether it holds the published training.
 
@@ -78,24 +105,16 @@ def sweep_summary(jobs: list[TrainingJob], runs: list[TrainedVariant], published
         best = min(row["runs"], key=lambda run: run.best_val_loss)
         accuracies = [run.best_val_accuracy for run in row["runs"]]
         table.append(
-            {
-                "point": label,
-                **row["point"],
-                "seeds": len(row["runs"]),
-                "best_val_loss": best.best_val_loss,
-                "val_accuracy": best.best_val_accuracy,
-                "mean_val_accuracy": statistics.fmean(accuracies),
-                "val_accuracies": accuracies,
-                "published": row["published"],
-            }
+            SweepPoint(
+                point=label,
+                values=row["point"],
+                seeds=len(row["runs"]),
+                best_val_loss=best.best_val_loss,
+                val_accuracy=best.best_val_accuracy,
+                mean_val_accuracy=statistics.fmean(accuracies),
+                val_accuracies=accuracies,
+                published=row["published"],
+            )
         )
-    published_label = next(row["point"] for row in table if row["published"])
-    return {"fields": list(jobs[0].point), "points": table, "published_point": published_label}
-
-
-def add_sweep(result: dict, jobs: list[TrainingJob], runs: list[TrainedVariant], published: TrainedVariant) -> dict:
-    """A variant's result (`reporting.variant_result`) with its sweep table, and each of its seed
-    entries labelled with its point, since points train from the same seeds."""
-    for entry, job in zip(result["seeds"], jobs, strict=True):
-        entry["point"] = point_label(job.point)
-    return {**result, "sweep": sweep_summary(jobs, runs, published)}
+    published_label = next(row.point for row in table if row.published)
+    return SweepSummary(fields=list(jobs[0].point), points=table, published_point=published_label)

@@ -95,10 +95,11 @@ def start_make(arguments: list[str], environment: dict, log_path: Path) -> subpr
 
 RESCORING = "imdb-batch-scoring/rescore-on-promotion"
 EMIT_PROMOTION = """
-import json, sys
+import sys
+from tasks.registry.records import ChampionRecord
 from tasks.runtime.ui import announce_promotion
-record, champion_uri = json.loads(sys.argv[1]), sys.argv[2]
-announce_promotion(record, champion_uri, record["metric"], "promoted by the deployment test")
+record, champion_uri = ChampionRecord.model_validate_json(sys.argv[1]), sys.argv[2]
+announce_promotion(record, champion_uri, record.metric, "promoted by the deployment test")
 """
 
 

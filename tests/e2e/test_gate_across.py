@@ -11,9 +11,11 @@ import pytest
 from tasks.config import ChampionConfig, ModelConfig, TrainingConfig
 from tasks.data import corpus, store, vocabulary
 from tasks.registry import cross_gate, gate, publishing
+from tasks.registry.records import ChampionRecord
 from tasks.storage import fs, layout
 from tasks.training.build import build_model
-from tests.helpers import VOCABULARY, review_texts
+from tasks.training.evaluation import ClassificationMetrics
+from tests.helpers import VOCABULARY, champion_record, review_texts, variant_result
 
 NUM_WORDS, MAXLEN = 50, 20
 MARGIN = TrainingConfig().stall_margin
@@ -60,10 +62,8 @@ def publish_champion(root: Path, dataset: store.DatasetInfo, trained: bool) -> N
     vocabulary.copy_into_run(dataset.uri, local)
     run_uri = layout.run_uri(str(root / "store"), "r-old")
     publishing.publish_run(local, run_uri, {"run_id": "r-old"})
-    record = {"run_id": "r-old", "run_uri": run_uri, "variant": "embedding", "metric": "accuracy",
-              "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": f"{run_uri}/vocabulary.json",
-              "metrics": {"accuracy": 0.99}, "dataset_key": dataset.key,
-              "manifest_sha256": publishing.manifest_sha256(run_uri)}
+    record = champion_record(run_uri, dataset.key, 0.99, vocabulary_uri=f"{run_uri}/vocabulary.json",
+                             manifest_sha256=publishing.manifest_sha256(run_uri))
     fs.write_json(layout.champion_uri(str(root / "store")), record)
 
 
@@ -72,12 +72,11 @@ def judge(root: Path, candidate: store.DatasetInfo, candidate_trained: bool) -> 
     path = model_file(root / "candidate-run", candidate, candidate_trained)
     scored: list = []
 
-    def score_across(held: dict, name: str) -> tuple[dict, dict] | None:
+    def score_across(held: ChampionRecord, name: str) -> tuple[ClassificationMetrics, ClassificationMetrics] | None:
         scored.append(cross_gate.score_across(held, str(path), candidate))
         return scored[-1]
 
-    variants = {"embedding": {"test": {"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.9, "majority_rate": 0.5},
-                              "stalled": False, "under_trained": False}}
+    variants = {"embedding": variant_result(0.9, 0.3, roc_auc=0.9)}
     return gate.judge(variants, candidate.key, str(root / "store"), ChampionConfig(), MARGIN, score_across), scored
 
 
@@ -91,10 +90,10 @@ def test_auto_promotes_across_data_sets_only_when_better_on_the_same_raw_reviews
     decision, [(held, candidate)] = judge(tmp_path, new, candidate_trained)
     assert (decision.promote, decision.comparable) == (promoted, True)
     assert "on this run's raw test reviews, each through its own vocabulary" in decision.reason
-    assert held["examples"] == candidate["examples"] == 80  # the candidate's test reviews, for both
+    assert held.examples == candidate.examples == 80  # the candidate's test reviews, for both
     # whichever model is trained reads them well, the champion through its own ids for the same words
     trained = held if champion_trained else candidate
-    assert trained["accuracy"] >= 0.85
+    assert trained.accuracy >= 0.85
 
 
 def test_without_raw_test_text_a_champion_of_another_data_set_is_not_comparable(tmp_path):

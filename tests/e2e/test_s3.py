@@ -19,7 +19,7 @@ from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.registry import gate, publishing
 from tasks.storage import fs, layout
 from tasks.training import evaluation
-from tests.helpers import objects_under, sha256, small_run_options, split_uri
+from tests.helpers import objects_under, sha256, small_run_options, split_uri, variant_result
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -181,14 +181,14 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
         local.mkdir(parents=True)
         (local / "model.keras").write_bytes(run_id.encode())
         runs[run_id] = (publishing.publish_run(local.parent, layout.run_uri(s3_prefix, run_id), {"run_id": run_id}),
-                        {"embedding": {"test": {"accuracy": accuracy, "loss": 1 - accuracy, "majority_rate": 0.5}}})
+                        {"embedding": variant_result(accuracy, 1 - accuracy)})
     margin = TrainingConfig().stall_margin
     judged = {run_id: gate.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
     assert all(decision.promote for decision in judged.values())
     for run_id, (_, variants) in runs.items():
         gate.promote(judged[run_id], layout.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
                           margin)
-    assert gate.read_champion(s3_prefix)[0]["run_id"] == "r2"
+    assert gate.read_champion(s3_prefix)[0].run_id == "r2"
     decisions = {name.removesuffix(".json"): json.loads(body)
                  for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}
     assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from tasks.reporting.report import format_time_split, parse_time_split
+from tasks.reporting.tables import format_time_split, parse_time_split
 from tools import bench_history, bench_run
 
 

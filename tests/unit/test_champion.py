@@ -9,17 +9,18 @@ import pytest
 from tasks.config import ChampionConfig, TrainingConfig
 from tasks.errors import StorageError, WriteConflict
 from tasks.registry import gate, publishing
+from tasks.registry.records import ChampionRecord, verify_champion
+from tasks.reporting.results import VariantResult
 from tasks.storage import fs, layout
-from tasks.training import guard
+from tests.helpers import champion_record, variant_result
 
 
-def result(accuracy: float, loss: float = 0.5, majority: float = 0.5) -> dict:
-    return {"test": {"accuracy": accuracy, "loss": loss, "roc_auc": accuracy, "majority_rate": majority}}
+def result(accuracy: float, loss: float = 0.5, majority: float = 0.5, **flags) -> VariantResult:
+    return variant_result(accuracy, loss, majority, roc_auc=accuracy, **flags)
 
 
-def holder(accuracy: float, key: str = "k1") -> dict:
-    return {"run_id": "old", "variant": "embedding", "run_uri": "x", "dataset_key": key,
-            "metrics": result(accuracy)["test"]}
+def holder(accuracy: float, key: str = "k1") -> ChampionRecord:
+    return ChampionRecord.model_validate(champion_record("runs/old", key, accuracy))
 
 
 AUTO = ChampionConfig()
@@ -31,8 +32,8 @@ def test_candidate_is_the_best_variant_that_did_not_stall():
     assert gate.pick_candidate(variants, "accuracy", MARGIN) == "onehot"
     assert gate.pick_candidate(variants, "loss", MARGIN) == "embedding"  # lower is better
     assert gate.pick_candidate({"stuck": result(0.515)}, "accuracy", MARGIN) is None
-    assert guard.is_unfit(result(0.62, majority=0.61), MARGIN)
-    assert not guard.is_unfit(result(0.53, majority=0.5), MARGIN)
+    assert result(0.62, majority=0.61).is_unfit(MARGIN)
+    assert not result(0.53, majority=0.5).is_unfit(MARGIN)
 
 
 def test_the_gate_reads_the_stall_margin_it_is_given():
@@ -54,8 +55,8 @@ def test_the_gate_reads_the_stall_margin_it_is_given():
         ({"a": result(0.6)}, holder(0.7, key="k2"), "always", True, False, "not comparable; replaced"),
         ({"a": result(0.9)}, None, "never", False, None, "promotion disabled (--promote never)"),
         ({"a": result(0.51)}, None, "always", False, None, "every variant is under-trained"),
-        ({"a": {**result(0.8), "under_trained": True}}, None, "always", False, None, "every variant is under-trained"),
-        ({"a": {**result(0.9), "under_trained": True}, "b": result(0.7)}, holder(0.6), "auto", True, True,
+        ({"a": result(0.8, under_trained=True)}, None, "always", False, None, "every variant is under-trained"),
+        ({"a": result(0.9, under_trained=True), "b": result(0.7)}, holder(0.6), "auto", True, True,
          "b accuracy 0.7000 beats"),
     ],
 )
@@ -80,6 +81,17 @@ def publish_fake_run(root, run_id: str) -> str:
     return destination
 
 
+def test_one_check_tells_whether_a_champion_is_still_what_was_promoted(tmp_path):
+    run = publish_fake_run(tmp_path, "r1")
+    record = ChampionRecord.model_validate(champion_record(run, manifest_sha256=publishing.manifest_sha256(run)))
+    assert verify_champion(record) == [] == verify_champion(record, whole_run=False)
+    (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
+    assert verify_champion(record) == ["embedding/model.keras: sha256 differs from the manifest"]
+    assert verify_champion(record, whole_run=False) == []  # scoring checks the files it reads on its own
+    republished = record.model_copy(update={"manifest_sha256": "0" * 64})
+    assert verify_champion(republished, whole_run=False) == ["its manifest is not the one it was promoted with"]
+
+
 def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
     store = str(tmp_path / "store")
     variants = {"embedding": result(0.8)}
@@ -87,14 +99,14 @@ def test_promotion_writes_champion_json_for_a_verified_run(tmp_path):
     decision = gate.judge(variants, "k1", store, AUTO, MARGIN)
     final, record = gate.promote(decision, first, "r1", "k1", variants, store, AUTO, MARGIN)
     assert final.promote
-    assert json.loads((tmp_path / "store" / "champion.json").read_text()) == record
-    assert record["model_uri"] == f"{first}/embedding/model.keras"
-    assert record["manifest_sha256"] == publishing.manifest_sha256(first)
+    assert record is not None and json.loads((tmp_path / "store" / "champion.json").read_text()) == record.to_json()
+    assert record.model_uri == f"{first}/embedding/model.keras"
+    assert record.manifest_sha256 == publishing.manifest_sha256(first)
 
     second = publish_fake_run(tmp_path, "r2")
     worse = gate.judge({"embedding": result(0.7)}, "k1", store, AUTO, MARGIN)
     assert gate.promote(worse, second, "r2", "k1", variants, store, AUTO, MARGIN)[1] is None
-    assert gate.read_champion(store)[0]["run_id"] == "r1"
+    assert gate.read_champion(store)[0].run_id == "r1"
     assert [decision_of(store, run)["promoted"] for run in ("r1", "r2")] == [True, False]
 
     (tmp_path / "store" / "runs" / "r1" / "embedding" / "model.keras").write_bytes(b"tampered")
@@ -126,16 +138,23 @@ def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_
     second = gate.judge(second_variants, "k1", store, AUTO, MARGIN)
     assert first.promote and second.promote and first.champion_version is None
 
-    assert gate.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1]["run_id"] == "r1"
+    assert gate.promote(first, first_run, "r1", "k1", first_variants, store, AUTO, MARGIN)[1].run_id == "r1"
     final, record = gate.promote(second, second_run, "r2", "k1", second_variants, store, AUTO, MARGIN)
 
     assert "judged again" in final.reason
-    assert final.champion["run_id"] == "r1"  # the loser compared itself with the winner, not with nothing
-    assert gate.read_champion(store)[0]["run_id"] == ("r2" if second_wins else "r1")
+    assert final.champion.run_id == "r1"  # the loser compared itself with the winner, not with nothing
+    assert gate.read_champion(store)[0].run_id == ("r2" if second_wins else "r1")
     assert (record is not None) == second_wins
     recorded = decision_of(store, "r2")
     assert recorded["promoted"] == second_wins and recorded["previous_champion"]["run_id"] == "r1"
     assert recorded["reason"] == final.reason
+
+
+def test_a_champion_json_that_is_not_a_champion_record_is_refused(tmp_path):
+    store = str(tmp_path / "store")
+    fs.write_json(gate.champion_uri(store), {"run_id": "r1", "run_uri": "x"})
+    with pytest.raises(StorageError, match="champion.json is not a champion record: variant: Field required"):
+        gate.read_champion(store)
 
 
 def test_a_conditional_write_refuses_a_stale_version(tmp_path):

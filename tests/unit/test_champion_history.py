@@ -25,7 +25,7 @@ def promote_run(tmp_path, run_id: str, accuracy: float, config: ChampionConfig =
 
 
 def current(tmp_path) -> str:
-    return gate.read_champion(str(tmp_path / "store"))[0]["run_id"]
+    return gate.read_champion(str(tmp_path / "store"))[0].run_id
 
 
 def test_every_promotion_is_recorded_with_the_previous_champion_and_the_command(tmp_path):
@@ -43,12 +43,12 @@ def test_rollback_restores_the_previous_or_the_named_champion_and_is_recorded(tm
     store = str(tmp_path / "store")
     for run_id, accuracy in (("r1", 0.7), ("r2", 0.8), ("r3", 0.9)):
         promote_run(tmp_path, run_id, accuracy)
-    assert admin.rollback(store)["run_id"] == "r2" and current(tmp_path) == "r2"
-    assert admin.rollback(store, "r1", command="make rollback RUN=r1")["run_id"] == "r1"
+    assert admin.rollback(store).run_id == "r2" and current(tmp_path) == "r2"
+    assert admin.rollback(store, "r1", command="make rollback RUN=r1").run_id == "r1"
     last = history.read_history(store)[-1]
     assert (last["action"], last["run_id"], last["previous"]["run_id"]) == ("rollback", "r1", "r2")
     assert last["command"] == "make rollback RUN=r1" and last["reason"] == "rolled back from r2/embedding to r1/embedding"
-    assert gate.read_champion(store)[0]["manifest_sha256"] == history.read_history(store)[0]["champion"][
+    assert gate.read_champion(store)[0].manifest_sha256 == history.read_history(store)[0]["champion"][
         "manifest_sha256"
     ]
 
@@ -79,7 +79,7 @@ def test_rollback_needs_an_earlier_champion(tmp_path):
 def test_a_pinned_champion_is_never_replaced_by_a_run_until_unpinned(tmp_path):
     store = str(tmp_path / "store")
     promote_run(tmp_path, "r1", 0.7)
-    assert admin.set_pinned(store, True)["pinned"]
+    assert admin.set_pinned(store, True).pinned
     for run_id, config in (("r2", AUTO), ("r3", ALWAYS)):
         decision = promote_run(tmp_path, run_id, 0.9, config)
         assert not decision.promote and "is pinned: kept" in decision.reason
@@ -88,6 +88,18 @@ def test_a_pinned_champion_is_never_replaced_by_a_run_until_unpinned(tmp_path):
     assert promote_run(tmp_path, "r4", 0.9).promote and current(tmp_path) == "r4"
     actions = [entry["action"] for entry in history.read_history(store)]
     assert actions == ["promote", "pin", "unpin", "promote"]
+
+
+def test_champion_json_keeps_the_fields_it_was_written_with(tmp_path):
+    store = str(tmp_path / "store")
+    promote_run(tmp_path, "r1", 0.7)
+    written = json.loads((tmp_path / "store" / "champion.json").read_text())
+    assert sorted(written) == ["dataset_key", "manifest_sha256", "metric", "metrics", "model_uri", "promoted_at",
+                               "run_id", "run_uri", "variant", "vocabulary_sha256", "vocabulary_uri"]
+    older = {key: value for key, value in written.items() if not key.startswith("vocabulary_")}
+    fs.write_json(gate.champion_uri(store), older)  # a record from before vocabularies travelled with models
+    admin.set_pinned(store, True)
+    assert json.loads((tmp_path / "store" / "champion.json").read_text()) == {**older, "pinned": True}
 
 
 def test_pinning_needs_a_champion(tmp_path):
@@ -103,7 +115,7 @@ def test_a_manual_change_never_overwrites_a_concurrent_promotion(tmp_path, monke
 
     def stale_read(root):  # another run promotes between this command's read and its write
         record, version = read(root)
-        fs.write_bytes(layout.champion_uri(root), fs.json_bytes({**record, "run_id": "r9"}))
+        fs.write_bytes(layout.champion_uri(root), fs.json_bytes({**record.to_json(), "run_id": "r9"}))
         return record, version
 
     monkeypatch.setattr(admin, "read_champion", stale_read)

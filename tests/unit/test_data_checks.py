@@ -14,7 +14,7 @@ from tasks.data.corpus import Reviews
 from tasks.errors import DataError
 from tasks.reporting import plots, report
 from tasks.storage import fs, layout
-from tests.helpers import review_lists
+from tests.helpers import champion_record, review_lists
 
 NUM_WORDS, MAXLEN = 50, 20
 CONFIG = DataCheckConfig(min_split_rows=20)
@@ -223,11 +223,11 @@ def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path)
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     checks.check_dataset(splits, dataset, CONFIG, None, "")
-    fs.write_json(layout.champion_uri(root), {"dataset_key": dataset.key, "run_uri": f"{root}/runs/gone"})
+    fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/gone", dataset.key))
     assert drift.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
     reference, note = drift.champion_statistics(root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
-    fs.write_json(layout.champion_uri(root), {"dataset_key": "old", "run_uri": f"{root}/runs/old"})
+    fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/old", "old"))
     assert drift.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
 
 

@@ -7,19 +7,15 @@ import pytest
 from pydantic import ValidationError
 
 from tasks.config import PipelineConfig
-from tasks.reporting import plots, report
+from tasks.reporting import plots, report, results, tables
 from tasks.storage import cache_keys
 from tasks.training import sweeps
 from tasks.training.jobs import TrainedVariant, pick_published
+from tests.helpers import metrics_of, trained_variant, variant_result
 
 
 def trained(seed: int, val_loss: float, val_accuracy: float, **flags) -> TrainedVariant:
-    return TrainedVariant(
-        variant="embedding", model_path="m", history_path="h", parameters=1, epochs_run=3, best_epoch=2,
-        stopped_early=False, train_seconds=1.0, trained_at=0.0, seed=seed, best_val_loss=val_loss,
-        best_val_accuracy=val_accuracy, **flags,
-        attempts=[{"seed": seed, "best_val_accuracy": val_accuracy, "stalled": flags.get("stalled", False)}],
-    )
+    return trained_variant(seed, best_val_loss=val_loss, best_val_accuracy=val_accuracy, **flags)
 
 
 def test_points_are_every_combination_the_first_field_slowest():
@@ -68,40 +64,40 @@ def test_the_published_point_has_the_lowest_val_loss_whatever_its_accuracy(tiny_
     published = pick_published(runs)
     summary = sweeps.sweep_summary(jobs, runs, published)
     assert published is runs[2]
-    assert summary["published_point"] == "rnn_units=8"
-    assert [(row["point"], row["best_val_loss"], row["val_accuracy"], row["published"]) for row in summary["points"]] \
+    assert summary.published_point == "rnn_units=8"
+    assert [(row.point, row.best_val_loss, row.val_accuracy, row.published) for row in summary.points] \
         == [("rnn_units=4", 0.40, 0.95, False), ("rnn_units=8", 0.30, 0.90, True)]
-    assert summary["points"][1]["mean_val_accuracy"] == pytest.approx(0.85)
-    assert summary["points"][1]["val_accuracies"] == [0.90, 0.80]
+    assert summary.points[1].mean_val_accuracy == pytest.approx(0.85)
+    assert summary.points[1].val_accuracies == [0.90, 0.80]
 
 
 def test_an_unhealthy_point_is_not_published_over_a_healthy_one(tiny_dataset):
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.20, 0.55, stalled=True), trained(3, 0.35, 0.85)]
     summary = sweeps.sweep_summary(jobs, runs, pick_published(runs))
-    assert summary["published_point"] == "rnn_units=8"
+    assert summary.published_point == "rnn_units=8"
 
 
 def test_the_report_names_the_published_point_and_shows_the_table(tiny_dataset, tmp_path):
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
-    variants = {"embedding": {"sweep": sweeps.sweep_summary(jobs, runs, runs[1])}, "onehot": {}}
+    variants = {"embedding": results.variant_result(jobs, runs, [metrics_of(0.9)] * 2), "onehot": variant_result(0.8)}
     text = "\n\n".join(report.sweep_blocks(variants))
     assert "- embedding: rnn_units=8" in text
     assert "| embedding | rnn_units=8 | 1 | 0.3000 | 0.9000 | 0.9000 | yes |" in text
     assert "| embedding | rnn_units=4 | 1 | 0.4000 | 0.9500 | 0.9500 |  |" in text
     assert "![sweep](sweep.png)" in text and "sweep plot" in report.published_files(variants)
-    assert report.sweep_blocks({"embedding": {}}) == []
-    assert "sweep plot" not in report.published_files({"embedding": {}})
-    png = plots.plot_sweep({"embedding": variants["embedding"]["sweep"]}, tmp_path / "sweep.png")
+    assert report.sweep_blocks({"embedding": variant_result(0.8)}) == []
+    assert "sweep plot" not in report.published_files({"embedding": variant_result(0.8)})
+    png = plots.plot_sweep({"embedding": variants["embedding"].sweep}, tmp_path / "sweep.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_seed_table_tells_the_points_of_one_seed_apart(tiny_dataset):
     jobs = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(sweep=["rnn_units=4,8"]), [3], None)
     runs = [trained(3, 0.40, 0.95), trained(3, 0.30, 0.90)]
-    metrics = [{"accuracy": 0.9, "loss": 0.3, "roc_auc": 0.95}] * 2
-    result = sweeps.add_sweep(report.variant_result(runs[1], runs, metrics), jobs, runs, runs[1])
-    rows = report.seed_rows({"embedding": result})
+    metrics = [metrics_of(0.9, loss=0.3, roc_auc=0.95)] * 2
+    result = results.variant_result(jobs, runs, metrics)
+    rows = tables.seed_rows({"embedding": result})
     assert [(row[1], row[-1]) for row in rows] == [("3 rnn_units=4", ""), ("3 rnn_units=8", "yes")]
-    assert result["sweep"]["published_point"] == "rnn_units=8"
+    assert result.sweep is not None and result.sweep.published_point == "rnn_units=8"

@@ -38,7 +38,7 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_da
     # the published checkpoint is the best val_loss epoch: it scores val to that loss
     x_val, y_val, _ = store.read_split(tiny_dataset.split_uris["val"])
     model = evaluation.load_model(trained.model_path)
-    val_loss = evaluation.classification_metrics(y_val, evaluation.score(model, x_val))["loss"]
+    val_loss = evaluation.classification_metrics(y_val, evaluation.score(model, x_val)).loss
     assert val_loss == pytest.approx(best["val_loss"], abs=2e-3)
 
 
@@ -90,9 +90,9 @@ def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
     trained = fit.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
-    seeds = [attempt["seed"] for attempt in trained.attempts]
+    seeds = [attempt.seed for attempt in trained.attempts]
     assert seeds == [11, jobs.derive_seed(11, 0, 1)] and len(set(seeds)) == 2  # no more than 1 restart
-    assert all(attempt["stalled"] for attempt in trained.attempts)
+    assert all(attempt.stalled for attempt in trained.attempts)
     history = json.loads(Path(trained.history_path).read_text())
     assert [attempt["seed"] for attempt in history["attempts"]] == seeds  # every attempt kept
     assert all(len(attempt["epochs"]) == 2 for attempt in history["attempts"])
@@ -104,7 +104,7 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
     monkeypatch.setattr(fit, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
     trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
-    assert [attempt["stalled"] for attempt in trained.attempts] == [True, False]  # stops at the first success
+    assert [attempt.stalled for attempt in trained.attempts] == [True, False]  # stops at the first success
     assert not trained.stalled and trained.seed == jobs.derive_seed(3, 0, 1)
     published = json.loads(Path(trained.history_path).read_text())
     assert published["seed"] == trained.seed and len(published["attempts"]) == 2
@@ -116,7 +116,7 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
 def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_dataset, tmp_path, monkeypatch, caplog):
     """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
     accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
-    bar = baseline.fit_bag_of_words(tiny_dataset)["val"]["accuracy"]
+    bar = baseline.fit_bag_of_words(tiny_dataset).val.accuracy
     real_fit, epochs_asked = fit.fit_model, []
 
     def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
@@ -130,17 +130,17 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     with caplog.at_level("WARNING", logger="tasks.training.jobs"):
         trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
     first, second = trained.attempts
-    assert first["under_trained"] and not first["stalled"] and first["epochs_run"] == 1
-    assert first["best_val_accuracy"] < bar - config.baseline_margin
-    assert not second["under_trained"] and second["best_val_accuracy"] >= bar - config.baseline_margin
-    assert trained.healthy and trained.seed == second["seed"] == jobs.derive_seed(3, 0, 1)
+    assert first.under_trained and not first.stalled and first.epochs_run == 1
+    assert first.best_val_accuracy < bar - config.baseline_margin
+    assert not second.under_trained and second.best_val_accuracy >= bar - config.baseline_margin
+    assert trained.healthy and trained.seed == second.seed == jobs.derive_seed(3, 0, 1)
     history = json.loads(Path(trained.history_path).read_text())
-    assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second["seed"], False)]
+    assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second.seed, False)]
     assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
     # a set: after a flow test in the same session, Prefect's handlers may deliver a record twice
     (line,) = {record.getMessage() for record in caplog.records if "restart" in record.getMessage()}
-    assert line == (f"onehot seed 3 under-trained (best val accuracy {first['best_val_accuracy']:.4f}, more than 0.03 "
-                    f"below the baseline's {bar:.4f}): restart 1/2 with seed {second['seed']}")
+    assert line == (f"onehot seed 3 under-trained (best val accuracy {first.best_val_accuracy:.4f}, more than 0.03 "
+                    f"below the baseline's {bar:.4f}): restart 1/2 with seed {second.seed}")
 
 
 def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
@@ -173,18 +173,18 @@ def test_metrics_on_known_predictions():
     labels = np.array([0, 0, 1, 1, 1])
     probabilities = np.array([0.1, 0.6, 0.8, 0.4, 0.9])
     metrics = evaluation.classification_metrics(labels, probabilities)
-    assert metrics["accuracy"] == pytest.approx(3 / 5)
-    assert metrics["confusion_matrix"] == [[1, 1], [1, 2]]
-    assert metrics["roc_auc"] == pytest.approx(5 / 6)
+    assert metrics.accuracy == pytest.approx(3 / 5)
+    assert metrics.confusion_matrix == [[1, 1], [1, 2]]
+    assert metrics.roc_auc == pytest.approx(5 / 6)
     expected_loss = -np.mean(np.log([0.9, 0.4, 0.8, 0.4, 0.9]))
-    assert metrics["loss"] == pytest.approx(expected_loss)
-    assert metrics["majority_rate"] == pytest.approx(0.6)
-    assert metrics["examples"] == 5
+    assert metrics.loss == pytest.approx(expected_loss)
+    assert metrics.majority_rate == pytest.approx(0.6)
+    assert metrics.examples == 5
 
 
 def test_metrics_with_one_class_have_no_roc_auc():
     metrics = evaluation.classification_metrics(np.array([1, 1]), np.array([0.7, 0.2]))
-    assert metrics["roc_auc"] is None
-    assert metrics["accuracy"] == 0.5
+    assert metrics.roc_auc is None
+    assert metrics.accuracy == 0.5
     # p = 0.5 exactly is negative, as in Keras' BinaryAccuracy
-    assert evaluation.classification_metrics(np.array([0]), np.array([0.5]))["accuracy"] == 1.0
+    assert evaluation.classification_metrics(np.array([0]), np.array([0.5])).accuracy == 1.0

@@ -9,12 +9,13 @@ import pytest
 
 from flows.cli import build_parser, config_from_args
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.reporting import report
+from tasks.reporting import model_card
 from tasks.storage import cache_keys
 from tasks.training import variants
 from tasks.training.build import build_model, build_training_model
 from tasks.training.fit import train_variant
 from tasks.training.jobs import TrainingJob
+from tests.helpers import variant_result
 
 
 def build_mean_embedding(num_words: int, maxlen: int, *, embedding_dim: int) -> keras.Model:
@@ -54,7 +55,7 @@ def test_a_registered_variant_is_configured_built_trained_cached_and_reported(re
                                        training, 0)  # a size it does not read
     assert key != cache_keys.training_key("d", "mean-embedding", ModelConfig(embedding_dim=5), training, 0)
 
-    listed = report.model_list({"mean-embedding": {"parameters": trained.parameters}}, 20)
+    listed = model_card.model_list({"mean-embedding": variant_result(0.5, parameters=trained.parameters)}, 20)
     assert f"`mean-embedding/model.keras`: {THROWAWAY.description}, 205 parameters" in listed
 
 
