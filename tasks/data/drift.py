@@ -10,7 +10,7 @@ import numpy as np
 
 from tasks.data.corpus import LABELS, OOV_ID
 from tasks.errors import DataError
-from tasks.registry.gate import read_champion
+from tasks.registry.records import ChampionRecord
 from tasks.storage import fs
 from tasks.storage.layout import CHECKS_NAME, dataset_uri
 
@@ -111,10 +111,10 @@ def run_statistics(run_uri: str) -> tuple[dict | None, str]:
     return statistics, f"the training data of {run_uri} (data set {statistics['dataset_key']})"
 
 
-def champion_statistics(storage_root: str, dataset_key: str) -> tuple[dict | None, str]:
-    """The statistics of the champion's data set when it was trained on another one, and why not
-    otherwise (no champion, the same data set, or a champion published before statistics existed)."""
-    record, _ = read_champion(storage_root)
+def champion_statistics(record: ChampionRecord | None, storage_root: str, dataset_key: str) -> tuple[dict | None, str]:
+    """The statistics of the data set the champion `record` (of `storage_root`) was trained on when
+    that is another one than `dataset_key`, and why not otherwise (no champion, the same data set,
+    or a champion published before statistics existed)."""
     if record is None:
         return None, "no champion yet"
     if record.dataset_key == dataset_key:

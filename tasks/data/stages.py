@@ -13,6 +13,7 @@ from tasks.data import checks, corpus, drift, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
 from tasks.data.split import split_source
 from tasks.errors import SourceError, SourceUnreachable
+from tasks.registry import gate
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
 from tasks.storage import cache_keys, fs
@@ -92,7 +93,8 @@ def check_data(
 ) -> checks.DataCheckResult:
     """Statistics, checks and drift of the data set, shown in the UI before a failed check stops the
     run; never cached: a reused data set folder is checked again."""
-    reference, note = drift.champion_statistics(storage_config.root, dataset.key)
+    champion, _ = gate.read_champion(storage_config.root)
+    reference, note = drift.champion_statistics(champion, storage_config.root, dataset.key)
     result = checks.check_dataset(splits, dataset, config, reference, note)
     ui.show_data_checks(result, dataset.key)
     checks.raise_on_failed_checks(result)

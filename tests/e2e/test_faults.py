@@ -258,7 +258,7 @@ import runpy, sys, time
 from pathlib import Path
 from tasks.registry import gate
 barrier, parties = Path(sys.argv[1]), int(sys.argv[2])
-original = champion.promote
+original = gate.promote
 
 def promote_together(*args, **kwargs):
     (barrier / str(time.monotonic_ns())).touch()
@@ -268,7 +268,7 @@ def promote_together(*args, **kwargs):
         time.sleep(0.05)
     return original(*args, **kwargs)
 
-champion.promote = promote_together
+gate.promote = promote_together
 sys.argv = ["flows.imdb_pipeline", *sys.argv[3:]]
 runpy.run_module("flows.imdb_pipeline", run_name="__main__")
 """

@@ -29,11 +29,11 @@ STOP_SECONDS = 15  # from the signal to the exit: seconds, not the rest of the t
 SLOW_PUBLISH = """
 import sys, time
 from tasks.storage import fs
-real = storage.write_verified
+real = fs.write_verified
 def slow(uri, data, **options):
     time.sleep(0.5)
     return real(uri, data, **options)
-storage.write_verified = slow
+fs.write_verified = slow
 from flows.imdb_pipeline import main
 sys.exit(main(sys.argv[1:]))
 """

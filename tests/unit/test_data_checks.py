@@ -12,6 +12,7 @@ from tasks.config import DataCheckConfig, DataConfig
 from tasks.data import checks, corpus, drift, store
 from tasks.data.corpus import Reviews
 from tasks.errors import DataError
+from tasks.registry import gate
 from tasks.reporting import plots, report
 from tasks.storage import fs, layout
 from tests.helpers import champion_record, review_lists
@@ -219,16 +220,16 @@ def test_statistics_of_another_version_are_refused(tmp_path):
 
 def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path):
     root = str(tmp_path / "store")
-    assert drift.champion_statistics(root, "abc") == (None, "no champion yet")
+    assert drift.champion_statistics(gate.read_champion(root)[0], root, "abc") == (None, "no champion yet")
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     checks.check_dataset(splits, dataset, CONFIG, None, "")
     fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/gone", dataset.key))
-    assert drift.champion_statistics(root, dataset.key) == (None, "the champion was trained on this data set")
-    reference, note = drift.champion_statistics(root, "another")
+    assert drift.champion_statistics(gate.read_champion(root)[0], root, dataset.key) == (None, "the champion was trained on this data set")
+    reference, note = drift.champion_statistics(gate.read_champion(root)[0], root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
     fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/old", "old"))
-    assert drift.champion_statistics(root, "another") == (None, "the champion's data set old has no data_checks.json")
+    assert drift.champion_statistics(gate.read_champion(root)[0], root, "another") == (None, "the champion's data set old has no data_checks.json")
 
 
 # --- files, report, plots ---------------------------------------------------------------------------
