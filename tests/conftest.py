@@ -10,6 +10,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -37,14 +38,21 @@ def tiny_dataset(imdb_npz, tmp_path_factory):
     """The generated reviews split (val 25 %), padded to TINY_MAXLEN ids of 50 words and stored."""
     from tasks.data import store
     from tasks.data.split import split_source
+
     splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
-    metadata = {"num_words": 50, "maxlen": TINY_MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "t",
-                "source_sha256": "t"}
+    metadata = {
+        "num_words": 50,
+        "maxlen": TINY_MAXLEN,
+        "val_fraction": 0.25,
+        "seed": 0,
+        "source": "t",
+        "source_sha256": "t",
+    }
     return store.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def log_message(self, *args) -> None:
         pass
@@ -92,9 +100,15 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
     # -o: never rebuild .venv from here; the target's own command is what runs.
-    server = subprocess.Popen(["make", "-s", "-o", ".venv/.installed", "server", f"PREFECT_PORT={port}"],
-                              cwd=REPO_ROOT, env={**environment, "PREFECT_API_URL": ""}, stdout=log,
-                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        ["make", "-s", "-o", ".venv/.installed", "server", f"PREFECT_PORT={port}"],
+        cwd=REPO_ROOT,
+        env={**environment, "PREFECT_API_URL": ""},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
         try:

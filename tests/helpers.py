@@ -38,10 +38,31 @@ def small_run_options(source: str, tmp_path: Path, *extra: str) -> list[str]:
     `--min-split-rows`, so the floor is lowered too (and tested on its own).
     """
     return [
-        "--source", source, "--storage", str(tmp_path / "store"), "--work-dir", str(tmp_path / "work"),
-        "--cache-dir", str(tmp_path / "cache"), "--num-words", "50", "--maxlen", "20", "--max-epochs", "3",
-        "--batch-size", "32", "--learning-rate", "0.01", "--seed", "3", "--baseline-margin", "1",
-        "--min-split-rows", str(SMALL_MIN_SPLIT_ROWS), *extra,
+        "--source",
+        source,
+        "--storage",
+        str(tmp_path / "store"),
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--num-words",
+        "50",
+        "--maxlen",
+        "20",
+        "--max-epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0.01",
+        "--seed",
+        "3",
+        "--baseline-margin",
+        "1",
+        "--min-split-rows",
+        str(SMALL_MIN_SPLIT_ROWS),
+        *extra,
     ]
 
 
@@ -93,8 +114,12 @@ def flow_run_log(client, flow_run_id, timeout: float = 30) -> str:
     while True:
         logs: list = []
         while True:
-            page = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                                    sort=LogSort.TIMESTAMP_ASC, limit=200, offset=len(logs))
+            page = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                sort=LogSort.TIMESTAMP_ASC,
+                limit=200,
+                offset=len(logs),
+            )
             logs += page
             if len(page) < 200:
                 break
@@ -192,27 +217,45 @@ def review_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
 
 # Hand-made results, as the gate, the reports and the UI read them (tests/unit and tests/e2e).
 
+
 def metrics_of(accuracy: float, loss: float = 0.5, roc_auc: float | None = None, majority: float = 0.5):
     """Test metrics as `classification_metrics` returns them, with these values (of 100 reviews)."""
     from tasks.training.evaluation import ClassificationMetrics
 
-    return ClassificationMetrics(loss=loss, accuracy=accuracy, roc_auc=roc_auc, confusion_matrix=[[40, 10], [12, 38]],
-                                 majority_rate=majority, examples=100)
+    return ClassificationMetrics(
+        loss=loss,
+        accuracy=accuracy,
+        roc_auc=roc_auc,
+        confusion_matrix=[[40, 10], [12, 38]],
+        majority_rate=majority,
+        examples=100,
+    )
 
 
 def trained_variant(seed: int = 3, attempts: int = 1, **fields):
     """A TrainedVariant as training returns it, after `attempts` attempts (this one last); `fields` override."""
     from tasks.training.jobs import Attempt, TrainedVariant
 
-    values = {"variant": "embedding", "model_path": "m", "history_path": "h", "parameters": 1, "epochs_run": 3,
-              "best_epoch": 2, "stopped_early": False, "train_seconds": 1.0, "trained_at": 0.0, "seed": seed,
-              "best_val_loss": 0.5, "best_val_accuracy": 0.8, **fields}
+    values = {
+        "variant": "embedding",
+        "model_path": "m",
+        "history_path": "h",
+        "parameters": 1,
+        "epochs_run": 3,
+        "best_epoch": 2,
+        "stopped_early": False,
+        "train_seconds": 1.0,
+        "trained_at": 0.0,
+        "seed": seed,
+        "best_val_loss": 0.5,
+        "best_val_accuracy": 0.8,
+        **fields,
+    }
     attempt = Attempt(**{name: values.get(name, False) for name in Attempt.model_fields})
     return TrainedVariant(**values, attempts=[attempt] * attempts)
 
 
-def variant_result(accuracy: float, loss: float = 0.5, majority: float = 0.5, roc_auc: float | None = None,
-                   **fields):
+def variant_result(accuracy: float, loss: float = 0.5, majority: float = 0.5, roc_auc: float | None = None, **fields):
     """A variant's result with one training (`fields` override its TrainedVariant) and these test metrics."""
     from tasks.reporting.results import SeedResult, VariantResult, across_seeds
 
@@ -223,17 +266,27 @@ def variant_result(accuracy: float, loss: float = 0.5, majority: float = 0.5, ro
 
 def champion_record(run_uri: str = "x", dataset_key: str = "k1", accuracy: float = 0.7, **fields) -> dict:
     """champion.json as the gate writes it, for a champion of `run_uri` (`fields` override)."""
-    return {"run_id": run_uri.rsplit("/", 1)[-1], "run_uri": run_uri, "variant": "embedding",
-            "model_uri": f"{run_uri}/embedding/model.keras", "vocabulary_uri": None, "vocabulary_sha256": None,
-            "metric": "accuracy", "metrics": metrics_of(accuracy, roc_auc=accuracy).model_dump(),
-            "dataset_key": dataset_key, "manifest_sha256": "0" * 64, "promoted_at": "2025-01-06T03:00:00+00:00",
-            **fields}
+    return {
+        "run_id": run_uri.rsplit("/", 1)[-1],
+        "run_uri": run_uri,
+        "variant": "embedding",
+        "model_uri": f"{run_uri}/embedding/model.keras",
+        "vocabulary_uri": None,
+        "vocabulary_sha256": None,
+        "metric": "accuracy",
+        "metrics": metrics_of(accuracy, roc_auc=accuracy).model_dump(),
+        "dataset_key": dataset_key,
+        "manifest_sha256": "0" * 64,
+        "promoted_at": "2025-01-06T03:00:00+00:00",
+        **fields,
+    }
 
 
 def copy_champion(store: Path, root: str) -> dict:
     """Copies the champion's run from a local store to another storage root (s3://...) with a
     champion.json pointing at the copy; returns that record."""
     from tasks.storage import fs
+
     champion = json.loads((Path(store) / "champion.json").read_text())
     run = Path(champion["run_uri"])
     filesystem, prefix = fs.filesystem(root)
@@ -258,12 +311,15 @@ def server_client(environment: dict):
     from prefect import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}):
-        with get_client(sync_client=True) as client:
-            yield client
+    with (
+        temporary_settings(updates={PREFECT_API_URL: environment["PREFECT_API_URL"]}),
+        get_client(sync_client=True) as client,
+    ):
+        yield client
 
 
 # Malformed imdb.npz files (tests/unit and tests/e2e test_bad_input.py).
+
 
 def object_reviews(*rows: list) -> np.ndarray:
     """An object array of `rows`, as imdb.npz stores reviews."""
@@ -275,8 +331,12 @@ def object_reviews(*rows: list) -> np.ndarray:
 def write_npz(path: Path, **arrays: np.ndarray | None) -> Path:
     """A tiny valid imdb.npz (two reviews of raw ranks per split, labels 0 and 1) with `arrays`
     replacing its keys; None drops a key."""
-    valid = {"x_train": object_reviews([4, 5, 6], [7, 8]), "y_train": np.array([0, 1]),
-             "x_test": object_reviews([9, 4], [5]), "y_test": np.array([1, 0])}
+    valid = {
+        "x_train": object_reviews([4, 5, 6], [7, 8]),
+        "y_train": np.array([0, 1]),
+        "x_test": object_reviews([9, 4], [5]),
+        "y_test": np.array([1, 0]),
+    }
     np.savez(path, **{key: value for key, value in {**valid, **arrays}.items() if value is not None})
     return path
 
@@ -302,8 +362,14 @@ BAD_NPZ = {
     "empty-test-split": ({"x_test": object_reviews(), "y_test": np.zeros(0, dtype=int)}, "'x_test' is empty"),
 }
 # The subset also run end to end through the CLI (each costs a flow start).
-BAD_NPZ_END_TO_END = ["missing-keys", "float-ids", "ids-beyond-int64", "negative-ids", "string-labels",
-                      "empty-test-split"]
+BAD_NPZ_END_TO_END = [
+    "missing-keys",
+    "float-ids",
+    "ids-beyond-int64",
+    "negative-ids",
+    "string-labels",
+    "empty-test-split",
+]
 
 
 # Listening sockets of processes, from /proc (Linux).
@@ -318,7 +384,7 @@ def _address(field: str) -> tuple[str, int]:
     host, port = field.split(":")
     raw = bytes.fromhex(host)
     if sys.byteorder == "little":
-        raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+        raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     ip = ipaddress.ip_address(raw)
     if ip.version == 6 and ip.ipv4_mapped:
         ip = ip.ipv4_mapped
@@ -339,7 +405,7 @@ def listening_addresses(pids) -> set[tuple[str, int]]:
             except OSError:  # closed since the listing
                 continue
             if link.startswith("socket:["):
-                inodes.add(link[len("socket:["):-1])
+                inodes.add(link[len("socket:[") : -1])
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
@@ -351,7 +417,9 @@ def listening_addresses(pids) -> set[tuple[str, int]]:
 
 def review_lists(reviews) -> list[list[int]]:
     """A Reviews' rows as plain lists, to compare with Keras' own output."""
-    return [reviews.ids[start:end].tolist() for start, end in zip(reviews.offsets[:-1], reviews.offsets[1:], strict=True)]
+    return [
+        reviews.ids[start:end].tolist() for start, end in zip(reviews.offsets[:-1], reviews.offsets[1:], strict=True)
+    ]
 
 
 def drift_events(dataset_key: str, timeout: float = 30) -> list:
@@ -365,8 +433,9 @@ def drift_events(dataset_key: str, timeout: float = 30) -> list:
     deadline, events = time.monotonic() + timeout, []
     with get_client(sync_client=True) as client:
         while not events and time.monotonic() < deadline:
-            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])),
-                                      limit=50)
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])), limit=50
+            )
             events = [event for event in page.events if event.payload.get("dataset_key") == dataset_key]
             time.sleep(1)
     return events

@@ -40,6 +40,7 @@ def test_a_malformed_npz_fails_the_run_with_one_line_and_publishes_nothing(case,
 
 # --- data that fails a data check ---------------------------------------------------------------
 
+
 def _single_class_training_labels(path: Path) -> Path:
     write_imdb_npz(path)
     arrays = dict(np.load(path, allow_pickle=True))  # our own generated file
@@ -57,11 +58,18 @@ def _test_repeating_training(path: Path) -> Path:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("make, words", [
-    (_single_class_training_labels, "data check 'single class' failed: all 192 reviews of train have label 1"),
-    (_test_repeating_training, "data check 'train/test overlap' failed: 120 of 120 test reviews (100.00 %) repeat a "
-                               "train or val review, more than 2.00 % (--max-overlap)"),
-], ids=["single-class", "test-repeats-train"])
+@pytest.mark.parametrize(
+    "make, words",
+    [
+        (_single_class_training_labels, "data check 'single class' failed: all 192 reviews of train have label 1"),
+        (
+            _test_repeating_training,
+            "data check 'train/test overlap' failed: 120 of 120 test reviews (100.00 %) repeat a "
+            "train or val review, more than 2.00 % (--max-overlap)",
+        ),
+    ],
+    ids=["single-class", "test-repeats-train"],
+)
 def test_data_failing_a_check_stops_the_run_before_training_and_publishes_nothing(
     make, words, prefect_harness, tmp_path, capsys
 ):
@@ -77,6 +85,7 @@ def test_data_failing_a_check_stops_the_run_before_training_and_publishes_nothin
 
 
 # --- tampered Parquet splits -----------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def published_run(prefect_harness, tmp_path_factory):
@@ -165,8 +174,18 @@ def _labels_wrapping_around_int8(train: Path) -> None:
         (_null_token_ids, "column 'tokens' has 1 null values"),
         (_labels_wrapping_around_int8, "column 'label' holds 0..256, beyond int8"),
     ],
-    ids=["foreign-columns", "maxlen-vs-metadata", "string-tokens", "another-maxlen", "not-parquet",
-         "labels-outside-0-1", "ids-beyond-vocabulary", "null-labels", "null-token-ids", "labels-beyond-int8"],
+    ids=[
+        "foreign-columns",
+        "maxlen-vs-metadata",
+        "string-tokens",
+        "another-maxlen",
+        "not-parquet",
+        "labels-outside-0-1",
+        "ids-beyond-vocabulary",
+        "null-labels",
+        "null-token-ids",
+        "labels-beyond-int8",
+    ],
 )
 def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_champion(
     tamper, words, published_run, capsys
@@ -188,9 +207,12 @@ def test_a_tampered_stored_split_fails_the_rerun_with_one_line_and_keeps_the_cha
 
 # --- sources that do not exist ---------------------------------------------------------------------
 
+
 @pytest.mark.e2e
-@pytest.mark.parametrize("kind, words", [("path", "does not exist"), ("file-uri", "does not exist"),
-                                         ("http-404", "HTTP 404"), ("s3", "does not exist")])
+@pytest.mark.parametrize(
+    "kind, words",
+    [("path", "does not exist"), ("file-uri", "does not exist"), ("http-404", "HTTP 404"), ("s3", "does not exist")],
+)
 def test_a_source_that_does_not_exist_fails_with_one_line_and_publishes_nothing(
     kind, words, prefect_harness, http_server, request, tmp_path, capsys
 ):
@@ -199,8 +221,11 @@ def test_a_source_that_does_not_exist_fails_with_one_line_and_publishes_nothing(
         bucket = request.getfixturevalue("s3_server").bucket
         source = f"s3://{bucket}/absent-{tmp_path.name}/imdb.npz"
     else:
-        source = {"path": str(tmp_path / "absent.npz"), "file-uri": f"file://{tmp_path}/absent.npz",
-                  "http-404": f"{base}/absent.npz"}[kind]
+        source = {
+            "path": str(tmp_path / "absent.npz"),
+            "file-uri": f"file://{tmp_path}/absent.npz",
+            "http-404": f"{base}/absent.npz",
+        }[kind]
     assert main(small_run_options(source, tmp_path)) == 1
     captured = capsys.readouterr()
     line = run_error_line(captured)

@@ -15,8 +15,27 @@ from tools import bench
 def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
     out = tmp_path / "bench"
     history = tmp_path / "history.jsonl"
-    assert bench.main(["--section", "training", "--rows", "64", "--epochs", "2", "--warmup", "0", "--variants", "onehot",
-                       "--out", str(out), "--history", str(history)]) == 0
+    assert (
+        bench.main(
+            [
+                "--section",
+                "training",
+                "--rows",
+                "64",
+                "--epochs",
+                "2",
+                "--warmup",
+                "0",
+                "--variants",
+                "onehot",
+                "--out",
+                str(out),
+                "--history",
+                str(history),
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert results["recipe"] == {"num_words": 500, "maxlen": 100, "batch_size": 64, "learning_rate": 0.0001, "seed": 42}
     assert (results["rows"], results["epochs"], results["warmup"]) == (64, 2, 0)
@@ -43,19 +62,28 @@ def test_bench_runs_on_tiny_data_and_writes_results(tmp_path, capsys):
     assert table.count("\n") == 3 and table in printed
     [entry] = [json.loads(line) for line in history.read_text().splitlines()]
     assert entry["section"] == "training" and entry["numbers"] == {
-        "onehot time_ratio": row["time_ratio"], "onehot memory_ratio": row["memory_ratio"]}
+        "onehot time_ratio": row["time_ratio"],
+        "onehot memory_ratio": row["memory_ratio"],
+    }
     assert "history of `training`" in printed and entry["code"] in printed
     cells = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
-    for value in (f"{row['time_ratio']:.3f}", f"{row['memory_ratio']:.3f}",
-                  f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}"):
+    for value in (
+        f"{row['time_ratio']:.3f}",
+        f"{row['memory_ratio']:.3f}",
+        f"{row['test_accuracy'][0]:.4f} / {row['test_accuracy'][1]:.4f}",
+    ):
         assert value in cells, (value, cells)
     assert not (out / "data.npz").exists()
 
 
 def test_bench_measures_batch_scoring_end_to_end(tmp_path, capsys):
     out = tmp_path / "bench"
-    assert bench.main(["--section", "scoring", "--rows", "300", "--out", str(out),
-                       "--history", str(tmp_path / "history.jsonl")]) == 0
+    assert (
+        bench.main(
+            ["--section", "scoring", "--rows", "300", "--out", str(out), "--history", str(tmp_path / "history.jsonl")]
+        )
+        == 0
+    )
     results = json.loads((out / "scoring.json").read_text())["results"]
     assert [(r["variant"], r["reviews"]) for r in results] == [("onehot", 300), ("embedding", 300)]
     assert all(r["reviews_per_second"] > 0 and r["encode_per_second"] > 0 for r in results)
@@ -66,11 +94,28 @@ def test_bench_measures_batch_scoring_end_to_end(tmp_path, capsys):
 def test_bench_runs_the_pipeline_of_two_codes_first_and_cached_side_by_side(imdb_npz, tmp_path, capsys):
     """Both codes here are this commit's: the section's mechanics, not a speed-up, are under test."""
     out, history = tmp_path / "bench", tmp_path / "history.jsonl"
-    run_args = (f"--source {imdb_npz} --num-words 50 --maxlen 20 --max-epochs 2 --batch-size 32 --learning-rate 0.01 "
-                f"--seed 3 --baseline-margin 1 --min-split-rows {SMALL_MIN_SPLIT_ROWS}")
+    run_args = (
+        f"--source {imdb_npz} --num-words 50 --maxlen 20 --max-epochs 2 --batch-size 32 --learning-rate 0.01 "
+        f"--seed 3 --baseline-margin 1 --min-split-rows {SMALL_MIN_SPLIT_ROWS}"
+    )
     out.mkdir()
-    assert bench.main(["--section", "run", "--baseline-commit", "HEAD", "--run-args", run_args, "--out", str(out),
-                       "--history", str(history)]) == 0
+    assert (
+        bench.main(
+            [
+                "--section",
+                "run",
+                "--baseline-commit",
+                "HEAD",
+                "--run-args",
+                run_args,
+                "--out",
+                str(out),
+                "--history",
+                str(history),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "run.json").read_text())
     earlier, ours = summary["results"]["HEAD"], summary["results"]["ours"]
     for runs in (earlier, ours):
@@ -84,7 +129,8 @@ def test_bench_runs_the_pipeline_of_two_codes_first_and_cached_side_by_side(imdb
     goals = {goal["goal"]: goal for goal in summary["goals"]}
     assert goals["test accuracies"]["met"]  # the same code on the same data and seed
     assert goals["first run"]["measured"] == pytest.approx(
-        ours["first"]["wall_seconds"] / earlier["first"]["wall_seconds"])
+        ours["first"]["wall_seconds"] / earlier["first"]["wall_seconds"]
+    )
     printed = capsys.readouterr().out
     assert "| commit HEAD |" in printed and "| this tree |" in printed and "history of `run`" in printed
     [entry] = [json.loads(line) for line in history.read_text().splitlines()]

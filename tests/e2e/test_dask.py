@@ -44,9 +44,7 @@ def assert_sweep_published(run_dir: Path) -> None:
     assert (run_dir / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_a_sweep_on_a_local_cluster_trains_on_its_workers_and_publishes_the_best_point(
-    imdb_npz, tmp_path, capsys
-):
+def test_a_sweep_on_a_local_cluster_trains_on_its_workers_and_publishes_the_best_point(imdb_npz, tmp_path, capsys):
     from distributed import LocalCluster
 
     with LocalCluster(
@@ -113,8 +111,9 @@ def test_a_training_whose_worker_is_killed_is_run_again_on_another_and_the_run_c
     assert verify_main([run_uri]) == 0
 
 
-def test_a_dask_run_to_s3_reads_and_writes_only_through_s3(dask_processes, s3_server, s3_prefix, imdb_npz, tmp_path,
-                                                             capsys):
+def test_a_dask_run_to_s3_reads_and_writes_only_through_s3(
+    dask_processes, s3_server, s3_prefix, imdb_npz, tmp_path, capsys
+):
     cluster = dask_processes(s3_server.environment())  # workers get the storage's credentials in their environment
     run_uri = run_on_dask(cluster.address, imdb_npz, tmp_path, capsys, "--storage", s3_prefix)
     assert run_uri.startswith(f"{s3_prefix}/runs/")
@@ -139,11 +138,18 @@ def test_command_line_runs_without_a_prefect_server_train_on_the_same_workers_on
     cluster = dask_processes()
     env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", *SWEEP, "--dask-address",
-                                cluster.address)
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "embedding", *SWEEP, "--dask-address", cluster.address
+    )
     for extra in ([], ["--refresh"]):  # the second run trains again rather than reuse the first's results
-        result = subprocess.run([sys.executable, "-m", "flows.imdb_pipeline", *options, *extra], cwd=REPO_ROOT,
-                                env=env, capture_output=True, text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "flows.imdb_pipeline", *options, *extra],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         assert verify_main([result.stdout.strip().splitlines()[-1].removeprefix("run: ")]) == 0
     worker_logs = "".join((tmp_path / "dask" / f"worker-{index}.log").read_text() for index in range(2))

@@ -26,13 +26,21 @@ PREFECT = str(Path(sys.executable).parent / "prefect")
 
 def make_deploy(port: int, environment: dict) -> list[dict]:
     """`make deploy` against the test server; returns the deployments infra/prefect.yaml declares."""
-    deployed = subprocess.run(["make", "deploy", f"PREFECT_PORT={port}"], cwd=REPO_ROOT, env=environment,
-                              capture_output=True, text=True, timeout=300)
+    deployed = subprocess.run(
+        ["make", "deploy", f"PREFECT_PORT={port}"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
     return yaml.safe_load((REPO_ROOT / "infra" / "prefect.yaml").read_text())["deployments"]
 
 
-def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(prefect_server, imdb_npz, tmp_path):
+def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one_at_a_time(
+    prefect_server, imdb_npz, tmp_path
+):
     port, environment = prefect_server
     written = make_deploy(port, environment)[0]
 
@@ -47,10 +55,14 @@ def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one
         assert deployment.global_concurrency_limit.limit == 1
         assert deployment.entrypoint == "flows/imdb_pipeline.py:imdb_rnn_pipeline"
 
-        small = {"seed": 3, "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
-                 "model": {"variants": ["embedding"]}, "training": {"max_epochs": 2, "learning_rate": 0.01, "baseline_margin": 1.0},
-                 "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
-                 "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")}}
+        small = {
+            "seed": 3,
+            "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
+            "model": {"variants": ["embedding"]},
+            "training": {"max_epochs": 2, "learning_rate": 0.01, "baseline_margin": 1.0},
+            "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
+            "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")},
+        }
         first = client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
 
     # `make worker` runs the pool's flow runs; `make retrain` triggers a second run while the first
@@ -58,18 +70,36 @@ def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one
     # the second wait for the first: they never overlap.
     worker = start_make(["worker", f"PREFECT_PORT={port}"], environment, tmp_path / "worker.log")
     try:
-        retrain = subprocess.run(["make", "-s", "-o", ".venv/.installed", "retrain", f"PREFECT_PORT={port}",
-                                  f"ARGS=--params '{json.dumps({'config': small})}' --watch-interval 2"],
-                                 cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=900)
+        retrain = subprocess.run(
+            [
+                "make",
+                "-s",
+                "-o",
+                ".venv/.installed",
+                "retrain",
+                f"PREFECT_PORT={port}",
+                f"ARGS=--params '{json.dumps({'config': small})}' --watch-interval 2",
+            ],
+            cwd=REPO_ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         assert retrain.returncode == 0, retrain.stdout[-3000:] + retrain.stderr[-3000:]
         assert "Completed" in retrain.stdout + retrain.stderr
         with server_client(environment) as client:
             deadline = time.monotonic() + 300
             while not client.read_flow_run(first.id).state.is_final():
-                assert time.monotonic() < deadline and worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+                assert time.monotonic() < deadline and worker.poll() is None, (tmp_path / "worker.log").read_text()[
+                    -3000:
+                ]
                 time.sleep(2)
-            runs = [run for run in client.read_flow_runs()  # not the schedule's own runs, weeks ahead
-                    if run.deployment_id == deployment.id and run.parameters == {"config": small}]
+            runs = [
+                run
+                for run in client.read_flow_runs()  # not the schedule's own runs, weeks ahead
+                if run.deployment_id == deployment.id and run.parameters == {"config": small}
+            ]
             ours = {run.id for run in runs}  # the second run's training is cached: no progress artifact
             keys = {artifact.key for artifact in client.read_artifacts() if artifact.flow_run_id in ours}
     finally:
@@ -89,8 +119,15 @@ def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one
 
 def start_make(arguments: list[str], environment: dict, log_path: Path) -> subprocess.Popen:
     with log_path.open("wb") as log:
-        return subprocess.Popen(["make", "-s", "-o", ".venv/.installed", *arguments], cwd=REPO_ROOT, env=environment,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            ["make", "-s", "-o", ".venv/.installed", *arguments],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 RESCORING = "imdb-batch-scoring/rescore-on-promotion"
@@ -123,16 +160,21 @@ def test_a_promotion_event_triggers_the_rescoring_deployment(prefect_server, pub
     written = make_deploy(port, environment)[1]
     texts, labels = review_texts(50, seed=3)
     pd.DataFrame({"review": texts, "label": labels}).to_csv(tmp_path / "reviews.csv", index=False)
-    config = {"input": str(tmp_path / "reviews.csv"),
-              "storage": {"root": str(published_champion), "work_dir": str(tmp_path / "work")},
-              "output": str(tmp_path / "scored")}
+    config = {
+        "input": str(tmp_path / "reviews.csv"),
+        "storage": {"root": str(published_champion), "work_dir": str(tmp_path / "work")},
+        "output": str(tmp_path / "scored"),
+    }
 
     with server_client(environment) as client:
         deployment = client.read_deployment_by_name(RESCORING)
         assert deployment.entrypoint == "flows/batch_scoring.py:imdb_batch_scoring"
         assert deployment.parameters == written["parameters"] and deployment.work_pool_name == "imdb-process"
-        automations = [a for a in client.read_automations() if any(
-            getattr(action, "deployment_id", None) == deployment.id for action in a.actions)]
+        automations = [
+            a
+            for a in client.read_automations()
+            if any(getattr(action, "deployment_id", None) == deployment.id for action in a.actions)
+        ]
         assert [a.trigger.expect for a in automations] == [{"imdb-rnn-pipeline.champion.promoted"}]
         client.update_deployment(deployment.id, DeploymentUpdate(parameters={"config": config}))
         for earlier in _flow_runs_of(environment, deployment.id):  # triggered by another test's promotion
@@ -140,17 +182,28 @@ def test_a_promotion_event_triggers_the_rescoring_deployment(prefect_server, pub
     assert not _flow_runs_of(environment, deployment.id)
 
     record = json.loads((published_champion / "champion.json").read_text())
-    emitted = subprocess.run([sys.executable, "-c", EMIT_PROMOTION, json.dumps(record),
-                              str(published_champion / "champion.json")],
-                             cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    emitted = subprocess.run(
+        [sys.executable, "-c", EMIT_PROMOTION, json.dumps(record), str(published_champion / "champion.json")],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert emitted.returncode == 0, emitted.stderr[-2000:]
     deadline = time.monotonic() + 120
     while not (runs := _flow_runs_of(environment, deployment.id)) and time.monotonic() < deadline:
         time.sleep(2)
     assert len(runs) == 1, "the promotion event did not trigger the re-scoring deployment"
 
-    worker = subprocess.run([PREFECT, "worker", "start", "--pool", "imdb-process", "--run-once"], cwd=tmp_path,
-                            env=environment, capture_output=True, text=True, timeout=600)
+    worker = subprocess.run(
+        [PREFECT, "worker", "start", "--pool", "imdb-process", "--run-once"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
     with server_client(environment) as client:
         assert client.read_flow_run(runs[0].id).state.is_completed()

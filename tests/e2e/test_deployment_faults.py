@@ -34,12 +34,20 @@ class Server:
 
     def start(self) -> None:
         log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(["make", "-s", "-o", ".venv/.installed", "server", f"PREFECT_PORT={self.port}"],
-                                        cwd=REPO_ROOT, env={**self.environment, "PREFECT_API_URL": ""}, stdout=log,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            ["make", "-s", "-o", ".venv/.installed", "server", f"PREFECT_PORT={self.port}"],
+            cwd=REPO_ROOT,
+            env={**self.environment, "PREFECT_API_URL": ""},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + SERVER_START_SECONDS
         while not self.healthy():
-            assert self.process.poll() is None and time.monotonic() < deadline, (self.home / "server.log").read_text()[-2000:]
+            assert self.process.poll() is None and time.monotonic() < deadline, (self.home / "server.log").read_text()[
+                -2000:
+            ]
             time.sleep(1)
 
     def healthy(self) -> bool:
@@ -65,14 +73,23 @@ def restartable_server(tmp_path):
 
 def deploy_and_trigger(server: Server, imdb_npz: Path, tmp_path: Path, **training):
     """`make deploy`, then a small run of the deployment; returns the flow run."""
-    deployed = subprocess.run(["make", "deploy", f"PREFECT_PORT={server.port}"], cwd=REPO_ROOT, env=server.environment,
-                              capture_output=True, text=True, timeout=300)
+    deployed = subprocess.run(
+        ["make", "deploy", f"PREFECT_PORT={server.port}"],
+        cwd=REPO_ROOT,
+        env=server.environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert deployed.returncode == 0, deployed.stdout[-2000:] + deployed.stderr[-2000:]
-    small = {"seed": 3, "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
-             "model": {"variants": ["embedding"]},
-             "training": {"learning_rate": 0.01, "baseline_margin": 1.0, **training},
-             "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
-             "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")}}
+    small = {
+        "seed": 3,
+        "data": {"source": str(imdb_npz), "num_words": 50, "maxlen": 20},
+        "model": {"variants": ["embedding"]},
+        "training": {"learning_rate": 0.01, "baseline_margin": 1.0, **training},
+        "checks": {"min_split_rows": SMALL_MIN_SPLIT_ROWS},
+        "storage": {"root": str(tmp_path / "store"), "work_dir": str(tmp_path / "work")},
+    }
     with server_client(server.environment) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         return client.create_flow_run_from_deployment(deployment.id, parameters={"config": small})
@@ -81,8 +98,14 @@ def deploy_and_trigger(server: Server, imdb_npz: Path, tmp_path: Path, **trainin
 def start_worker(server: Server, tmp_path: Path) -> tuple[subprocess.Popen, Path]:
     worker_log = tmp_path / "worker.log"
     with worker_log.open("wb") as log:
-        worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "imdb-process", "--run-once"], cwd=tmp_path,
-                                  env=server.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        worker = subprocess.Popen(
+            [PREFECT, "worker", "start", "--pool", "imdb-process", "--run-once"],
+            cwd=tmp_path,
+            env=server.environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return worker, worker_log
 
 

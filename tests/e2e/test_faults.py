@@ -45,8 +45,15 @@ def start_pipeline(options: list[str], log_path: Path) -> subprocess.Popen:
     """The CLI in its own process group, reporting to the session's Prefect server."""
     env = {**os.environ, "PREFECT_API_URL": harness_api_url()}
     with log_path.open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "flows.imdb_pipeline", *options], cwd=PROJECT_ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.imdb_pipeline", *options],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def complete_runs(root: str) -> list[str]:
@@ -59,8 +66,9 @@ def last_line(text: str) -> str:
 
 def test_a_run_killed_while_a_variant_trains_leaves_nothing_and_a_rerun_reuses_its_work(imdb_npz, tmp_path, capsys):
     store = tmp_path / "store"
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "onehot,embedding",
-                                "--max-epochs", "20", "--patience", "20")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "onehot,embedding", "--max-epochs", "20", "--patience", "20"
+    )
     # onehot trains (and is cached) in a run of its own first: the killed run reuses it and trains embedding.
     assert main([*options, "--variants", "onehot"]) == 0
     earlier_runs, champion_before = complete_runs(str(store)), (store / "champion.json").read_bytes()
@@ -81,7 +89,10 @@ def test_a_run_killed_while_a_variant_trains_leaves_nothing_and_a_rerun_reuses_i
     capsys.readouterr()
     assert main(options) == 0
     assert stage_states((*DATA_STAGES, "train-onehot", "train-embedding")) == {
-        **dict.fromkeys(DATA_STAGES, "Cached"), "train-onehot": "Cached", "train-embedding": "Completed"}
+        **dict.fromkeys(DATA_STAGES, "Cached"),
+        "train-onehot": "Cached",
+        "train-embedding": "Completed",
+    }
     runs = complete_runs(str(store))
     assert len(runs) == len(earlier_runs) + 1 and publishing.verify_run(layout.run_uri(str(store), runs[-1])) == []
 
@@ -103,7 +114,9 @@ def stoppable_s3(tmp_path, monkeypatch):
     servers = [server]
 
     def restart():
-        servers.append(start(server.data_dir, server.bucket, *credentials, s3_port=int(server.endpoint.rsplit(":", 1)[1])))
+        servers.append(
+            start(server.data_dir, server.bucket, *credentials, s3_port=int(server.endpoint.rsplit(":", 1)[1]))
+        )
         return servers[-1]
 
     yield server, restart
@@ -186,8 +199,9 @@ def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_ther
         return real_write(uri, data, **options)
 
     monkeypatch.setattr(fs, "write_verified", fail_once_on_the_third_object)
-    options = small_run_options(str(imdb_npz), tmp_path, "--storage", s3_prefix, "--variants", "embedding",
-                                "--max-epochs", "1")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--storage", s3_prefix, "--variants", "embedding", "--max-epochs", "1"
+    )
     with caplog.at_level("INFO", logger="tasks.registry.publishing"):
         assert main(options) == 0
     run_uri = last_line(capsys.readouterr().out).removeprefix("run: ")
@@ -195,8 +209,11 @@ def test_a_publish_retried_after_a_partial_upload_keeps_the_objects_already_ther
     assert publish_run.run_count == 2  # the failed attempt and the retry that resumed
     assert publishing.verify_run(run_uri) == []
     first_two = [uri.removeprefix(run_uri + "/") for uri in writes[:2]]
-    assert [line for line in caplog.text.splitlines() if "kept from an earlier attempt" in line and
-            any(f" {path} (" in line for path in first_two)], caplog.text[-3000:]
+    assert [
+        line
+        for line in caplog.text.splitlines()
+        if "kept from an earlier attempt" in line and any(f" {path} (" in line for path in first_two)
+    ], caplog.text[-3000:]
     assert writes[3:] and not set(writes[3:]) & set(writes[:2])  # the retry never wrote them again
     files = fs.read_json(fs.join(run_uri, "manifest.json"))["files"]
     assert len(writes) == len(files) + 2  # every file once, the third twice (failed, then retried), the manifest
@@ -279,16 +296,25 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
     each process): one conditional write wins, the other run sees the conflict and judges again."""
     store, barrier = tmp_path / "store", tmp_path / "barrier"
     barrier.mkdir()
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2",
-                                "--promote", "always")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2", "--promote", "always"
+    )
     logs = [tmp_path / f"run-{number}.log" for number in (1, 2)]
     env = {**os.environ, "PREFECT_API_URL": harness_api_url()}
     processes = []
     for log_path in logs:
         with log_path.open("wb") as log:
-            processes.append(subprocess.Popen(
-                [sys.executable, "-c", PROMOTE_BARRIER, str(barrier), "2", *options], cwd=PROJECT_ROOT, env=env,
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", PROMOTE_BARRIER, str(barrier), "2", *options],
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
     try:
         codes = [process.wait(timeout=300) for process in processes]
     finally:
@@ -303,7 +329,9 @@ def test_two_runs_at_once_keep_their_own_objects_and_serialise_the_champion(imdb
     for run_id in run_ids:
         assert publishing.verify_run(layout.run_uri(str(store), run_id)) == []
         assert fs.read_json(fs.join(layout.run_uri(str(store), run_id), "manifest.json"))["run_id"] == run_id
-    decisions = {run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids}
+    decisions = {
+        run_id: json.loads((store / "champion-decisions" / f"{run_id}.json").read_text()) for run_id in run_ids
+    }
     assert all(decision["promoted"] for decision in decisions.values())
     # Serialised: the champion is the run that lost the race, judged again and replaced the
     # winner; with a lost update both would claim to have replaced nothing.
@@ -320,8 +348,9 @@ def tiny_filesystem(tmp_path):
     """A real 64 KiB filesystem (tmpfs) at `tmp_path/full`: writes past it fail with ENOSPC."""
     mount_point = tmp_path / "full"
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
     yield mount_point
@@ -352,11 +381,24 @@ def test_a_denied_write_to_s3_is_a_clear_error_naming_the_storage(tmp_path, imdb
 
     identities = tmp_path / "identities.json"
     admin, reader = ("admin-key", f"admin-{uuid.uuid4().hex}"), ("reader-key", f"reader-{uuid.uuid4().hex}")
-    identities.write_text(json.dumps({"identities": [
-        {"name": "admin", "credentials": [{"accessKey": admin[0], "secretKey": admin[1]}],
-         "actions": ["Admin", "Read", "List", "Write", "Tagging"]},
-        {"name": "reader", "credentials": [{"accessKey": reader[0], "secretKey": reader[1]}], "actions": ["Read", "List"]},
-    ]}))
+    identities.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "admin",
+                        "credentials": [{"accessKey": admin[0], "secretKey": admin[1]}],
+                        "actions": ["Admin", "Read", "List", "Write", "Tagging"],
+                    },
+                    {
+                        "name": "reader",
+                        "credentials": [{"accessKey": reader[0], "secretKey": reader[1]}],
+                        "actions": ["Read", "List"],
+                    },
+                ]
+            }
+        )
+    )
     server = start(tmp_path / "s3", "readonly", *admin, identities=identities)
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)

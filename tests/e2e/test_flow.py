@@ -26,8 +26,16 @@ pytestmark = pytest.mark.e2e
 
 VARIANT_FILES = ["accuracy.png", "history.json", "loss.png", "metrics.json", "model.keras"]
 RUN_FILES = sorted(
-    ["comparison.png", "data_checks.json", "data_labels.png", "data_lengths.png", "manifest.json", "metrics.json",
-     "model_card.md", "report.md"]
+    [
+        "comparison.png",
+        "data_checks.json",
+        "data_labels.png",
+        "data_lengths.png",
+        "manifest.json",
+        "metrics.json",
+        "model_card.md",
+        "report.md",
+    ]
     + [f"{variant}/{name}" for variant in ("embedding", "onehot") for name in VARIANT_FILES]
 )
 
@@ -52,12 +60,19 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert manifest["source"]["sha256"] == sha256(imdb_npz)
     assert manifest["config"]["data"]["maxlen"] == 20
     data_dir = tmp_path / "store" / "data" / manifest["dataset_key"]
-    assert sorted(p.name for p in data_dir.iterdir()) == ["data_checks.json", "test.parquet", "train.parquet",
-                                                          "val.parquet"]
+    assert sorted(p.name for p in data_dir.iterdir()) == [
+        "data_checks.json",
+        "test.parquet",
+        "train.parquet",
+        "val.parquet",
+    ]
     checks = json.loads((run_dir / "data_checks.json").read_text())
     assert json.loads((data_dir / "data_checks.json").read_text()) == {"statistics": checks["statistics"]}
     assert {name: split["rows"] for name, split in checks["statistics"]["splits"].items()} == {
-        "train": 192, "val": 48, "test": 120}
+        "train": 192,
+        "val": 48,
+        "test": 120,
+    }
     assert [finding["level"] for finding in checks["checks"]] == ["ok"] * 5 and checks["drift"] is None
     assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]  # local copies go once published
 
@@ -77,8 +92,15 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert manifest["dataset_key"] in report and "![comparison](comparison.png)" in report
     assert "## Data" in report and "| train | 192 |" in report and "![review lengths](data_lengths.png)" in report
     card = (run_dir / "model_card.md").read_text()
-    for words in ("## Intended use", "## Test metrics", "## Under-trained, stalls and restarts", "## How to score",
-                  "the last 20 tokens", "47 most frequent words", "safe_mode=True"):
+    for words in (
+        "## Intended use",
+        "## Test metrics",
+        "## Under-trained, stalls and restarts",
+        "## How to score",
+        "the last 20 tokens",
+        "47 most frequent words",
+        "safe_mode=True",
+    ):
         assert words in card
 
     # the baseline stands beside the variants in metrics.json, the summary, the report and the card
@@ -86,16 +108,37 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     assert bar["examples"] == test_table.num_rows and 0.9 < bar["accuracy"] <= 1 and 0.9 < bar["val_accuracy"] <= 1
     row = f"| baseline | 51 | - | - | - | bar | {bar['val_accuracy']:.4f} | {bar['loss']:.4f} | {bar['accuracy']:.4f} |"
     assert row in report and row in card
-    assert any(line.split() == ["baseline", "51", "-", "-", "-", "bar", f"{bar['val_accuracy']:.4f}",
-                                f"{bar['loss']:.4f}", f"{bar['accuracy']:.4f}", f"{bar['roc_auc']:.4f}", "n/a"]
-               for line in output)
+    assert any(
+        line.split()
+        == [
+            "baseline",
+            "51",
+            "-",
+            "-",
+            "-",
+            "bar",
+            f"{bar['val_accuracy']:.4f}",
+            f"{bar['loss']:.4f}",
+            f"{bar['accuracy']:.4f}",
+            f"{bar['roc_auc']:.4f}",
+            "n/a",
+        ]
+        for line in output
+    )
     beaten = [v for v in ("onehot", "embedding") if all_metrics[v]["accuracy"] < bar["accuracy"]]
-    verdict = ("**The baseline beats every RNN variant**" if len(beaten) == 2 else
-               f"**The baseline beats {beaten[0]}**" if beaten else "Every RNN variant beats the baseline")
+    verdict = (
+        "**The baseline beats every RNN variant**"
+        if len(beaten) == 2
+        else f"**The baseline beats {beaten[0]}**"
+        if beaten
+        else "Every RNN variant beats the baseline"
+    )
     assert verdict in report and verdict in card
 
 
-def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(prefect_harness, imdb_npz, tmp_path, capsys):
+def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(
+    prefect_harness, imdb_npz, tmp_path, capsys
+):
     from tasks.training.jobs import derive_seed
 
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2", "--seeds", "2")
@@ -105,10 +148,13 @@ def test_several_seeds_train_side_by_side_and_the_best_val_loss_is_published(pre
     result = json.loads((run_dir / "manifest.json").read_text())
     history = json.loads((run_dir / "embedding" / "history.json").read_text())
     assert stage_states(("train-embedding-seed-3", f"train-embedding-seed-{derive_seed(3, 1)}")) == {
-        "train-embedding-seed-3": "Completed", f"train-embedding-seed-{derive_seed(3, 1)}": "Completed"}
+        "train-embedding-seed-3": "Completed",
+        f"train-embedding-seed-{derive_seed(3, 1)}": "Completed",
+    }
     card = (run_dir / "model_card.md").read_text()
-    seeds = [line for line in card.splitlines()
-             if line.startswith("| embedding | ") and line.split(" | ")[1].isdigit()]  # not the summary row
+    seeds = [
+        line for line in card.splitlines() if line.startswith("| embedding | ") and line.split(" | ")[1].isdigit()
+    ]  # not the summary row
     assert len(seeds) == 2  # both seeds, with their test accuracy, in the card (and the report)
     best_val_losses = {int(line.split(" | ")[1]): float(line.split(" | ")[5]) for line in seeds}
     published_seed = min(best_val_losses, key=best_val_losses.get)
@@ -129,9 +175,22 @@ def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_
 ):
     """One epoch per attempt leaves the RNN far below the baseline's val accuracy on the generated
     data: with the default margin the guard restarts it, records both attempts, and the gate refuses it."""
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1",
-                                "--learning-rate", "0.001", "--restarts", "1", "--baseline-margin", "0.03",
-                                "--promote", "always")
+    options = small_run_options(
+        str(imdb_npz),
+        tmp_path,
+        "--variants",
+        "embedding",
+        "--max-epochs",
+        "1",
+        "--learning-rate",
+        "0.001",
+        "--restarts",
+        "1",
+        "--baseline-margin",
+        "0.03",
+        "--promote",
+        "always",
+    )
     with caplog.at_level("WARNING", logger="tasks.training.jobs"):
         assert main(options) == 0
     out = capsys.readouterr().out
@@ -142,8 +201,10 @@ def test_a_variant_under_trained_in_every_attempt_is_published_marked_and_never_
     history = json.loads((run_dir / "embedding" / "history.json").read_text())
     assert [attempt["under_trained"] for attempt in history["attempts"]] == [True, True]
     assert "restart 1/1 with seed" in caplog.text and "no healthy model in 2 attempts" in caplog.text
-    assert any(line.split()[:6] == ["embedding", "1,009", str(history["seed"]), "1", "1", "UNDER-TRAINED"]
-               for line in out.splitlines())
+    assert any(
+        line.split()[:6] == ["embedding", "1,009", str(history["seed"]), "1", "1", "UNDER-TRAINED"]
+        for line in out.splitlines()
+    )
     assert "champion: kept (every variant is under-trained" in out
     assert not (tmp_path / "store" / "champion.json").exists()
     assert "UNDER-TRAINED (2 attempts)" in (run_dir / "report.md").read_text()
@@ -209,8 +270,14 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]))
         )
         by_key = {artifact.key: artifact for artifact in artifacts}
-        assert set(by_key) == {"imdb-training-onehot", "imdb-training-embedding", "imdb-run-report",
-                               "imdb-variant-metrics", "imdb-run-files", "imdb-data-checks"}
+        assert set(by_key) == {
+            "imdb-training-onehot",
+            "imdb-training-embedding",
+            "imdb-run-report",
+            "imdb-variant-metrics",
+            "imdb-run-files",
+            "imdb-data-checks",
+        }
         for variant in ("onehot", "embedding"):
             progress = by_key[f"imdb-training-{variant}"]
             assert progress.type == "progress" and float(progress.data) == 100.0
@@ -218,15 +285,24 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
             assert "| 2 | " in progress.description and progress.description.count("](data:image/png;base64,") == 2
         report = by_key["imdb-run-report"].data
         assert by_key["imdb-run-report"].type == "markdown" and run_uri.rsplit("/", 1)[-1] in report
-        assert report.count("](data:image/png;base64,") == 7 and ".png)" not in report  # every plot inline, data plots too
+        assert (
+            report.count("](data:image/png;base64,") == 7 and ".png)" not in report
+        )  # every plot inline, data plots too
         table = by_key["imdb-variant-metrics"]
         assert table.type == "table" and "test_accuracy" in str(table.data)
         assert [record["variant"] for record in json.loads(table.data)] == ["onehot", "embedding", "baseline"]
         for record in json.loads(table.data):
             assert record["test_loss"] == round(record["test_loss"], 4)
         files = by_key["imdb-run-files"].data
-        for path in ("embedding/model.keras", "onehot/loss.png", "manifest.json", "report.md", "model_card.md",
-                     "data_checks.json", "data_lengths.png"):
+        for path in (
+            "embedding/model.keras",
+            "onehot/loss.png",
+            "manifest.json",
+            "report.md",
+            "model_card.md",
+            "data_checks.json",
+            "data_lengths.png",
+        ):
             assert f"`{run_uri}/{path}`" in files
 
         deadline = time.monotonic() + 30
@@ -247,8 +323,14 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
     for key in ("x_train", "x_test"):
         arrays[key] = np.array([review * 5 for review in arrays[key]] + [[]], dtype=object)[:-1]
     np.savez(tmp_path / "long.npz", **arrays)
-    assert main(small_run_options(str(tmp_path / "long.npz"), tmp_path, "--variants", "embedding", "--max-epochs", "1",
-                                  "--maxlen", "100")) == 0
+    assert (
+        main(
+            small_run_options(
+                str(tmp_path / "long.npz"), tmp_path, "--variants", "embedding", "--max-epochs", "1", "--maxlen", "100"
+            )
+        )
+        == 0
+    )
     run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: "))
     drift = json.loads((run_dir / "data_checks.json").read_text())["drift"]
     assert "length" in drift["drifted"] and drift["distances"]["length"] > 0.1
@@ -271,8 +353,9 @@ def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, 
         assert failed_run.state.is_failed()
         deadline, matching = time.monotonic() + 30, []
         while not matching and time.monotonic() < deadline:
-            page = client.read_events(filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.run.failed"])),
-                                      limit=50)
+            page = client.read_events(
+                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.run.failed"])), limit=50
+            )
             matching = [e for e in page.events if e.resource.id == f"prefect.flow-run.{failed_run.id}"]
             time.sleep(1)
     assert matching and "does not exist" in matching[0].payload["message"]
@@ -308,6 +391,7 @@ def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterId
 
     from tasks.runtime import ui
+
     seen, real_update = [], ui.update_progress_artifact
 
     def update_and_read_back(artifact_id, progress, description=None, **options):
@@ -318,8 +402,14 @@ def test_the_progress_artifact_moves_every_epoch(prefect_harness, imdb_npz, tmp_
         return result
 
     monkeypatch.setattr(ui, "update_progress_artifact", update_and_read_back)
-    assert main(small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3",
-                                  "--patience", "5")) == 0
+    assert (
+        main(
+            small_run_options(
+                str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3", "--patience", "5"
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
     assert [key for key, _, _ in seen] == ["imdb-training-embedding"] * 4  # three epochs, then the finish
     assert [round(progress, 1) for _, progress, _ in seen] == [33.3, 66.7, 100.0, 100.0]
@@ -334,6 +424,7 @@ def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_l
     prefect_harness, imdb_npz, tmp_path, capsys, monkeypatch
 ):
     from tasks.training import baseline
+
     def broken_baseline(dataset):
         raise RuntimeError("a bug nobody expected")
 
@@ -352,6 +443,7 @@ def test_auto_records_why_it_fell_back_in_the_manifest_and_report(
     """The canonical file unreachable (a closed port stands in for its URL): the run trains on the
     offline corpus and says why in its manifest and report."""
     from tasks.data import sources
+
     monkeypatch.setattr(sources, "CANONICAL_URL", closed_port_url)
     options = small_run_options("auto", tmp_path, "--variants", "embedding", "--max-epochs", "1")
     assert main(options) == 0
@@ -360,5 +452,6 @@ def test_auto_records_why_it_fell_back_in_the_manifest_and_report(
     run_dir = Path(out.strip().splitlines()[-1].removeprefix("run: "))
     source = json.loads((run_dir / "manifest.json").read_text())["source"]
     assert source["kind"] == "offline" and "127.0.0.1" in source["fallback_reason"]
-    assert f"- fell back to the offline corpus because: {source['fallback_reason']}" in (
-        run_dir / "report.md").read_text()
+    assert (
+        f"- fell back to the offline corpus because: {source['fallback_reason']}" in (run_dir / "report.md").read_text()
+    )

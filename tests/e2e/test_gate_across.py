@@ -34,10 +34,19 @@ def store_vocabulary_dataset(root: Path, vocab: vocabulary.Vocabulary, with_text
     reviews = corpus.Reviews.from_lists([encoder.encode_one(text) for text in TEXTS], LABELS.astype(np.int8))
     texts = np.array(TEXTS, dtype=object) if with_text else None
     reviews = corpus.Reviews(reviews.ids, reviews.offsets, reviews.labels, texts)
-    splits = {"train": reviews.take(np.arange(320)), "val": reviews.take(np.arange(320, 400)),
-              "test": reviews.take(np.arange(400, 480))}
-    metadata = {"num_words": NUM_WORDS, "maxlen": MAXLEN, "val_fraction": 0.2, "seed": 0, "source": "t",
-                "source_sha256": str(with_text)}
+    splits = {
+        "train": reviews.take(np.arange(320)),
+        "val": reviews.take(np.arange(320, 400)),
+        "test": reviews.take(np.arange(400, 480)),
+    }
+    metadata = {
+        "num_words": NUM_WORDS,
+        "maxlen": MAXLEN,
+        "val_fraction": 0.2,
+        "seed": 0,
+        "source": "t",
+        "source_sha256": str(with_text),
+    }
     return store.store_dataset(splits, MAXLEN, metadata, str(root), vocab)
 
 
@@ -62,8 +71,13 @@ def publish_champion(root: Path, dataset: store.DatasetInfo, trained: bool) -> N
     vocabulary.copy_into_run(dataset.uri, local)
     run_uri = layout.run_uri(str(root / "store"), "r-old")
     publishing.publish_run(local, run_uri, {"run_id": "r-old"})
-    record = champion_record(run_uri, dataset.key, 0.99, vocabulary_uri=f"{run_uri}/vocabulary.json",
-                             manifest_sha256=publishing.manifest_sha256(run_uri))
+    record = champion_record(
+        run_uri,
+        dataset.key,
+        0.99,
+        vocabulary_uri=f"{run_uri}/vocabulary.json",
+        manifest_sha256=publishing.manifest_sha256(run_uri),
+    )
     fs.write_json(layout.champion_uri(str(root / "store")), record)
 
 
@@ -80,7 +94,9 @@ def judge(root: Path, candidate: store.DatasetInfo, candidate_trained: bool) -> 
     return gate.judge(variants, candidate.key, str(root / "store"), ChampionConfig(), MARGIN, score_across), scored
 
 
-@pytest.mark.parametrize(("champion_trained", "candidate_trained", "promoted"), [(False, True, True), (True, False, False)])
+@pytest.mark.parametrize(
+    ("champion_trained", "candidate_trained", "promoted"), [(False, True, True), (True, False, False)]
+)
 def test_auto_promotes_across_data_sets_only_when_better_on_the_same_raw_reviews(
     tmp_path, champion_trained, candidate_trained, promoted
 ):
@@ -97,7 +113,10 @@ def test_auto_promotes_across_data_sets_only_when_better_on_the_same_raw_reviews
 
 
 def test_without_raw_test_text_a_champion_of_another_data_set_is_not_comparable(tmp_path):
-    old, new = store_vocabulary_dataset(tmp_path / "a", words(0)), store_vocabulary_dataset(tmp_path / "b", words(17), with_text=False)
+    old, new = (
+        store_vocabulary_dataset(tmp_path / "a", words(0)),
+        store_vocabulary_dataset(tmp_path / "b", words(17), with_text=False),
+    )
     publish_champion(tmp_path, old, trained=False)
     decision, scored = judge(tmp_path, new, candidate_trained=False)
     assert scored == [None]

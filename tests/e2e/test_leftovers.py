@@ -83,9 +83,11 @@ def test_clean_removes_only_old_leftovers_and_never_a_complete_run(storage_root,
 
 @pytest.mark.parametrize(
     "argv, words",
-    [(["--clean"], "--clean needs --all STORAGE_ROOT and --older-than AGE"),
-     (["--clean", "--older-than", "2 hours"], "invalid parse_age value: '2 hours'"),
-     (["--yes"], "--yes and --older-than only go with --clean")],
+    [
+        (["--clean"], "--clean needs --all STORAGE_ROOT and --older-than AGE"),
+        (["--clean", "--older-than", "2 hours"], "invalid parse_age value: '2 hours'"),
+        (["--yes"], "--yes and --older-than only go with --clean"),
+    ],
 )
 def test_clean_without_an_age_or_yes_without_clean_is_refused(argv, words, tmp_path, capsys):
     (tmp_path / "runs" / run_id(5, "eeeeee")).mkdir(parents=True)

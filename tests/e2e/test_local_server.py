@@ -48,7 +48,11 @@ def test_a_run_without_a_configured_server_completes_on_its_own_server_which_end
     home = tmp_path / "prefect-home"
     completed = subprocess.run(
         [sys.executable, "-m", "flows.imdb_pipeline", *small_run_options(str(imdb_npz), tmp_path)],
-        cwd=REPO_ROOT, env=cli_environment(home), capture_output=True, text=True, timeout=400,
+        cwd=REPO_ROOT,
+        env=cli_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stdout.splitlines()[-1].startswith("run: ")
@@ -61,8 +65,13 @@ def test_a_killed_run_takes_its_server_and_trainings_with_it(imdb_npz, tmp_path)
     home, log = tmp_path / "prefect-home", tmp_path / "run.log"
     options = small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "400", "--patience", "400")
     with log.open("w") as output:
-        run = subprocess.Popen([sys.executable, "-m", "flows.imdb_pipeline", *options], cwd=REPO_ROOT,
-                               env=cli_environment(home), stdout=output, stderr=subprocess.STDOUT)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "flows.imdb_pipeline", *options],
+            cwd=REPO_ROOT,
+            env=cli_environment(home),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for_text(run, log, "epoch 2/400", 300)  # the server is up and both trainings are running
             assert len(processes_with_home(home)) >= 4  # the run, its server, two trainings

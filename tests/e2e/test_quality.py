@@ -14,9 +14,26 @@ def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp
     """Two epochs on the generated data are far below its baseline (val 1.0): every first attempt is
     under-trained, so every job restarts once, and the table must count that restart and its time."""
     out = tmp_path / "MODEL_QUALITY.md"
-    argv = ["--source", str(imdb_npz), "--seeds", "1", "--presets", "reference,robust", "--variants", "embedding",
-            "--max-epochs", "2", "--restarts", "1", "--jobs", "2", "--work-dir", str(tmp_path / "work"),
-            "--out", str(out)]
+    argv = [
+        "--source",
+        str(imdb_npz),
+        "--seeds",
+        "1",
+        "--presets",
+        "reference,robust",
+        "--variants",
+        "embedding",
+        "--max-epochs",
+        "2",
+        "--restarts",
+        "1",
+        "--jobs",
+        "2",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--out",
+        str(out),
+    ]
     assert seeds.main(argv) == 0
     results = json.loads((tmp_path / "work" / "quality.json").read_text())
     assert results["baseline"]["val"]["accuracy"] > 0.95

@@ -58,9 +58,12 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
 
     champion = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
     assert champion["run_uri"] == run_uri and champion["dataset_key"] == manifest["dataset_key"]
-    assert champion["manifest_sha256"] == hashlib.sha256(
-        client.get_object(Bucket=bucket, Key=f"{split_uri(run_uri)[1]}/manifest.json")["Body"].read()
-    ).hexdigest()
+    assert (
+        champion["manifest_sha256"]
+        == hashlib.sha256(
+            client.get_object(Bucket=bucket, Key=f"{split_uri(run_uri)[1]}/manifest.json")["Body"].read()
+        ).hexdigest()
+    )
     model = evaluation.load_model(champion["model_uri"])  # straight from S3
     token_ids, labels, _ = store.read_split(f"{s3_prefix}/data/{manifest['dataset_key']}/test.parquet")
     accuracy = float(np.mean((evaluation.score(model, token_ids) > 0.5) == labels))
@@ -105,8 +108,9 @@ def test_champion_is_replaced_only_by_a_better_run(s3_server, s3_prefix, imdb_np
     def current_champion() -> dict:
         return json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
 
-    run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1",
-                 "--learning-rate", "0.003")
+    run_pipeline(
+        s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1", "--learning-rate", "0.003"
+    )
     first = last_run_uri(capsys)
     assert current_champion()["run_uri"] == first
 
@@ -119,8 +123,10 @@ def test_champion_is_replaced_only_by_a_better_run(s3_server, s3_prefix, imdb_np
     run_pipeline(s3_prefix, str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "3")
     better = last_run_uri(capsys)
     assert current_champion()["run_uri"] == better
-    assert current_champion()["metrics"]["accuracy"] > json.loads(
-        objects_under(client, first)["metrics.json"])["embedding"]["accuracy"]
+    assert (
+        current_champion()["metrics"]["accuracy"]
+        > json.loads(objects_under(client, first)["metrics.json"])["embedding"]["accuracy"]
+    )
 
 
 def test_verify_catches_an_object_changed_after_publishing(s3_server, s3_prefix, tmp_path, capsys):
@@ -180,25 +186,31 @@ def test_champion_json_is_replaced_only_over_the_version_judged(s3_server, s3_pr
         local = tmp_path / run_id / "embedding"
         local.mkdir(parents=True)
         (local / "model.keras").write_bytes(run_id.encode())
-        runs[run_id] = (publishing.publish_run(local.parent, layout.run_uri(s3_prefix, run_id), {"run_id": run_id}),
-                        {"embedding": variant_result(accuracy, 1 - accuracy)})
+        runs[run_id] = (
+            publishing.publish_run(local.parent, layout.run_uri(s3_prefix, run_id), {"run_id": run_id}),
+            {"embedding": variant_result(accuracy, 1 - accuracy)},
+        )
     margin = TrainingConfig().stall_margin
     judged = {run_id: gate.judge(variants, "k1", s3_prefix, config, margin) for run_id, (_, variants) in runs.items()}
     assert all(decision.promote for decision in judged.values())
     for run_id, (_, variants) in runs.items():
-        gate.promote(judged[run_id], layout.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config,
-                          margin)
+        gate.promote(
+            judged[run_id], layout.run_uri(s3_prefix, run_id), run_id, "k1", variants, s3_prefix, config, margin
+        )
     assert gate.read_champion(s3_prefix)[0].run_id == "r2"
-    decisions = {name.removesuffix(".json"): json.loads(body)
-                 for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()}
+    decisions = {
+        name.removesuffix(".json"): json.loads(body)
+        for name, body in objects_under(s3_server.client(), f"{s3_prefix}/champion-decisions").items()
+    }
     assert decisions["r1"]["promoted"] and decisions["r1"]["previous_champion"] is None
     assert decisions["r2"]["promoted"] and decisions["r2"]["previous_champion"]["run_id"] == "r1"
     assert "judged again" in decisions["r2"]["reason"]
 
 
 @pytest.mark.parametrize("how", ["option", "AWS_ENDPOINT_URL_S3"])
-def test_a_custom_endpoint_comes_from_the_option_or_the_s3_variable(how, s3_server, s3_prefix, imdb_npz, tmp_path,
-                                                                    capsys, monkeypatch):
+def test_a_custom_endpoint_comes_from_the_option_or_the_s3_variable(
+    how, s3_server, s3_prefix, imdb_npz, tmp_path, capsys, monkeypatch
+):
     """Without AWS_ENDPOINT_URL, the run reaches the local server only through `--s3-endpoint-url`
     or AWS_ENDPOINT_URL_S3 (else it would talk to AWS, unreachable here)."""
     import s3fs

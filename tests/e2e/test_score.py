@@ -65,7 +65,9 @@ def test_score_writes_verified_predictions_with_their_provenance(published_champ
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
-def test_score_reads_parquet_and_jsonl_with_a_text_column_and_numbers_rows(published_champion, tmp_path, suffix, capsys):
+def test_score_reads_parquet_and_jsonl_with_a_text_column_and_numbers_rows(
+    published_champion, tmp_path, suffix, capsys
+):
     frame = reviews_frame().drop(columns=["id", "label"]).rename(columns={"review": "text"})
     source = tmp_path / f"reviews{suffix}"
     if suffix == ".parquet":
@@ -129,7 +131,6 @@ def test_score_reads_and_writes_s3(published_champion, s3_prefix, capsys):
 def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_raises_the_event(
     published_champion, tmp_path, capsys
 ):
-
 
     texts, _ = review_texts(2400, seed=5)  # the training data's generator, unseen reviews
     batches = {"few": texts[:100], "alike": texts, "cut": [" ".join(text.split()[:3]) for text in texts]}

@@ -30,6 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # --- code hidden in inputs ------------------------------------------------------------------------
 
+
 def _payloads(marker: Path) -> dict[str, tuple]:
     """Pickle reductions that create `marker` when unpickled, by different globals."""
     return {
@@ -69,6 +70,7 @@ def test_a_malicious_npz_fails_the_run_without_running_its_code(payload, prefect
 
 # --- credentials ----------------------------------------------------------------------------------
 
+
 def _files_containing(folder: Path, needle: bytes) -> list[str]:
     return [str(path) for path in Path(folder).rglob("*") if path.is_file() and needle in path.read_bytes()]
 
@@ -103,7 +105,8 @@ def _flow_run_records(flow_run_id) -> dict[str, str]:
         flow_run = client.read_flow_run(flow_run_id)
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
         blocks = client.read_block_documents(include_secrets=True)
     last_stage = f"stage {len(STAGES)}/{len(STAGES)}"
     assert any(last_stage in log.message for log in logs), "the run's logs never reached the API"
@@ -131,8 +134,9 @@ def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s
     secret, key_id = s3_server.secret_key, s3_server.access_key
     bucket, _, prefix = s3_prefix.removeprefix("s3://").partition("/")
     s3_server.client().put_object(Bucket=bucket, Key=f"{prefix}/mirror/imdb.npz", Body=imdb_npz.read_bytes())
-    options = small_run_options(f"{s3_prefix}/mirror/imdb.npz", tmp_path, "--storage", s3_prefix,
-                                "--variants", "embedding", "--max-epochs", "1")
+    options = small_run_options(
+        f"{s3_prefix}/mirror/imdb.npz", tmp_path, "--storage", s3_prefix, "--variants", "embedding", "--max-epochs", "1"
+    )
     assert main(options) == 0
     output = capfd.readouterr()
     assert f"run: {s3_prefix}/runs/" in output.out
@@ -148,8 +152,9 @@ def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s
         flow_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
     records = _flow_run_records(flow_run.id)
     assert json.loads(records["parameters"])["config"]["storage"]["root"] == s3_prefix
-    cache_blocks = [block for block in json.loads(records["blocks"])
-                    if str(block["data"].get("basepath", "")).startswith(s3_prefix)]
+    cache_blocks = [
+        block for block in json.loads(records["blocks"]) if str(block["data"].get("basepath", "")).startswith(s3_prefix)
+    ]
     assert cache_blocks, "the flow saved no RemoteFileSystem block for its S3 cache"
     for name, text in records.items():
         assert secret not in text, f"the flow run's {name} hold the secret key"
@@ -163,6 +168,7 @@ def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s
 
 
 # --- local servers bind to loopback ---------------------------------------------------------------
+
 
 def _start_time(pid: int) -> str | None:
     try:
@@ -195,9 +201,15 @@ def start_make_target(arguments: list[str], log: Path) -> subprocess.Popen:
     environment = {**os.environ, "PREFECT_API_URL": ""}
     with log.open("wb") as output:
         # -o: never rebuild .venv here (no network); the target's own command is what is under test.
-        return subprocess.Popen(["make", "-s", "-o", ".venv/.installed", *arguments], cwd=REPO_ROOT,
-                                env=environment, stdout=output, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            ["make", "-s", "-o", ".venv/.installed", *arguments],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def settled_listeners(process: subprocess.Popen, ready, log: Path) -> set[tuple[str, int]]:
@@ -253,12 +265,21 @@ def test_make_s3_make_server_and_make_dask_listen_on_loopback_only(tmp_path):
     s3_port, server_port, dask_port = free_port(), free_port(), free_port()
     # target -> (make arguments, its main port, readiness check); both start at once to share the wait
     targets = {
-        "s3": (["s3", f"S3_PORT={s3_port}", f"S3_DATA_DIR={tmp_path / 's3data'}"], s3_port,
-               lambda: b"S3 endpoint" in (tmp_path / "make-s3.log").read_bytes()),
-        "server": (["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={tmp_path / 'prefect-home'}"],
-                   server_port, lambda: _http_ok(f"http://127.0.0.1:{server_port}/api/health")),
-        "dask": (["dask", f"ARGS=--workers 2 --port {dask_port} --log-dir {tmp_path / 'dask'}"], dask_port,
-                 lambda: b"Dask scheduler tcp://127.0.0.1:" in (tmp_path / "make-dask.log").read_bytes()),
+        "s3": (
+            ["s3", f"S3_PORT={s3_port}", f"S3_DATA_DIR={tmp_path / 's3data'}"],
+            s3_port,
+            lambda: b"S3 endpoint" in (tmp_path / "make-s3.log").read_bytes(),
+        ),
+        "server": (
+            ["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={tmp_path / 'prefect-home'}"],
+            server_port,
+            lambda: _http_ok(f"http://127.0.0.1:{server_port}/api/health"),
+        ),
+        "dask": (
+            ["dask", f"ARGS=--workers 2 --port {dask_port} --log-dir {tmp_path / 'dask'}"],
+            dask_port,
+            lambda: b"Dask scheduler tcp://127.0.0.1:" in (tmp_path / "make-dask.log").read_bytes(),
+        ),
     }
     started: dict[str, subprocess.Popen] = {}
     try:

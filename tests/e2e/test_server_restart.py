@@ -14,7 +14,7 @@ from tasks.registry import publishing
 from tests.e2e.test_deployment_faults import (
     OUTAGE_SECONDS,
     deploy_and_trigger,
-    restartable_server,  # noqa: F401, F811 - a fixture this test uses
+    restartable_server,  # noqa: F401 - a fixture this test uses
     start_worker,
 )
 from tests.helpers import server_client
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.e2e
 
 
 def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_reconciled_state(
-    restartable_server, imdb_npz, tmp_path
+    restartable_server,  # noqa: F811 - the fixture imported above
+    imdb_npz,
+    tmp_path,
 ):
     server = restartable_server
     flow_run = deploy_and_trigger(server, imdb_npz, tmp_path, max_epochs=150, patience=150)
@@ -55,4 +57,3 @@ def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_
     else:
         assert state.name in ("Crashed", "Failed") and all(not run["complete"] for run in runs)
         assert not (store / "champion.json").exists()
-

@@ -27,8 +27,11 @@ def test_a_local_sweep_trains_each_point_once_and_shows_the_table(imdb_npz, tmp_
     # one-hot reads no embedding: 2 points for it, 4 for embedding, one seed each
     assert names == sorted(
         [f"train-onehot-seed-3-learning_rate={rate}" for rate in ("0.01", "0.02")]
-        + [f"train-embedding-seed-3-embedding_dim={dim}-learning_rate={rate}" for dim in (4, 8)
-           for rate in ("0.01", "0.02")]
+        + [
+            f"train-embedding-seed-3-embedding_dim={dim}-learning_rate={rate}"
+            for dim in (4, 8)
+            for rate in ("0.01", "0.02")
+        ]
     )
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics) >= {"onehot", "embedding"}
@@ -37,8 +40,11 @@ def test_a_local_sweep_trains_each_point_once_and_shows_the_table(imdb_npz, tmp_
     assert (run_dir / "sweep.png").is_file()
     flow_run_id = latest_task_runs()[0].flow_run_id
     with get_client(sync_client=True) as client:
-        [table] = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=["imdb-sweep"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        [table] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["imdb-sweep"]), flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+            )
+        )
     rows = json.loads(table.data)
     assert [row["variant"] for row in rows] == ["onehot"] * 2 + ["embedding"] * 4
     for variant in ("onehot", "embedding"):

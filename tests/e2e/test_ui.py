@@ -18,8 +18,15 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = "chromium"  # Debian's package and binary name
 # Flags for a headless browser in a container with no GPU, no sandbox and no network of its own.
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 APT_SECONDS = 900  # installing chromium and its libraries on a fresh machine
 PAGE_TIMEOUT_MS = 60_000  # the UI's first page load on a busy 2-core machine
 LONG_FLOAT = re.compile(r"\d\.\d{5,}")  # more decimals than the summary table prints
@@ -48,17 +55,23 @@ def test_a_run_shows_its_task_runs_plots_and_rounded_metrics_in_a_browser(prefec
     browser_path = chromium_path()
 
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2")
-    run = subprocess.run([sys.executable, "-m", "flows.imdb_pipeline", *options], cwd=REPO_ROOT, env=environment,
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.imdb_pipeline", *options],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     # The link the run prints for a person to follow.
     flow_run_url = re.search(rf"View at ({re.escape(base)}/runs/flow-run/[0-9a-f-]+)", run.stdout + run.stderr)[1]
     flow_run_id = flow_run_url.rsplit("/", 1)[-1]
     with server_client(environment) as client:
-        artifacts = {artifact.key: artifact for artifact in client.read_artifacts()
-                     if str(artifact.flow_run_id) == flow_run_id}
-        task_runs = [task_run.name for task_run in client.read_task_runs()
-                     if str(task_run.flow_run_id) == flow_run_id]
+        artifacts = {
+            artifact.key: artifact for artifact in client.read_artifacts() if str(artifact.flow_run_id) == flow_run_id
+        }
+        task_runs = [task_run.name for task_run in client.read_task_runs() if str(task_run.flow_run_id) == flow_run_id]
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
@@ -68,7 +81,9 @@ def test_a_run_shows_its_task_runs_plots_and_rounded_metrics_in_a_browser(prefec
             page.goto(flow_run_url)
             page.get_by_text("Task Runs", exact=True).first.click()
             for name in ("train-embedding-seed-", "evaluate-embedding-seed-", "publish", "describe-run"):
-                expect(page.get_by_text(next(task for task in task_runs if task.startswith(name))).first).to_be_visible()
+                expect(
+                    page.get_by_text(next(task for task in task_runs if task.startswith(name))).first
+                ).to_be_visible()
 
             page.goto(f"{base}/artifacts/artifact/{artifacts['imdb-run-report'].id}")
             images = page.locator("img[src^='data:image/png']")

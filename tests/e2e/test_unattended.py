@@ -50,8 +50,15 @@ def start_pipeline(options: list[str], log_path: Path, *, code: str | None = Non
     command = ["-c", code, *options] if code else ["-m", "flows.imdb_pipeline", *options]
     env = {**os.environ, "PREFECT_API_URL": harness_api_url(), "TF_CPP_MIN_LOG_LEVEL": "2"}
     with log_path.open("wb") as log:
-        return subprocess.Popen([sys.executable, *command], cwd=REPO_ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, *command],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def wait_for_epochs(process: subprocess.Popen, work_dir: Path, epochs: int, timeout: float = 300) -> None:
@@ -134,8 +141,9 @@ def assert_stopped_cleanly(process: subprocess.Popen, log_path: Path, tmp_path: 
 def test_sigterm_while_seeds_train_in_child_processes_stops_them_all_and_a_rerun_reuses_the_data(
     imdb_npz, tmp_path, capsys
 ):
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--seeds", "2",
-                                "--max-epochs", "200", "--patience", "200")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "embedding", "--seeds", "2", "--max-epochs", "200", "--patience", "200"
+    )
     log_path = tmp_path / "run.log"
     process = start_pipeline(options, log_path)
     wait_for_epochs(process, tmp_path / "work", 2)
@@ -155,8 +163,9 @@ def test_sigterm_while_seeds_train_in_child_processes_stops_them_all_and_a_rerun
 
 
 def test_ctrl_c_while_a_variant_trains_stops_the_run_and_its_training_process(imdb_npz, tmp_path):
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding",
-                                "--max-epochs", "300", "--patience", "300")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "300", "--patience", "300"
+    )
     log_path = tmp_path / "run.log"
     process = start_pipeline(options, log_path)
     wait_for_text(process, log_path, "embedding epoch 2/300")
@@ -167,9 +176,7 @@ def test_ctrl_c_while_a_variant_trains_stops_the_run_and_its_training_process(im
     print(f"SIGINT (Ctrl+C) during training: the run exited {stopped_after:.1f} s after the signal")
 
 
-def test_sigterm_while_publishing_leaves_no_manifest_and_a_rerun_reuses_the_trained_variant(
-    imdb_npz, tmp_path, capsys
-):
+def test_sigterm_while_publishing_leaves_no_manifest_and_a_rerun_reuses_the_trained_variant(imdb_npz, tmp_path, capsys):
     options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding")
     log_path = tmp_path / "run.log"
     process = start_pipeline(options, log_path, code=SLOW_PUBLISH)
@@ -188,8 +195,20 @@ def test_sigterm_while_publishing_leaves_no_manifest_and_a_rerun_reuses_the_trai
 
 @pytest.mark.parametrize("seeds", ["1", "2"])
 def test_a_training_past_its_timeout_is_stopped_with_one_line(seeds, imdb_npz, tmp_path, capsys):
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--seeds", seeds,
-                                "--max-epochs", "100000", "--patience", "100000", "--training-timeout", "3")
+    options = small_run_options(
+        str(imdb_npz),
+        tmp_path,
+        "--variants",
+        "embedding",
+        "--seeds",
+        seeds,
+        "--max-epochs",
+        "100000",
+        "--patience",
+        "100000",
+        "--training-timeout",
+        "3",
+    )
     started = time.monotonic()
     assert main(options) == 1
     took = time.monotonic() - started
@@ -203,9 +222,22 @@ def test_a_training_past_its_timeout_is_stopped_with_one_line(seeds, imdb_npz, t
 
 def test_an_absurd_size_is_refused_within_seconds_in_a_fresh_process(tmp_path):
     started = time.monotonic()
-    finished = subprocess.run([sys.executable, "-m", "flows.imdb_pipeline", "--storage", str(tmp_path / "store"),
-                               "--num-words", "2000000000"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.imdb_pipeline",
+            "--storage",
+            str(tmp_path / "store"),
+            "--num-words",
+            "2000000000",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=120,
+    )
     took = time.monotonic() - started
     assert finished.returncode == 2
     assert finished.stderr.strip().splitlines()[-1].startswith("error: --num-words: 2000000000 would need about ")

@@ -21,8 +21,9 @@ def test_a_run_killed_outright_is_marked_crashed_by_prefect_once_its_heartbeats_
 
     from tasks.runtime.heartbeats import AUTOMATION_NAME, HEARTBEAT_SECONDS, MISSED_HEARTBEATS
 
-    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding",
-                                "--max-epochs", "1000", "--patience", "1000")
+    options = small_run_options(
+        str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "1000", "--patience", "1000"
+    )
     log_path = tmp_path / "run.log"
     process = start_pipeline(options, log_path)
     wait_for_text(process, log_path, "embedding epoch 2/1000")
@@ -40,4 +41,3 @@ def test_a_run_killed_outright_is_marked_crashed_by_prefect_once_its_heartbeats_
             time.sleep(2)
     assert state.name == "Crashed" and f"no heartbeat for {window} s" in state.message
     print(f"SIGKILL: the flow run was marked Crashed {time.monotonic() - killed:.0f} s after the kill")
-

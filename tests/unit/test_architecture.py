@@ -46,7 +46,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(node: str) -> list[str] | None:
         if node in visiting:
-            return [*visiting[visiting.index(node):], node]
+            return [*visiting[visiting.index(node) :], node]
         if node in done:
             return None
         visiting.append(node)
@@ -77,8 +77,13 @@ def _may_import_prefect(name: str) -> bool:
 
 def _imports_prefect(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text())):
-        modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
-                   else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        modules = (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else []
+        )
         if any(module.split(".")[0] == "prefect" for module in modules):
             return True
     return False
@@ -114,11 +119,12 @@ def test_plain_modules_never_reach_prefect_through_another_module():
 
 
 def test_the_config_validates_without_loading_tensorflow():
-    probe = ("import sys; from tasks.config import PipelineConfig; "
-             "PipelineConfig.model_validate({'model': {'variants': ['embedding']}}); "
-             "print(sorted(name for name in ('keras', 'tensorflow', 'prefect') if name in sys.modules))")
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                               cwd=REPO_ROOT)
+    probe = (
+        "import sys; from tasks.config import PipelineConfig; "
+        "PipelineConfig.model_validate({'model': {'variants': ['embedding']}}); "
+        "print(sorted(name for name in ('keras', 'tensorflow', 'prefect') if name in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert completed.stdout.strip() == "[]"
 
 
@@ -127,6 +133,5 @@ def test_the_pipelines_process_loads_no_heavy_library_before_its_server_starts()
     process; scikit-learn, SciPy and matplotlib load while the server starts (or when a stage needs them)."""
     heavy = ("keras", "tensorflow", "sklearn", "scipy", "matplotlib", "prefect.server.api.server")
     probe = f"import sys, flows.imdb_pipeline; print(sorted(name for name in {heavy!r} if name in sys.modules))"
-    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                               cwd=REPO_ROOT)
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert completed.stdout.strip() == "[]"

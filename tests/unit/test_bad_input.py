@@ -105,9 +105,7 @@ def single_error_line(captured) -> str:
 
 
 @pytest.mark.parametrize("argv, option, words", BAD_OPTIONS, ids=[" ".join(argv) for argv, _, _ in BAD_OPTIONS])
-def test_a_bad_option_value_exits_2_with_one_line_naming_the_option(
-    argv, option, words, tmp_path, capsys, monkeypatch
-):
+def test_a_bad_option_value_exits_2_with_one_line_naming_the_option(argv, option, words, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "imdb_rnn_pipeline", _flow_must_not_start)
     store = tmp_path / "store"
     assert exit_status(["--storage", str(store), *argv]) == 2
@@ -120,8 +118,10 @@ def test_a_bad_option_value_exits_2_with_one_line_naming_the_option(
 
 @pytest.mark.parametrize(
     "argv, words",
-    [(["--epochs", "3"], "unrecognized arguments: --epochs 3"),
-     (["--max-epochs"], "--max-epochs: expected one argument")],
+    [
+        (["--epochs", "3"], "unrecognized arguments: --epochs 3"),
+        (["--max-epochs"], "--max-epochs: expected one argument"),
+    ],
 )
 def test_a_malformed_command_line_exits_2_with_one_line(argv, words, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(pipeline, "imdb_rnn_pipeline", _flow_must_not_start)
@@ -136,10 +136,11 @@ def test_every_constrained_option_has_a_bad_value_case():
     assert not covered & UNCONSTRAINED
     missing = set(OPTIONS) - covered - UNCONSTRAINED
     assert not missing, f"add a bad value to BAD_OPTIONS (or list the option in UNCONSTRAINED): {sorted(missing)}"
-    assert UNCONSTRAINED <= set(OPTIONS)
+    assert set(OPTIONS) >= UNCONSTRAINED
 
 
 # --- malformed imdb.npz ---------------------------------------------------------------------------
+
 
 def test_the_unmodified_npz_loads(tmp_path):
     train, test = corpus.load_keras_npz(write_npz(tmp_path / "valid.npz"), num_words=50)
@@ -158,8 +159,9 @@ def test_a_malformed_npz_is_a_data_error_naming_the_file(case, tmp_path):
 
 def test_ids_near_the_int64_limit_become_oov_as_keras_load_data_makes_them(tmp_path, monkeypatch):
     huge = [2**63 - 1, 2**63 - 2, 2**63 - 3, 2**40]  # the first three wrapped around when shifted by 3
-    path = write_npz(tmp_path / "huge.npz", x_train=object_reviews(*([4, rank] for rank in huge)),
-                     y_train=np.array([0, 1, 0, 1]))
+    path = write_npz(
+        tmp_path / "huge.npz", x_train=object_reviews(*([4, rank] for rank in huge)), y_train=np.array([0, 1, 0, 1])
+    )
     (x_train, _), _ = keras_load_data(path, monkeypatch, num_words=50)
     train, _ = corpus.load_keras_npz(path, num_words=50)
     assert review_lists(train) == [list(row) for row in x_train]

@@ -28,15 +28,23 @@ def test_history_appends_one_entry_per_section_and_shows_only_comparable_ones(tm
 
 def test_history_from_another_machine_is_not_shown_beside_this_ones(tmp_path):
     path = tmp_path / "history.jsonl"
-    entry = {"section": "run", "options": {}, "numbers": {"our first s": 1.0}, "at": "then", "code": "abc",
-             "machine": {"cpus": 64, "memory_gib": 512}}
+    entry = {
+        "section": "run",
+        "options": {},
+        "numbers": {"our first s": 1.0},
+        "at": "then",
+        "code": "abc",
+        "machine": {"cpus": 64, "memory_gib": 512},
+    }
     path.write_text(json.dumps(entry) + "\n")
     assert bench_history.table(path, "run", {}) == "(no run history yet)"
 
 
 def run(first: float, cached: float, accuracy: float) -> dict:
-    return {"first": {"wall_seconds": first, "test_accuracy": {"onehot": accuracy}},
-            "cached": {"wall_seconds": cached, "test_accuracy": {"onehot": accuracy}}}
+    return {
+        "first": {"wall_seconds": first, "test_accuracy": {"onehot": accuracy}},
+        "cached": {"wall_seconds": cached, "test_accuracy": {"onehot": accuracy}},
+    }
 
 
 def test_run_goals_compare_our_first_run_with_the_earlier_one_and_our_cached_run_with_our_first():

@@ -28,7 +28,11 @@ def test_the_machine_memory_is_read_and_plausible():
 
 def test_variants_and_seeds_train_side_by_side_one_process_per_core(monkeypatch):
     monkeypatch.setattr(config.os, "cpu_count", lambda: 2)
-    assert [estimate_peak_bytes(PipelineConfig.model_validate(sized(seeds=seeds)))[1] for seeds in (1, 2, 8)] == [1, 2, 2]
+    assert [estimate_peak_bytes(PipelineConfig.model_validate(sized(seeds=seeds)))[1] for seeds in (1, 2, 8)] == [
+        1,
+        2,
+        2,
+    ]
     both = sized(variants=("onehot", "embedding"))
     assert estimate_peak_bytes(PipelineConfig.model_validate(both))[1] == 2
     monkeypatch.setattr(config.os, "cpu_count", lambda: 8)
@@ -56,24 +60,33 @@ def test_the_option_named_is_the_one_furthest_above_its_default(monkeypatch):
     assert describe_validation_error(refused.value).startswith("--maxlen: 4000 would need about ")
 
 
-@pytest.mark.parametrize(("chosen", "larger", "expected"), [
-    (("onehot",), False, 246_096_128),
-    (("onehot",), True, 2_593_419_776),
-    (("embedding",), False, 41_424_128),
-    (("embedding",), True, 137_867_776),
-    (("onehot", "embedding"), False, 246_224_128),
-    (("onehot", "embedding"), True, 2_595_467_776),
-])
+@pytest.mark.parametrize(
+    ("chosen", "larger", "expected"),
+    [
+        (("onehot",), False, 246_096_128),
+        (("onehot",), True, 2_593_419_776),
+        (("embedding",), False, 41_424_128),
+        (("embedding",), True, 137_867_776),
+        (("onehot", "embedding"), False, 246_224_128),
+        (("onehot", "embedding"), True, 2_595_467_776),
+    ],
+)
 def test_the_estimate_of_the_registered_variants_stays_what_it_was(chosen, larger, expected):
-    sizes = {"data": {"num_words": 2000, "maxlen": 300}, "model": {"rnn_units": 32, "embedding_dim": 64}} if larger else {}
+    sizes = (
+        {"data": {"num_words": 2000, "maxlen": 300}, "model": {"rnn_units": 32, "embedding_dim": 64}} if larger else {}
+    )
     run = PipelineConfig.model_validate({**sizes, "model": {**sizes.get("model", {}), "variants": list(chosen)}})
     assert estimate_peak_bytes(run)[0] == expected
 
 
 def test_a_new_variant_is_estimated_from_its_footprint_in_the_registry(monkeypatch):
     monkeypatch.setattr(config, "machine_memory_bytes", lambda: 2**40)
-    wide = variants.Variant("wide", "d", variants.build_embedding,
-                            footprint=lambda words, maxlen, options: variants.Footprint(weights=words * 10**6))
+    wide = variants.Variant(
+        "wide",
+        "d",
+        variants.build_embedding,
+        footprint=lambda words, maxlen, options: variants.Footprint(weights=words * 10**6),
+    )
     variants.register(wide)
     try:
         needed, _, term, fields = estimate_peak_bytes(PipelineConfig.model_validate(sized(variants=("wide",))))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -56,8 +57,14 @@ def test_the_gate_reads_the_stall_margin_it_is_given():
         ({"a": result(0.9)}, None, "never", False, None, "promotion disabled (--promote never)"),
         ({"a": result(0.51)}, None, "always", False, None, "every variant is under-trained"),
         ({"a": result(0.8, under_trained=True)}, None, "always", False, None, "every variant is under-trained"),
-        ({"a": result(0.9, under_trained=True), "b": result(0.7)}, holder(0.6), "auto", True, True,
-         "b accuracy 0.7000 beats"),
+        (
+            {"a": result(0.9, under_trained=True), "b": result(0.7)},
+            holder(0.6),
+            "auto",
+            True,
+            True,
+            "b accuracy 0.7000 beats",
+        ),
     ],
 )
 def test_gate_rules(variants, current, mode, promote, comparable, reason):
@@ -153,7 +160,9 @@ def test_a_promotion_racing_another_is_judged_again_never_lost(tmp_path, second_
 def test_a_champion_json_that_is_not_a_champion_record_is_refused(tmp_path):
     store = str(tmp_path / "store")
     fs.write_json(gate.champion_uri(store), {"run_id": "r1", "run_uri": "x"})
-    with pytest.raises(StorageError, match="champion.json is not a champion record: variant: Field required"):
+    with pytest.raises(
+        StorageError, match=re.escape("champion.json is not a champion record: variant: Field required")
+    ):
         gate.read_champion(store)
 
 

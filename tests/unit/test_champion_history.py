@@ -47,10 +47,10 @@ def test_rollback_restores_the_previous_or_the_named_champion_and_is_recorded(tm
     assert admin.rollback(store, "r1", command="make rollback RUN=r1").run_id == "r1"
     last = history.read_history(store)[-1]
     assert (last["action"], last["run_id"], last["previous"]["run_id"]) == ("rollback", "r1", "r2")
-    assert last["command"] == "make rollback RUN=r1" and last["reason"] == "rolled back from r2/embedding to r1/embedding"
-    assert gate.read_champion(store)[0].manifest_sha256 == history.read_history(store)[0]["champion"][
-        "manifest_sha256"
-    ]
+    assert (
+        last["command"] == "make rollback RUN=r1" and last["reason"] == "rolled back from r2/embedding to r1/embedding"
+    )
+    assert gate.read_champion(store)[0].manifest_sha256 == history.read_history(store)[0]["champion"]["manifest_sha256"]
 
 
 def test_rollback_refuses_a_run_that_no_longer_verifies_and_changes_nothing(tmp_path):
@@ -94,8 +94,19 @@ def test_champion_json_keeps_the_fields_it_was_written_with(tmp_path):
     store = str(tmp_path / "store")
     promote_run(tmp_path, "r1", 0.7)
     written = json.loads((tmp_path / "store" / "champion.json").read_text())
-    assert sorted(written) == ["dataset_key", "manifest_sha256", "metric", "metrics", "model_uri", "promoted_at",
-                               "run_id", "run_uri", "variant", "vocabulary_sha256", "vocabulary_uri"]
+    assert sorted(written) == [
+        "dataset_key",
+        "manifest_sha256",
+        "metric",
+        "metrics",
+        "model_uri",
+        "promoted_at",
+        "run_id",
+        "run_uri",
+        "variant",
+        "vocabulary_sha256",
+        "vocabulary_uri",
+    ]
     older = {key: value for key, value in written.items() if not key.startswith("vocabulary_")}
     fs.write_json(gate.champion_uri(store), older)  # a record from before vocabularies travelled with models
     admin.set_pinned(store, True)

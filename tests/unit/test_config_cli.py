@@ -19,7 +19,12 @@ def parse(*argv: str) -> PipelineConfig:
 def test_defaults_are_the_reference_recipe():
     config = parse()
     assert config == PipelineConfig()
-    assert (config.data.source, config.data.num_words, config.data.maxlen, config.data.val_fraction) == ("auto", 500, 100, 0.2)
+    assert (config.data.source, config.data.num_words, config.data.maxlen, config.data.val_fraction) == (
+        "auto",
+        500,
+        100,
+        0.2,
+    )
     assert config.model.variants == ("onehot", "embedding")
     assert (config.champion.promote, config.champion.metric) == ("auto", "accuracy")
     assert (config.model.rnn_units, config.model.embedding_dim) == (8, 16)
@@ -42,33 +47,100 @@ def test_a_recipe_preset_fills_what_is_not_given_explicitly():
 def test_help_shows_what_each_recipe_preset_sets():
     help_text = re.sub(r"-\s+", "-", " ".join(build_parser().format_help().split()))  # argparse wraps at hyphens
     for name, preset in RECIPES.items():
-        assert f"{name} sets --learning-rate {preset['learning_rate']:g}, --patience {preset['patience']}, " \
-               f"--start-from-epoch {preset['start_from_epoch']}, --min-delta {preset['min_delta']:g}" in help_text
+        assert (
+            f"{name} sets --learning-rate {preset['learning_rate']:g}, --patience {preset['patience']}, "
+            f"--start-from-epoch {preset['start_from_epoch']}, --min-delta {preset['min_delta']:g}" in help_text
+        )
     robust = parse("--recipe", "robust").training  # and the help says what the preset really gives
     assert f"robust sets --learning-rate {robust.learning_rate:g}, --patience {robust.patience}," in help_text
 
 
 def test_every_option_reaches_its_config_field():
     config = parse(
-        "--source", "offline", "--storage", "s3://bucket/prefix/", "--variants", "embedding",
-        "--max-epochs", "5", "--seed", "7", "--num-words", "1000", "--maxlen", "50", "--batch-size", "32",
-        "--learning-rate", "0.001", "--patience", "1", "--val-fraction", "0.1", "--rnn-units", "4",
-        "--embedding-dim", "8", "--work-dir", "/tmp/w", "--cache-dir", "/tmp/c", "--download-timeout", "5",
-        "--source-sha256", "AB" * 32, "--promote", "always", "--champion-metric", "loss",
-        "--training-timeout", "60", "--refresh", "--recipe", "robust", "--start-from-epoch", "2",
-        "--min-delta", "0.001", "--seeds", "3", "--restarts", "1", "--stall-margin", "0.1",
-        "--baseline-margin", "0.2", "--sweep", "rnn_units=4,16", "learning_rate=1e-4,1e-3",
-        "--dask-address", "tcp://scheduler:8786/",
+        "--source",
+        "offline",
+        "--storage",
+        "s3://bucket/prefix/",
+        "--variants",
+        "embedding",
+        "--max-epochs",
+        "5",
+        "--seed",
+        "7",
+        "--num-words",
+        "1000",
+        "--maxlen",
+        "50",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0.001",
+        "--patience",
+        "1",
+        "--val-fraction",
+        "0.1",
+        "--rnn-units",
+        "4",
+        "--embedding-dim",
+        "8",
+        "--work-dir",
+        "/tmp/w",
+        "--cache-dir",
+        "/tmp/c",
+        "--download-timeout",
+        "5",
+        "--source-sha256",
+        "AB" * 32,
+        "--promote",
+        "always",
+        "--champion-metric",
+        "loss",
+        "--training-timeout",
+        "60",
+        "--refresh",
+        "--recipe",
+        "robust",
+        "--start-from-epoch",
+        "2",
+        "--min-delta",
+        "0.001",
+        "--seeds",
+        "3",
+        "--restarts",
+        "1",
+        "--stall-margin",
+        "0.1",
+        "--baseline-margin",
+        "0.2",
+        "--sweep",
+        "rnn_units=4,16",
+        "learning_rate=1e-4,1e-3",
+        "--dask-address",
+        "tcp://scheduler:8786/",
     )
     assert config.data.model_dump() == {
-        "source": "offline", "source_sha256": "ab" * 32, "cache_dir": "/tmp/c", "download_timeout_seconds": 5.0,
-        "num_words": 1000, "maxlen": 50, "val_fraction": 0.1,
+        "source": "offline",
+        "source_sha256": "ab" * 32,
+        "cache_dir": "/tmp/c",
+        "download_timeout_seconds": 5.0,
+        "num_words": 1000,
+        "maxlen": 50,
+        "val_fraction": 0.1,
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {
-        "recipe": "robust", "batch_size": 32, "learning_rate": 0.001, "max_epochs": 5, "patience": 1,
-        "start_from_epoch": 2, "min_delta": 0.001, "timeout_seconds": 60, "seeds": 3, "restarts": 1,
-        "baseline_margin": 0.2, "stall_margin": 0.1,
+        "recipe": "robust",
+        "batch_size": 32,
+        "learning_rate": 0.001,
+        "max_epochs": 5,
+        "patience": 1,
+        "start_from_epoch": 2,
+        "min_delta": 0.001,
+        "timeout_seconds": 60,
+        "seeds": 3,
+        "restarts": 1,
+        "baseline_margin": 0.2,
+        "stall_margin": 0.1,
     }
     assert config.refresh is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}

@@ -34,8 +34,11 @@ def generated_reviews(rows: int, seed: int, positive_share: float = 0.5, lengths
 
 
 def healthy_splits(seed: int = 0, **changes: Reviews) -> dict[str, Reviews]:
-    splits = {"train": generated_reviews(200, seed), "val": generated_reviews(50, seed + 1),
-              "test": generated_reviews(100, seed + 2)}
+    splits = {
+        "train": generated_reviews(200, seed),
+        "val": generated_reviews(50, seed + 1),
+        "test": generated_reviews(100, seed + 2),
+    }
     return {**splits, **changes}
 
 
@@ -115,8 +118,13 @@ def test_labels_outside_0_1_in_a_stored_split_stop_the_run(tmp_path):
     assert line.startswith("data check 'labels outside {0, 1}' failed: test has labels 2 (3 reviews)")
 
 
-@pytest.mark.parametrize("shift, words", [(NUM_WORDS, f"ids 0..{2 * NUM_WORDS - 1}, outside [0, {NUM_WORDS})"),
-                                          (-NUM_WORDS, f"ids -{NUM_WORDS}..{NUM_WORDS - 1}, outside [0, {NUM_WORDS})")])
+@pytest.mark.parametrize(
+    "shift, words",
+    [
+        (NUM_WORDS, f"ids 0..{2 * NUM_WORDS - 1}, outside [0, {NUM_WORDS})"),
+        (-NUM_WORDS, f"ids -{NUM_WORDS}..{NUM_WORDS - 1}, outside [0, {NUM_WORDS})"),
+    ],
+)
 def test_ids_outside_the_vocabulary_in_a_stored_split_stop_the_run(shift, words, tmp_path):
     def shifted(tokens, labels):
         tokens[0, -1] = NUM_WORDS - 1 + shift if shift > 0 else shift
@@ -129,18 +137,24 @@ def test_ids_outside_the_vocabulary_in_a_stored_split_stop_the_run(shift, words,
 def test_a_test_set_repeating_the_training_set_stops_the_run_with_the_numbers(tmp_path):
     splits = healthy_splits()
     test = splits["train"].take(np.arange(60))  # 60 of 100 test reviews copied from train
-    splits["test"] = Reviews(np.concatenate([test.ids, splits["test"].take(np.arange(40)).ids]),
-                             np.concatenate([test.offsets, test.offsets[-1] + splits["test"].take(np.arange(40)).offsets[1:]]),
-                             np.concatenate([test.labels, splits["test"].labels[:40]]))
+    splits["test"] = Reviews(
+        np.concatenate([test.ids, splits["test"].take(np.arange(40)).ids]),
+        np.concatenate([test.offsets, test.offsets[-1] + splits["test"].take(np.arange(40)).offsets[1:]]),
+        np.concatenate([test.labels, splits["test"].labels[:40]]),
+    )
     line = error_line(splits, tmp_path)
-    assert line.startswith("data check 'train/test overlap' failed: 60 of 100 test reviews (60.00 %) repeat a "
-                           "train or val review, more than 2.00 % (--max-overlap)")
+    assert line.startswith(
+        "data check 'train/test overlap' failed: 60 of 100 test reviews (60.00 %) repeat a "
+        "train or val review, more than 2.00 % (--max-overlap)"
+    )
 
 
 def test_overlap_at_the_limit_passes_and_counts_val_as_training(tmp_path):
     splits = healthy_splits()
-    repeated = Reviews.from_lists(review_lists(splits["val"].take([0])) + review_lists(splits["test"].take(np.arange(1, 100))),
-                                  splits["test"].labels)
+    repeated = Reviews.from_lists(
+        review_lists(splits["val"].take([0])) + review_lists(splits["test"].take(np.arange(1, 100))),
+        splits["test"].labels,
+    )
     result = findings({**splits, "test": repeated}, tmp_path, DataCheckConfig(min_split_rows=20, max_overlap=0.01))
     assert not result["error"]
     statistics = checks.describe_dataset({**splits, "test": repeated}, stored({**splits, "test": repeated}, tmp_path))
@@ -151,14 +165,15 @@ def test_overlap_at_the_limit_passes_and_counts_val_as_training(tmp_path):
 def test_several_failed_checks_are_named_on_one_line(tmp_path):
     splits = healthy_splits(train=generated_reviews(200, 7, positive_share=0.0))
     line = error_line(splits, tmp_path, DataCheckConfig(min_split_rows=60))
-    assert line.startswith("data check 'single class' failed: all 200 reviews of train have label 0 "
-                           "(also failed: too few rows)")
+    assert line.startswith(
+        "data check 'single class' failed: all 200 reviews of train have label 0 (also failed: too few rows)"
+    )
 
 
 def test_unusual_data_is_a_warning_not_an_error(tmp_path):
     train = generated_reviews(200, 0, positive_share=0.1)
     duplicated = Reviews.from_lists(review_lists(train)[:190] + review_lists(train)[:10], train.labels)
-    empty = Reviews.from_lists([[corpus.START_ID]] + review_lists(generated_reviews(49, 1)), np.arange(50) % 2)
+    empty = Reviews.from_lists([[corpus.START_ID], *review_lists(generated_reviews(49, 1))], np.arange(50) % 2)
     result = findings(healthy_splits(train=duplicated, val=empty), tmp_path)
     assert not result["error"]
     messages = {(finding.check, finding.message) for finding in result["warning"]}
@@ -177,26 +192,39 @@ def test_a_vocabulary_leaving_most_words_unknown_is_a_warning(tmp_path):
 
 # --- drift ------------------------------------------------------------------------------------------
 
+
 def statistics_of(splits, tmp_path) -> dict:
     return checks.describe_dataset(splits, stored(splits, tmp_path / str(len(list(tmp_path.iterdir())))))
 
 
 def test_the_same_distribution_does_not_drift(tmp_path):
-    measured = drift.compare_statistics(statistics_of(healthy_splits(0), tmp_path),
-                                        statistics_of(healthy_splits(10), tmp_path), max_drift=0.1)
+    measured = drift.compare_statistics(
+        statistics_of(healthy_splits(0), tmp_path), statistics_of(healthy_splits(10), tmp_path), max_drift=0.1
+    )
     assert not measured["drifted"] and all(0 <= value < 0.1 for value in measured["distances"].values())
 
 
-@pytest.mark.parametrize("measure, changed", [
-    ("length", lambda: {"train": generated_reviews(200, 5, lengths=(80, 200))}),
-    ("label_balance", lambda: {"train": generated_reviews(200, 5, positive_share=0.9),
-                               "test": generated_reviews(100, 6, positive_share=0.9)}),
-])
+@pytest.mark.parametrize(
+    "measure, changed",
+    [
+        ("length", lambda: {"train": generated_reviews(200, 5, lengths=(80, 200))}),
+        (
+            "label_balance",
+            lambda: {
+                "train": generated_reviews(200, 5, positive_share=0.9),
+                "test": generated_reviews(100, 6, positive_share=0.9),
+            },
+        ),
+    ],
+)
 def test_drift_is_measured_per_distribution(measure, changed, tmp_path):
     reference = statistics_of(healthy_splits(0), tmp_path)
     measured = drift.compare_statistics(reference, statistics_of(healthy_splits(0, **changed()), tmp_path), 0.1)
     assert measure in measured["drifted"] and measured["distances"][measure] > 0.1
-    assert measured["reference_dataset_key"] == reference["dataset_key"] and measured["distance"] == "Jensen-Shannon, base 2"
+    assert (
+        measured["reference_dataset_key"] == reference["dataset_key"]
+        and measured["distance"] == "Jensen-Shannon, base 2"
+    )
 
 
 def test_token_frequency_drift(tmp_path):
@@ -214,7 +242,9 @@ def test_statistics_of_another_version_are_refused(tmp_path):
         drift.compare_statistics({**reference, "statistics_version": 0}, reference, 0.1)
     older = {**reference, "statistics_version": 0}
     assert drift.drift_against(older, reference, 0.1, "the champion's data set x") == (
-        None, f"the champion's data set x has statistics of another version than {drift.STATISTICS_VERSION}")
+        None,
+        f"the champion's data set x has statistics of another version than {drift.STATISTICS_VERSION}",
+    )
     assert drift.drift_against(None, reference, 0.1, "no champion yet") == (None, "no champion yet")
 
 
@@ -225,14 +255,21 @@ def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path)
     dataset = stored(splits, tmp_path)
     checks.check_dataset(splits, dataset, CONFIG, None, "")
     fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/gone", dataset.key))
-    assert drift.champion_statistics(gate.read_champion(root)[0], root, dataset.key) == (None, "the champion was trained on this data set")
+    assert drift.champion_statistics(gate.read_champion(root)[0], root, dataset.key) == (
+        None,
+        "the champion was trained on this data set",
+    )
     reference, note = drift.champion_statistics(gate.read_champion(root)[0], root, "another")
     assert reference["dataset_key"] == dataset.key and note == f"the champion's data set {dataset.key}"
     fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/old", "old"))
-    assert drift.champion_statistics(gate.read_champion(root)[0], root, "another") == (None, "the champion's data set old has no data_checks.json")
+    assert drift.champion_statistics(gate.read_champion(root)[0], root, "another") == (
+        None,
+        "the champion's data set old has no data_checks.json",
+    )
 
 
 # --- files, report, plots ---------------------------------------------------------------------------
+
 
 def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path):
     splits = healthy_splits()
@@ -242,8 +279,11 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     beside = fs.read_json(fs.join(dataset.uri, layout.CHECKS_NAME))
     assert beside == {"statistics": json.loads(json.dumps(result.statistics))}
     checks.write_run_files(result, tmp_path / "run")
-    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["data_checks.json", "data_labels.png",
-                                                                          "data_lengths.png"]
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
+        "data_checks.json",
+        "data_labels.png",
+        "data_lengths.png",
+    ]
     written = json.loads((tmp_path / "run" / "data_checks.json").read_text())
     assert sorted(written) == ["checks", "drift", "drift_reference", "statistics"]
     assert all(sorted(finding) == ["check", "level", "message"] for finding in written["checks"])

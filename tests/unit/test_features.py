@@ -79,19 +79,47 @@ def _split_table(tokens: pa.Array, labels: pa.Array, width: int = 2) -> pa.Table
     "table, words",
     [
         (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([1, None], pa.int8())), "column 'label' has 1 null"),
-        (_split_table(pa.array([3, None, 5, 6], pa.int32()), pa.array([1, 0], pa.int8())), "column 'tokens' has 1 null"),
         (
-            pa.table({"tokens": pa.array([[3, 4], None], pa.list_(pa.int32(), 2)), "label": pa.array([1, 0], pa.int8())}),
+            _split_table(pa.array([3, None, 5, 6], pa.int32()), pa.array([1, 0], pa.int8())),
+            "column 'tokens' has 1 null",
+        ),
+        (
+            pa.table(
+                {"tokens": pa.array([[3, 4], None], pa.list_(pa.int32(), 2)), "label": pa.array([1, 0], pa.int8())}
+            ),
             "column 'tokens' has 1 null rows",
         ),
-        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array(["pos", "neg"])), "column 'label' must hold integers, not string"),
-        (_split_table(pa.array([3.0, 4, 5, 6]), pa.array([1, 0], pa.int8())), "column 'tokens' must hold integers, not double"),
-        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([1.0, 0.0])), "column 'label' must hold integers, not double"),
-        (_split_table(pa.array([3, 4, 5, 2**32 + 5]), pa.array([1, 0], pa.int8())), "column 'tokens' holds 3..4294967301, beyond int32"),
-        (_split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([257, 0])), "column 'label' holds 0..257, beyond int8"),
+        (
+            _split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array(["pos", "neg"])),
+            "column 'label' must hold integers, not string",
+        ),
+        (
+            _split_table(pa.array([3.0, 4, 5, 6]), pa.array([1, 0], pa.int8())),
+            "column 'tokens' must hold integers, not double",
+        ),
+        (
+            _split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([1.0, 0.0])),
+            "column 'label' must hold integers, not double",
+        ),
+        (
+            _split_table(pa.array([3, 4, 5, 2**32 + 5]), pa.array([1, 0], pa.int8())),
+            "column 'tokens' holds 3..4294967301, beyond int32",
+        ),
+        (
+            _split_table(pa.array([3, 4, 5, 6], pa.int32()), pa.array([257, 0])),
+            "column 'label' holds 0..257, beyond int8",
+        ),
     ],
-    ids=["null-label", "null-token-id", "null-tokens-row", "string-labels", "float-tokens", "float-labels",
-         "ids-beyond-int32", "labels-beyond-int8"],
+    ids=[
+        "null-label",
+        "null-token-id",
+        "null-tokens-row",
+        "string-labels",
+        "float-tokens",
+        "float-labels",
+        "ids-beyond-int32",
+        "labels-beyond-int8",
+    ],
 )
 def test_read_split_refuses_nulls_and_wrong_column_types_naming_file_and_column(table, words, tmp_path):
     uri = tmp_path / "train.parquet"
@@ -120,7 +148,11 @@ def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path
     splits = {name: ragged for name in store.SPLITS}
     info = store.store_dataset(splits, 7, METADATA, str(tmp_path))
     assert info.uri == f"{tmp_path}/data/{info.key}"
-    assert sorted(p.name for p in (tmp_path / "data" / info.key).iterdir()) == ["test.parquet", "train.parquet", "val.parquet"]
+    assert sorted(p.name for p in (tmp_path / "data" / info.key).iterdir()) == [
+        "test.parquet",
+        "train.parquet",
+        "val.parquet",
+    ]
     assert info.rows == {"train": 7, "val": 7, "test": 7}
     assert store.read_split(info.split_uris["val"])[2]["split"] == "val"
     before = (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns

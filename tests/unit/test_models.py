@@ -45,8 +45,9 @@ def test_onehot_trains_as_an_identical_gather_with_the_same_weights():
     num_words, maxlen = 500, 100
     gather = build_training_model("onehot", num_words, maxlen, ModelConfig())
     assert gather.count_params() == 4_081
-    gather.set_weights([np.random.default_rng(i).normal(size=w.shape).astype("float32")
-                        for i, w in enumerate(gather.get_weights())])
+    gather.set_weights(
+        [np.random.default_rng(i).normal(size=w.shape).astype("float32") for i, w in enumerate(gather.get_weights())]
+    )
     published = to_published("onehot", gather, num_words, maxlen, ModelConfig())
     assert published.count_params() == 4_081
     assert [layer.__class__.__name__ for layer in published.layers][1:3] == ["CategoryEncoding", "SimpleRNN"]

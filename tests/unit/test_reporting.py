@@ -13,8 +13,13 @@ from tasks.reporting.results import RunResults, Spread, VariantResult
 from tasks.training.baseline import BaselineResult
 from tests.helpers import metrics_of, trained_variant, variant_result
 
-BASELINE = BaselineResult(description="logistic regression on bag-of-words counts of the same ids", parameters=501,
-                          fit_seconds=1.0, val=metrics_of(0.79, roc_auc=0.88), test=metrics_of(0.80, 0.45, 0.885))
+BASELINE = BaselineResult(
+    description="logistic regression on bag-of-words counts of the same ids",
+    parameters=501,
+    fit_seconds=1.0,
+    val=metrics_of(0.79, roc_auc=0.88),
+    test=metrics_of(0.80, 0.45, 0.885),
+)
 
 
 def variant(accuracy: float, **flags) -> VariantResult:
@@ -40,13 +45,23 @@ def test_the_guard_column_names_the_verdict_and_the_attempts():
 
 
 def test_table_records_put_the_baseline_after_the_variants():
-    result = variant_result(0.77, 0.5, roc_auc=0.85, parameters=8209, seed=42, epochs_run=30, best_epoch=27,
-                            best_val_accuracy=0.78)
+    result = variant_result(
+        0.77, 0.5, roc_auc=0.85, parameters=8209, seed=42, epochs_run=30, best_epoch=27, best_val_accuracy=0.78
+    )
     records = results.metrics_records({"embedding": result}, BASELINE)
     assert [record["variant"] for record in records] == ["embedding", "baseline"]
-    assert records[1] == {"variant": "baseline", "parameters": 501, "seed": None, "epochs": None, "best_epoch": None,
-                          "guard": "bar", "val_accuracy": 0.79, "test_loss": 0.45, "test_accuracy": 0.80,
-                          "test_roc_auc": 0.885}
+    assert records[1] == {
+        "variant": "baseline",
+        "parameters": 501,
+        "seed": None,
+        "epochs": None,
+        "best_epoch": None,
+        "guard": "bar",
+        "val_accuracy": 0.79,
+        "test_loss": 0.45,
+        "test_accuracy": 0.80,
+        "test_roc_auc": 0.885,
+    }
     assert records[0]["guard"] == "ok" and records[0]["val_accuracy"] == 0.78
 
 
@@ -78,18 +93,28 @@ def test_the_model_card_carries_data_warnings_and_drift_but_not_passed_checks():
 
 
 def test_the_run_facts_make_metrics_json_the_report_the_model_card_and_the_manifest_details(tiny_dataset, tmp_path):
-    source = SourceInfo(kind="offline", uri="offline://corpus", local_path=str(tmp_path / "corpus"), sha256="ab",
-                        description="offline corpus", fallback_reason="no network")
-    run = publishing.RunContext(run_id="r1", run_dir=tmp_path, config=PipelineConfig(seed=7), source=source,
-                                dataset=tiny_dataset)
+    source = SourceInfo(
+        kind="offline",
+        uri="offline://corpus",
+        local_path=str(tmp_path / "corpus"),
+        sha256="ab",
+        description="offline corpus",
+        fallback_reason="no network",
+    )
+    run = publishing.RunContext(
+        run_id="r1", run_dir=tmp_path, config=PipelineConfig(seed=7), source=source, dataset=tiny_dataset
+    )
     decision = Decision(promote=True, reason="embedding accuracy 0.7700; no champion yet", candidate="embedding")
-    facts = report.RunFacts(run=run, results=RunResults(variants={"embedding": variant(0.77)}, baseline=BASELINE),
-                            decision=decision)
+    facts = report.RunFacts(
+        run=run, results=RunResults(variants={"embedding": variant(0.77)}, baseline=BASELINE), decision=decision
+    )
     report.write_run_files(facts)
     model_card.write_model_card(facts)
     assert sorted(json.loads((tmp_path / "metrics.json").read_text())) == ["baseline", "embedding"]
     text = (tmp_path / "report.md").read_text()
-    assert text.startswith("# IMDB SimpleRNN run r1\n") and "- fell back to the offline corpus because: no network" in text
+    assert (
+        text.startswith("# IMDB SimpleRNN run r1\n") and "- fell back to the offline corpus because: no network" in text
+    )
     assert f"- data set key: `{tiny_dataset.key}` at `{tiny_dataset.uri}`" in text and '"seed": 7' in text
     assert "Gate decision: promote this run (embedding accuracy 0.7700; no champion yet)." in text
     assert "- baseline: `[[40, 10], [12, 38]]`" in text and "below the baseline's 0.7900 (below 0.7600)" in text

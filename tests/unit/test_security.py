@@ -18,8 +18,9 @@ from tests.helpers import listening_addresses
 def save_model_with_lambda(path: Path, marker: Path) -> Path:
     """A model whose Lambda layer, when run, creates `marker`; saved as .keras with the lambda's bytecode."""
     ids = keras.Input((5,), dtype="int32")
-    touched = keras.layers.Lambda(lambda t, path: __import__("pathlib").Path(path).touch() or t,
-                                  arguments={"path": str(marker)})(ids)
+    touched = keras.layers.Lambda(
+        lambda t, path: __import__("pathlib").Path(path).touch() or t, arguments={"path": str(marker)}
+    )(ids)
     model = keras.Model(ids, keras.layers.Dense(1)(keras.ops.cast(touched, "float32")))
     model.save(path)
     marker.unlink()  # building the model ran the lambda once; only loading counts below
@@ -44,10 +45,10 @@ def test_the_listener_check_tells_wildcard_from_loopback_binds():
     bound = [("0.0.0.0", socket.AF_INET), ("::", socket.AF_INET6), ("127.0.0.1", socket.AF_INET)]
     sockets = [socket.socket(family) for _, family in bound]
     try:
-        for sock, (address, _) in zip(sockets, bound):
+        for sock, (address, _) in zip(sockets, bound, strict=True):
             sock.bind((address, 0))
             sock.listen()
-        expected = {(address, sock.getsockname()[1]) for sock, (address, _) in zip(sockets, bound)}
+        expected = {(address, sock.getsockname()[1]) for sock, (address, _) in zip(sockets, bound, strict=True)}
         assert expected <= listening_addresses([os.getpid()])
     finally:
         for sock in sockets:

@@ -21,8 +21,10 @@ def trained(seed: int, val_loss: float, val_accuracy: float, **flags) -> Trained
 def test_points_are_every_combination_the_first_field_slowest():
     config = PipelineConfig(sweep=["rnn_units=8,16", "learning_rate=1e-4,1e-3"])
     assert sweeps.sweep_points(config.sweep) == [
-        {"rnn_units": 8, "learning_rate": 1e-4}, {"rnn_units": 8, "learning_rate": 1e-3},
-        {"rnn_units": 16, "learning_rate": 1e-4}, {"rnn_units": 16, "learning_rate": 1e-3},
+        {"rnn_units": 8, "learning_rate": 1e-4},
+        {"rnn_units": 8, "learning_rate": 1e-3},
+        {"rnn_units": 16, "learning_rate": 1e-4},
+        {"rnn_units": 16, "learning_rate": 1e-3},
     ]
     assert sweeps.sweep_points({}) == [{}]
 
@@ -45,12 +47,21 @@ def test_each_point_and_seed_is_one_job_with_its_own_cache_key(tiny_dataset):
     config = PipelineConfig(sweep=["rnn_units=4,8", "learning_rate=1e-3,1e-2"])
     jobs = sweeps.training_jobs("embedding", tiny_dataset, config, [3, 5], 0.9)
     assert [(job.point["rnn_units"], job.point["learning_rate"], job.seed) for job in jobs] == [
-        (4, 1e-3, 3), (4, 1e-3, 5), (4, 1e-2, 3), (4, 1e-2, 5), (8, 1e-3, 3), (8, 1e-3, 5), (8, 1e-2, 3), (8, 1e-2, 5),
+        (4, 1e-3, 3),
+        (4, 1e-3, 5),
+        (4, 1e-2, 3),
+        (4, 1e-2, 5),
+        (8, 1e-3, 3),
+        (8, 1e-3, 5),
+        (8, 1e-2, 3),
+        (8, 1e-2, 5),
     ]
     assert all(job.model.rnn_units == job.point["rnn_units"] for job in jobs)
     assert all(job.training.learning_rate == job.point["learning_rate"] for job in jobs)
     assert all(job.model.embedding_dim == config.model.embedding_dim for job in jobs)  # not swept: unchanged
-    keys = {cache_keys.training_key(tiny_dataset.key, job.variant, job.model, job.training, job.seed, 0.9) for job in jobs}
+    keys = {
+        cache_keys.training_key(tiny_dataset.key, job.variant, job.model, job.training, job.seed, 0.9) for job in jobs
+    }
     assert len(keys) == len(jobs)
     unswept = sweeps.training_jobs("embedding", tiny_dataset, PipelineConfig(), [3], 0.9)
     assert [(job.point, job.model, job.training) for job in unswept] == [({}, config.model, config.training)]
@@ -65,8 +76,10 @@ def test_the_published_point_has_the_lowest_val_loss_whatever_its_accuracy(tiny_
     summary = sweeps.sweep_summary(jobs, runs, published)
     assert published is runs[2]
     assert summary.published_point == "rnn_units=8"
-    assert [(row.point, row.best_val_loss, row.val_accuracy, row.published) for row in summary.points] \
-        == [("rnn_units=4", 0.40, 0.95, False), ("rnn_units=8", 0.30, 0.90, True)]
+    assert [(row.point, row.best_val_loss, row.val_accuracy, row.published) for row in summary.points] == [
+        ("rnn_units=4", 0.40, 0.95, False),
+        ("rnn_units=8", 0.30, 0.90, True),
+    ]
     assert summary.points[1].mean_val_accuracy == pytest.approx(0.85)
     assert summary.points[1].val_accuracies == [0.90, 0.80]
 

@@ -19,8 +19,14 @@ MAXLEN = TINY_MAXLEN
 
 
 def job(variant: str, dataset, config: TrainingConfig, seed: int, baseline_val_accuracy: float | None = None):
-    return jobs.TrainingJob(variant=variant, dataset=dataset, model=ModelConfig(), training=config, seed=seed,
-                                baseline_val_accuracy=baseline_val_accuracy)
+    return jobs.TrainingJob(
+        variant=variant,
+        dataset=dataset,
+        model=ModelConfig(),
+        training=config,
+        seed=seed,
+        baseline_val_accuracy=baseline_val_accuracy,
+    )
 
 
 @pytest.mark.parametrize("variant", ["onehot", "embedding"])
@@ -57,15 +63,16 @@ def _weights(model_path: str) -> list[np.ndarray]:
 def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, parameters, tiny_dataset, tmp_path):
     """Reproducible on rerun in one process (the flow trains variants one after another)."""
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2)
-    runs = [train_variant(job(variant, tiny_dataset, config, 5), tmp_path / str(i))
-            for i in range(2)]
+    runs = [train_variant(job(variant, tiny_dataset, config, 5), tmp_path / str(i)) for i in range(2)]
     other_seed = train_variant(job(variant, tiny_dataset, config, 6), tmp_path / "6")
     histories = [json.loads((tmp_path / str(i) / variant / "history.json").read_text()) for i in range(2)]
     strip = [[{k: v for k, v in record.items() if k != "seconds"} for record in h["epochs"]] for h in histories]
     assert strip[0] == strip[1]  # identical metrics, not merely close
     for first, second in zip(_weights(runs[0].model_path), _weights(runs[1].model_path), strict=True):
         np.testing.assert_array_equal(first, second)
-    assert not all(np.array_equal(a, b) for a, b in zip(_weights(runs[0].model_path), _weights(other_seed.model_path)))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(_weights(runs[0].model_path), _weights(other_seed.model_path), strict=True)
+    )
     # onehot: (50*8 + 8*8 + 8) + 9; embedding: 50*16 + (16*8 + 8*8 + 8) + 9
     assert runs[0].parameters == runs[1].parameters == parameters
 
@@ -76,7 +83,14 @@ def one_class_val_dataset(imdb_npz, tmp_path_factory):
     splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
     val = splits["val"]
     splits["val"] = val.take(np.flatnonzero(val.labels == 1))
-    metadata = {"num_words": 50, "maxlen": MAXLEN, "val_fraction": 0.25, "seed": 0, "source": "one-class", "source_sha256": "t"}
+    metadata = {
+        "num_words": 50,
+        "maxlen": MAXLEN,
+        "val_fraction": 0.25,
+        "seed": 0,
+        "source": "one-class",
+        "source_sha256": "t",
+    }
     return store.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
 
 
@@ -108,8 +122,9 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
     assert not trained.stalled and trained.seed == jobs.derive_seed(3, 0, 1)
     published = json.loads(Path(trained.history_path).read_text())
     assert published["seed"] == trained.seed and len(published["attempts"]) == 2
-    for first, second in zip(_weights(trained.model_path),
-                             _weights(str(tmp_path / "attempt-1" / "onehot" / "model.keras")), strict=True):
+    for first, second in zip(
+        _weights(trained.model_path), _weights(str(tmp_path / "attempt-1" / "onehot" / "model.keras")), strict=True
+    ):
         np.testing.assert_array_equal(first, second)
 
 
@@ -139,8 +154,10 @@ def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_datas
     assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
     # a set: after a flow test in the same session, Prefect's handlers may deliver a record twice
     (line,) = {record.getMessage() for record in caplog.records if "restart" in record.getMessage()}
-    assert line == (f"onehot seed 3 under-trained (best val accuracy {first.best_val_accuracy:.4f}, more than 0.03 "
-                    f"below the baseline's {bar:.4f}): restart 1/2 with seed {second.seed}")
+    assert line == (
+        f"onehot seed 3 under-trained (best val accuracy {first.best_val_accuracy:.4f}, more than 0.03 "
+        f"below the baseline's {bar:.4f}): restart 1/2 with seed {second.seed}"
+    )
 
 
 def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
@@ -152,9 +169,21 @@ def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
 
 def test_the_published_seed_is_the_best_val_loss_that_did_not_stall():
     def run(seed, loss, stalled):
-        return jobs.TrainedVariant(variant="v", model_path="m", history_path="h", parameters=1, epochs_run=1,
-                                       best_epoch=1, stopped_early=False, train_seconds=1, trained_at=0, seed=seed,
-                                       best_val_loss=loss, stalled=stalled)
+        return jobs.TrainedVariant(
+            variant="v",
+            model_path="m",
+            history_path="h",
+            parameters=1,
+            epochs_run=1,
+            best_epoch=1,
+            stopped_early=False,
+            train_seconds=1,
+            trained_at=0,
+            seed=seed,
+            best_val_loss=loss,
+            stalled=stalled,
+        )
+
     runs = [run(1, 0.50, False), run(2, 0.30, True), run(3, 0.40, False)]
     assert jobs.pick_published(runs).seed == 3  # the stalled seed's lower loss does not count
     assert jobs.pick_published([run(1, 0.6, True), run(2, 0.5, True)]).seed == 2

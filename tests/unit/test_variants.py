@@ -37,8 +37,9 @@ def registered():
 
 
 def test_a_registered_variant_is_configured_built_trained_cached_and_reported(registered, tiny_dataset, tmp_path):
-    config = config_from_args(build_parser().parse_args(["--variants", "mean-embedding,embedding",
-                                                         "--embedding-dim", "4"]))
+    config = config_from_args(
+        build_parser().parse_args(["--variants", "mean-embedding,embedding", "--embedding-dim", "4"])
+    )
     assert config.model.variants == ("mean-embedding", "embedding")
     assert registered.options == ("embedding_dim",)  # read from the builder's keyword-only parameters
     model = build_model("mean-embedding", 50, 20, config.model)
@@ -51,8 +52,9 @@ def test_a_registered_variant_is_configured_built_trained_cached_and_reported(re
     assert trained.epochs_run == 2 and trained.parameters == model.count_params()
 
     key = cache_keys.training_key("d", "mean-embedding", config.model, training, 0)
-    assert key == cache_keys.training_key("d", "mean-embedding", config.model.model_copy(update={"rnn_units": 3}),
-                                       training, 0)  # a size it does not read
+    assert key == cache_keys.training_key(
+        "d", "mean-embedding", config.model.model_copy(update={"rnn_units": 3}), training, 0
+    )  # a size it does not read
     assert key != cache_keys.training_key("d", "mean-embedding", ModelConfig(embedding_dim=5), training, 0)
 
     listed = model_card.model_list({"mean-embedding": variant_result(0.5, parameters=trained.parameters)}, 20)

@@ -96,7 +96,7 @@ def test_the_canonical_word_index_is_downloaded_verified_and_cached_beside_imdb_
 
 def test_a_word_index_with_the_wrong_md5_is_refused_and_not_kept(canonical_files, monkeypatch, tmp_path):
     monkeypatch.setattr(sources, "WORD_INDEX_MD5", "0" * 32)
-    with pytest.raises(ChecksumMismatch, match="md5 .* does not match the expected 0000"):
+    with pytest.raises(ChecksumMismatch, match=r"md5 .* does not match the expected 0000"):
         sources.resolve_source(DataConfig(source="auto", cache_dir=str(tmp_path)))  # never a fallback
     assert not (tmp_path / "canonical_word_index.json").exists()
     assert not list(tmp_path.glob("canonical_word_index.json*"))
@@ -125,6 +125,7 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
     import pyarrow.parquet as pq
 
     from tasks.data import store
+
     source = sources.offline_source()
     splits = split_source(source.kind, source.local_path, 500, 0.2, seed=42)
     words = vocabulary.build_vocabulary(source.kind, source.local_path, None, 500, 100)
