@@ -19,7 +19,7 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
 from tasks.config import PipelineConfig
@@ -27,10 +27,10 @@ from tasks.data import corpus
 from tasks.data.sources import SourceInfo
 from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.data.store import DatasetInfo
-from tasks.registry.gate import Decision
 from tasks.registry.publishing import RunContext
 from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
 from tasks.reporting.results import RunResults, VariantResult, variant_result
+from tasks.reporting.summary import RunSummary
 from tasks.reporting.tables import format_table, format_time_split, summary_rows
 from tasks.runtime import task_runners
 from tasks.runtime.command_line import run_flow
@@ -95,19 +95,6 @@ class CachedStages:
             fit_baseline=fit_baseline.with_options(**options),
             train=train.with_options(**options),
         )
-
-
-class RunSummary(BaseModel):
-    """What a run returns, and its command line prints: where it was published, what it used and
-    found, the champion gate's final decision, and when each stage ran."""
-
-    model_config = ConfigDict(frozen=True)
-
-    run_uri: str
-    run: RunContext
-    results: RunResults
-    decision: Decision
-    timing: dict  # as `StageLog.timing` gives it
 
 
 @flow(
