@@ -16,7 +16,7 @@ import pytest
 
 from flows.imdb_pipeline import main
 from tasks.data import corpus, sources
-from tests.helpers import small_run_options
+from tests.helpers import assert_nothing_published, run_error_line, small_run_options
 from tools.predict import main as predict
 
 pytestmark = pytest.mark.e2e
@@ -63,3 +63,16 @@ def test_the_flow_trains_on_a_folder_of_own_reviews_and_predicts(prefect_harness
     assert predict(["--run", str(run_dir), "--variant", "embedding", "--text", texts[0], "--text", texts[1]]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and all(line["label"] in ("positive", "negative") for line in lines)
+
+
+def test_a_bad_file_among_own_reviews_fails_the_run_with_one_line_and_publishes_nothing(
+    prefect_harness, tmp_path, capsys
+):
+    write_own_reviews(tmp_path / "reviews")
+    (tmp_path / "reviews" / "d.csv").write_text("text,label\nfine film,positive\nso-so film,mixed\n")
+    assert main(small_run_options(str(tmp_path / "reviews"), tmp_path)) == 1
+    captured = capsys.readouterr()
+    line = run_error_line(captured)
+    assert line == f"error: {tmp_path / 'reviews' / 'd.csv'}: label 'mixed' is none of 0/1, negative/positive, neg/pos"
+    assert "run: " not in captured.out
+    assert_nothing_published(tmp_path / "store")
