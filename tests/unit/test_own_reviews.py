@@ -231,3 +231,25 @@ def test_the_vocabulary_is_ranked_on_the_training_split_only(tmp_path):
     zebra_row = list(splits["test"].texts).index("zebra zebra only here")
     test = splits["test"]
     assert np.array_equal(test.ids[test.offsets[zebra_row] : test.offsets[zebra_row + 1]], [corpus.START_ID])
+
+
+def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    prefix = "memory://own-reviews-test/batch"
+    all_texts = texts(40)
+    memory.pipe(
+        "/own-reviews-test/batch/b.csv", ("text,label\n" + "".join(f"{t},1\n" for t in all_texts[20:])).encode()
+    )
+    memory.pipe(
+        "/own-reviews-test/batch/a.jsonl.gz",
+        gzip.compress("".join(json.dumps({"text": t, "label": "neg"}) + "\n" for t in all_texts[:20]).encode()),
+    )
+    try:
+        source = sources.resolve_source(DataConfig(source=prefix))
+        assert [file.uri for file in source.files] == [f"{prefix}/a.jsonl.gz", f"{prefix}/b.csv"]
+        splits = split_own_source([file.uri for file in source.files], DataConfig(source=prefix, num_words=50), 0)
+        assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
+    finally:
+        memory.rm("/own-reviews-test", recursive=True)
