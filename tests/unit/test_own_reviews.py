@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.config import DataConfig
-from tasks.data import corpus, own_reviews, sources, vocabulary
+from tasks.data import corpus, own_reviews, sources, store, vocabulary
 from tasks.data.split import split_own_source
 from tasks.errors import DataError, SourceError
 
@@ -139,6 +140,16 @@ def test_bad_csv_gives_one_line_naming_the_file(tmp_path, case, content, message
     assert str(tmp_path / "a.csv") in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "a.jsonl: empty file"), (b'{"text": "caf\xe9", "label": 1}\n', "a.jsonl: column 'text' is not UTF-8")],
+)
+def test_an_empty_or_non_utf8_jsonl_file_is_refused(tmp_path, content, message):
+    (tmp_path / "a.jsonl").write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        split_of(tmp_path)
+
+
 def test_non_utf8_text_in_parquet_is_refused(tmp_path):
     write_parquet(tmp_path / "a.parquet", {"text": pa.array([b"caf\xe9"], pa.binary()), "label": [1]})
     with pytest.raises(DataError, match=r"a\.parquet: column 'text' is not UTF-8 text"):
@@ -253,3 +264,15 @@ def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
         assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
     finally:
         memory.rm("/own-reviews-test", recursive=True)
+
+
+def test_the_stored_data_set_keeps_every_splits_text_and_the_training_vocabulary(tmp_path):
+    write_csv(tmp_path / "a.csv", [(text, i % 2) for i, text in enumerate(texts(60))])
+    splits = split_of(tmp_path)
+    words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
+    metadata = store.dataset_metadata(DataConfig(num_words=50, maxlen=20), 0, str(tmp_path), "0" * 64)
+    dataset = store.store_dataset(splits, 20, metadata, str(tmp_path / "store"), words)
+    for name, split in splits.items():
+        assert pq.read_table(dataset.split_uris[name]).column(store.TEXT_COLUMN).to_pylist() == list(split.texts)
+    assert dataset.vocabulary_uri is not None
+    assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == words
