@@ -272,7 +272,10 @@ def test_the_stored_data_set_keeps_every_splits_text_and_the_training_vocabulary
     words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
     metadata = store.dataset_metadata(DataConfig(num_words=50, maxlen=20), 0, str(tmp_path), "0" * 64)
     dataset = store.store_dataset(splits, 20, metadata, str(tmp_path / "store"), words)
-    for name, split in splits.items():
-        assert pq.read_table(dataset.split_uris[name]).column(store.TEXT_COLUMN).to_pylist() == list(split.texts)
+    stored = {
+        name: pq.read_table(uri).column(store.TEXT_COLUMN).to_pylist() for name, uri in dataset.split_uris.items()
+    }
+    assert {name: list(split.texts) for name, split in splits.items()} == stored
+    assert sorted(text for split_texts in stored.values() for text in split_texts) == sorted(texts(60))
     assert dataset.vocabulary_uri is not None
     assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == words
