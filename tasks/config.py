@@ -58,7 +58,8 @@ class DataConfig(_Part):
 
     source: str = Field(
         "auto",
-        description="keras | offline | auto, or a URI/path of an imdb.npz mirror",
+        description="keras | offline | auto, a URI/path of an imdb.npz mirror, or a file or folder/prefix of "
+        "your own labelled reviews (.csv, .jsonl, optionally .gz, or .parquet)",
     )
     source_sha256: str | None = Field(None, description="expected sha256 of a mirror's imdb.npz (keras: built in)")
     cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
@@ -68,6 +69,12 @@ class DataConfig(_Part):
     num_words: int = Field(500, ge=MIN_NUM_WORDS, le=INT32_MAX, description="vocabulary size: ids >= it become oov")
     maxlen: int = Field(100, ge=1, le=INT32_MAX, description="tokens per review after front padding/truncation")
     val_fraction: float = Field(0.2, gt=0, lt=1, allow_inf_nan=False, description="share of the training part held out")
+    # Own reviews only: the sources above come with their test split.
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, allow_inf_nan=False, description="own reviews: share held out for test (by text hash)"
+    )
+    text_column: str = Field("text", min_length=1, description="own reviews: the column holding the review text")
+    label_column: str = Field("label", min_length=1, description="own reviews: the column holding 0/1 or neg/pos")
 
     @field_validator("source")
     @classmethod

@@ -21,6 +21,10 @@ class DataError(PipelineError):
     """Reviews or stored splits are malformed (missing keys, bad ids or labels, wrong schema)."""
 
 
+class ReviewFileError(DataError):
+    """A file of one's own labelled reviews is malformed (a missing column, a bad label, nulls...)."""
+
+
 class StorageError(PipelineError):
     """The storage root cannot be written or read."""
 

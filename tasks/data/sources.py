@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel
 
 from tasks.config import DataConfig
+from tasks.data import own_reviews
 from tasks.errors import ChecksumMismatch, SourceError, SourceUnreachable
 from tasks.storage import fs
 
@@ -49,10 +50,17 @@ UNREACHABLE_SUFFIX = ".unreachable"
 CANONICAL_RETRY_SECONDS = 24 * 3600
 
 
-class SourceInfo(BaseModel):
-    """A local file ready to load, and where it came from."""
+class ReviewFile(BaseModel):
+    """One file of one's own reviews and the sha256 of its content."""
 
-    kind: Literal["npz", "offline"]
+    uri: str
+    sha256: str
+
+
+class SourceInfo(BaseModel):
+    """A local file ready to load (or, for own reviews, the files to read), and where it came from."""
+
+    kind: Literal["npz", "offline", "reviews"]
     uri: str
     local_path: str
     sha256: str
@@ -60,6 +68,7 @@ class SourceInfo(BaseModel):
     fallback_reason: str | None = None
     word_index_path: str | None = None  # the imdb.npz's verified word index; None for the offline corpus
     word_index_sha256: str | None = None
+    files: list[ReviewFile] = []  # own reviews: every file read, in name order
 
 
 def resolve_source(config: DataConfig) -> SourceInfo:
@@ -74,6 +83,8 @@ def resolve_source(config: DataConfig) -> SourceInfo:
         return _with_word_index(fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config), fetch_word_index(config))
     if config.source == "auto":
         return _auto_source(config)
+    if own_reviews.is_reviews_source(config.source):
+        return reviews_source(config.source)
     mirror = fetch_npz(config.source, config.source_sha256, config)
     return _with_word_index(mirror, _word_index_beside(config.source))
 
@@ -179,6 +190,23 @@ def offline_source(fallback_reason: str | None = None) -> SourceInfo:
         sha256=fs.sha256_of(str(csv_path)),
         description=OFFLINE_NOTE,
         fallback_reason=fallback_reason,
+    )
+
+
+def reviews_source(uri: str) -> SourceInfo:
+    """One's own reviews: the data files `uri` names, each with its sha256; the source's sha256
+    hashes exactly those (name and content), so a changed, added or removed file changes it."""
+    files = [ReviewFile(uri=name, sha256=fs.sha256_of(name)) for name in own_reviews.list_review_files(uri)]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(f"{file.uri.rsplit('/', 1)[-1]}\0{file.sha256}\n".encode())
+    return SourceInfo(
+        kind="reviews",
+        uri=uri,
+        local_path=uri,
+        sha256=digest.hexdigest(),
+        description=f"own reviews: {len(files)} file(s) from {uri}",
+        files=files,
     )
 
 

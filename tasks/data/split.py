@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tasks.config import DataConfig
 from tasks.data.corpus import Reviews, load_keras_npz, load_offline_reviews
+from tasks.data.own_reviews import split_own_reviews
 from tasks.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -40,3 +42,17 @@ def split_source(kind: str, path: str | Path, num_words: int, val_fraction: floa
     train, val = split_reviews(train_part, val_fraction, seed)
     log.info("split: %d train / %d val / %d test reviews", len(train), len(val), len(test))
     return {"train": train, "val": val, "test": test}
+
+
+def split_own_source(files: list[str], config: DataConfig, seed: int) -> dict[str, Reviews]:
+    """The train, val and test reviews of one's own files, split by the hash of each review's text."""
+    splits = split_own_reviews(
+        files,
+        config.text_column,
+        config.label_column,
+        config.num_words,
+        (config.test_fraction, config.val_fraction),
+        seed,
+    )
+    log.info("split: %d train / %d val / %d test reviews", *(len(splits[name]) for name in ("train", "val", "test")))
+    return splits

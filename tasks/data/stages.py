@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
 from tasks.data import checks, corpus, drift, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
-from tasks.data.split import split_source
+from tasks.data.split import split_own_source, split_source
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.registry import gate
 from tasks.runtime import ui
@@ -55,17 +55,25 @@ def download(config: DataConfig) -> SourceInfo:
 
 
 def _split_cache_key(context, parameters: dict) -> str:
-    return cache_keys.split_key(parameters["source"].sha256, parameters["config"], parameters["seed"])
+    source = parameters["source"]
+    return cache_keys.split_key(source.sha256, parameters["config"], parameters["seed"], source.kind == "reviews")
 
 
 @task(name="split", cache_key_fn=_split_cache_key)
 def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, corpus.Reviews]:
+    if source.kind == "reviews":
+        return split_own_source([file.uri for file in source.files], config, seed)
     return split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
+
+
+def _dataset_metadata(source: SourceInfo, config: DataConfig, seed: int) -> dict:
+    metadata = store.dataset_metadata(config, seed, source.uri, source.sha256)
+    return metadata | store.own_reviews_metadata(config) if source.kind == "reviews" else metadata
 
 
 def _store_cache_key(context, parameters: dict) -> str:
     source, config = parameters["source"], parameters["config"]
-    metadata = store.dataset_metadata(config, parameters["seed"], source.uri, source.sha256)
+    metadata = _dataset_metadata(source, config, parameters["seed"])
     # The word index shapes the stored vocabulary.json, not the stored ids: it keys the stage, not the data set.
     return cache_keys.store_key(
         {**metadata, "word_index_sha256": source.word_index_sha256}, parameters["storage_config"].root
@@ -76,10 +84,15 @@ def _store_cache_key(context, parameters: dict) -> str:
 def pad_and_store(
     splits: dict[str, corpus.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> store.DatasetInfo:
-    metadata = store.dataset_metadata(config, seed, source.uri, source.sha256)
-    words = vocabulary.build_vocabulary(
-        source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
-    )
+    metadata = _dataset_metadata(source, config, seed)
+    words: vocabulary.Vocabulary | None
+    if source.kind == "reviews":
+        train_texts = list(splits["train"].texts if splits["train"].texts is not None else [])
+        words = vocabulary.text_vocabulary(source.kind, train_texts, config.num_words, config.maxlen)
+    else:
+        words = vocabulary.build_vocabulary(
+            source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
+        )
     return store.store_dataset(splits, config.maxlen, metadata, storage_config.root, words)
 
 

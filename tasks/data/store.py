@@ -70,6 +70,15 @@ def dataset_metadata(config: DataConfig, seed: int, source_uri: str, source_sha2
     }
 
 
+def own_reviews_metadata(config: DataConfig) -> dict:
+    """What else shapes the stored splits of one's own reviews: the test share and the columns read."""
+    return {
+        "test_fraction": config.test_fraction,
+        "text_column": config.text_column,
+        "label_column": config.label_column,
+    }
+
+
 def content_digest(padded: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     """sha256 of every split's padded ids and labels: what the stored files will hold."""
     digest = hashlib.sha256()

@@ -81,6 +81,12 @@ def build_vocabulary(
     return Vocabulary(source_kind=source_kind, spec=spec, word_index=word_index)
 
 
+def text_vocabulary(source_kind: str, train_texts: list[str], num_words: int, maxlen: int) -> Vocabulary:
+    """The vocabulary of a data set split from raw texts: ranked on its training texts only (exact)."""
+    spec = TokenizerSpec(num_words=num_words, maxlen=maxlen, exact=True)
+    return Vocabulary(source_kind=source_kind, spec=spec, word_index=corpus.text_word_index(train_texts))
+
+
 def read_word_index(raw: bytes, name: str) -> dict[str, int]:
     """A Keras-style word index (JSON object of word -> positive int rank); DataError otherwise."""
     try:

@@ -90,8 +90,12 @@ def download_key(config: DataConfig, cached_sha256: str) -> str:
     return "download-" + _digest(config.source, config.source_sha256, config.cache_dir, cached_sha256)
 
 
-def split_key(source_sha256: str, config: DataConfig, seed: int) -> str:
-    return "split-" + _digest(source_sha256, config.num_words, config.val_fraction, seed, code_hash(SPLIT_MODULE))
+def split_key(source_sha256: str, config: DataConfig, seed: int, own_reviews: bool = False) -> str:
+    """The split's key; own reviews add the options only they read (other sources keep their keys)."""
+    parts: tuple = (source_sha256, config.num_words, config.val_fraction, seed, code_hash(SPLIT_MODULE))
+    if own_reviews:
+        parts = (*parts, config.test_fraction, config.text_column, config.label_column)
+    return "split-" + _digest(*parts)
 
 
 def store_key(metadata: dict, storage_root: str) -> str:

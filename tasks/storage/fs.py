@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -115,6 +115,25 @@ def list_folders(uri: str) -> list[str]:
             for entry in fs.ls(path, detail=True)
             if entry["type"] == "directory"
         )
+
+
+def list_files(uri: str) -> list[str] | None:
+    """URIs of the objects directly under the folder/prefix `uri`, sorted by name; None when `uri`
+    is no folder (a single object, or nothing at all)."""
+    fs, path = filesystem(uri)
+    with _reported("list", uri):
+        if not fs.isdir(path):
+            return None
+        names = [entry["name"].rsplit("/", 1)[-1] for entry in fs.ls(path, detail=True) if entry["type"] == "file"]
+    return [join(uri, name) for name in sorted(names)]
+
+
+@contextmanager
+def open_read(uri: str, compression: str | None = None) -> Iterator[IO[bytes]]:
+    """A binary file object reading `uri` (decompressed when `compression` is given, e.g. "gzip")."""
+    fs, path = filesystem(uri)
+    with _reported("read", uri), fs.open(path, "rb", compression=compression) as handle:
+        yield handle
 
 
 def ensure_writable(root: str) -> None:

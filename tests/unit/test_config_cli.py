@@ -117,6 +117,12 @@ def test_every_option_reaches_its_config_field():
         "learning_rate=1e-4,1e-3",
         "--dask-address",
         "tcp://scheduler:8786/",
+        "--test-fraction",
+        "0.3",
+        "--text-column",
+        "body",
+        "--label-column",
+        "sentiment",
     )
     assert config.data.model_dump() == {
         "source": "offline",
@@ -126,6 +132,9 @@ def test_every_option_reaches_its_config_field():
         "num_words": 1000,
         "maxlen": 50,
         "val_fraction": 0.1,
+        "test_fraction": 0.3,
+        "text_column": "body",
+        "label_column": "sentiment",
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {

@@ -1,0 +1,281 @@
+"""Own labelled reviews as a source: formats, labels, the split column, bad input, the hash split,
+duplicates and the vocabulary ranked on the training split."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks.config import DataConfig
+from tasks.data import corpus, own_reviews, sources, store, vocabulary
+from tasks.data.split import split_own_source
+from tasks.errors import DataError, SourceError
+
+WORDS = ("good", "bad", "plot", "actor", "scene", "music", "ending", "story", "camera", "script")
+
+
+def texts(count: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [f"review {seed}-{i} " + " ".join(rng.choices(WORDS, k=6)) for i in range(count)]
+
+
+def write_csv(path: Path, rows: list[tuple[str, object]], header: str = "text,label") -> Path:
+    lines = [header, *(f'"{text}",{label}' for text, label in rows)]
+    content = "\n".join(lines) + "\n"
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(content.encode()))
+    else:
+        path.write_text(content)
+    return path
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    content = "".join(json.dumps(row) + "\n" for row in rows)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(content.encode()))
+    else:
+        path.write_text(content)
+    return path
+
+
+def write_parquet(path: Path, columns: dict[str, list]) -> Path:
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def read_all(*paths: Path) -> list[own_reviews.Review]:
+    return list(own_reviews.read_review_files([str(path) for path in paths], "text", "label"))
+
+
+def split_of(folder: Path, seed: int = 0, **options) -> dict[str, corpus.Reviews]:
+    config = DataConfig(source=str(folder), num_words=50, **options)
+    source = sources.resolve_source(config)
+    return split_own_source([file.uri for file in source.files], config, seed)
+
+
+@pytest.mark.parametrize("name", ["a.csv", "a.csv.gz"])
+def test_csv_files_plain_and_gzipped(tmp_path, name):
+    path = write_csv(tmp_path / name, [("Great film", "positive"), ("dull, long", "Neg"), ("fine", 1)])
+    assert [(review.text, review.label) for review in read_all(path)] == [
+        ("Great film", 1),
+        ("dull, long", 0),
+        ("fine", 1),
+    ]
+
+
+@pytest.mark.parametrize("name", ["a.jsonl", "a.jsonl.gz"])
+def test_jsonl_files_plain_and_gzipped(tmp_path, name):
+    path = write_jsonl(tmp_path / name, [{"text": "loved it", "label": 1}, {"text": "hated it", "label": 0}])
+    assert [(review.text, review.label) for review in read_all(path)] == [("loved it", 1), ("hated it", 0)]
+
+
+def test_parquet_file_with_label_spellings_in_any_case(tmp_path):
+    labels = ["POSITIVE", "negative", "Pos", "neg", "0", "1"]
+    path = write_parquet(tmp_path / "a.parquet", {"text": [f"t{i}" for i in range(6)], "label": labels})
+    assert [review.label for review in read_all(path)] == [1, 0, 1, 0, 0, 1]
+
+
+def test_other_column_names_are_read_when_named(tmp_path):
+    write_csv(tmp_path / "a.csv", [(text, i % 2) for i, text in enumerate(texts(40))], header="body,sentiment")
+    splits = split_of(tmp_path, text_column="body", label_column="sentiment")
+    assert sum(len(split) for split in splits.values()) == 40
+
+
+def test_the_split_column_overrides_the_hash(tmp_path):
+    rows = [{"text": text, "label": i % 2, "split": "test" if i < 10 else ""} for i, text in enumerate(texts(60))]
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    splits = split_of(tmp_path)
+    assert set(texts(60)[:10]) <= set(splits["test"].texts)
+    assert len(splits["train"]) + len(splits["val"]) > 30  # the rows without a split go by hash
+
+
+def test_a_folder_reads_every_data_file_under_it_in_name_order(tmp_path):
+    all_texts = texts(60)
+    write_csv(tmp_path / "b.csv", [(text, 1) for text in all_texts[30:]])
+    write_jsonl(tmp_path / "a.jsonl", [{"text": text, "label": 0} for text in all_texts[:30]])
+    (tmp_path / "notes.txt").write_text("not data")
+    (tmp_path / "nested").mkdir()
+    write_csv(tmp_path / "nested" / "c.csv", [("ignored", 1)])
+    source = sources.resolve_source(DataConfig(source=tmp_path.as_uri()))
+    assert source.kind == "reviews"
+    assert [Path(file.uri).name for file in source.files] == ["a.jsonl", "b.csv"]
+    splits = split_of(tmp_path)
+    assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
+
+
+def test_the_source_key_is_the_hash_of_exactly_the_files_chosen(tmp_path):
+    path = write_csv(tmp_path / "a.csv", [("one", 1), ("two", 0)])
+    first = sources.resolve_source(DataConfig(source=str(tmp_path))).sha256
+    (tmp_path / "notes.txt").write_text("not data")
+    assert sources.resolve_source(DataConfig(source=str(tmp_path))).sha256 == first
+    write_csv(path, [("one", 1), ("two", 1)])
+    assert sources.resolve_source(DataConfig(source=str(tmp_path))).sha256 != first
+
+
+BAD_INPUT = [
+    ("missing.csv", b"body,label\nfine,1\n", "a.csv: no column 'text'"),
+    ("third.csv", b"text,label\nfine,1\nmeh,neutral\n", "a.csv: label 'neutral' is none of"),
+    ("null_text.csv", b"text,label\nfine,1\n,0\n", "a.csv: column 'text' has 1 empty (null)"),
+    ("null_label.csv", b"text,label\nfine,1\nmeh,\n", "a.csv: column 'label' has 1 empty (null)"),
+    ("latin1.csv", b"text,label\ncaf\xe9,1\n", "a.csv: cannot read csv"),
+    ("empty.csv", b"", "a.csv: empty file"),
+    ("header_only.csv", b"text,label\n", "a.csv: no reviews (empty file)"),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "message"), BAD_INPUT, ids=[case for case, _, _ in BAD_INPUT])
+def test_bad_csv_gives_one_line_naming_the_file(tmp_path, case, content, message):
+    (tmp_path / "a.csv").write_bytes(content)
+    with pytest.raises(DataError) as error:
+        split_of(tmp_path)
+    assert message in str(error.value)
+    assert str(tmp_path / "a.csv") in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"", "a.jsonl: empty file"), (b'{"text": "caf\xe9", "label": 1}\n', "a.jsonl: column 'text' is not UTF-8")],
+)
+def test_an_empty_or_non_utf8_jsonl_file_is_refused(tmp_path, content, message):
+    (tmp_path / "a.jsonl").write_bytes(content)
+    with pytest.raises(DataError, match=re.escape(message)):
+        split_of(tmp_path)
+
+
+def test_non_utf8_text_in_parquet_is_refused(tmp_path):
+    write_parquet(tmp_path / "a.parquet", {"text": pa.array([b"caf\xe9"], pa.binary()), "label": [1]})
+    with pytest.raises(DataError, match=r"a\.parquet: column 'text' is not UTF-8 text"):
+        split_of(tmp_path)
+
+
+def test_an_unreadable_parquet_file_is_refused(tmp_path):
+    (tmp_path / "a.parquet").write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(DataError, match=r"a\.parquet: cannot read parquet"):
+        split_of(tmp_path)
+
+
+def test_files_with_different_columns_are_refused(tmp_path):
+    write_csv(tmp_path / "a.csv", [("one", 1)])
+    write_jsonl(tmp_path / "b.jsonl", [{"text": "two", "label": 0, "stars": 4}])
+    with pytest.raises(DataError, match=r"b\.jsonl: columns .* differ from .* of .*a\.csv"):
+        split_of(tmp_path)
+
+
+def test_a_folder_without_data_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not data")
+    with pytest.raises(SourceError, match="no data files"):
+        sources.resolve_source(DataConfig(source=str(tmp_path)))
+
+
+def test_a_bad_split_value_is_refused(tmp_path):
+    write_jsonl(tmp_path / "a.jsonl", [{"text": "one", "label": 1, "split": "holdout"}])
+    with pytest.raises(DataError, match=r"a\.jsonl: split 'holdout' is none of"):
+        split_of(tmp_path)
+
+
+def test_adding_reviews_never_moves_one_between_splits():
+    rng = random.Random(5)
+    for round_ in range(5):
+        base = texts(rng.randint(20, 200), seed=round_)
+        grown = base + texts(rng.randint(1, 300), seed=100 + round_)
+        rng.shuffle(grown)
+        first = own_reviews.assign_splits(
+            {own_reviews.normalize_text(t): own_reviews.Review(t, 1, None) for t in base}, 42, 0.2, 0.2
+        )
+        second = own_reviews.assign_splits(
+            {own_reviews.normalize_text(t): own_reviews.Review(t, 1, None) for t in grown}, 42, 0.2, 0.2
+        )
+        for name in own_reviews.SPLIT_NAMES:
+            before = {review.text for review in first[name]}
+            assert before <= {review.text for review in second[name]}
+
+
+def test_the_hash_split_follows_the_shares_and_the_seed():
+    keys = [own_reviews.normalize_text(text) for text in texts(4000)]
+    names = [own_reviews.hash_split(key, 0, 0.2, 0.25) for key in keys]
+    shares = {name: names.count(name) / len(names) for name in own_reviews.SPLIT_NAMES}
+    assert shares["test"] == pytest.approx(0.2, abs=0.03)
+    assert shares["val"] == pytest.approx(0.8 * 0.25, abs=0.03)
+    assert names != [own_reviews.hash_split(key, 1, 0.2, 0.25) for key in keys]
+
+
+def test_duplicates_are_kept_once_with_the_last_files_label(tmp_path, caplog):
+    caplog.set_level("INFO")
+    unique = texts(40)
+    write_csv(tmp_path / "a.csv", [(text, 0) for text in unique])
+    write_csv(tmp_path / "b.csv", [("  " + unique[0].upper() + " ", 1), (unique[1], 0)])
+    splits = split_of(tmp_path)
+    assert sum(len(split) for split in splits.values()) == 40
+    labels = {
+        own_reviews.normalize_text(text): label
+        for split in splits.values()
+        for text, label in zip(split.texts, split.labels, strict=True)
+    }
+    assert labels[own_reviews.normalize_text(unique[0])] == 1
+    assert "1 text(s) with conflicting labels" in caplog.text
+
+
+def test_the_vocabulary_is_ranked_on_the_training_split_only(tmp_path):
+    rows = [(text, i % 2) for i, text in enumerate(texts(80))]
+    rows.append(("zebra zebra only here", 1))
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [{"text": text, "label": label, "split": "test" if "zebra" in text else ""} for text, label in rows],
+    )
+    splits = split_of(tmp_path)
+    words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
+    assert "zebra" not in words.word_index and "good" in words.word_index
+    assert words.word_index == corpus.rank_vocabulary([corpus.tokenize(text) for text in splits["train"].texts])
+    # the stored ids of the training texts are exactly what the published vocabulary encodes
+    encoder = vocabulary.TextEncoder.of(words)
+    train = splits["train"]
+    first = train.ids[train.offsets[0] : train.offsets[1]].tolist()
+    assert encoder.all_ids(train.texts[0]) == first
+    zebra_row = list(splits["test"].texts).index("zebra zebra only here")
+    test = splits["test"]
+    assert np.array_equal(test.ids[test.offsets[zebra_row] : test.offsets[zebra_row + 1]], [corpus.START_ID])
+
+
+def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    prefix = "memory://own-reviews-test/batch"
+    all_texts = texts(40)
+    memory.pipe(
+        "/own-reviews-test/batch/b.csv", ("text,label\n" + "".join(f"{t},1\n" for t in all_texts[20:])).encode()
+    )
+    memory.pipe(
+        "/own-reviews-test/batch/a.jsonl.gz",
+        gzip.compress("".join(json.dumps({"text": t, "label": "neg"}) + "\n" for t in all_texts[:20]).encode()),
+    )
+    try:
+        source = sources.resolve_source(DataConfig(source=prefix))
+        assert [file.uri for file in source.files] == [f"{prefix}/a.jsonl.gz", f"{prefix}/b.csv"]
+        splits = split_own_source([file.uri for file in source.files], DataConfig(source=prefix, num_words=50), 0)
+        assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
+    finally:
+        memory.rm("/own-reviews-test", recursive=True)
+
+
+def test_the_stored_data_set_keeps_every_splits_text_and_the_training_vocabulary(tmp_path):
+    write_csv(tmp_path / "a.csv", [(text, i % 2) for i, text in enumerate(texts(60))])
+    splits = split_of(tmp_path)
+    words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
+    metadata = store.dataset_metadata(DataConfig(num_words=50, maxlen=20), 0, str(tmp_path), "0" * 64)
+    dataset = store.store_dataset(splits, 20, metadata, str(tmp_path / "store"), words)
+    stored = {
+        name: pq.read_table(uri).column(store.TEXT_COLUMN).to_pylist() for name, uri in dataset.split_uris.items()
+    }
+    assert {name: list(split.texts) for name, split in splits.items()} == stored
+    assert sorted(text for split_texts in stored.values() for text in split_texts) == sorted(texts(60))
+    assert dataset.vocabulary_uri is not None
+    assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == words
