@@ -34,16 +34,15 @@ def _load_hooks():
 hooks = _load_hooks()
 
 
-def documented_default(value) -> str:
-    if value is None or value == {}:
-        return "none"
-    if value is False:
-        return "off"
-    if isinstance(value, tuple):
-        return f"`{','.join(value)}`"
-    if isinstance(value, float) and value.is_integer():
-        return f"`{value:g}`"
-    return f"`{value}`"
+def test_a_default_is_shown_as_its_option_takes_it():
+    shown = hooks.documented_default
+    assert [shown(None), shown({}), shown(False), shown(True)] == ["none", "none", "off", "`True`"]
+    assert [shown(("onehot", "embedding")), shown(2.0), shown(0.2), shown(500)] == [
+        "`onehot,embedding`",
+        "`2`",
+        "`0.2`",
+        "`500`",
+    ]
 
 
 def _rendered(page: Path) -> str:
@@ -55,7 +54,7 @@ def test_the_options_reference_has_every_option_with_its_default():
     rendered = _rendered(OPTIONS_PAGE)
     documented = dict(re.findall(r"^\| `(--[a-z0-9-]+)` \| ([^|]*?) \|", rendered, flags=re.MULTILINE))
     expected = {
-        option: documented_default(SECTIONS[section].model_fields[field].default)
+        option: hooks.documented_default(SECTIONS[section].model_fields[field].default)
         for option, (section, field, _) in OPTIONS.items()
     } | EXTRA_OPTIONS
     assert documented == expected
