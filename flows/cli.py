@@ -33,6 +33,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--test-fraction": ("data", "test_fraction", float),
     "--text-column": ("data", "text_column", str),
     "--label-column": ("data", "label_column", str),
+    "--window": ("data", "window", str),
     "--variants": ("model", "variants", str),
     "--rnn-units": ("model", "rnn_units", int),
     "--embedding-dim": ("model", "embedding_dim", int),

@@ -23,8 +23,8 @@ from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
 from tasks.config import PipelineConfig
-from tasks.data import corpus
 from tasks.data.sources import SourceInfo
+from tasks.data.split import Splits
 from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import RunContext
@@ -81,7 +81,7 @@ class CachedStages:
     with the run's cache options bound once."""
 
     download: Task[..., SourceInfo]
-    split: Task[..., dict[str, corpus.Reviews]]
+    split: Task[..., Splits]
     pad_and_store: Task[..., DatasetInfo]
     fit_baseline: Task[..., BaselineResult]
     train: Task[..., TrainedVariant]

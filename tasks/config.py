@@ -28,6 +28,7 @@ from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
 from tasks.training.variants import get as get_variant
 
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+WINDOW_PATTERN = re.compile(r"all|latest|last:(\d{1,9})")  # own reviews: which snapshots a run reads
 # Schemes the storage layer (fsspec) is wired for; "" is a plain local path.
 STORAGE_SCHEMES = ("", "file", "s3")
 # Every model has ids 0 (pad), 1 (start), 2 (oov) and at least one real word.
@@ -75,11 +76,26 @@ class DataConfig(_Part):
     )
     text_column: str = Field("text", min_length=1, description="own reviews: the column holding the review text")
     label_column: str = Field("label", min_length=1, description="own reviews: the column holding 0/1 or neg/pos")
+    window: str = Field(
+        "all",
+        description="own reviews: the snapshots (sub-folders, by name) to train on: all, latest or last:N",
+    )
 
     @field_validator("source")
     @classmethod
     def _source_not_blank(cls, value: str) -> str:
         return _not_blank(value, "source must be keras, offline, auto or a URI")
+
+    @field_validator("window")
+    @classmethod
+    def _window_names_snapshots(cls, value: str) -> str:
+        window = value.strip().lower()
+        match = WINDOW_PATTERN.fullmatch(window)
+        if match is None:
+            raise ValueError(f"window must be all, latest or last:N, not {value!r}")
+        if match.group(1) is not None and int(match.group(1)) == 0:
+            raise ValueError("window last:0 picks no snapshot; use last:N with N >= 1 (or latest, or all)")
+        return window
 
     @field_validator("source_sha256")
     @classmethod

@@ -163,10 +163,13 @@ def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
     return stored
 
 
-def describe_dataset(splits: dict[str, Reviews], dataset: DatasetInfo) -> dict:
-    """The statistics of one data set: every split (ragged), their overlap, and the stored splits."""
+def describe_dataset(splits: dict[str, Reviews], dataset: DatasetInfo, ingest: dict | None = None) -> dict:
+    """The statistics of one data set: every split (ragged), their overlap, the stored splits, and
+    for one's own reviews what reading the files found (`ingest`: rows read, duplicates dropped,
+    texts with conflicting labels)."""
     maxlen, num_words = int(dataset.metadata["maxlen"]), int(dataset.metadata["num_words"])
-    return {
+    ingested = {} if ingest is None else {"ingest": ingest}
+    return ingested | {
         "statistics_version": STATISTICS_VERSION,
         "dataset_key": dataset.key,
         "num_words": num_words,
@@ -255,7 +258,8 @@ def check_errors(statistics: dict, config: DataCheckConfig) -> list[Finding]:
 
 def check_warnings(statistics: dict) -> list[Finding]:
     """What looks unusual without stopping the run: skewed or unlike label balance, duplicates,
-    overlap between other splits, empty reviews, a vocabulary that leaves most words unknown."""
+    overlap between other splits, empty reviews, a vocabulary that leaves most words unknown, texts
+    of one's own reviews that came with both labels."""
     findings = [finding for name in statistics["splits"] for finding in _split_warnings(name, statistics)]
     for pair in ("train/val", "val/test"):
         across = statistics["duplicates"]["across"][pair]
@@ -263,6 +267,10 @@ def check_warnings(statistics: dict) -> list[Finding]:
         if across["share"] > MAX_SPLIT_OVERLAP:
             message = f"{across['rows']} reviews of {second} ({_share(across['share'])}) repeat a review of {first}"
             findings.append(Finding(check=f"{pair} overlap", level="warning", message=message))
+    conflicts = statistics.get("ingest", {}).get("conflicting_labels", 0)
+    if conflicts:
+        message = f"{conflicts} review text(s) came with both labels; the last one read (latest snapshot) was kept"
+        findings.append(Finding(check="conflicting labels", level="warning", message=message))
     return findings
 
 
@@ -314,13 +322,14 @@ def check_dataset(
     config: DataCheckConfig,
     reference: dict | None,
     reference_note: str,
+    ingest: dict | None = None,
 ) -> DataCheckResult:
     """Statistics, every check's finding and drift against `reference` (None: not measured, for
     the reason in `reference_note`); writes the statistics beside the stored splits.
 
     Does not raise for failed checks: `raise_on_failed_checks(result)` does, once the result is shown.
     """
-    statistics = describe_dataset(splits, dataset)
+    statistics = describe_dataset(splits, dataset, ingest)
     _keep_beside_splits(dataset, statistics)
     findings = run_checks(statistics, config)
     drift, reference_note = drift_against(reference, statistics, config.max_drift, reference_note)

@@ -63,16 +63,60 @@ def is_reviews_source(uri: str) -> bool:
     return fs.list_files(uri) is not None
 
 
-def list_review_files(uri: str) -> list[str]:
-    """The data files a source names: the file itself, or every data file directly under a folder."""
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot of a prefix: a sub-folder (or `TOP_LEVEL` for the files directly under the
+    prefix) and its data files in name order."""
+
+    name: str
+    files: list[str]
+
+
+TOP_LEVEL = "."  # the snapshot of the files directly under a prefix, ordered before the sub-folders
+
+
+def list_snapshots(uri: str) -> list[Snapshot]:
+    """The snapshots a source names, oldest first: a single file is one snapshot; under a prefix,
+    its files form the snapshot `.` and each sub-folder holding data files is a snapshot, ordered by
+    name. Sub-folders named `_...` or `.…` (a writer's scratch, such as `_temporary`) are skipped."""
     if data_format(uri) is not None:
         if not fs.exists(uri):
             raise SourceError(f"source {uri} does not exist")
-        return [uri]
-    files = [name for name in fs.list_files(uri) or [] if data_format(name) is not None]
-    if not files:
-        raise SourceError(f"{uri}: no data files (.csv, .csv.gz, .jsonl, .jsonl.gz, .parquet) directly under it")
-    return files
+        return [Snapshot(TOP_LEVEL, [uri])]
+    if fs.list_files(uri) is None:
+        raise SourceError(f"source {uri} does not exist")
+    snapshots = []
+    top_files = _data_files(uri)
+    if top_files:
+        snapshots.append(Snapshot(TOP_LEVEL, top_files))
+    for name in fs.list_folders(uri):
+        if name.startswith(("_", ".")):
+            continue
+        files = _data_files(fs.join(uri, name))
+        if not files:
+            raise ReviewFileError(f"{fs.join(uri, name)}: snapshot {name!r} has no data files ({_ENDINGS})")
+        snapshots.append(Snapshot(name, files))
+    if not snapshots:
+        raise SourceError(f"{uri}: no data files ({_ENDINGS}) directly under it or in its sub-folders")
+    return snapshots
+
+
+_ENDINGS = ", ".join(FORMATS)
+
+
+def _data_files(folder: str) -> list[str]:
+    return [name for name in fs.list_files(folder) or [] if data_format(name) is not None]
+
+
+def choose_window(snapshots: list[Snapshot], window: str) -> list[Snapshot]:
+    """The snapshots `window` picks: `all`, `latest`, or `last:N` (the N newest; all of them, with
+    a warning, when there are fewer)."""
+    if window == "all":
+        return snapshots
+    count = 1 if window == "latest" else int(window.split(":", 1)[1])
+    if count > len(snapshots):
+        log.warning("window %s: only %d snapshot(s) exist; training on all of them", window, len(snapshots))
+    return snapshots[-count:]
 
 
 def normalize_text(text: str) -> str:
@@ -91,7 +135,9 @@ def hash_split(normalized: str, seed: int, test_fraction: float, val_fraction: f
 
 
 def read_review_files(uris: list[str], text_column: str, label_column: str) -> Iterator[Review]:
-    """Every row of the files in order, checked: DataError naming the file on the first bad one."""
+    """Every row of the files in order, checked: DataError naming the file on the first bad one.
+
+    Every file must have the same columns, across snapshots too."""
     columns: tuple[str, frozenset[str]] | None = None
     for uri in uris:
         found = 0
@@ -183,16 +229,36 @@ def _split_names(batch: pa.RecordBatch, uri: str) -> list[str | None]:
     return [value or None for value in values]
 
 
-def deduplicate(reviews: Iterator[Review]) -> tuple[dict[str, Review], int]:
-    """Reviews keyed by normalised text, the last one read winning; and how many texts had both labels."""
+@dataclass(frozen=True)
+class Ingest:
+    """What reading the files found before splitting: rows read, distinct texts kept, and how many
+    texts came with both labels (the last one read kept)."""
+
+    rows_read: int
+    distinct: int
+    conflicting_labels: int
+
+    def as_statistics(self) -> dict[str, int]:
+        return {
+            "rows_read": self.rows_read,
+            "distinct": self.distinct,
+            "duplicates_dropped": self.rows_read - self.distinct,
+            "conflicting_labels": self.conflicting_labels,
+        }
+
+
+def deduplicate(reviews: Iterator[Review]) -> tuple[dict[str, Review], Ingest]:
+    """Reviews keyed by normalised text, the last one read winning; and what reading them found."""
     kept: dict[str, Review] = {}
     labels_seen: dict[str, set[int]] = {}
+    rows = 0
     for review in reviews:
         key = normalize_text(review.text)
         kept[key] = review
         labels_seen.setdefault(key, set()).add(review.label)
+        rows += 1
     conflicts = sum(1 for labels in labels_seen.values() if len(labels) > 1)
-    return kept, conflicts
+    return kept, Ingest(rows_read=rows, distinct=len(kept), conflicting_labels=conflicts)
 
 
 def assign_splits(
@@ -212,21 +278,23 @@ def split_own_reviews(
     num_words: int,
     fractions: tuple[float, float],
     seed: int,
-) -> dict[str, corpus.Reviews]:
-    """Train, val and test reviews of one's own files, ids ranked on the training split only.
+) -> tuple[dict[str, corpus.Reviews], Ingest]:
+    """Train, val and test reviews of one's own files, ids ranked on the training split only, and
+    what reading the files found. Files are read in the order given, the last label of a text kept.
 
     `fractions` is (test share, val share of the rest). Refuses a split left empty.
     """
-    kept, conflicts = deduplicate(read_review_files(uris, text_column, label_column))
+    kept, ingest = deduplicate(read_review_files(uris, text_column, label_column))
     grouped = assign_splits(kept, seed, *fractions)
     empty = [name for name, rows in grouped.items() if not rows]
     if empty:
         raise ReviewFileError(f"{uris[0]}: {len(kept)} distinct reviews leave the {empty[0]} split empty")
     log.info(
-        "own reviews: %d distinct of the files' rows, %d text(s) with conflicting labels (last label kept)",
-        len(kept),
-        conflicts,
+        "own reviews: %d distinct of %d rows read, %d text(s) with conflicting labels (last label kept)",
+        ingest.distinct,
+        ingest.rows_read,
+        ingest.conflicting_labels,
     )
     texts = {name: [review.text for review in rows] for name, rows in grouped.items()}
     labels = {name: np.array([review.label for review in rows], dtype=np.int8) for name, rows in grouped.items()}
-    return corpus.encode_texts(texts, labels, num_words)
+    return corpus.encode_texts(texts, labels, num_words), ingest

@@ -51,10 +51,11 @@ CANONICAL_RETRY_SECONDS = 24 * 3600
 
 
 class ReviewFile(BaseModel):
-    """One file of one's own reviews and the sha256 of its content."""
+    """One file of one's own reviews, the snapshot it belongs to and the sha256 of its content."""
 
     uri: str
     sha256: str
+    snapshot: str = own_reviews.TOP_LEVEL
 
 
 class SourceInfo(BaseModel):
@@ -68,7 +69,8 @@ class SourceInfo(BaseModel):
     fallback_reason: str | None = None
     word_index_path: str | None = None  # the imdb.npz's verified word index; None for the offline corpus
     word_index_sha256: str | None = None
-    files: list[ReviewFile] = []  # own reviews: every file read, in name order
+    files: list[ReviewFile] = []  # own reviews: every file read, snapshot by snapshot, in name order
+    snapshots: list[str] = []  # own reviews: the snapshots the window chose, oldest first
 
 
 def resolve_source(config: DataConfig) -> SourceInfo:
@@ -84,7 +86,7 @@ def resolve_source(config: DataConfig) -> SourceInfo:
     if config.source == "auto":
         return _auto_source(config)
     if own_reviews.is_reviews_source(config.source):
-        return reviews_source(config.source)
+        return reviews_source(config.source, config.window)
     mirror = fetch_npz(config.source, config.source_sha256, config)
     return _with_word_index(mirror, _word_index_beside(config.source))
 
@@ -193,21 +195,38 @@ def offline_source(fallback_reason: str | None = None) -> SourceInfo:
     )
 
 
-def reviews_source(uri: str) -> SourceInfo:
-    """One's own reviews: the data files `uri` names, each with its sha256; the source's sha256
-    hashes exactly those (name and content), so a changed, added or removed file changes it."""
-    files = [ReviewFile(uri=name, sha256=fs.sha256_of(name)) for name in own_reviews.list_review_files(uri)]
+def reviews_source(uri: str, window: str = "all") -> SourceInfo:
+    """One's own reviews: the data files of the snapshots `window` picks, each with its sha256.
+
+    The source's sha256 hashes exactly those files (path under the prefix, and content), so a
+    changed, added or removed file changes it, and so does a window that picks other snapshots.
+    """
+    chosen = own_reviews.choose_window(own_reviews.list_snapshots(uri), window)
+    files = [
+        ReviewFile(uri=name, sha256=fs.sha256_of(name), snapshot=snapshot.name)
+        for snapshot in chosen
+        for name in snapshot.files
+    ]
     digest = hashlib.sha256()
     for file in files:
-        digest.update(f"{file.uri.rsplit('/', 1)[-1]}\0{file.sha256}\n".encode())
+        digest.update(f"{_path_under(file)}\0{file.sha256}\n".encode())
+    names = [snapshot.name for snapshot in chosen]
+    shown = names if len(names) <= 3 else [names[0], "...", names[-1]]
     return SourceInfo(
         kind="reviews",
         uri=uri,
         local_path=uri,
         sha256=digest.hexdigest(),
-        description=f"own reviews: {len(files)} file(s) from {uri}",
+        description=f"own reviews: {len(files)} file(s) in {len(names)} snapshot(s) ({', '.join(shown)}) from {uri}",
         files=files,
+        snapshots=names,
     )
+
+
+def _path_under(file: ReviewFile) -> str:
+    """The file's path under the source's prefix: its name, behind its snapshot's folder."""
+    name = file.uri.rsplit("/", 1)[-1]
+    return name if file.snapshot == own_reviews.TOP_LEVEL else f"{file.snapshot}/{name}"
 
 
 def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> SourceInfo:

@@ -4,16 +4,26 @@ into train and val as the recipe does (`train_test_split` with the run's seed)."
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from tasks.config import DataConfig
 from tasks.data.corpus import Reviews, load_keras_npz, load_offline_reviews
-from tasks.data.own_reviews import split_own_reviews
+from tasks.data.own_reviews import Ingest, split_own_reviews
 from tasks.errors import DataError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """What the split stage hands on: the train, val and test reviews, and for one's own reviews
+    what reading their files found (rows, duplicates, conflicting labels)."""
+
+    reviews: dict[str, Reviews]
+    ingest: Ingest | None = None
 
 
 def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
@@ -44,9 +54,9 @@ def split_source(kind: str, path: str | Path, num_words: int, val_fraction: floa
     return {"train": train, "val": val, "test": test}
 
 
-def split_own_source(files: list[str], config: DataConfig, seed: int) -> dict[str, Reviews]:
+def split_own_source(files: list[str], config: DataConfig, seed: int) -> Splits:
     """The train, val and test reviews of one's own files, split by the hash of each review's text."""
-    splits = split_own_reviews(
+    splits, ingest = split_own_reviews(
         files,
         config.text_column,
         config.label_column,
@@ -55,4 +65,4 @@ def split_own_source(files: list[str], config: DataConfig, seed: int) -> dict[st
         seed,
     )
     log.info("split: %d train / %d val / %d test reviews", *(len(splits[name]) for name in ("train", "val", "test")))
-    return splits
+    return Splits(splits, ingest)

@@ -9,9 +9,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig
-from tasks.data import checks, corpus, drift, sources, store, vocabulary
+from tasks.data import checks, drift, sources, store, vocabulary
 from tasks.data.sources import SourceInfo
-from tasks.data.split import split_own_source, split_source
+from tasks.data.split import Splits, split_own_source, split_source
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.registry import gate
 from tasks.runtime import ui
@@ -60,10 +60,10 @@ def _split_cache_key(context, parameters: dict) -> str:
 
 
 @task(name="split", cache_key_fn=_split_cache_key)
-def split(source: SourceInfo, config: DataConfig, seed: int) -> dict[str, corpus.Reviews]:
+def split(source: SourceInfo, config: DataConfig, seed: int) -> Splits:
     if source.kind == "reviews":
         return split_own_source([file.uri for file in source.files], config, seed)
-    return split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
+    return Splits(split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed))
 
 
 def _dataset_metadata(source: SourceInfo, config: DataConfig, seed: int) -> dict:
@@ -82,23 +82,24 @@ def _store_cache_key(context, parameters: dict) -> str:
 
 @task(name="pad-and-store", cache_key_fn=_store_cache_key)
 def pad_and_store(
-    splits: dict[str, corpus.Reviews], source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
+    splits: Splits, source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> store.DatasetInfo:
     metadata = _dataset_metadata(source, config, seed)
     words: vocabulary.Vocabulary | None
     if source.kind == "reviews":
-        train_texts = list(splits["train"].texts if splits["train"].texts is not None else [])
+        train = splits.reviews["train"]
+        train_texts = list(train.texts if train.texts is not None else [])
         words = vocabulary.text_vocabulary(source.kind, train_texts, config.num_words, config.maxlen)
     else:
         words = vocabulary.build_vocabulary(
             source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
         )
-    return store.store_dataset(splits, config.maxlen, metadata, storage_config.root, words)
+    return store.store_dataset(splits.reviews, config.maxlen, metadata, storage_config.root, words)
 
 
 @task(name="check-data", cache_policy=NO_CACHE)
 def check_data(
-    splits: dict[str, corpus.Reviews],
+    splits: Splits,
     dataset: store.DatasetInfo,
     config: DataCheckConfig,
     storage_config: StorageConfig,
@@ -108,7 +109,8 @@ def check_data(
     run; never cached: a reused data set folder is checked again."""
     champion, _ = gate.read_champion(storage_config.root)
     reference, note = drift.champion_statistics(champion, storage_config.root, dataset.key)
-    result = checks.check_dataset(splits, dataset, config, reference, note)
+    ingest = splits.ingest.as_statistics() if splits.ingest else None
+    result = checks.check_dataset(splits.reviews, dataset, config, reference, note, ingest)
     ui.show_data_checks(result, dataset.key)
     checks.raise_on_failed_checks(result)
     checks.write_run_files(result, run_dir)

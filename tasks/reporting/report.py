@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tasks.config import TrainingConfig
+from tasks.data.sources import SourceInfo
 from tasks.registry.gate import Decision
 from tasks.registry.publishing import RunContext, package_versions
 from tasks.reporting.results import BASELINE_NAME, RunResults, VariantResult, run_metrics
@@ -86,6 +87,13 @@ class RunFacts:
     decision: Decision
 
 
+def source_files_table(source: SourceInfo) -> str:
+    """Every file of one's own reviews the run read, with its snapshot and sha256: what reproduces
+    the run, and what tells a changed or deleted file apart."""
+    rows = "\n".join(f"| `{file.snapshot}` | `{file.uri}` | `{file.sha256}` |" for file in source.files)
+    return f"\n| snapshot | file | sha256 |\n|---|---|---|\n{rows}\n"
+
+
 def render_report(facts: RunFacts) -> str:
     """report.md: data set, parameters, versions, metrics table beside the baseline, the guard's
     verdicts, champion decision and plots of one run."""
@@ -99,6 +107,11 @@ def render_report(facts: RunFacts) -> str:
     ]
     if source.fallback_reason:
         data_lines.insert(1, f"- fell back to the offline corpus because: {source.fallback_reason}")
+    if source.files:
+        data_lines.append(
+            f"- window `{config.data.window}`: snapshots " + ", ".join(f"`{s}`" for s in source.snapshots)
+        )
+        data_lines.append(source_files_table(source))
     blocks = [
         f"# IMDB SimpleRNN run {facts.run.run_id}",
         "## Data set",

@@ -123,6 +123,8 @@ def test_every_option_reaches_its_config_field():
         "body",
         "--label-column",
         "sentiment",
+        "--window",
+        "Last:3",
     )
     assert config.data.model_dump() == {
         "source": "offline",
@@ -135,6 +137,7 @@ def test_every_option_reaches_its_config_field():
         "test_fraction": 0.3,
         "text_column": "body",
         "label_column": "sentiment",
+        "window": "last:3",
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {

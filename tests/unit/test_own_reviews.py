@@ -58,7 +58,7 @@ def read_all(*paths: Path) -> list[own_reviews.Review]:
 def split_of(folder: Path, seed: int = 0, **options) -> dict[str, corpus.Reviews]:
     config = DataConfig(source=str(folder), num_words=50, **options)
     source = sources.resolve_source(config)
-    return split_own_source([file.uri for file in source.files], config, seed)
+    return split_own_source([file.uri for file in source.files], config, seed).reviews
 
 
 @pytest.mark.parametrize("name", ["a.csv", "a.csv.gz"])
@@ -102,13 +102,112 @@ def test_a_folder_reads_every_data_file_under_it_in_name_order(tmp_path):
     write_csv(tmp_path / "b.csv", [(text, 1) for text in all_texts[30:]])
     write_jsonl(tmp_path / "a.jsonl", [{"text": text, "label": 0} for text in all_texts[:30]])
     (tmp_path / "notes.txt").write_text("not data")
-    (tmp_path / "nested").mkdir()
-    write_csv(tmp_path / "nested" / "c.csv", [("ignored", 1)])
+    (tmp_path / "_temporary").mkdir()  # a writer's scratch folder is no snapshot
+    write_csv(tmp_path / "_temporary" / "c.csv", [("ignored", 1)])
     source = sources.resolve_source(DataConfig(source=tmp_path.as_uri()))
     assert source.kind == "reviews"
     assert [Path(file.uri).name for file in source.files] == ["a.jsonl", "b.csv"]
+    assert source.snapshots == ["."]
     splits = split_of(tmp_path)
     assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
+
+
+def write_snapshots(prefix: Path, count: int, per_snapshot: int = 30) -> list[list[str]]:
+    """`count` dated snapshots in mixed formats; returns each snapshot's texts."""
+    written = []
+    for index in range(count):
+        folder = prefix / f"date=2026-12-{index + 1:02d}"
+        folder.mkdir(parents=True)
+        rows = [(text, i % 2) for i, text in enumerate(texts(per_snapshot, seed=index))]
+        if index % 3 == 0:
+            write_csv(folder / "part-0.csv", rows)
+        elif index % 3 == 1:
+            write_jsonl(folder / "part-0.jsonl.gz", [{"text": text, "label": label} for text, label in rows])
+        else:
+            write_parquet(folder / "part-0.parquet", {"text": [t for t, _ in rows], "label": [lb for _, lb in rows]})
+        written.append([text for text, _ in rows])
+    return written
+
+
+@pytest.mark.parametrize(
+    ("window", "chosen"), [("all", [0, 1, 2, 3]), ("latest", [3]), ("last:2", [2, 3]), ("last:4", [0, 1, 2, 3])]
+)
+def test_the_window_picks_the_newest_snapshots_by_name(tmp_path, window, chosen):
+    written = write_snapshots(tmp_path, 4)
+    source = sources.resolve_source(DataConfig(source=str(tmp_path), window=window))
+    names = [f"date=2026-12-{index + 1:02d}" for index in chosen]
+    assert source.snapshots == names
+    assert [file.snapshot for file in source.files] == names
+    splits = split_of(tmp_path, window=window)
+    expected = sorted(text for index in chosen for text in written[index])
+    assert sorted(text for split in splits.values() for text in split.texts) == expected
+
+
+def test_a_window_larger_than_the_snapshots_warns_and_takes_them_all(tmp_path, caplog):
+    write_snapshots(tmp_path, 2)
+    source = sources.resolve_source(DataConfig(source=str(tmp_path), window="last:5"))
+    assert len(source.snapshots) == 2
+    assert "window last:5: only 2 snapshot(s) exist" in caplog.text
+
+
+def test_the_files_directly_under_the_prefix_are_the_first_snapshot(tmp_path):
+    write_snapshots(tmp_path, 1)
+    write_csv(tmp_path / "seed.csv", [(text, 1) for text in texts(10, seed=50)])
+    source = sources.resolve_source(DataConfig(source=str(tmp_path)))
+    assert source.snapshots == [".", "date=2026-12-01"]
+    latest = sources.resolve_source(DataConfig(source=str(tmp_path), window="latest"))
+    assert [Path(file.uri).name for file in latest.files] == ["part-0.csv"]
+
+
+def test_the_data_set_key_follows_the_window_and_each_files_content(tmp_path):
+    write_snapshots(tmp_path, 3)
+    keys = {
+        window: sources.resolve_source(DataConfig(source=str(tmp_path), window=window)).sha256
+        for window in ("all", "latest", "last:2")
+    }
+    assert len(set(keys.values())) == 3
+    # a new snapshot changes `all` and `latest`; the same files read again give the same key
+    (tmp_path / "date=2026-12-09").mkdir()
+    write_csv(tmp_path / "date=2026-12-09" / "a.csv", [("new one", 1)])
+    assert sources.resolve_source(DataConfig(source=str(tmp_path), window="all")).sha256 != keys["all"]
+    (tmp_path / "date=2026-12-09" / "a.csv").unlink()
+    (tmp_path / "date=2026-12-09").rmdir()
+    assert sources.resolve_source(DataConfig(source=str(tmp_path), window="all")).sha256 == keys["all"]
+
+
+def test_an_empty_snapshot_is_refused_naming_it(tmp_path):
+    write_snapshots(tmp_path, 2)
+    (tmp_path / "date=2026-12-03").mkdir()
+    (tmp_path / "date=2026-12-03" / "README.txt").write_text("nothing yet")
+    with pytest.raises(DataError, match=r"date=2026-12-03: snapshot 'date=2026-12-03' has no data files"):
+        sources.resolve_source(DataConfig(source=str(tmp_path)))
+
+
+def test_snapshots_whose_columns_differ_are_refused(tmp_path):
+    write_snapshots(tmp_path, 2)
+    folder = tmp_path / "date=2026-12-03"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [{"text": "fine", "label": 1, "stars": 4}])
+    with pytest.raises(DataError, match=r"date=2026-12-03/a\.jsonl: columns .* differ from .*date=2026-12-01"):
+        split_of(tmp_path)
+
+
+@pytest.mark.parametrize("window", ["last:0", "last:", "newest", "last:-2"])
+def test_a_window_that_picks_nothing_or_is_misspelt_is_refused(window):
+    with pytest.raises(ValueError, match="window"):
+        DataConfig(window=window)
+
+
+def test_adding_snapshots_never_moves_a_review_between_splits(tmp_path):
+    write_snapshots(tmp_path, 2, per_snapshot=80)
+    before = split_of(tmp_path)
+    for index in (2, 3):
+        folder = tmp_path / f"date=2026-12-{index + 1:02d}"
+        folder.mkdir()
+        write_csv(folder / "a.csv", [(text, 1) for text in texts(80, seed=index)])
+    after = split_of(tmp_path)
+    for name in own_reviews.SPLIT_NAMES:
+        assert set(before[name].texts) <= set(after[name].texts)
 
 
 def test_the_source_key_is_the_hash_of_exactly_the_files_chosen(tmp_path):
@@ -223,6 +322,21 @@ def test_duplicates_are_kept_once_with_the_last_files_label(tmp_path, caplog):
     assert "1 text(s) with conflicting labels" in caplog.text
 
 
+def test_the_latest_snapshots_label_wins_and_conflicts_are_counted(tmp_path):
+    unique = texts(40)
+    for day, label in (("date=2026-12-01", 0), ("date=2026-12-02", 1)):
+        (tmp_path / day).mkdir()
+        write_csv(tmp_path / day / "a.csv", [(text, label) for text in unique[:3]] + [(unique[10 + label], 0)])
+    write_csv(tmp_path / "date=2026-12-01" / "b.csv", [(text, 1) for text in unique[20:]])
+    source = sources.resolve_source(DataConfig(source=str(tmp_path)))
+    splits = split_own_source([file.uri for file in source.files], DataConfig(source=str(tmp_path), num_words=50), 0)
+    labels = {
+        text: label for split in splits.reviews.values() for text, label in zip(split.texts, split.labels, strict=True)
+    }
+    assert [labels[text] for text in unique[:3]] == [1, 1, 1]
+    assert splits.ingest == own_reviews.Ingest(rows_read=28, distinct=25, conflicting_labels=3)
+
+
 def test_the_vocabulary_is_ranked_on_the_training_split_only(tmp_path):
     rows = [(text, i % 2) for i, text in enumerate(texts(80))]
     rows.append(("zebra zebra only here", 1))
@@ -260,7 +374,8 @@ def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
     try:
         source = sources.resolve_source(DataConfig(source=prefix))
         assert [file.uri for file in source.files] == [f"{prefix}/a.jsonl.gz", f"{prefix}/b.csv"]
-        splits = split_own_source([file.uri for file in source.files], DataConfig(source=prefix, num_words=50), 0)
+        config = DataConfig(source=prefix, num_words=50)
+        splits = split_own_source([file.uri for file in source.files], config, 0).reviews
         assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
     finally:
         memory.rm("/own-reviews-test", recursive=True)

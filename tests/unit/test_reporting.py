@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tasks.config import PipelineConfig
-from tasks.data.sources import SourceInfo
+from tasks.data.sources import ReviewFile, SourceInfo
 from tasks.registry import publishing
 from tasks.registry.gate import Decision
 from tasks.reporting import model_card, report, results, tables
@@ -124,3 +124,35 @@ def test_the_run_facts_make_metrics_json_the_report_the_model_card_and_the_manif
     details = publishing.run_details(run)
     assert details["config"]["seed"] == 7 and "local_path" not in details["source"]
     assert (details["dataset_key"], details["dataset_uri"]) == (tiny_dataset.key, tiny_dataset.uri)
+
+
+def test_a_run_on_own_reviews_lists_its_window_snapshots_and_every_file_with_its_sha256(tiny_dataset, tmp_path):
+    files = [
+        ReviewFile(
+            uri=f"s3://bucket/reviews/date=2026-12-0{day}/part-0.csv",
+            sha256=f"{day}" * 64,
+            snapshot=f"date=2026-12-0{day}",
+        )
+        for day in (1, 2)
+    ]
+    source = SourceInfo(
+        kind="reviews",
+        uri="s3://bucket/reviews/",
+        local_path="s3://bucket/reviews/",
+        sha256="cd" * 32,
+        description="own reviews",
+        files=files,
+        snapshots=[file.snapshot for file in files],
+    )
+    config = PipelineConfig(data={"source": "s3://bucket/reviews/", "window": "last:2"})
+    run = publishing.RunContext(run_id="r2", run_dir=tmp_path, config=config, source=source, dataset=tiny_dataset)
+    decision = Decision(promote=False, reason="kept", candidate=None)
+    facts = report.RunFacts(
+        run=run, results=RunResults(variants={"embedding": variant(0.77)}, baseline=BASELINE), decision=decision
+    )
+    report.write_run_files(facts)
+    text = (tmp_path / "report.md").read_text()
+    assert "- window `last:2`: snapshots `date=2026-12-01`, `date=2026-12-02`" in text
+    for file in files:
+        assert f"| `{file.snapshot}` | `{file.uri}` | `{file.sha256}` |" in text
+    assert publishing.run_details(run)["source"]["files"] == [file.model_dump() for file in files]
