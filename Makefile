@@ -120,6 +120,12 @@ verify: $(INSTALLED)
 	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
 	$(PY) -m tools.verify "$(RUN)" $(ARGS)
 
+## reproduce: run again on exactly what a published run used (its config; its own reviews' files, sha256-checked): make reproduce RUN=outputs/runs/<run_id>
+.PHONY: reproduce
+reproduce: $(INSTALLED)
+	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<run folder or URI>" >&2; exit 2; }
+	$(PY) -m tools.reproduce "$(RUN)" $(ARGS)
+
 ## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (long: one training per variant, preset and seed)
 .PHONY: seeds
 seeds: $(INSTALLED)

@@ -214,9 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {describe_validation_error(error)}", file=sys.stderr)
         return 2
 
+    return run_and_print(config, args.s3_endpoint_url)
+
+
+def run_and_print(config: PipelineConfig, s3_endpoint_url: str | None) -> int:
+    """Runs the flow on `config`; prints the summary table and `run: <uri>` last; returns the exit status."""
     # The flow run tags itself (tag_flow_run): a `tags()` block here would tag every task run too,
     # and each tagged task run asks the server for concurrency slots of its tags, a round trip apiece.
-    status, result = run_flow(lambda: imdb_rnn_pipeline(config), args.s3_endpoint_url, warm_up=STAGE_LIBRARIES)
+    status, result = run_flow(lambda: imdb_rnn_pipeline(config), s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
     print(f"data: {result.run.source.description}")

@@ -54,6 +54,21 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ReviewFile(_Part):
+    """One file of one's own reviews, the snapshot it belongs to and the sha256 of its content."""
+
+    uri: str
+    sha256: str
+    snapshot: str = "."  # "." : directly under the prefix
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256_is_hex(cls, value: str) -> str:
+        if not SHA256_PATTERN.match(value.lower()):
+            raise ValueError("a file's sha256 must be 64 hexadecimal characters")
+        return value.lower()
+
+
 class DataConfig(_Part):
     """Where the reviews come from and how they are turned into fixed-width id sequences."""
 
@@ -79,6 +94,11 @@ class DataConfig(_Part):
     window: str = Field(
         "all",
         description="own reviews: the snapshots (sub-folders, by name) to train on: all, latest or last:N",
+    )
+    files: tuple[ReviewFile, ...] = Field(
+        (),
+        description="own reviews: read exactly these files, each checked against its sha256, instead of "
+        "listing the source (make reproduce sets them from a run's manifest)",
     )
 
     @field_validator("source")

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel
 
-from tasks.config import DataConfig
+from tasks.config import DataConfig, ReviewFile
 from tasks.data import own_reviews
 from tasks.errors import ChecksumMismatch, SourceError, SourceUnreachable
 from tasks.storage import fs
@@ -50,14 +50,6 @@ UNREACHABLE_SUFFIX = ".unreachable"
 CANONICAL_RETRY_SECONDS = 24 * 3600
 
 
-class ReviewFile(BaseModel):
-    """One file of one's own reviews, the snapshot it belongs to and the sha256 of its content."""
-
-    uri: str
-    sha256: str
-    snapshot: str = own_reviews.TOP_LEVEL
-
-
 class SourceInfo(BaseModel):
     """A local file ready to load (or, for own reviews, the files to read), and where it came from."""
 
@@ -85,6 +77,8 @@ def resolve_source(config: DataConfig) -> SourceInfo:
         return _with_word_index(fetch_npz(CANONICAL_URL, CANONICAL_SHA256, config), fetch_word_index(config))
     if config.source == "auto":
         return _auto_source(config)
+    if config.files:
+        return pinned_reviews_source(config.source, list(config.files))
     if own_reviews.is_reviews_source(config.source):
         return reviews_source(config.source, config.window)
     mirror = fetch_npz(config.source, config.source_sha256, config)
@@ -207,10 +201,26 @@ def reviews_source(uri: str, window: str = "all") -> SourceInfo:
         for snapshot in chosen
         for name in snapshot.files
     ]
+    return _reviews_info(uri, files)
+
+
+def pinned_reviews_source(uri: str, files: list[ReviewFile]) -> SourceInfo:
+    """Exactly the files a run read (its manifest lists them), each still holding the content that
+    run read: a deleted file is a SourceError, a changed one a ChecksumMismatch, both naming it."""
+    for file in files:
+        if not fs.exists(file.uri):
+            raise SourceError(f"{file.uri}: deleted since the run read it (sha256 {file.sha256})")
+        digest = fs.sha256_of(file.uri)
+        if digest != file.sha256:
+            raise ChecksumMismatch(f"{file.uri}: changed since the run read it (sha256 {digest}, not {file.sha256})")
+    return _reviews_info(uri, files)
+
+
+def _reviews_info(uri: str, files: list[ReviewFile]) -> SourceInfo:
     digest = hashlib.sha256()
     for file in files:
         digest.update(f"{_path_under(file)}\0{file.sha256}\n".encode())
-    names = [snapshot.name for snapshot in chosen]
+    names = list(dict.fromkeys(file.snapshot for file in files))
     shown = names if len(names) <= 3 else [names[0], "...", names[-1]]
     return SourceInfo(
         kind="reviews",

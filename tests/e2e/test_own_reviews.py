@@ -18,6 +18,7 @@ from flows.imdb_pipeline import main
 from tasks.data import corpus, sources
 from tests.helpers import assert_nothing_published, run_error_line, small_run_options
 from tools.predict import main as predict
+from tools.reproduce import main as reproduce
 
 pytestmark = pytest.mark.e2e
 
@@ -63,6 +64,27 @@ def test_the_flow_trains_on_a_folder_of_own_reviews_and_predicts(prefect_harness
     assert predict(["--run", str(run_dir), "--variant", "embedding", "--text", texts[0], "--text", texts[1]]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 2 and all(line["label"] in ("positive", "negative") for line in lines)
+
+    # the manifest reproduces the run: the same files, data set and metrics, even after a new file lands
+    write_own_reviews(tmp_path / "later")
+    (tmp_path / "later" / "c.csv").rename(tmp_path / "reviews" / "d.csv")
+    assert reproduce([str(run_dir)]) == 0
+    again = Path(capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: "))
+    reproduced = json.loads((again / "manifest.json").read_text())
+    assert again != run_dir and reproduced["dataset_key"] == manifest["dataset_key"]
+    assert reproduced["source"]["files"] == manifest["source"]["files"]
+    assert json.loads((again / "metrics.json").read_text()) == json.loads((run_dir / "metrics.json").read_text())
+
+    # ... and notices a changed or deleted file, naming it, before anything is published
+    runs = sorted((tmp_path / "store" / "runs").iterdir())
+    changed = tmp_path / "reviews" / "c.csv"
+    changed.write_text(changed.read_text().replace("pos", "neg", 1))
+    assert reproduce([str(run_dir)]) == 1
+    assert run_error_line(capsys.readouterr()).startswith(f"error: {changed}: changed since the run read it")
+    changed.unlink()
+    assert reproduce([str(run_dir)]) == 1
+    assert run_error_line(capsys.readouterr()).startswith(f"error: {changed}: deleted since the run read it")
+    assert sorted((tmp_path / "store" / "runs").iterdir()) == runs
 
 
 def test_a_bad_file_among_own_reviews_fails_the_run_with_one_line_and_publishes_nothing(

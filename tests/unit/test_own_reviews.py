@@ -394,3 +394,20 @@ def test_the_stored_data_set_keeps_every_splits_text_and_the_training_vocabulary
     assert sorted(text for split_texts in stored.values() for text in split_texts) == sorted(texts(60))
     assert dataset.vocabulary_uri is not None
     assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == words
+
+
+def test_pinned_files_are_read_exactly_and_a_changed_or_deleted_one_is_refused(tmp_path):
+    write_snapshots(tmp_path, 2)
+    listed = sources.resolve_source(DataConfig(source=str(tmp_path)))
+    (tmp_path / "date=2026-12-09").mkdir()
+    write_csv(tmp_path / "date=2026-12-09" / "a.csv", [("a later review", 1)])
+    pinned = sources.resolve_source(DataConfig(source=str(tmp_path), files=listed.files))
+    assert (pinned.files, pinned.snapshots, pinned.sha256) == (listed.files, listed.snapshots, listed.sha256)
+
+    changed = Path(listed.files[0].uri)
+    changed.write_text(changed.read_text() + '"one more",1\n')
+    with pytest.raises(SourceError, match=rf"{re.escape(str(changed))}: changed since the run read it"):
+        sources.resolve_source(DataConfig(source=str(tmp_path), files=listed.files))
+    changed.unlink()
+    with pytest.raises(SourceError, match=rf"{re.escape(str(changed))}: deleted since the run read it"):
+        sources.resolve_source(DataConfig(source=str(tmp_path), files=listed.files))
