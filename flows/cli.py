@@ -58,6 +58,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),
     "--refresh": ("", "refresh", bool),
+    "--skip-unchanged": ("", "skip_unchanged", bool),
     "--sweep": ("", "sweep", list),
     "--dask-address": ("", "dask_address", str),
 }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import Task, flow, get_run_logger
+from prefect.states import Completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
@@ -28,7 +29,8 @@ from tasks.data.split import Splits
 from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import RunContext
-from tasks.registry.stages import describe_run, judge_champion, promote, publish, write_report
+from tasks.registry.stages import describe_run, find_unchanged, judge_champion, promote, publish, write_report
+from tasks.registry.unchanged import UnchangedRun
 from tasks.reporting.results import RunResults, VariantResult, variant_result
 from tasks.reporting.summary import RunSummary
 from tasks.reporting.tables import format_table, format_time_split, summary_rows
@@ -51,6 +53,7 @@ from tasks.training.supervisor import children_stopped_on_signals
 
 STAGES = (
     "download",
+    "skip unchanged",
     "split",
     "pad and store",
     "check data",
@@ -107,8 +110,9 @@ class CachedStages:
     # Prefect types this parameter with an invariant generic that no concrete runner matches.
     task_runner=ThreadPoolTaskRunner(max_workers=PARALLEL_TRAININGS),  # type: ignore[arg-type]
 )
-def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary:
-    """Trains and publishes every configured SimpleRNN variant; returns the run's summary."""
+def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary | UnchangedRun:
+    """Trains and publishes every configured SimpleRNN variant; returns the run's summary, or with
+    `skip_unchanged` the latest published run when this one would only repeat it."""
     configure_run_logging()
     tag_flow_run(config.data.source, config.model.variants)  # deployment runs too, not only the CLI's
     dask_address = task_runners.dask_address(config.dask_address)  # None: trainings run on this machine
@@ -124,6 +128,11 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary:
     # Data: download, split, pad and store as Parquet, check; the baseline every variant must beat.
     stage("download", f"source {config.data.source}")
     source = cached.download(config.data)
+    stage("skip unchanged", "compared with the latest published run" if config.skip_unchanged else "off")
+    if config.skip_unchanged and (same := find_unchanged(config, source)):
+        get_run_logger().info(same.message)
+        # The flow run ends in this state, which the UI shows with its message; the caller gets its data.
+        return Completed(message=same.message, data=same)  # type: ignore[return-value]
     stage("split", "train/val/test")
     splits = cached.split(source, config.data, config.seed)
     stage("pad and store", f"{config.data.maxlen} ids per review, as Parquet")
@@ -224,12 +233,19 @@ def run_and_print(config: PipelineConfig, s3_endpoint_url: str | None) -> int:
     status, result = run_flow(lambda: imdb_rnn_pipeline(config), s3_endpoint_url, warm_up=STAGE_LIBRARIES)
     if result is None:
         return status
+    if isinstance(result, UnchangedRun):
+        print(result.message)
+    else:
+        _print_summary(result)
+    print(f"run: {result.run_uri}")
+    return 0
+
+
+def _print_summary(result: RunSummary) -> None:
     print(f"data: {result.run.source.description}")
     print(format_table(summary_rows(result.results.variants, result.results.baseline)))
     print(f"champion: {'promoted' if result.decision.promote else 'kept'} ({result.decision.reason})")
     print(format_time_split(PROCESS_STARTED, time.time(), result.timing))
-    print(f"run: {result.run_uri}")
-    return 0
 
 
 if __name__ == "__main__":

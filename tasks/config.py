@@ -334,6 +334,11 @@ class PipelineConfig(_Part):
 
     seed: int = Field(42, ge=0, lt=2**32, description="seeds the train/val split and weight initialisation")
     refresh: bool = Field(False, description="recompute every stage instead of reusing cached results")
+    skip_unchanged: bool = Field(
+        False,
+        description="train and publish nothing when the data, the code and the config are those of the latest "
+        "published run (which the run then names)",
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()

@@ -1,4 +1,4 @@
-"""Stages 1-5 as Prefect tasks: storage check, download, split, pad and store, data checks, baseline."""
+"""Stages 1 and 3-6 as Prefect tasks: storage check, download, split, pad and store, data checks, baseline."""
 
 from __future__ import annotations
 

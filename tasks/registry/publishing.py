@@ -20,7 +20,7 @@ from tasks.config import PipelineConfig
 from tasks.data.sources import SourceInfo
 from tasks.data.store import DatasetInfo
 from tasks.errors import ObjectExists
-from tasks.storage import fs
+from tasks.storage import cache_keys, fs
 from tasks.storage.layout import MANIFEST_NAME, runs_uri
 
 log = logging.getLogger(__name__)
@@ -55,10 +55,13 @@ def package_versions() -> dict[str, str]:
 
 
 def run_details(run: RunContext) -> dict:
-    """What a run's manifest records beside its files: the config, the data and the versions."""
+    """What a run's manifest records beside its files: the config, the data, the versions, and the
+    fingerprints of its config and code that tell a later run it would only repeat this one."""
     return {
         "run_id": run.run_id,
         "config": run.config.model_dump(mode="json"),
+        "config_fingerprint": cache_keys.config_key(run.config),
+        "code_fingerprint": cache_keys.pipeline_code_hash(),
         "source": run.source.model_dump(exclude={"local_path"}),
         "dataset_key": run.dataset.key,
         "dataset_uri": run.dataset.uri,

@@ -1,4 +1,4 @@
-"""Stages 9-10 as Prefect tasks: the champion gate, the report, publishing and promotion."""
+"""Stages 2 and 10-11 as Prefect tasks: the unchanged check, the champion gate, the report, publishing and promotion."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import shutil
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.config import PipelineConfig
 from tasks.data import vocabulary
+from tasks.data.sources import SourceInfo
 from tasks.errors import ObjectExists, StorageError
-from tasks.registry import cross_gate, gate, publishing
+from tasks.registry import cross_gate, gate, publishing, unchanged
 from tasks.registry.publishing import RunContext
 from tasks.registry.records import ChampionRecord
 from tasks.reporting import model_card, report
@@ -20,6 +22,12 @@ from tasks.storage import layout
 from tasks.training.evaluation import ClassificationMetrics
 
 PUBLISH_RETRY_DELAYS = [5.0, 30.0]  # seconds: a storage hiccup heals; a retry resumes the upload
+
+
+@task(name="skip-unchanged", cache_policy=NO_CACHE)
+def find_unchanged(config: PipelineConfig, source: SourceInfo) -> unchanged.UnchangedRun | None:
+    """The latest published run when this run would only repeat it; never cached: runs get published."""
+    return unchanged.find_unchanged(config, source.sha256)
 
 
 @task(name="champion-gate", cache_policy=NO_CACHE)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import tasks
-from tasks.config import DataConfig, ModelConfig, TrainingConfig
+from tasks.config import DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.training.variants import get as get_variant
 
 # The module each cached stage runs: its code, and that of every tasks module it imports, is part
@@ -20,10 +20,25 @@ SPLIT_MODULE = "tasks.data.split"
 STORE_MODULE = "tasks.data.store"
 TRAINING_MODULE = "tasks.training.fit"
 BASELINE_MODULE = "tasks.training.baseline"
+# The pipeline's flow: its code, and that of every project module it imports, is what a run ran.
+PIPELINE_MODULE = "flows.imdb_pipeline"
 PACKAGE = "tasks"
 PACKAGE_DIR = Path(tasks.__file__).parent
+# Packages beside `tasks` whose modules a code hash follows too: the flows import tasks, never the reverse.
+SIBLING_PACKAGES = ("flows",)
 # Schema of the cached results themselves; bump when their shape changes.
 CACHE_FORMAT = 1
+# Options that steer how or where a run works, never what it trains and publishes: whether it may
+# skip, whether caches are reused, where its trainings run, where its files, scratch and downloads
+# live (a run is compared only with runs under its own root), how long a read or a training may take.
+NOT_SHAPING_A_RUN: dict = {
+    "skip_unchanged": True,
+    "refresh": True,
+    "dask_address": True,
+    "storage": True,
+    "data": {"cache_dir", "download_timeout_seconds"},
+    "training": {"timeout_seconds"},
+}
 
 
 def _digest(*parts: object) -> str:
@@ -32,8 +47,11 @@ def _digest(*parts: object) -> str:
 
 
 def _module_file(module: str, package_dir: Path) -> Path | None:
-    """The source file of a `tasks.` module under `package_dir`, or None (a name, not a module)."""
-    folder = package_dir.joinpath(*module.split(".")[1:])
+    """The source file of a `tasks.` module under `package_dir`, or of a sibling package's module
+    beside it; None for a name that is not a module."""
+    top = module.partition(".")[0]
+    base = package_dir.parent / top if top in SIBLING_PACKAGES else package_dir
+    folder = base.joinpath(*module.split(".")[1:])
     for path in (folder.with_suffix(".py"), folder / "__init__.py"):
         if path.is_file():
             return path
@@ -46,7 +64,8 @@ _PARSING = threading.Lock()
 
 
 def _imports(path: Path) -> set[str]:
-    """Every `tasks.` module named by an import anywhere in the file (also inside functions)."""
+    """Every `tasks.` (or sibling package's) module named by an import anywhere in the file (also
+    inside functions)."""
     names: set[str] = set()
     with _PARSING:
         tree = ast.parse(path.read_text(), str(path))
@@ -56,7 +75,7 @@ def _imports(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {name for name in names if name.startswith(PACKAGE + ".")}
+    return {name for name in names if name.partition(".")[0] in (PACKAGE, *SIBLING_PACKAGES) and "." in name}
 
 
 def stage_modules(module: str, package_dir: Path = PACKAGE_DIR) -> dict[str, Path]:
@@ -125,3 +144,14 @@ def training_key(
     return "train-" + _digest(
         dataset_key, variant, layers, recipe, seed, baseline_val_accuracy, code_hash(TRAINING_MODULE)
     )
+
+
+def pipeline_code_hash() -> str:
+    """A hash of the code a run runs: the flow's module and every project module it imports."""
+    return code_hash(PIPELINE_MODULE)
+
+
+def config_key(config: PipelineConfig) -> str:
+    """A run's config as a key, without the options that do not shape what it trains and publishes
+    (NOT_SHAPING_A_RUN): two runs with the same key, code and data publish the same models."""
+    return "config-" + _digest(config.model_dump(mode="json", exclude=NOT_SHAPING_A_RUN))

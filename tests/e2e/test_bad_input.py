@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.imdb_pipeline import main
+from flows.imdb_pipeline import STAGES, main
 from tasks.data import store
 from tests.helpers import (
     BAD_NPZ,
@@ -78,7 +78,7 @@ def test_data_failing_a_check_stops_the_run_before_training_and_publishes_nothin
     captured = capsys.readouterr()
     line = run_error_line(captured)
     assert line.startswith(f"error: {words}") and line.endswith("nothing was trained or published")
-    assert "stage 5/" not in captured.err  # stopped before the baseline and training
+    assert f"stage {STAGES.index('baseline') + 1}/" not in captured.err  # stopped before the baseline and training
     assert "run: " not in captured.out
     assert_nothing_published(tmp_path / "store")
     assert not (tmp_path / "store" / "cache" / "training").exists()

@@ -34,6 +34,7 @@ def test_defaults_are_the_reference_recipe():
     assert (training.seeds, training.restarts, training.baseline_margin) == (1, 9, 0.03)
     assert config.seed == 42
     assert config.refresh is False and config.training.timeout_seconds == 4 * 3600
+    assert config.skip_unchanged is False
 
 
 def test_a_recipe_preset_fills_what_is_not_given_explicitly():
@@ -98,6 +99,7 @@ def test_every_option_reaches_its_config_field():
         "--training-timeout",
         "60",
         "--refresh",
+        "--skip-unchanged",
         "--recipe",
         "robust",
         "--start-from-epoch",
@@ -154,7 +156,7 @@ def test_every_option_reaches_its_config_field():
         "baseline_margin": 0.2,
         "stall_margin": 0.1,
     }
-    assert config.refresh is True
+    assert config.refresh is True and config.skip_unchanged is True
     assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
     assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7

@@ -1,6 +1,8 @@
-"""The Kubernetes manifests of infra/k8s/ against the code they run (they cannot be applied here):
-the deployment's parameters are a valid config that trains on the DaskCluster's scheduler and
-publishes to S3, and the workers run the flow's image single-threaded with the code importable."""
+"""The deployments against the code they run: the weekly retraining's parameters (infra/prefect.yaml)
+are a valid config that skips unchanged weeks; the Kubernetes manifests of infra/k8s/ (they cannot be
+applied here): the deployment's parameters are a valid config that trains on the DaskCluster's
+scheduler and publishes to S3, and the workers run the flow's image single-threaded with the code
+importable."""
 
 from __future__ import annotations
 
@@ -11,6 +13,15 @@ from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address
 from tests.helpers import REPO_ROOT
 
 K8S = REPO_ROOT / "infra" / "k8s"
+DEPLOYMENTS = REPO_ROOT / "infra" / "prefect.yaml"
+
+
+def test_the_weekly_retraining_skips_a_week_when_nothing_changed():
+    project = yaml.safe_load(DEPLOYMENTS.read_text())
+    weekly = next(deployment for deployment in project["deployments"] if deployment["name"] == "weekly-retraining")
+    config = PipelineConfig.model_validate(weekly["parameters"]["config"])
+    assert config.skip_unchanged is True
+    assert weekly["schedules"] and weekly["entrypoint"] == "flows/imdb_pipeline.py:imdb_rnn_pipeline"
 
 
 def test_the_dask_cluster_runs_single_threaded_workers_of_the_projects_image():
