@@ -30,7 +30,12 @@ def reproduction_config(manifest: dict, storage_root: str | None, promote: str) 
     elif source["kind"] == "npz":
         data = data.model_copy(update={"source": source["uri"], "source_sha256": source["sha256"]})
     # refresh: every stage computes again rather than reusing the first run's cached results
-    update: dict = {"data": data, "champion": config.champion.model_copy(update={"promote": promote}), "refresh": True}
+    update: dict = {
+        "data": data,
+        "champion": config.champion.model_copy(update={"promote": promote}),
+        "refresh": True,
+        "skip_unchanged": False,
+    }
     if storage_root is not None:
         update["storage"] = config.storage.model_copy(update={"root": storage_root})
     return PipelineConfig.model_validate(config.model_copy(update=update).model_dump())

@@ -140,6 +140,7 @@ def test_every_option_reaches_its_config_field():
         "text_column": "body",
         "label_column": "sentiment",
         "window": "last:3",
+        "files": (),
     }
     assert config.model.model_dump() == {"variants": ("embedding",), "rnn_units": 4, "embedding_dim": 8}
     assert config.training.model_dump() == {
