@@ -150,6 +150,11 @@ score: $(INSTALLED)
 watch: $(INSTALLED)
 	$(PY) -m flows.data_watch --source "$(SOURCE)" --storage "$(or $(STORAGE),outputs)" $(ARGS)
 
+## snapshots: write the next dated snapshot of the offline corpus's IMDB rows under a prefix: make snapshots ARGS="--into <prefix> --count 5"
+.PHONY: snapshots
+snapshots: $(INSTALLED)
+	$(PY) -m tools.snapshots $(ARGS)
+
 ## champion: show the champion and its history: make champion [STORAGE=<root>] (ARGS="--pin" or "--unpin": runs never/again replace it)
 .PHONY: champion
 champion: $(INSTALLED)
