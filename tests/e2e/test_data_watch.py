@@ -31,6 +31,11 @@ from tasks.runtime.ui import announce_new_data
 for index in range(int(sys.argv[2])):
     announce_new_data(sys.argv[1], [f"date=2026-12-0{3 + index}"], ["date=2026-12-01"])
 """
+MARKER = "imdb-rnn-pipeline.test.marker"
+EMIT_MARKER = f"""
+from prefect.events import emit_event
+emit_event(event="{MARKER}", resource={{"prefect.resource.id": "imdb-rnn-pipeline.test"}})
+"""
 
 
 def _runs_of(client, deployment_id, automated_only: bool = True) -> list:
@@ -40,17 +45,15 @@ def _runs_of(client, deployment_id, automated_only: bool = True) -> list:
     return [run for run in runs if not (automated_only and run.auto_scheduled)]  # not the cron's or interval's own
 
 
-def _arrived_events(client, prefix: Path) -> list:
+def _events_named(client, name: str, resource_id: str | None = None) -> list:
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 
-    page = client.read_events(
-        EventFilter(
-            event=EventNameFilter(name=[DATA_ARRIVED_EVENT]),
-            resource=EventResourceFilter(id=[data_resource_id(str(prefix))]),
-        ),
-        limit=50,
-    )
-    return page.events
+    resource = EventResourceFilter(id=[resource_id]) if resource_id else EventResourceFilter()
+    return client.read_events(EventFilter(event=EventNameFilter(name=[name]), resource=resource), limit=50).events
+
+
+def _arrived_events(client, prefix: Path) -> list:
+    return _events_named(client, DATA_ARRIVED_EVENT, data_resource_id(str(prefix)))
 
 
 def _wait_for(check, timeout: float, message: str):
@@ -138,6 +141,12 @@ def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(p
         f"{prefix}: 2 snapshot(s), every one trained on by a published run",
         "new: ",
     ], looked.stdout
+    # Events are stored in batches: a marker sent after the look has ended arrives after anything
+    # the look sent, so once it is readable an announcement would be too.
+    marked = subprocess.run(
+        [sys.executable, "-c", EMIT_MARKER], cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert marked.returncode == 0, marked.stderr[-2000:]
     with server_client(environment) as client:
-        time.sleep(2)
+        _wait_for(lambda: _events_named(client, MARKER), 60, "the marker event did not arrive")
         assert len(_arrived_events(client, prefix)) == 1 + BURST
