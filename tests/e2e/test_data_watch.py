@@ -150,3 +150,48 @@ def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(p
     with server_client(environment) as client:
         _wait_for(lambda: _events_named(client, MARKER), 60, "the marker event did not arrive")
         assert len(_arrived_events(client, prefix)) == 1 + BURST
+
+
+def test_with_nothing_to_watch_the_watcher_says_so_and_completes(prefect_server, tmp_path):
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    _, environment = prefect_server
+    looked = subprocess.run(
+        [sys.executable, "-m", "flows.data_watch", "--storage", str(tmp_path / "store")],  # --source auto
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert looked.returncode == 0, looked.stderr[-3000:]
+    assert looked.stdout.splitlines()[-2:] == ["nothing to watch: auto is not a folder of own reviews", "new: "]
+    with server_client(environment) as client:
+        (run,) = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["imdb-data-watch"])),
+            sort=FlowRunSort.START_TIME_DESC,
+            limit=1,
+        )
+        assert run.state.is_completed()
+        assert "nothing to watch: auto is not a folder of own reviews" in flow_run_log(client, run.id)
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        task_names = {task.name.rsplit("-", 1)[0] for task in tasks}
+    assert task_names == {"find-new-snapshots"}  # no announce-new-data: nothing emitted
+
+
+def test_snapshots_written_to_s3_are_watched_there(s3_server, s3_prefix, tmp_path, capsys):
+    from tasks.data.watch import find_new_snapshots
+    from tools.snapshots import main as write_snapshots
+
+    prefix, store = f"{s3_prefix}/reviews", f"{s3_prefix}/store"
+    for _ in range(3):
+        assert write_snapshots(["--into", prefix, "--count", "2", "--s3-endpoint-url", s3_server.endpoint]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote {prefix}/date=2026-12-01/reviews.csv",
+        f"wrote {prefix}/date=2026-12-02/reviews.parquet",
+        f"all 2 snapshots are written under {prefix}: nothing to write",
+    ]
+    assert find_new_snapshots(prefix, store).new == ["date=2026-12-01", "date=2026-12-02"]
+    publish_trained_run(store, prefix, "latest", "20261207T000000Z-abcdef", tmp_path)
+    assert find_new_snapshots(prefix, store).new == ["date=2026-12-01"]

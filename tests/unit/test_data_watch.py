@@ -24,7 +24,7 @@ def write_snapshot(prefix: Path, name: str, rows: int = 2, start: int = 0) -> Pa
     return folder
 
 
-def publish_trained_run(store: Path, source: str, window: str, run_id: str, tmp_path: Path) -> None:
+def publish_trained_run(store: str | Path, source: str, window: str, run_id: str, tmp_path: Path) -> None:
     """A run published as the pipeline publishes one, having read `source` through `window`."""
     local = tmp_path / f"work-{run_id}"
     local.mkdir()
