@@ -13,6 +13,9 @@ PREFECT_PORT ?= 4200
 POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 RESCORING := imdb-batch-scoring/rescore-on-promotion
+# Where the deployments' reviews live, set once at `make deploy`: the retraining's data.source and the
+# watcher's prefix. auto is IMDB, with nothing to watch.
+SOURCE ?= auto
 
 # Prefect's settings for a local run, as tasks/runtime/environment.py defines them (why each is set is
 # said there), for Prefect's own commands below (server, worker, deploy), which never run that code.
@@ -148,6 +151,16 @@ score: $(INSTALLED)
 	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
 	$(PY) -m flows.batch_scoring --input "$(INPUT)" --storage "$(or $(STORAGE),outputs)" $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
 
+## watch: look once at a prefix of your own reviews for snapshots no published run trained on, and announce them: make watch SOURCE=<prefix> [STORAGE=<root>]
+.PHONY: watch
+watch: $(INSTALLED)
+	$(PY) -m flows.data_watch --source "$(SOURCE)" --storage "$(or $(STORAGE),outputs)" $(ARGS)
+
+## snapshots: write the next dated snapshot of the offline corpus's IMDB rows under a prefix: make snapshots ARGS="--into <prefix> --count 5"
+.PHONY: snapshots
+snapshots: $(INSTALLED)
+	$(PY) -m tools.snapshots $(ARGS)
+
 ## champion: show the champion and its history: make champion [STORAGE=<root>] (ARGS="--pin" or "--unpin": runs never/again replace it)
 .PHONY: champion
 champion: $(INSTALLED)
@@ -180,11 +193,11 @@ server: $(INSTALLED)
 # The targets below talk to that server unless PREFECT_API_URL points elsewhere.
 deploy worker retrain rescore: export PREFECT_API_URL ?= http://$(PREFECT_HOST):$(PREFECT_PORT)/api
 
-## deploy: create the process work pool if missing and apply infra/prefect.yaml (weekly retraining, re-scoring on promotion)
+## deploy: create the process work pool if missing and apply infra/prefect.yaml (retraining weekly and on new data, re-scoring on promotion, watching SOURCE=<prefix> every 15 minutes)
 .PHONY: deploy
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
-	IMDB_PIPELINE_ROOT=$(CURDIR) $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
+	IMDB_PIPELINE_ROOT=$(CURDIR) IMDB_PIPELINE_SOURCE="$(SOURCE)" $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
 	$(PY) -m tasks.runtime.heartbeats
 
 ## worker: start a worker that runs the pool's flow runs from this checkout

@@ -525,3 +525,15 @@ class ScoringConfig(_Part):
     @property
     def output_root(self) -> str:
         return self.output or self.storage.root
+
+
+class WatchConfig(_Part):
+    """One look at a prefix of one's own reviews for snapshots no published run has trained on; the
+    data-watch flow's parameter."""
+
+    source: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        "auto",
+        description="the prefix of your own reviews to watch (path, file:// or s3://), as the pipeline's "
+        "--source; a named source (auto, keras, offline) leaves nothing to watch",
+    )
+    storage: StorageConfig = StorageConfig()

@@ -8,5 +8,7 @@
 - `store`: padding to `maxlen` and the Parquet splits of a data set;
 - `checks`: statistics of every split and the checks that stop a bad data set (`DataCheckResult`);
 - `drift`: a data set or scoring batch against the data a model was trained on;
-- `stages`: the Prefect tasks of the data stages (check storage, download, split, store, check data).
+- `watch`: which snapshots of a prefix of one's own reviews no published run has trained on;
+- `stages`: the Prefect tasks of the data stages (check storage, download, split, store, check data) and
+  of the data watch.
 """

