@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from tasks.config import DataConfig
+from tasks.data import prepare
 from tasks.data.sources import SourceInfo, resolve_source
-from tasks.data.split import split_source
-from tasks.data.store import DatasetInfo, dataset_metadata, store_dataset
+from tasks.data.store import DatasetInfo
 
 
 def prepare_dataset(config: DataConfig, seed: int, storage_root: str) -> tuple[DatasetInfo, SourceInfo]:
     """Download, split and pad-and-store in one call, without a flow or its cache: the data set the
-    pipeline itself would store for `config` and `seed`."""
+    pipeline itself would store for `config` and `seed`, for every kind of source."""
     source = resolve_source(config)
-    splits = split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed)
-    metadata = dataset_metadata(config, seed, source.uri, source.sha256)
-    return store_dataset(splits, config.maxlen, metadata, storage_root), source
+    splits = prepare.split_resolved(source, config, seed)
+    return prepare.store_splits(splits, source, config, seed, storage_root), source

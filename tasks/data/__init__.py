@@ -6,6 +6,7 @@
 - `split`: a source's train and test reviews, its training part split into train and val;
 - `vocabulary`: the word -> id map and tokenizer that travel with every model;
 - `store`: padding to `maxlen` and the Parquet splits of a data set;
+- `prepare`: a resolved source split, padded and stored with its vocabulary (the stages' logic, and the tools');
 - `checks`: statistics of every split and the checks that stop a bad data set (`DataCheckResult`);
 - `drift`: a data set or scoring batch against the data a model was trained on;
 - `watch`: which snapshots of a prefix of one's own reviews no published run has trained on;

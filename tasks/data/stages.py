@@ -10,9 +10,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig, WatchConfig
-from tasks.data import checks, drift, sources, store, vocabulary, watch
+from tasks.data import checks, drift, prepare, sources, store, watch
 from tasks.data.sources import SourceInfo
-from tasks.data.split import Splits, split_own_source, split_source
+from tasks.data.split import Splits
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.registry import gate
 from tasks.runtime import ui
@@ -62,19 +62,12 @@ def _split_cache_key(context, parameters: dict) -> str:
 
 @task(name="split", cache_key_fn=_split_cache_key)
 def split(source: SourceInfo, config: DataConfig, seed: int) -> Splits:
-    if source.kind == "reviews":
-        return split_own_source([file.uri for file in source.files], config, seed)
-    return Splits(split_source(source.kind, source.local_path, config.num_words, config.val_fraction, seed))
-
-
-def _dataset_metadata(source: SourceInfo, config: DataConfig, seed: int) -> dict:
-    metadata = store.dataset_metadata(config, seed, source.uri, source.sha256)
-    return metadata | store.own_reviews_metadata(config) if source.kind == "reviews" else metadata
+    return prepare.split_resolved(source, config, seed)
 
 
 def _store_cache_key(context, parameters: dict) -> str:
     source, config = parameters["source"], parameters["config"]
-    metadata = _dataset_metadata(source, config, parameters["seed"])
+    metadata = prepare.dataset_metadata(source, config, parameters["seed"])
     # The word index shapes the stored vocabulary.json, not the stored ids: it keys the stage, not the data set.
     return cache_keys.store_key(
         {**metadata, "word_index_sha256": source.word_index_sha256}, parameters["storage_config"].root
@@ -85,17 +78,7 @@ def _store_cache_key(context, parameters: dict) -> str:
 def pad_and_store(
     splits: Splits, source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> store.DatasetInfo:
-    metadata = _dataset_metadata(source, config, seed)
-    words: vocabulary.Vocabulary | None
-    if source.kind == "reviews":
-        train = splits.reviews["train"]
-        train_texts = list(train.texts if train.texts is not None else [])
-        words = vocabulary.text_vocabulary(source.kind, train_texts, config.num_words, config.maxlen)
-    else:
-        words = vocabulary.build_vocabulary(
-            source.kind, source.local_path, source.word_index_path, config.num_words, config.maxlen
-        )
-    return store.store_dataset(splits.reviews, config.maxlen, metadata, storage_config.root, words)
+    return prepare.store_splits(splits, source, config, seed, storage_config.root)
 
 
 @task(name="check-data", cache_policy=NO_CACHE)

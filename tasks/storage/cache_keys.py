@@ -17,7 +17,7 @@ from tasks.training.variants import get as get_variant
 # The module each cached stage runs: its code, and that of every tasks module it imports, is part
 # of the stage's key, so editing any of them recomputes instead of reusing.
 SPLIT_MODULE = "tasks.data.split"
-STORE_MODULE = "tasks.data.store"
+STORE_MODULE = "tasks.data.prepare"  # storing, and the vocabulary stored beside the splits
 TRAINING_MODULE = "tasks.training.fit"
 BASELINE_MODULE = "tasks.training.baseline"
 # The pipeline's flow: its code, and that of every project module it imports, is what a run ran.

@@ -116,7 +116,7 @@ def _report_artifact(client, flow_run_id) -> str:
 
 
 def test_snapshots_that_land_retrain_through_the_watcher_and_nothing_new_retrains_nothing(
-    s3_server, prefect_server, s3_prefix, tmp_path, capsys
+    s3_server, prefect_server, s3_prefix, tmp_path
 ):
     port, server_environment = prefect_server
     environment = {**server_environment, **s3_server.environment()}
