@@ -13,9 +13,12 @@ PREFECT_PORT ?= 4200
 POOL := imdb-process
 DEPLOYMENT := imdb-rnn-pipeline/weekly-retraining
 RESCORING := imdb-batch-scoring/rescore-on-promotion
+# RUN, STORAGE, INPUT, OUTPUT, SOURCE and TEXT reach the commands below as environment variables
+# ("$$RUN"), never pasted into the shell line: a quote, `;` or `$(...)` in a path stays part of the
+# path. ARGS is shell words on purpose (several options, quoted as on a command line).
 # Where the deployments' reviews live, set once at `make deploy`: the retraining's data.source and the
 # watcher's prefix. auto is IMDB, with nothing to watch.
-SOURCE ?= auto
+export SOURCE ?= auto
 
 # Prefect's settings for a local run, as tasks/runtime/environment.py defines them (why each is set is
 # said there), for Prefect's own commands below (server, worker, deploy), which never run that code.
@@ -120,14 +123,14 @@ bench: $(INSTALLED)
 ## verify: check a published run against its manifest: make verify RUN=outputs/runs/<run_id> (or s3://...)
 .PHONY: verify
 verify: $(INSTALLED)
-	@test -n "$(RUN)" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
-	$(PY) -m tools.verify "$(RUN)" $(ARGS)
+	@test -n "$$RUN" || { echo "usage: make verify RUN=<run folder or URI>" >&2; exit 2; }
+	$(PY) -m tools.verify "$$RUN" $(ARGS)
 
 ## reproduce: run again on exactly what a published run used (its config; its own reviews' files, sha256-checked): make reproduce RUN=outputs/runs/<run_id>
 .PHONY: reproduce
 reproduce: $(INSTALLED)
-	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<run folder or URI>" >&2; exit 2; }
-	$(PY) -m tools.reproduce "$(RUN)" $(ARGS)
+	@test -n "$$RUN" || { echo "usage: make reproduce RUN=<run folder or URI>" >&2; exit 2; }
+	$(PY) -m tools.reproduce "$$RUN" $(ARGS)
 
 ## seeds: train every variant and recipe preset on 20 seeds with the guard and write MODEL_QUALITY.md (long: one training per variant, preset and seed)
 .PHONY: seeds
@@ -137,24 +140,24 @@ seeds: $(INSTALLED)
 ## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...); ARGS="--clean --older-than 2h" lists leftovers, --yes removes them
 .PHONY: runs
 runs: $(INSTALLED)
-	$(PY) -m tools.verify --all "$(or $(STORAGE),outputs)" $(ARGS)
+	$(PY) -m tools.verify --all "$${STORAGE:-outputs}" $(ARGS)
 
 ## predict: score reviews with the champion, one JSON line each: make predict TEXT="A wonderful film" (STORAGE=, ARGS="--file f.txt", "--run <uri> --variant <name>")
 .PHONY: predict
 predict: $(INSTALLED)
 	@test -n "$$TEXT$(ARGS)" || { echo 'usage: make predict TEXT="<review>" [STORAGE=<root>] [ARGS="--file <path>"]' >&2; exit 2; }
-	$(PY) -m tools.predict $(if $(TEXT),--text "$$TEXT") --storage "$(or $(STORAGE),outputs)" $(ARGS)
+	$(PY) -m tools.predict $(if $(TEXT),--text "$$TEXT") --storage "$${STORAGE:-outputs}" $(ARGS)
 
 ## score: batch-score a CSV, Parquet or JSONL of reviews with the champion: make score INPUT=reviews.csv [OUTPUT=<root>] [STORAGE=<root>] (ARGS="--text-column body --id-column id")
 .PHONY: score
 score: $(INSTALLED)
-	@test -n "$(INPUT)" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
-	$(PY) -m flows.batch_scoring --input "$(INPUT)" --storage "$(or $(STORAGE),outputs)" $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+	@test -n "$$INPUT" || { echo "usage: make score INPUT=<path or URI> [OUTPUT=<root>] [STORAGE=<root>]" >&2; exit 2; }
+	$(PY) -m flows.batch_scoring --input "$$INPUT" --storage "$${STORAGE:-outputs}" $(if $(OUTPUT),--output "$$OUTPUT") $(ARGS)
 
 ## watch: look once at a prefix of your own reviews for snapshots no published run trained on, and announce them: make watch SOURCE=<prefix> [STORAGE=<root>]
 .PHONY: watch
 watch: $(INSTALLED)
-	$(PY) -m flows.data_watch --source "$(SOURCE)" --storage "$(or $(STORAGE),outputs)" $(ARGS)
+	$(PY) -m flows.data_watch --source "$$SOURCE" --storage "$${STORAGE:-outputs}" $(ARGS)
 
 ## snapshots: write the next dated snapshot of the offline corpus's IMDB rows under a prefix: make snapshots ARGS="--into <prefix> --count 5"
 .PHONY: snapshots
@@ -164,12 +167,12 @@ snapshots: $(INSTALLED)
 ## champion: show the champion and its history: make champion [STORAGE=<root>] (ARGS="--pin" or "--unpin": runs never/again replace it)
 .PHONY: champion
 champion: $(INSTALLED)
-	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" $(ARGS)
+	$(PY) -m tools.champion --storage "$${STORAGE:-outputs}" $(ARGS)
 
 ## rollback: restore the previous champion, or a named one (RUN=<run id>), after verifying its run
 .PHONY: rollback
 rollback: $(INSTALLED)
-	$(PY) -m tools.champion --storage "$(or $(STORAGE),outputs)" --rollback $(RUN) $(ARGS)
+	$(PY) -m tools.champion --storage "$${STORAGE:-outputs}" --rollback $(if $(RUN),"$$RUN") $(ARGS)
 
 ## s3: start a local S3 server (SeaweedFS) on 127.0.0.1:8333 and print how to use it; Ctrl+C stops it
 .PHONY: s3
@@ -197,7 +200,7 @@ deploy worker retrain rescore: export PREFECT_API_URL ?= http://$(PREFECT_HOST):
 .PHONY: deploy
 deploy: $(INSTALLED)
 	$(PREFECT) work-pool inspect $(POOL) >/dev/null 2>&1 || $(PREFECT) work-pool create $(POOL) --type process
-	IMDB_PIPELINE_ROOT=$(CURDIR) IMDB_PIPELINE_SOURCE="$(SOURCE)" $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
+	IMDB_PIPELINE_ROOT=$(CURDIR) IMDB_PIPELINE_SOURCE="$$SOURCE" $(PREFECT) --no-prompt deploy --all --prefect-file infra/prefect.yaml
 	$(PY) -m tasks.runtime.heartbeats
 
 ## worker: start a worker that runs the pool's flow runs from this checkout

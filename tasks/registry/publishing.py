@@ -169,6 +169,19 @@ def manifest_entry(destination: str, path: str) -> dict | None:
     return next((entry for entry in files if entry["path"] == path), None)
 
 
+def _inside(entry: dict) -> bool:
+    """True for a manifest entry whose path stays inside the run: relative, without `..`, `.` or
+    empty parts (a crafted manifest must not make a reader hash files elsewhere)."""
+    path = entry.get("path") if isinstance(entry, dict) else None
+    if not isinstance(path, str) or not path or path.startswith("/") or "\\" in path or "://" in path:
+        return False
+    return all(part not in ("", ".", "..") for part in path.split("/"))
+
+
+def _shown(entry: object) -> str:
+    return repr(entry.get("path") if isinstance(entry, dict) else entry)
+
+
 def verify_run(destination: str) -> list[str]:
     """Problems of a published run (missing manifest, missing or changed files); empty when whole."""
     manifest_uri = fs.join(destination, MANIFEST_NAME)
@@ -178,8 +191,8 @@ def verify_run(destination: str) -> list[str]:
         entries = fs.read_json(manifest_uri)["files"]
     except (ValueError, KeyError, TypeError) as error:
         return [f"{manifest_uri} is not a readable manifest ({error.__class__.__name__}: {error})"]
-    problems = []
-    for entry in entries:
+    problems = [f"{_shown(entry)}: not a path inside the run, refused" for entry in entries if not _inside(entry)]
+    for entry in (entry for entry in entries if _inside(entry)):
         uri = fs.join(destination, entry["path"])
         if not fs.exists(uri):
             problems.append(f"{entry['path']}: missing")

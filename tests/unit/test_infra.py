@@ -108,8 +108,8 @@ def test_the_retraining_keeps_its_weekly_schedule_and_is_triggered_once_per_burs
 
 def test_make_deploy_sets_the_source_of_both_deployments_from_one_variable_auto_by_default():
     makefile = (REPO_ROOT / "Makefile").read_text()
-    assert "\nSOURCE ?= auto\n" in makefile
-    assert 'IMDB_PIPELINE_SOURCE="$(SOURCE)" $(PREFECT) --no-prompt deploy --all' in makefile
+    assert "\nexport SOURCE ?= auto\n" in makefile
+    assert 'IMDB_PIPELINE_SOURCE="$$SOURCE" $(PREFECT) --no-prompt deploy --all' in makefile
     assert PROJECT.read_text().count(SOURCE_TEMPLATE) == 3  # retraining, watcher, trigger
 
 

@@ -70,6 +70,18 @@ def test_a_run_without_manifest_is_incomplete(tmp_path):
     assert publishing.verify_run(str(tmp_path)) == [f"{tmp_path}/manifest.json is missing: the run is incomplete"]
 
 
+@pytest.mark.parametrize("path", ["../outside.txt", "/etc/hostname", "a/../../outside.txt", "./report.md", "a//b", ""])
+def test_a_manifest_path_outside_the_run_is_refused_and_never_read(tmp_path, path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the run's")
+    run = tmp_path / "runs" / "r1"
+    (run / "a").mkdir(parents=True)
+    (run / "report.md").write_text("report")
+    entry = {"path": path, "sha256": hashlib.sha256(b"not the run's").hexdigest(), "bytes": 13}
+    (run / "manifest.json").write_text(json.dumps({"files": [entry]}))
+    assert publishing.verify_run(str(run)) == [f"{path!r}: not a path inside the run, refused"]
+
+
 def test_create_only_writes_refuse_an_existing_object(tmp_path):
     uri = str(tmp_path / "once.bin")
     assert fs.write_verified(uri, b"first", create_only=True) == hashlib.sha256(b"first").hexdigest()
