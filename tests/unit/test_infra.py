@@ -129,3 +129,13 @@ def test_the_templated_source_stays_the_string_given(source, monkeypatch):
     assert deployments["watch-reviews"]["parameters"]["config"]["source"] == source
     match = deployments["weekly-retraining"]["triggers"][0]["match"]["prefect.resource.id"]
     assert match == f"imdb-rnn-pipeline.data.{source}"
+
+
+def test_the_rescoring_deployment_reads_reviews_the_repo_ships():
+    from tasks.config import ScoringConfig
+    from tasks.scoring import batch
+
+    config = ScoringConfig.model_validate(_deployments()["rescore-on-promotion"]["parameters"]["config"])
+    path = REPO_ROOT / config.input  # the worker runs flows from the checkout's root
+    reviews = batch.check_input(batch.read_table(str(path)), str(path), config.text_column, config.id_column)
+    assert len(reviews.texts) >= 10 and set(reviews.labels) == {0, 1}
