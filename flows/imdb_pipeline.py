@@ -37,10 +37,7 @@ from tasks.reporting.tables import format_table, format_time_split, summary_rows
 from tasks.runtime import task_runners
 from tasks.runtime.command_line import run_flow
 from tasks.runtime.heartbeats import ensure_zombie_automation_hook
-from tasks.runtime.interruption import (
-    remove_scratch,
-    remove_scratch_when_interrupted,
-)
+from tasks.runtime.interruption import note_published, remove_scratch, remove_scratch_when_interrupted
 from tasks.runtime.policies import cache_options
 from tasks.runtime.run_logging import StageLog, configure_run_logging
 from tasks.runtime.ui import emit_failure_event, run_name, tag_flow_run
@@ -161,6 +158,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
     stage("publish", f"run {run_id}")
     write_report(run, results, decision)
     run_uri = publish(run)
+    note_published(run_uri)  # an interruption from here on says what was published
     decision = promote(run, run_uri, variants, decision)
     describe_run(run_uri, results, decision)
     get_run_logger().info("test metrics:\n%s", format_table(summary_rows(variants, baseline)))

@@ -62,9 +62,23 @@ def interruption_signal(error: BaseException) -> int | None:
     return None
 
 
+_published: list[str] = []  # the run this process published, once its manifest is written
+
+
+def note_published(run_uri: str) -> None:
+    """Call once a run's manifest is written: an interruption after it must not say nothing was published."""
+    _published.append(run_uri)
+
+
 def describe_interruption(number: int) -> str:
+    name = signal.Signals(number).name
+    if _published:
+        return (
+            f"interrupted by {name} after run {_published[-1]} was published (its manifest is written and "
+            "`make verify` checks it); promoting it may not have finished: `make champion` shows the champion"
+        )
     return (
-        f"interrupted by {signal.Signals(number).name}: the run stopped and nothing was published; "
+        f"interrupted by {name}: the run stopped and nothing was published; "
         "a rerun reuses every stage that had finished"
     )
 
