@@ -148,16 +148,39 @@ def open_read(uri: str, compression: str | None = None) -> Iterator[IO[bytes]]:
 
 
 def ensure_writable(root: str) -> None:
-    """Creates `root` if needed and proves an object can be written there, else StorageError."""
+    """Creates `root` if needed and proves an object can be written there, else StorageError.
+
+    On S3 it also proves the endpoint honours conditional writes (If-None-Match): publishing is
+    create-only, and an endpoint that overwrites anyway would let one run replace another's files.
+    The probe object is removed after (so the root needs DeleteObject as well as PutObject).
+    """
     fs, path = filesystem(root)
     probe = f"{path.rstrip('/')}/.write-probe-{uuid.uuid4().hex}"
     try:
         if isinstance(fs, LocalFileSystem):  # on S3, makedirs would create a missing bucket
             fs.makedirs(path, exist_ok=True)
-        fs.pipe_file(probe, b"ok")
+            fs.pipe_file(probe, b"ok")
+        else:
+            fs.pipe_file(probe, b"ok", mode="create")
+            _refuse_ignored_create_only(fs, probe, root)
         fs.rm(probe)
     except (*_failure_types(), ValueError) as error:  # type: ignore[misc]  # mypy cannot unpack a tuple here
         raise StorageError(f"storage {root} is not writable ({error.__class__.__name__}: {error})") from None
+
+
+def _refuse_ignored_create_only(fs: fsspec.AbstractFileSystem, probe: str, root: str) -> None:
+    try:
+        fs.pipe_file(probe, b"again", mode="create")
+    except OSError as error:
+        if _is_failed_precondition(error):
+            return
+        raise
+    fs.rm(probe)
+    raise StorageError(
+        f"storage {root} ignores conditional writes (If-None-Match): a create-only write replaced an "
+        "existing object, so published runs and the champion could be overwritten; use an endpoint "
+        "that honours them (AWS S3, MinIO, SeaweedFS, ...)"
+    )
 
 
 def write_bytes(uri: str, data: bytes, *, create_only: bool = False) -> None:
