@@ -59,6 +59,7 @@ def train_and_score(job: dict) -> dict:
         max_epochs=job["max_epochs"],
         restarts=job["restarts"],
         baseline_margin=job["baseline_margin"],
+        **job["stopping"],  # only the early-stopping settings given on the command line
     )
     trained = train_with_restarts(
         TrainingJob(
@@ -308,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--baseline-margin", type=float, default=defaults.baseline_margin, help="as --baseline-margin of the pipeline"
     )
+    for option, kind in (("--patience", int), ("--start-from-epoch", int), ("--min-delta", float)):
+        parser.add_argument(option, type=kind, help=f"as {option} of the pipeline (default: each preset's own)")
     parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="trainings side by side")
     parser.add_argument("--work-dir", default=".work/quality", help="data set and models of the sweep")
     parser.add_argument("--out", default="MODEL_QUALITY.md")
@@ -316,10 +319,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1 or args.jobs < 1 or args.max_epochs < 1 or not set(presets) <= set(RECIPES):
         print(f"error: --seeds, --jobs and --max-epochs must be >= 1; presets: {', '.join(RECIPES)}", file=sys.stderr)
         return 2
+    stopping = {
+        name: value
+        for name in ("patience", "start_from_epoch", "min_delta")
+        if (value := getattr(args, name)) is not None
+    }
     try:
-        guard = TrainingConfig(restarts=args.restarts, baseline_margin=args.baseline_margin)
+        guard = TrainingConfig(restarts=args.restarts, baseline_margin=args.baseline_margin, **stopping)
     except ValidationError as error:
-        print(f"error: --restarts or --baseline-margin: {error.errors()[0]['msg']}", file=sys.stderr)
+        problem = error.errors()[0]
+        print(f"error: --{str(problem['loc'][0]).replace('_', '-')}: {problem['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from tasks.training.jobs import derive_seed
@@ -334,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
             "variant": variant,
             "seed": seed,
             "max_epochs": args.max_epochs,
+            "stopping": stopping,
             "restarts": guard.restarts,
             "baseline_margin": guard.baseline_margin,
             "baseline_val_accuracy": baseline.val.accuracy,

@@ -107,11 +107,13 @@ def across_seeds(seeds: list[SeedResult]) -> dict[str, Spread]:
 
 
 def guard_label(trained: TrainedVariant) -> str:
-    """What the training guard concluded: ok, ok after restarts, or why no attempt was healthy."""
+    """What the training guard concluded: ok, ok after restarts, or why no attempt was healthy (and
+    whether the last one ran out of epochs rather than stopping early)."""
     attempts = len(trained.attempts) or 1
+    budget = "" if trained.stopped_early else ": out of epochs"  # ran all of --max-epochs
     for flag, label in ((trained.stalled, "STALLED"), (trained.under_trained, "UNDER-TRAINED")):
         if flag:
-            return f"{label} ({attempts} attempt{'s' if attempts > 1 else ''})"
+            return f"{label}{budget} ({attempts} attempt{'s' if attempts > 1 else ''})"
     restarts = attempts - 1
     return f"ok ({restarts} restart{'s' if restarts > 1 else ''})" if restarts else "ok"
 

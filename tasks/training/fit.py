@@ -222,7 +222,9 @@ def train_with_restarts(
     job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None
 ) -> TrainedVariant:
     """`train_variant`, retrained with a derived seed while it is stalled or under-trained against
-    the job's baseline val accuracy, at most `job.training.restarts` times.
+    the job's baseline val accuracy, at most `job.training.restarts` times. An attempt that ran
+    every epoch without early stopping is not restarted: it was cut by its epoch budget, which a
+    restart does not change.
 
     Returns the first healthy attempt (or, when none is, the one with the lowest val_loss, still
     marked), with every attempt listed and its test metrics, measured on the model still in memory;
@@ -240,6 +242,16 @@ def train_with_restarts(
         models.append(model)
         histories.append(json.loads(Path(trained.history_path).read_text()))
         if trained.healthy:
+            break
+        if not trained.stopped_early:  # a restart gets no more epochs than this attempt had
+            log.warning(
+                "%s seed %d %s: out of epochs (all %d ran without early stopping); no restart, which "
+                "would get no more (raise --max-epochs)",
+                variant,
+                attempt_seed,
+                describe_failure(trained, training_config.baseline_margin),
+                trained.epochs_run,
+            )
             break
         if attempt < training_config.restarts:
             log.warning(

@@ -11,8 +11,9 @@ from tools import seeds
 
 
 def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp_path, capsys):
-    """Two epochs on the generated data are far below its baseline (val 1.0): every first attempt is
-    under-trained, so every job restarts once, and the table must count that restart and its time."""
+    """Two epochs on the generated data are far below its baseline (val 1.0), and early stopping ends
+    every attempt there: every first attempt is under-trained and stopped early, so every job
+    restarts once, and the table must count that restart and its time."""
     out = tmp_path / "MODEL_QUALITY.md"
     argv = [
         "--source",
@@ -24,7 +25,13 @@ def test_seeds_sweep_writes_the_quality_table_with_the_guards_cost(imdb_npz, tmp
         "--variants",
         "embedding",
         "--max-epochs",
-        "2",
+        "3",
+        "--patience",
+        "1",
+        "--start-from-epoch",
+        "0",
+        "--min-delta",
+        "10",  # no val_loss drop counts: early stopping ends every attempt after its second epoch
         "--restarts",
         "1",
         "--jobs",

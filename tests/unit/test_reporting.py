@@ -40,8 +40,14 @@ def test_the_guard_column_names_the_verdict_and_the_attempts():
     assert results.guard_label(trained_variant(attempts=1)) == "ok"
     assert results.guard_label(trained_variant(attempts=2)) == "ok (1 restart)"
     assert results.guard_label(trained_variant(attempts=3)) == "ok (2 restarts)"
-    assert results.guard_label(trained_variant(attempts=6, under_trained=True)) == "UNDER-TRAINED (6 attempts)"
-    assert results.guard_label(trained_variant(attempts=3, stalled=True, under_trained=True)) == "STALLED (3 attempts)"
+    early = {"stopped_early": True}
+    assert results.guard_label(trained_variant(attempts=6, under_trained=True, **early)) == "UNDER-TRAINED (6 attempts)"
+    assert results.guard_label(trained_variant(attempts=3, stalled=True, under_trained=True, **early)) == (
+        "STALLED (3 attempts)"
+    )
+    # the last attempt ran every epoch: its budget, not a bad start, cut it
+    assert results.guard_label(trained_variant(under_trained=True)) == "UNDER-TRAINED: out of epochs (1 attempt)"
+    assert results.guard_label(trained_variant(attempts=2, stalled=True)) == "STALLED: out of epochs (2 attempts)"
 
 
 def test_table_records_put_the_baseline_after_the_variants():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -100,8 +101,12 @@ def test_a_wider_stall_margin_counts_more_models_as_stalled():
     assert not guard.is_stalled(0.78, 0.506, margin=0.1)
 
 
+# Early stopping after the second epoch, whatever the data: no val_loss drop counts as improvement.
+STOPS_EARLY = {"max_epochs": 4, "patience": 1, "min_delta": 10.0}
+
+
 def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class_val_dataset, tmp_path):
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=1)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, restarts=1, **STOPS_EARLY)
     trained = fit.train_with_restarts(job("embedding", one_class_val_dataset, config, 11), tmp_path)
     assert trained.stalled and trained.val_majority_rate == 1.0
     seeds = [attempt.seed for attempt in trained.attempts]
@@ -116,7 +121,7 @@ def test_a_model_at_chance_is_stalled_and_retrained_with_derived_seeds(one_class
 def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tmp_path, monkeypatch):
     verdicts = iter([True, False, False])  # the detector says: the first attempt stalled
     monkeypatch.setattr(fit, "is_stalled", lambda accuracy, majority, margin: next(verdicts))
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, restarts=2)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, restarts=2, **STOPS_EARLY)
     trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3), tmp_path)
     assert [attempt.stalled for attempt in trained.attempts] == [True, False]  # stops at the first success
     assert not trained.stalled and trained.seed == jobs.derive_seed(3, 0, 1)
@@ -128,36 +133,51 @@ def test_a_stalled_attempt_is_replaced_by_the_first_that_learns(tiny_dataset, tm
         np.testing.assert_array_equal(first, second)
 
 
-def test_an_attempt_cut_short_is_under_trained_restarted_and_recorded(tiny_dataset, tmp_path, monkeypatch, caplog):
-    """The first attempt trains one epoch instead of eight, on purpose: far below the baseline's val
-    accuracy, so the guard (default margin) restarts it, and the full second attempt is published."""
+def test_an_attempt_that_stops_early_under_trained_is_restarted_and_recorded(
+    tiny_dataset, tmp_path, monkeypatch, caplog
+):
+    """The first attempt learns slowly (a learning rate of 0.003) and early stopping ends it after two
+    epochs: far below the baseline's val accuracy, so the guard (default margin) restarts it, and
+    the full second attempt is published."""
     bar = baseline.fit_bag_of_words(tiny_dataset).val.accuracy
-    real_fit, epochs_asked = fit.fit_model, []
+    real_fit, attempts = fit.fit_model, []
 
-    def cut_the_first_attempt_short(model, x_train, y_train, x_val, y_val, config, callbacks):
-        epochs_asked.append(config.max_epochs)
-        if len(epochs_asked) == 1:
-            config = config.model_copy(update={"max_epochs": 1})
+    def stall_the_first_attempt(model, x_train, y_train, x_val, y_val, config, callbacks):
+        attempts.append(config.max_epochs)
+        if len(attempts) == 1:
+            model.optimizer.learning_rate = 0.003
+            stopping = next(callback for callback in callbacks if isinstance(callback, keras.callbacks.EarlyStopping))
+            stopping.patience, stopping.min_delta = 1, 10.0  # no gain counts: it stops after epoch 2
         real_fit(model, x_train, y_train, x_val, y_val, config, callbacks)
 
-    monkeypatch.setattr(fit, "fit_model", cut_the_first_attempt_short)
+    monkeypatch.setattr(fit, "fit_model", stall_the_first_attempt)
     config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=8, patience=10, restarts=2)
-    with caplog.at_level("WARNING", logger="tasks.training.jobs"):
+    with caplog.at_level("WARNING", logger="tasks.training.fit"):
         trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
     first, second = trained.attempts
-    assert first.under_trained and not first.stalled and first.epochs_run == 1
+    assert first.under_trained and not first.stalled and first.epochs_run == 2
     assert first.best_val_accuracy < bar - config.baseline_margin
     assert not second.under_trained and second.best_val_accuracy >= bar - config.baseline_margin
     assert trained.healthy and trained.seed == second.seed == jobs.derive_seed(3, 0, 1)
     history = json.loads(Path(trained.history_path).read_text())
     assert [(a["seed"], a["under_trained"]) for a in history["attempts"]] == [(3, True), (second.seed, False)]
-    assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 1
+    assert history["baseline_val_accuracy"] == bar and len(history["attempts"][0]["epochs"]) == 2
     # a set: after a flow test in the same session, Prefect's handlers may deliver a record twice
     (line,) = {record.getMessage() for record in caplog.records if "restart" in record.getMessage()}
     assert line == (
         f"onehot seed 3 under-trained (best val accuracy {first.best_val_accuracy:.4f}, more than 0.03 "
         f"below the baseline's {bar:.4f}): restart 1/2 with seed {second.seed}"
     )
+
+
+def test_an_attempt_out_of_epochs_is_not_restarted(tiny_dataset, tmp_path, caplog):
+    """One epoch is far below the baseline, but all of the budget ran: a restart gets no more."""
+    bar = baseline.fit_bag_of_words(tiny_dataset).val.accuracy
+    config = TrainingConfig(batch_size=16, learning_rate=1e-4, max_epochs=1, restarts=3)
+    with caplog.at_level("WARNING", logger="tasks.training.fit"):
+        trained = fit.train_with_restarts(job("onehot", tiny_dataset, config, 3, bar), tmp_path)
+    assert trained.under_trained and not trained.stopped_early and len(trained.attempts) == 1
+    assert "out of epochs (all 1 ran without early stopping); no restart" in caplog.text
 
 
 def test_under_trained_needs_a_baseline_and_a_gap_beyond_the_margin():
