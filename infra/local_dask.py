@@ -90,10 +90,15 @@ def _spawn(command: list[str], log_path: Path | None, environment: dict[str, str
 
 
 def start(
-    workers: int, log_dir: Path | None = None, environment: dict[str, str] | None = None, port: int | None = None
+    workers: int,
+    log_dir: Path | None = None,
+    environment: dict[str, str] | None = None,
+    port: int | None = None,
+    scheduler_environment: dict[str, str] | None = None,
 ) -> LocalDask:
     """Starts a scheduler on 127.0.0.1 (a free port unless `port`) and `workers` single-threaded
-    workers, and waits until all have joined. `environment` is added to the workers' environment."""
+    workers, and waits until all have joined. `environment` is added to the workers' environment;
+    the scheduler gets the workers' unless `scheduler_environment` is given (its whole environment)."""
     if log_dir:
         log_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -102,7 +107,7 @@ def start(
     scheduler = _spawn(
         [dask_command(), "scheduler", "--host", HOST, "--port", str(port), *LOOPBACK_HTTP],
         log_dir / "scheduler.log" if log_dir else None,
-        env,
+        env if scheduler_environment is None else scheduler_environment,
     )
     cluster = LocalDask(address, scheduler, log_dir=log_dir)
     try:

@@ -21,6 +21,14 @@ from tasks.training.jobs import TrainedVariant, TrainingJob
 # Deployments (and anyone who would rather not repeat --dask-address) name the scheduler here.
 DASK_ADDRESS_VARIABLE = "IMDB_DASK_ADDRESS"
 DASK_WORKER = "Dask worker"  # how `where_running` starts inside one
+# What distributed says when the scheduler cannot unpickle a submitted task (its cause, such as a
+# missing module, is chained): the scheduler needs the project's code, as the workers do.
+GRAPH_NOT_DESERIALIZED = "Error during deserialization of the task graph"
+
+
+class DaskSetupError(PipelineError):
+    """The Dask cluster cannot run this project's tasks as it was started."""
+
 
 
 def dask_address(configured: str | None) -> str | None:
@@ -72,7 +80,17 @@ def train_on_dask(
         # A worker is a process of its own already: each training runs in it, not in a child of it.
         parameters = [{"job": job, "storage_config": storage_config, "in_child_process": False} for job in jobs]
         futures = [runner.submit(train, parameters=each) for each in parameters]
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except RuntimeError as error:
+            if GRAPH_NOT_DESERIALIZED not in str(error):
+                raise
+            cause = error.__cause__ or error.__context__
+            raise DaskSetupError(
+                f"the Dask scheduler at {address} cannot read this run's tasks"
+                + (f" ({cause.__class__.__name__}: {cause})" if cause else "")
+                + ": start `dask scheduler` with this checkout on PYTHONPATH, as its workers"
+            ) from None
 
 
 def _forget_earlier_prefect_servers() -> None:
