@@ -30,7 +30,6 @@ class DaskSetupError(PipelineError):
     """The Dask cluster cannot run this project's tasks as it was started."""
 
 
-
 def dask_address(configured: str | None) -> str | None:
     """The scheduler to train on: the config's, else $IMDB_DASK_ADDRESS, else None (this machine)."""
     if configured:

@@ -8,12 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.data.store import DatasetInfo
+from tasks.errors import StorageError
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 from tasks.training.evaluation import ClassificationMetrics
@@ -59,6 +61,9 @@ class TrainedVariant(BaseModel):
     # Test-set metrics of this model, measured in the training process while the model was still in
     # memory (None: not measured there, so evaluation loads the saved model).
     test_metrics: ClassificationMetrics | None = None
+    # Once kept in storage: the sha256 of the model and history stored, checked whenever they are read back.
+    model_sha256: str | None = None
+    history_sha256: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -136,20 +141,33 @@ def append_progress(path: str, record: dict) -> None:
 
 
 def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:
-    """Copies a trained variant's model and history to `destination` (a storage URI), verified;
-    returns the record pointing there, so it stays valid after the local scratch folder is gone."""
-    stored = {}
+    """Copies a trained variant's model and history into a folder of their own under `destination`
+    (a storage URI), create-only and verified; returns the record pointing there, with their sha256,
+    so it stays valid after the local scratch folder is gone. Each call writes a new folder: two runs
+    training the same thing at once never write over, or read back, each other's model."""
+    folder = fs.join(destination, uuid.uuid4().hex)
+    stored: dict[str, str] = {}
     for field, name in (("model_path", MODEL_NAME), ("history_path", TRAINING_HISTORY_NAME)):
-        uri = fs.join(destination, name)
-        fs.write_verified(uri, Path(getattr(trained, field)).read_bytes())
+        uri = fs.join(folder, name)
+        stored[field.replace("_path", "_sha256")] = fs.write_verified(
+            uri, Path(getattr(trained, field)).read_bytes(), create_only=True
+        )
         stored[field] = uri
     return trained.model_copy(update=stored)
+
+
+def read_stored(uri: str, sha256: str | None) -> bytes:
+    """A stored model or history, refused when it is not the one recorded when it was kept."""
+    data = fs.read_bytes(uri)
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise StorageError(f"{uri}: sha256 differs from the one recorded when it was stored (--refresh trains again)")
+    return data
 
 
 def collect_trained(trained: TrainedVariant, folder: Path) -> Path:
     """The model and history of a trained variant, copied into `folder` (a run's variant folder)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / MODEL_NAME).write_bytes(fs.read_bytes(trained.model_path))
-    (folder / TRAINING_HISTORY_NAME).write_bytes(fs.read_bytes(trained.history_path))
+    (folder / MODEL_NAME).write_bytes(read_stored(trained.model_path, trained.model_sha256))
+    (folder / TRAINING_HISTORY_NAME).write_bytes(read_stored(trained.history_path, trained.history_sha256))
     return folder

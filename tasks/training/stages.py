@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import shutil
 import uuid
 from collections.abc import Callable
@@ -121,13 +122,18 @@ def collect(trained: TrainedVariant, test_metrics: evaluation.ClassificationMetr
 
 @task(name="plot", task_run_name="plot-{trained.variant}", cache_policy=NO_CACHE)
 def plot_variant(trained: TrainedVariant, run_dir: Path) -> None:
-    plots.plot_history(fs.read_json(trained.history_path), run_dir / trained.variant)
+    plots.plot_history(
+        json.loads(jobs.read_stored(trained.history_path, trained.history_sha256)), run_dir / trained.variant
+    )
 
 
 @task(name="plot-comparison", cache_policy=NO_CACHE)
 def plot_comparison(variants: dict[str, results.VariantResult], run_dir: Path) -> None:
     """The comparison plot: the published training of every variant, side by side."""
-    histories = {name: fs.read_json(result.published.history_path) for name, result in variants.items()}
+    histories = {
+        name: json.loads(jobs.read_stored(result.published.history_path, result.published.history_sha256))
+        for name, result in variants.items()
+    }
     plots.plot_comparison(histories, run_dir / layout.COMPARISON_PLOT)
 
 
