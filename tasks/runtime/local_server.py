@@ -111,7 +111,13 @@ class LocalServer:
             **SERVER_ENVIRONMENT,
             **get_current_settings().to_environment_variables(exclude_unset=True),
         }
-        return port, subprocess.Popen(command, env=environment, preexec_fn=death_signal_setter(signal.SIGTERM))
+        # A session of its own: a signal to the run's whole process group (a closing terminal, systemd,
+        # `kill -- -PGID`) reaches the run, which then reports its end to this server and stops it,
+        # instead of finding it already gone and retrying for a minute. The death signal still ends
+        # it with the run, SIGKILL included.
+        return port, subprocess.Popen(
+            command, env=environment, preexec_fn=death_signal_setter(signal.SIGTERM), start_new_session=True
+        )
 
 
 @contextmanager
@@ -134,7 +140,8 @@ def local_server_unless_configured() -> Iterator[LocalServer | None]:
     try:
         yield server
     finally:
-        _drain_prefect_workers()
+        if server.process.poll() is None:  # a server that is gone takes no more logs or events
+            _drain_prefect_workers()
         server.stop()
         del os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"]
         refresh_global_settings_context()

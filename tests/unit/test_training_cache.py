@@ -36,5 +36,5 @@ def test_a_stored_model_changed_in_storage_is_refused(tmp_path):
     destination = layout.training_cache_uri(str(tmp_path / "store"), "key", "onehot")
     stored = jobs.store_trained(trained_in(tmp_path / "scratch", b"the model"), destination)
     Path(stored.model_path).write_bytes(b"another model")
-    with pytest.raises(StorageError, match="model.keras: sha256 differs from the one recorded when it was stored"):
+    with pytest.raises(StorageError, match=r"model\.keras: sha256 differs from the one recorded when it was stored"):
         jobs.collect_trained(stored, tmp_path / "run")
