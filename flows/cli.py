@@ -54,6 +54,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--max-drift": ("checks", "max_drift", float),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),
+    "--presign-minutes": ("storage", "presign_minutes", int),
     "--promote": ("champion", "promote", str),
     "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),

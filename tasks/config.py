@@ -38,6 +38,9 @@ MIN_NUM_WORDS = 4
 INT32_MAX = 2**31 - 1
 # A week: beyond any real network read or training run; far larger values (1e12 s) overflow the OS timers.
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+# A signed link in the UI is a bearer credential for as long as it lives: an hour covers looking at
+# a run just after it ends; later, `make verify` or an S3 client with one's own credentials serves.
+MAX_PRESIGN_MINUTES = 60
 
 # A share or distance: a finite number from 0 to 1.
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -226,6 +229,14 @@ class StorageConfig(_Part):
 
     root: str = Field(DEFAULT_ROOT, description="storage root: data/ and runs/ live under it")
     work_dir: str = Field(".work", description="local scratch for checkpoints before publishing")
+    presign_minutes: int = Field(
+        0,
+        ge=0,
+        le=MAX_PRESIGN_MINUTES,
+        description="put signed https links to a run's S3 files in the Prefect UI, valid this many minutes: "
+        "anyone who can read the UI can download them until then, and the links show the access key id "
+        "(0: s3:// URIs only)",
+    )
 
     @field_validator("root")
     @classmethod

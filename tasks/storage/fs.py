@@ -286,13 +286,17 @@ def write_json(uri: str, payload: Any, *, create_only: bool = False) -> str:
     return write_verified(uri, json_bytes(payload), create_only=create_only)
 
 
-def browsable_url(uri: str, expires_seconds: int = 7 * 24 * 3600) -> str:
-    """A URL a person can open: a presigned https URL for S3, a file:// URL for local files."""
+def shown_location(uri: str, presign_seconds: int = 0) -> str:
+    """Where a person finds a stored object: its path for local files, its s3:// URI on S3. With
+    `presign_seconds`, an S3 object gets an https link that anyone holding it can open for that
+    long, and that carries the access key id (and a session token) of whoever signed it."""
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        return f"file://{path}"
+        return path
+    if presign_seconds <= 0:
+        return uri
     try:
-        return fs.sign(path, expiration=expires_seconds)
+        return fs.sign(path, expiration=presign_seconds)
     except NotImplementedError:
         return uri
 

@@ -92,6 +92,8 @@ def test_every_option_reaches_its_config_field():
         "5",
         "--source-sha256",
         "AB" * 32,
+        "--presign-minutes",
+        "15",
         "--promote",
         "always",
         "--champion-metric",
@@ -158,7 +160,7 @@ def test_every_option_reaches_its_config_field():
         "stall_margin": 0.1,
     }
     assert config.refresh is True and config.skip_unchanged is True
-    assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
+    assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w", "presign_minutes": 15}
     assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7
     assert config.sweep == {"rnn_units": (4, 16), "learning_rate": (1e-4, 1e-3)}
@@ -171,6 +173,7 @@ def test_every_option_reaches_its_config_field():
         (["--variants", "onehot,lstm"], "--variants: unknown variant 'lstm'; known: onehot, embedding"),
         (["--variants", "onehot,onehot"], "--variants: variants must not repeat"),
         (["--num-words", "3"], "--num-words: Input should be greater than or equal to 4"),
+        (["--presign-minutes", "61"], "--presign-minutes: Input should be less than or equal to 60"),
         (["--maxlen", "0"], "--maxlen: Input should be greater than or equal to 1"),
         (["--val-fraction", "1"], "--val-fraction: Input should be less than 1"),
         (["--val-fraction", "0"], "--val-fraction: Input should be greater than 0"),
