@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.storage.fs import without_credentials
 from tasks.storage.layout import DEFAULT_ROOT
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
 from tasks.training.variants import get as get_variant
@@ -53,6 +54,15 @@ def _not_blank(value: str, message: str) -> str:
     return value.strip()
 
 
+def _without_secrets(value: str, advice: str) -> str:
+    """`value` unless it carries credentials (a user, a password, a query or a fragment), which a
+    config must not hold: Prefect records it as a flow run's parameter, shown by the UI and kept in
+    its database. The error shows `value` hidden, never as given."""
+    if (shown := without_credentials(value)) != value:
+        raise ValueError(f"{shown} carries credentials, which a run's parameters must not hold: {advice}")
+    return value
+
+
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,6 +91,12 @@ class DataConfig(_Part):
         "your own labelled reviews (.csv, .jsonl, optionally .gz, or .parquet)",
     )
     source_sha256: str | None = Field(None, description="expected sha256 of a mirror's imdb.npz (keras: built in)")
+    source_url_env: str | None = Field(
+        None,
+        description="name of an environment variable holding the source's full URL, with the user, token or "
+        "signature that the source itself shows as *** (deployments; the command line hides a --source's "
+        "credentials by itself)",
+    )
     cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
     download_timeout_seconds: float = Field(
         30.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False, description="per network read"
@@ -107,7 +123,11 @@ class DataConfig(_Part):
     @field_validator("source")
     @classmethod
     def _source_not_blank(cls, value: str) -> str:
-        return _not_blank(value, "source must be keras, offline, auto or a URI")
+        value = _not_blank(value, "source must be keras, offline, auto or a URI")
+        shown = without_credentials(value)
+        return _without_secrets(
+            value, f"give {shown} as the source and its full URL in the environment variable named by source_url_env"
+        )
 
     @field_validator("window")
     @classmethod
@@ -244,6 +264,7 @@ class StorageConfig(_Part):
         value = value.strip()
         if not value:
             raise ValueError("storage root must not be empty")
+        _without_secrets(value, "S3 credentials come from the AWS chain (environment, profile, instance role)")
         scheme = urlparse(value).scheme
         # A Windows-style drive letter parses as a one-letter scheme; treat it as a path.
         if len(scheme) > 1 and scheme not in STORAGE_SCHEMES:
@@ -548,3 +569,8 @@ class WatchConfig(_Part):
         "--source; a named source (auto, keras, offline) leaves nothing to watch",
     )
     storage: StorageConfig = StorageConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _source_without_secrets(cls, value: str) -> str:
+        return _without_secrets(value, "own reviews are read with the AWS chain's credentials")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from prefect import Flow, State, get_client
@@ -204,18 +205,25 @@ def _files_markdown(run_uri: str, files: dict[str, str], presign_seconds: int = 
     )
 
 
+def source_label(source: str) -> str:
+    """A source as a run's name and tags show it: the file or folder it names, never its host,
+    user or query (where credentials sit)."""
+    path = urlsplit(source).path if "://" in source else source
+    return path.rstrip("/").rsplit("/", 1)[-1] or fs.without_credentials(source)
+
+
 def run_name() -> str:
     """Flow run names that say what ran: date, source and variants."""
     config = current_flow_run.parameters.get("config") or {}
     if hasattr(config, "model_dump"):
         config = config.model_dump()
-    source = str((config.get("data") or {}).get("source", "auto")).rsplit("/", 1)[-1]
+    source = source_label(str((config.get("data") or {}).get("source", "auto")))
     variants = "+".join((config.get("model") or {}).get("variants", ModelConfig().variants))
     return f"{datetime.now(UTC):%Y-%m-%d}-{source}-{variants}"
 
 
 def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
-    return [f"source:{source.rsplit('/', 1)[-1]}", *(f"variant:{name}" for name in variants)]
+    return [f"source:{source_label(source)}", *(f"variant:{name}" for name in variants)]
 
 
 def tag_flow_run(source: str, variants: tuple[str, ...]) -> None:

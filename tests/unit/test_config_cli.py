@@ -92,6 +92,8 @@ def test_every_option_reaches_its_config_field():
         "5",
         "--source-sha256",
         "AB" * 32,
+        "--source-url-env",
+        "IMDB_SOURCE_URL",
         "--presign-minutes",
         "15",
         "--promote",
@@ -133,6 +135,7 @@ def test_every_option_reaches_its_config_field():
     assert config.data.model_dump() == {
         "source": "offline",
         "source_sha256": "ab" * 32,
+        "source_url_env": "IMDB_SOURCE_URL",
         "cache_dir": "/tmp/c",
         "download_timeout_seconds": 5.0,
         "num_words": 1000,
