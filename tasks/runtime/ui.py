@@ -194,7 +194,7 @@ def _files_markdown(run_uri: str, files: dict[str, str], presign_seconds: int = 
     rows = []
     for label, path in files.items():
         location = fs.shown_location(fs.join(run_uri, path), presign_seconds)
-        link = f"[{path}]({location})" if location.startswith("https://") else f"`{location}`"
+        link = f"[{path}]({location})" if location.startswith(("http://", "https://")) else f"`{location}`"
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
     expiry = f" Links expire {presign_seconds // 60} minutes after the run." if presign_seconds else ""
     return (
