@@ -42,6 +42,7 @@ MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
 # A signed link in the UI is a bearer credential for as long as it lives: an hour covers looking at
 # a run just after it ends; later, `make verify` or an S3 client with one's own credentials serves.
 MAX_PRESIGN_MINUTES = 60
+ENVIRONMENT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # A share or distance: a finite number from 0 to 1.
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -139,6 +140,13 @@ class DataConfig(_Part):
         if match.group(1) is not None and int(match.group(1)) == 0:
             raise ValueError("window last:0 picks no snapshot; use last:N with N >= 1 (or latest, or all)")
         return window
+
+    @field_validator("source_url_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        if value is not None and not ENVIRONMENT_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"source_url_env must name an environment variable (letters, digits, _), not {value!r}")
+        return value
 
     @field_validator("source_sha256")
     @classmethod

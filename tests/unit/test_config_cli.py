@@ -176,7 +176,6 @@ def test_every_option_reaches_its_config_field():
         (["--variants", "onehot,lstm"], "--variants: unknown variant 'lstm'; known: onehot, embedding"),
         (["--variants", "onehot,onehot"], "--variants: variants must not repeat"),
         (["--num-words", "3"], "--num-words: Input should be greater than or equal to 4"),
-        (["--presign-minutes", "61"], "--presign-minutes: Input should be less than or equal to 60"),
         (["--maxlen", "0"], "--maxlen: Input should be greater than or equal to 1"),
         (["--val-fraction", "1"], "--val-fraction: Input should be less than 1"),
         (["--val-fraction", "0"], "--val-fraction: Input should be greater than 0"),
