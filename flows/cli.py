@@ -20,11 +20,13 @@ from tasks.config import (
     StorageConfig,
     TrainingConfig,
 )
+from tasks.storage import fs
 
 # option -> (config section or "" for top level, field, type)
 OPTIONS: dict[str, tuple[str, str, type]] = {
     "--source": ("data", "source", str),
     "--source-sha256": ("data", "source_sha256", str),
+    "--source-url-env": ("data", "source_url_env", str),
     "--cache-dir": ("data", "cache_dir", str),
     "--download-timeout": ("data", "download_timeout_seconds", float),
     "--num-words": ("data", "num_words", int),
@@ -54,6 +56,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--max-drift": ("checks", "max_drift", float),
     "--storage": ("storage", "root", str),
     "--work-dir": ("storage", "work_dir", str),
+    "--presign-minutes": ("storage", "presign_minutes", int),
     "--promote": ("champion", "promote", str),
     "--champion-metric": ("champion", "metric", str),
     "--seed": ("", "seed", int),
@@ -129,6 +132,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
             continue
         if field == "variants":
             value = tuple(name.strip() for name in value.split(",") if name.strip())
+        if field == "source":  # the config becomes the flow run's parameter, which Prefect records
+            value = fs.hide_credentials(value.strip())
         (values[section] if section else top_level)[field] = value
     return PipelineConfig.model_validate({**top_level, **values})
 

@@ -160,7 +160,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
     run_uri = publish(run)
     note_published(run_uri)  # an interruption from here on says what was published
     decision = promote(run, run_uri, variants, decision)
-    describe_run(run_uri, results, decision)
+    describe_run(run_uri, results, decision, config.storage.presign_minutes)
     get_run_logger().info("test metrics:\n%s", format_table(summary_rows(variants, baseline)))
     return RunSummary(run_uri=run_uri, run=run, results=results, decision=decision, timing=stage.timing())
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.storage.fs import without_credentials
 from tasks.storage.layout import DEFAULT_ROOT
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
 from tasks.training.variants import get as get_variant
@@ -38,6 +39,10 @@ MIN_NUM_WORDS = 4
 INT32_MAX = 2**31 - 1
 # A week: beyond any real network read or training run; far larger values (1e12 s) overflow the OS timers.
 MAX_TIMEOUT_SECONDS = 7 * 24 * 3600
+# A signed link in the UI is a bearer credential for as long as it lives: an hour covers looking at
+# a run just after it ends; later, `make verify` or an S3 client with one's own credentials serves.
+MAX_PRESIGN_MINUTES = 60
+ENVIRONMENT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # A share or distance: a finite number from 0 to 1.
 Share = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -48,6 +53,15 @@ def _not_blank(value: str, message: str) -> str:
     if not value.strip():
         raise ValueError(message)
     return value.strip()
+
+
+def _without_secrets(value: str, advice: str) -> str:
+    """`value` unless it carries credentials (a user, a password, a query or a fragment), which a
+    config must not hold: Prefect records it as a flow run's parameter, shown by the UI and kept in
+    its database. The error shows `value` hidden, never as given."""
+    if (shown := without_credentials(value)) != value:
+        raise ValueError(f"{shown} carries credentials, which a run's parameters must not hold: {advice}")
+    return value
 
 
 class _Part(BaseModel):
@@ -78,6 +92,12 @@ class DataConfig(_Part):
         "your own labelled reviews (.csv, .jsonl, optionally .gz, or .parquet)",
     )
     source_sha256: str | None = Field(None, description="expected sha256 of a mirror's imdb.npz (keras: built in)")
+    source_url_env: str | None = Field(
+        None,
+        description="name of an environment variable holding the source's full URL, with the user, token or "
+        "signature that the source itself shows as *** (deployments; the command line hides a --source's "
+        "credentials by itself)",
+    )
     cache_dir: str = Field(".cache/datasets", description="where downloads are kept and reused")
     download_timeout_seconds: float = Field(
         30.0, gt=0, le=MAX_TIMEOUT_SECONDS, allow_inf_nan=False, description="per network read"
@@ -104,7 +124,11 @@ class DataConfig(_Part):
     @field_validator("source")
     @classmethod
     def _source_not_blank(cls, value: str) -> str:
-        return _not_blank(value, "source must be keras, offline, auto or a URI")
+        value = _not_blank(value, "source must be keras, offline, auto or a URI")
+        shown = without_credentials(value)
+        return _without_secrets(
+            value, f"give {shown} as the source and its full URL in the environment variable named by source_url_env"
+        )
 
     @field_validator("window")
     @classmethod
@@ -116,6 +140,13 @@ class DataConfig(_Part):
         if match.group(1) is not None and int(match.group(1)) == 0:
             raise ValueError("window last:0 picks no snapshot; use last:N with N >= 1 (or latest, or all)")
         return window
+
+    @field_validator("source_url_env")
+    @classmethod
+    def _names_a_variable(cls, value: str | None) -> str | None:
+        if value is not None and not ENVIRONMENT_NAME_PATTERN.fullmatch(value):
+            raise ValueError(f"source_url_env must name an environment variable (letters, digits, _), not {value!r}")
+        return value
 
     @field_validator("source_sha256")
     @classmethod
@@ -226,6 +257,14 @@ class StorageConfig(_Part):
 
     root: str = Field(DEFAULT_ROOT, description="storage root: data/ and runs/ live under it")
     work_dir: str = Field(".work", description="local scratch for checkpoints before publishing")
+    presign_minutes: int = Field(
+        0,
+        ge=0,
+        le=MAX_PRESIGN_MINUTES,
+        description="put signed https links to a run's S3 files in the Prefect UI, valid this many minutes: "
+        "anyone who can read the UI can download them until then, and the links show the access key id "
+        "(0: s3:// URIs only)",
+    )
 
     @field_validator("root")
     @classmethod
@@ -233,6 +272,7 @@ class StorageConfig(_Part):
         value = value.strip()
         if not value:
             raise ValueError("storage root must not be empty")
+        _without_secrets(value, "S3 credentials come from the AWS chain (environment, profile, instance role)")
         scheme = urlparse(value).scheme
         # A Windows-style drive letter parses as a one-letter scheme; treat it as a path.
         if len(scheme) > 1 and scheme not in STORAGE_SCHEMES:
@@ -537,3 +577,8 @@ class WatchConfig(_Part):
         "--source; a named source (auto, keras, offline) leaves nothing to watch",
     )
     storage: StorageConfig = StorageConfig()
+
+    @field_validator("source")
+    @classmethod
+    def _source_without_secrets(cls, value: str) -> str:
+        return _without_secrets(value, "own reviews are read with the AWS chain's credentials")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import os
@@ -15,7 +16,16 @@ from typing import ClassVar
 import pytest
 
 from tasks.runtime.environment import set_prefect_defaults
-from tests.helpers import REPO_ROOT, SERVER_START_SECONDS, TINY_MAXLEN, free_port, write_imdb_npz
+from tests.helpers import (
+    HTTP_TOKEN,
+    HTTP_USER,
+    PRIVATE_PATH,
+    REPO_ROOT,
+    SERVER_START_SECONDS,
+    TINY_MAXLEN,
+    free_port,
+    write_imdb_npz,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,6 +62,9 @@ def tiny_dataset(imdb_npz, tmp_path_factory):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves its folder, and under PRIVATE_PATH the same files only to Basic auth of HTTP_USER and
+    HTTP_TOKEN, as a host that wants credentials does."""
+
     requests: ClassVar[list[str]] = []
 
     def log_message(self, *args) -> None:
@@ -59,6 +72,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         type(self).requests.append(self.path)
+        if self.path.startswith(PRIVATE_PATH):
+            expected = base64.b64encode(f"{HTTP_USER}:{HTTP_TOKEN}".encode()).decode()
+            if self.headers.get("Authorization") != f"Basic {expected}":
+                self.send_error(401, "credentials needed")
+                return
+            self.path = self.path.removeprefix(PRIVATE_PATH.rstrip("/"))
         super().do_GET()
 
 

@@ -23,6 +23,10 @@ TRAIN_REVIEWS = 240
 TEST_REVIEWS = 120
 SMALL_MIN_SPLIT_ROWS = 20  # the generated val split has 48 reviews, fewer than the default floor
 TINY_MAXLEN = 20  # the padded length of the `tiny_dataset` fixture
+# The `http_server` fixture serves its files under PRIVATE_PATH only to Basic auth of these.
+PRIVATE_PATH = "/private/"
+HTTP_USER = "reader"
+HTTP_TOKEN = "tok-5e2f8a1c9d"
 
 
 def sha256(path: Path) -> str:

@@ -7,6 +7,7 @@ by the same rules, so every data set can publish the vocabulary that encodes raw
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -16,7 +17,7 @@ import urllib.request
 from importlib import resources
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 from pydantic import BaseModel
 
@@ -80,9 +81,36 @@ def resolve_source(config: DataConfig) -> SourceInfo:
     if config.files:
         return pinned_reviews_source(config.source, list(config.files))
     if own_reviews.is_reviews_source(config.source):
+        if fs.REDACTED in config.source:
+            raise SourceError(f"{config.source}: own reviews are read with the AWS chain's credentials, not a URI's")
         return reviews_source(config.source, config.window)
     mirror = fetch_npz(config.source, config.source_sha256, config)
     return _with_word_index(mirror, _word_index_beside(config.source))
+
+
+def download_uri(config: DataConfig) -> str:
+    """The URI to download `config.source` from: the full URL (user, token, signature) the source
+    shows as `***`, from the environment variable `config.source_url_env` names or from this
+    process's command line; the source itself when it hides nothing.
+
+    Refuses (SourceError) a full URL that is not the source's, and a hidden source whose full URL
+    this process does not have: a download without its credentials would fail less clearly.
+    """
+    if config.source_url_env:
+        full = os.environ.get(config.source_url_env, "").strip()
+        if not full:
+            raise SourceError(f"{config.source_url_env} is not set: it should hold the full URL of {config.source}")
+        if fs.without_credentials(full) != config.source:  # its value is never shown: it may be any secret
+            raise SourceError(f"{config.source_url_env} does not hold a URL of the source {config.source}")
+        return full
+    if (hidden := fs.with_credentials(config.source)) is not None:
+        return hidden
+    if fs.REDACTED in config.source:
+        raise SourceError(
+            f"{config.source}: its credentials are hidden and this process does not have them; give the "
+            "full URL with --source, or name an environment variable holding it with source_url_env"
+        )
+    return config.source
 
 
 def _with_word_index(source: SourceInfo, word_index: Path | None) -> SourceInfo:
@@ -260,11 +288,13 @@ def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> Sour
 
 
 def cache_path(uri: str, cache_dir: str) -> Path:
-    """Where a download of `uri` is kept: named after the file, prefixed by a hash of the URI."""
+    """Where a download of `uri` is kept: named after the file, prefixed by a hash of the URI
+    without its credentials (a signed URL changes with every signature, its file does not)."""
     name = Path(urlparse(uri).path).name or "download"
     if uri in (CANONICAL_URL, WORD_INDEX_URL):
         return Path(cache_dir) / name
-    return Path(cache_dir) / f"{hashlib.sha256(uri.encode()).hexdigest()[:12]}-{name}"
+    shown = fs.without_credentials(uri)
+    return Path(cache_dir) / f"{hashlib.sha256(shown.encode()).hexdigest()[:12]}-{name}"
 
 
 def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) -> Path:
@@ -283,7 +313,8 @@ def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.part-{os.getpid()}")
     try:
-        _download(uri, partial, config.download_timeout_seconds)
+        full = download_uri(config) if uri == config.source else uri
+        _download(full, partial, config.download_timeout_seconds)
         digest = fs.sha256_of(str(partial))
         if expected_sha256 and digest != expected_sha256:
             raise ChecksumMismatch(f"{uri}: downloaded sha256 {digest} does not match the expected {expected_sha256}")
@@ -294,10 +325,12 @@ def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) 
     return target
 
 
-def _download(uri: str, destination: Path, timeout: float) -> None:
+def _download(full_uri: str, destination: Path, timeout: float) -> None:
+    """Copies `full_uri` to `destination`; logs and errors name it without its credentials."""
+    uri = fs.without_credentials(full_uri)
     log.info("downloading %s", uri)
     try:
-        with _open_remote(uri, timeout) as response, destination.open("wb") as out:
+        with _open_remote(full_uri, timeout) as response, destination.open("wb") as out:
             total = _content_length(response)
             copied, next_report = 0, PROGRESS_STEP_BYTES
             while chunk := response.read(fs.CHUNK_BYTES):
@@ -322,8 +355,16 @@ def _download(uri: str, destination: Path, timeout: float) -> None:
 
 
 def _open_remote(uri: str, timeout: float):
-    if urlparse(uri).scheme in ("http", "https"):
-        request = urllib.request.Request(uri, headers={"User-Agent": USER_AGENT})
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        # urllib sends no userinfo: it would take `user:token@host` for the host. The user and token
+        # travel as Basic auth instead, in a header that a redirect to another host does not carry.
+        request = urllib.request.Request(
+            urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])), headers={"User-Agent": USER_AGENT}
+        )
+        if parts.username is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            request.add_unredirected_header("Authorization", "Basic " + base64.b64encode(credentials).decode())
         return urllib.request.urlopen(request, timeout=timeout)
     filesystem, path = fs.filesystem(uri)
     return filesystem.open(path, "rb")

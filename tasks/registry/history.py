@@ -19,9 +19,18 @@ from tasks.storage.layout import history_uri
 ACTIONS = ("promote", "rollback", "pin", "unpin")
 
 
-def current_command() -> str:
-    """The command line of this process, as a person would type it."""
-    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+def current_command(argv: list[str] | None = None) -> str:
+    """The command line of this process (or `argv`), as a person would type it, with the
+    credentials of any URI in it hidden (`--source https://user:token@host/...`)."""
+    arguments = sys.argv if argv is None else argv
+    return shlex.join([Path(arguments[0]).name, *map(_without_credentials, arguments[1:])])
+
+
+def _without_credentials(argument: str) -> str:
+    option, equals, value = argument.partition("=")
+    if equals and option.startswith("-"):
+        return f"{option}={fs.without_credentials(value)}"
+    return fs.without_credentials(argument)
 
 
 def _summary(record: ChampionRecord | None) -> dict | None:

@@ -94,5 +94,5 @@ def promote(
 
 
 @task(name="describe-run", cache_policy=NO_CACHE)
-def describe_run(run_uri: str, results: RunResults, decision: gate.Decision) -> None:
-    ui.show_run(run_uri, results, decision.reason)
+def describe_run(run_uri: str, results: RunResults, decision: gate.Decision, presign_minutes: int = 0) -> None:
+    ui.show_run(run_uri, results, decision.reason, presign_minutes)

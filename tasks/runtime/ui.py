@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from prefect import Flow, State, get_client
@@ -161,9 +162,9 @@ def announce_new_data(prefix: str, new: list[str], snapshots: list[str]) -> None
     )
 
 
-def show_run(run_uri: str, run_results: results.RunResults, champion_reason: str) -> None:
+def show_run(run_uri: str, run_results: results.RunResults, champion_reason: str, presign_minutes: int = 0) -> None:
     """The run in the Prefect UI: the report with its plots inline, the metrics table (with the
-    baseline), and one artifact listing the run's files with links."""
+    baseline), and one artifact listing the run's files."""
     files = report.published_files(run_results.variants)
     markdown = fs.read_bytes(fs.join(run_uri, REPORT_NAME)).decode()
     for path in files.values():
@@ -176,25 +177,39 @@ def show_run(run_uri: str, run_results: results.RunResults, champion_reason: str
         description=f"test metrics per variant; champion: {champion_reason}",
     )
     create_markdown_artifact(
-        _files_markdown(run_uri, files), key=artifact_key("run-files"), description=f"files of {run_uri}"
+        _files_markdown(run_uri, files, presign_minutes * 60),
+        key=artifact_key("run-files"),
+        description=f"files of {run_uri}",
     )
 
 
-def _files_markdown(run_uri: str, files: dict[str, str]) -> str:
-    """The run's files with their sizes and links: presigned on S3; a path to copy for local
-    storage, since a browser does not follow file:// links from an http page."""
+def _files_markdown(run_uri: str, files: dict[str, str], presign_seconds: int = 0) -> str:
+    """The run's files with their sizes and where they are: a path or s3:// URI to copy (an
+    artifact lives as long as the flow run, and anyone who reads the UI reads it: a link that opens
+    an S3 object would hand them a credential). Signed links, valid for `presign_seconds`, only
+    when asked for."""
     manifest = fs.read_bytes(fs.join(run_uri, MANIFEST_NAME))
     sizes = {entry["path"]: entry["bytes"] for entry in json.loads(manifest)["files"]}
     sizes[MANIFEST_NAME] = len(manifest)
     rows = []
     for label, path in files.items():
-        url = fs.browsable_url(fs.join(run_uri, path))
-        link = f"[{path}]({url})" if url.startswith(("http://", "https://")) else f"`{url.removeprefix('file://')}`"
+        location = fs.shown_location(fs.join(run_uri, path), presign_seconds)
+        link = f"[{path}]({location})" if location.startswith(("http://", "https://")) else f"`{location}`"
         rows.append((label, f"{sizes[path] / 1024:,.1f} KiB", link))
+    expiry = f" Links expire {presign_seconds // 60} minutes after the run." if presign_seconds else ""
     return (
         f"Run `{run_uri}`: `{MANIFEST_NAME}` lists every file with its sha256; "
-        f"`make verify RUN={run_uri}` checks them.\n\n" + tables.markdown_table(rows, ("file", "size", "link")) + "\n"
+        f"`make verify RUN={run_uri}` checks them.{expiry}\n\n"
+        + tables.markdown_table(rows, ("file", "size", "location"))
+        + "\n"
     )
+
+
+def source_label(source: str) -> str:
+    """A source as a run's name and tags show it: the file or folder it names, never its host,
+    user or query (where credentials sit)."""
+    path = urlsplit(source).path if "://" in source else source
+    return path.rstrip("/").rsplit("/", 1)[-1] or fs.without_credentials(source)
 
 
 def run_name() -> str:
@@ -202,13 +217,13 @@ def run_name() -> str:
     config = current_flow_run.parameters.get("config") or {}
     if hasattr(config, "model_dump"):
         config = config.model_dump()
-    source = str((config.get("data") or {}).get("source", "auto")).rsplit("/", 1)[-1]
+    source = source_label(str((config.get("data") or {}).get("source", "auto")))
     variants = "+".join((config.get("model") or {}).get("variants", ModelConfig().variants))
     return f"{datetime.now(UTC):%Y-%m-%d}-{source}-{variants}"
 
 
 def run_tags(source: str, variants: tuple[str, ...]) -> list[str]:
-    return [f"source:{source.rsplit('/', 1)[-1]}", *(f"variant:{name}" for name in variants)]
+    return [f"source:{source_label(source)}", *(f"variant:{name}" for name in variants)]
 
 
 def tag_flow_run(source: str, variants: tuple[str, ...]) -> None:

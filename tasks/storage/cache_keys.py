@@ -36,7 +36,7 @@ NOT_SHAPING_A_RUN: dict = {
     "refresh": True,
     "dask_address": True,
     "storage": True,
-    "data": {"cache_dir", "download_timeout_seconds"},
+    "data": {"cache_dir", "download_timeout_seconds", "source_url_env"},
     "training": {"timeout_seconds"},
 }
 

@@ -82,14 +82,48 @@ def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *(part.strip("/") for part in parts)])
 
 
+# What replaces userinfo and every query value in a URI that is shown or stored.
+REDACTED = "***"
+
+
 def without_credentials(uri: str) -> str:
-    """`uri` as it may be shown in logs and events: without user, password, query or fragment
-    (where a presigned URL or an access key would sit). Plain paths are returned unchanged."""
+    """`uri` as it may be shown or stored anywhere (logs, UI, manifests, Prefect parameters): its
+    user and password, every query value and any fragment replaced by `***`, query names kept so
+    that a reader still sees a signed URL for what it is. Every value goes, not only names known to
+    carry credentials: a token hides behind any name (`?sig=`, `?k=`, `?X-Amz-Signature=`). Plain
+    paths are returned unchanged; applied twice, it changes nothing more."""
     if "://" not in uri:
         return uri
     parts = urlsplit(uri)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    _, at, host = parts.netloc.rpartition("@")
+    netloc = f"{REDACTED}@{host}" if at else host
+    query = "&".join(
+        f"{part.partition('=')[0]}={REDACTED}" if "=" in part else REDACTED for part in parts.query.split("&") if part
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, REDACTED if parts.fragment else ""))
+
+
+def carries_credentials(uri: str) -> bool:
+    """Whether `uri` holds anything `without_credentials` would hide."""
+    return without_credentials(uri) != uri
+
+
+# Full URIs whose credentials a command line hid before they became a flow's parameters, by their
+# hidden form: only this process's memory holds them, for the download that needs them.
+_HIDDEN_URIS: dict[str, str] = {}
+
+
+def hide_credentials(uri: str) -> str:
+    """`without_credentials(uri)`, remembering `uri` itself in this process for `with_credentials`."""
+    shown = without_credentials(uri)
+    if shown != uri:
+        _HIDDEN_URIS[shown] = uri
+    return shown
+
+
+def with_credentials(shown: str) -> str | None:
+    """The full URI `hide_credentials` hid behind `shown` in this process, else None."""
+    return _HIDDEN_URIS.get(shown)
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -309,13 +343,17 @@ def write_json(uri: str, payload: Any, *, create_only: bool = False) -> str:
     return write_verified(uri, json_bytes(payload), create_only=create_only)
 
 
-def browsable_url(uri: str, expires_seconds: int = 7 * 24 * 3600) -> str:
-    """A URL a person can open: a presigned https URL for S3, a file:// URL for local files."""
+def shown_location(uri: str, presign_seconds: int = 0) -> str:
+    """Where a person finds a stored object: its path for local files, its s3:// URI on S3. With
+    `presign_seconds`, an S3 object gets an https link that anyone holding it can open for that
+    long, and that carries the access key id (and a session token) of whoever signed it."""
     fs, path = filesystem(uri)
     if isinstance(fs, LocalFileSystem):
-        return f"file://{path}"
+        return path
+    if presign_seconds <= 0:
+        return uri
     try:
-        return fs.sign(path, expiration=expires_seconds)
+        return fs.sign(path, expiration=presign_seconds)
     except NotImplementedError:
         return uri
 

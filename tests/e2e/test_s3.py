@@ -43,7 +43,7 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
     bucket, prefix = split_uri(s3_prefix)
     client.put_object(Bucket=bucket, Key=f"{prefix}/mirror/imdb.npz", Body=imdb_npz.read_bytes())
     source = f"{s3_prefix}/mirror/imdb.npz"
-    run_pipeline(s3_prefix, source, tmp_path, "--source-sha256", sha256(imdb_npz))
+    run_pipeline(s3_prefix, source, tmp_path, "--source-sha256", sha256(imdb_npz), "--presign-minutes", "5")
     run_uri = last_run_uri(capsys)
     assert run_uri.startswith(f"{s3_prefix}/runs/")
 
@@ -72,13 +72,15 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
     secret = s3_server.secret_key.encode()
     everything = objects_under(client, s3_prefix)
     assert not [key for key, body in everything.items() if secret in body]
-    assert_plot_images_are_presigned_urls(s3_server.endpoint, secret.decode())
+    assert_plot_images_are_presigned_urls(s3_server.endpoint, secret.decode(), 5 * 60)
 
 
-def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
-    """The links of the latest run's files artifact are presigned: its plots open as PNGs from S3,
-    and no artifact carries the secret."""
+def assert_plot_images_are_presigned_urls(endpoint: str, secret: str, seconds: int) -> None:
+    """The links of the latest run's files artifact (a run with --presign-minutes) are presigned for
+    at most `seconds`: its plots open as PNGs from S3, and no artifact carries the secret."""
     import re
+    import time
+    from urllib.parse import parse_qsl, urlsplit
 
     import httpx
     from prefect import get_client
@@ -96,6 +98,9 @@ def assert_plot_images_are_presigned_urls(endpoint: str, secret: str) -> None:
     assert len(links) >= 9 and len(plots) == 7  # comparison, loss and accuracy of each variant, two data plots
     for url in links:
         assert url.startswith(endpoint) and secret not in url
+        query = dict(parse_qsl(urlsplit(url).query))  # SigV4 says for how long, SigV2 (s3fs's) until when
+        lifetime = int(query["X-Amz-Expires"]) if "X-Amz-Expires" in query else int(query["Expires"]) - time.time()
+        assert 0 < lifetime <= seconds
     for url in plots:
         assert httpx.get(url, timeout=10).content.startswith(b"\x89PNG")
     assert not [artifact.key for artifact in artifacts if secret in str(artifact.data)]

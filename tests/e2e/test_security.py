@@ -6,17 +6,22 @@ from __future__ import annotations
 import builtins
 import json
 import os
-import re
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pytest
 
 from flows.imdb_pipeline import STAGES, main
+from tasks.storage import fs
 from tests.helpers import (
+    HTTP_TOKEN,
+    HTTP_USER,
+    PRIVATE_PATH,
     SERVER_START_SECONDS,
     assert_nothing_published,
     listening_addresses,
@@ -120,11 +125,6 @@ def _flow_run_records(flow_run_id) -> dict[str, str]:
     }
 
 
-def _without_presigned_credential(text: str) -> str:
-    """`text` minus the key id query parameter of presigned URLs (SigV4 or V2), which carry it by design."""
-    return re.sub(r"(X-Amz-Credential|AWSAccessKeyId)=[^&\s\"')]*", "", text)
-
-
 @pytest.mark.e2e
 def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s3_prefix, imdb_npz, tmp_path, capfd):
     from prefect import get_client
@@ -158,13 +158,74 @@ def test_no_output_of_an_s3_run_holds_a_credential(prefect_harness, s3_server, s
     assert cache_blocks, "the flow saved no RemoteFileSystem block for its S3 cache"
     for name, text in records.items():
         assert secret not in text, f"the flow run's {name} hold the secret key"
-        assert key_id not in _without_presigned_credential(text), f"the flow run's {name} hold the access key id"
+        assert key_id not in text, f"the flow run's {name} hold the access key id"
+    assert "X-Amz-" not in records["artifacts"], "an artifact holds a presigned URL"
+    assert f"`{s3_prefix}/runs/" in records["artifacts"], "the run-files artifact shows no s3:// URI"
 
     # Everything the Prefect server and this process's Prefect home wrote to disk, events included.
     database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1]).parent
     assert list(database.glob("*.db"))
     for folder in (database, Path(os.environ["PREFECT_HOME"])):
         assert not _files_containing(folder, secret.encode()), f"{folder} holds the secret key"
+
+
+@pytest.mark.e2e
+def test_signed_links_are_given_only_when_asked_for_and_expire(s3_server, s3_prefix):
+    import httpx
+
+    from tasks.storage import fs
+
+    uri = f"{s3_prefix}/runs/r/report.md"
+    fs.write_bytes(uri, b"report")
+    assert fs.shown_location(uri) == uri
+    link = fs.shown_location(uri, presign_seconds=600)
+    query = dict(parse_qsl(urlsplit(link).query))
+    # SigV4 says how long it lasts (X-Amz-Expires), SigV2 (what s3fs signs here) until when (Expires).
+    lifetime = int(query["X-Amz-Expires"]) if "X-Amz-Expires" in query else int(query["Expires"]) - time.time()
+    assert link.startswith(("http://", "https://")) and 590 <= lifetime <= 600
+    assert httpx.get(link, timeout=10).content == b"report"
+
+
+def _secret_source(base: str) -> tuple[str, list[str]]:
+    """A URL of the HTTP fixture's private imdb.npz with Basic auth, a signature and a token in its
+    query, and the secrets in it (fresh ones: the Prefect database is shared by the session)."""
+    signature, credential, token = (f"{kind}-{uuid.uuid4().hex}" for kind in ("sig", "cred", "qtok"))
+    query = f"X-Amz-Signature={signature}&X-Amz-Credential={credential}&token={token}"
+    host = base.removeprefix("http://")
+    return f"http://{HTTP_USER}:{HTTP_TOKEN}@{host}{PRIVATE_PATH}imdb.npz?{query}", [
+        HTTP_TOKEN,
+        signature,
+        credential,
+        token,
+    ]
+
+
+@pytest.mark.e2e
+def test_a_source_with_credentials_leaves_them_in_no_output(prefect_harness, http_server, tmp_path, capfd):
+    from prefect import get_client
+    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    base, requests = http_server
+    source, secrets = _secret_source(base)
+    assert main(small_run_options(source, tmp_path, "--variants", "embedding", "--max-epochs", "1")) == 0
+    assert any(secrets[1] in path for path in requests), "the download did not use the full URL"
+    output = capfd.readouterr()
+    assert "run: " in output.out and "imdb.npz from http://***@" in output.out
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
+    records = _flow_run_records(flow_run.id)
+    assert json.loads(records["parameters"])["config"]["data"]["source"] == fs.without_credentials(source)
+    assert "source:imdb.npz" in flow_run.tags and flow_run.name.endswith("-imdb.npz-embedding")
+    database = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1]).parent
+    for secret in secrets:
+        for name, text in (("stdout", output.out), ("stderr", output.err), *records.items()):
+            assert secret not in text, f"{name} holds {secret}"
+        # storage root, cache and work dir are under tmp_path; the Prefect database keeps events too
+        for folder in (tmp_path, database, Path(os.environ["PREFECT_HOME"])):
+            assert not _files_containing(folder, secret.encode()), f"a file under {folder} holds {secret}"
+            assert not [path for path in folder.rglob("*") if secret in str(path)], f"a name under {folder} holds it"
 
 
 # --- local servers bind to loopback ---------------------------------------------------------------

@@ -21,6 +21,9 @@ UNCONSTRAINED = {"--cache-dir", "--work-dir"}
 BAD_OPTIONS = [
     (["--source", " "], "--source", "must be keras, offline, auto or a URI"),
     (["--source-sha256", "ab" * 31], "--source-sha256", "64 hexadecimal characters"),
+    (["--source-url-env", "IMDB-URL"], "--source-url-env", "must name an environment variable"),
+    (["--presign-minutes", "-1"], "--presign-minutes", "greater than or equal to 0"),
+    (["--presign-minutes", "61"], "--presign-minutes", "less than or equal to 60"),
     (["--download-timeout", "0"], "--download-timeout", "greater than 0"),
     (["--download-timeout", "nan"], "--download-timeout", "finite number"),
     (["--download-timeout", "1e12"], "--download-timeout", "less than or equal to"),
@@ -67,6 +70,7 @@ BAD_OPTIONS = [
     (["--max-drift", "0"], "--max-drift", "greater than 0"),
     (["--max-drift", "nan"], "--max-drift", "finite number"),
     (["--storage", ""], "--storage", "must not be empty"),
+    (["--storage", "s3://KEY:SECRET@bucket/x"], "--storage", "s3://***@bucket/x carries credentials"),
     (["--storage", "ftp://host/x"], "--storage", "unknown storage scheme 'ftp'"),
     (["--storage", "gs://bucket/x"], "--storage", "unknown storage scheme 'gs'"),
     (["--promote", "sometimes"], "--promote", "'never', 'auto' or 'always'"),

@@ -92,6 +92,10 @@ def test_every_option_reaches_its_config_field():
         "5",
         "--source-sha256",
         "AB" * 32,
+        "--source-url-env",
+        "IMDB_SOURCE_URL",
+        "--presign-minutes",
+        "15",
         "--promote",
         "always",
         "--champion-metric",
@@ -131,6 +135,7 @@ def test_every_option_reaches_its_config_field():
     assert config.data.model_dump() == {
         "source": "offline",
         "source_sha256": "ab" * 32,
+        "source_url_env": "IMDB_SOURCE_URL",
         "cache_dir": "/tmp/c",
         "download_timeout_seconds": 5.0,
         "num_words": 1000,
@@ -158,7 +163,7 @@ def test_every_option_reaches_its_config_field():
         "stall_margin": 0.1,
     }
     assert config.refresh is True and config.skip_unchanged is True
-    assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w"}
+    assert config.storage.model_dump() == {"root": "s3://bucket/prefix", "work_dir": "/tmp/w", "presign_minutes": 15}
     assert config.champion.model_dump() == {"promote": "always", "metric": "loss"}
     assert config.seed == 7
     assert config.sweep == {"rnn_units": (4, 16), "learning_rate": (1e-4, 1e-3)}
