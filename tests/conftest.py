@@ -22,6 +22,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Prefect reads these when its ephemeral server starts, inside the session harness.
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
     set_prefect_defaults(Path(os.environ["PREFECT_HOME"]))
+    # Runs killed on purpose are crashed after the shortest window that spares live runs, not 90 s.
+    # (Imported only now: importing Prefect reads its settings, PREFECT_HOME among them.)
+    from tasks.runtime.heartbeats import MIN_WINDOW_SECONDS, WINDOW_VARIABLE
+
+    os.environ[WINDOW_VARIABLE] = str(MIN_WINDOW_SECONDS)
     # Plain functions also log outside any flow here; that is expected, not worth a warning.
     os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
