@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -303,6 +304,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def prefect_home(folder: Path, migrated_database: Path) -> Path:
+    """`folder`/prefect-home, a new PREFECT_HOME whose server database is a copy of the migrated one
+    (the `migrated_prefect_database` fixture): the server that starts there skips the migrations."""
+    home = Path(folder) / "prefect-home"
+    home.mkdir()
+    shutil.copyfile(migrated_database, home / "prefect.db")
+    return home
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.imdb_pipeline import main
-from tests.helpers import dask_trainings, latest_flow_run_log, listening_addresses, small_run_options
+from tests.helpers import dask_trainings, latest_flow_run_log, listening_addresses, prefect_home, small_run_options
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -125,7 +125,7 @@ def test_a_dask_run_to_s3_reads_and_writes_only_through_s3(
 
 
 def test_command_line_runs_without_a_prefect_server_train_on_the_same_workers_one_after_another(
-    dask_processes, imdb_npz, tmp_path
+    dask_processes, imdb_npz, tmp_path, migrated_prefect_database
 ):
     """What `make dask` then `make run` twice does: each run starts its own temporary Prefect server
     (a new port each time), which its trainings on the long-lived workers must reach."""
@@ -137,7 +137,7 @@ def test_command_line_runs_without_a_prefect_server_train_on_the_same_workers_on
 
     cluster = dask_processes()
     env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_HOME"] = str(prefect_home(tmp_path, migrated_prefect_database))
     options = small_run_options(
         str(imdb_npz), tmp_path, "--variants", "embedding", *SWEEP, "--dask-address", cluster.address
     )
