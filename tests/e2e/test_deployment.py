@@ -26,8 +26,8 @@ PREFECT = str(Path(sys.executable).parent / "prefect")
 
 def make_deploy(port: int, environment: dict) -> list[dict]:
     """`make deploy` against the test server; returns the deployments infra/prefect.yaml declares."""
-    deployed = subprocess.run(
-        ["make", "deploy", f"PREFECT_PORT={port}"],
+    deployed = subprocess.run(  # -o: never rebuild .venv from a test
+        ["make", "-o", ".venv/.installed", "deploy", f"PREFECT_PORT={port}"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,

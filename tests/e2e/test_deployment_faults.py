@@ -79,8 +79,8 @@ def restartable_server(tmp_path, migrated_prefect_database):
 
 def deploy_and_trigger(server: Server, imdb_npz: Path, tmp_path: Path, **training):
     """`make deploy`, then a small run of the deployment; returns the flow run."""
-    deployed = subprocess.run(
-        ["make", "deploy", f"PREFECT_PORT={server.port}"],
+    deployed = subprocess.run(  # -o: never rebuild .venv from a test
+        ["make", "-o", ".venv/.installed", "deploy", f"PREFECT_PORT={server.port}"],
         cwd=REPO_ROOT,
         env=server.environment,
         capture_output=True,
