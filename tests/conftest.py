@@ -24,6 +24,7 @@ from tests.helpers import (
     SERVER_START_SECONDS,
     TINY_MAXLEN,
     free_port,
+    prefect_home,
     write_imdb_npz,
 )
 
@@ -32,6 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # Prefect reads these when its ephemeral server starts, inside the session harness.
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
     set_prefect_defaults(Path(os.environ["PREFECT_HOME"]))
+    # Runs killed on purpose are crashed after the shortest window that spares live runs, not 90 s.
+    # (Imported only now: importing Prefect reads its settings, PREFECT_HOME among them.)
+    from tasks.runtime.heartbeats import MIN_WINDOW_SECONDS, WINDOW_VARIABLE
+
+    os.environ[WINDOW_VARIABLE] = str(MIN_WINDOW_SECONDS)
     # Plain functions also log outside any flow here; that is expected, not worth a warning.
     os.environ["PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW"] = "ignore"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -105,7 +111,36 @@ def prefect_harness():
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory):
+def migrated_prefect_database(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A Prefect database (SQLite) with every migration applied, made once for the whole test run
+    and shared by both pytest-xdist processes: a server started on a copy of it skips the
+    migrations, the biggest share of a cold start. Copy it with `tests.helpers.prefect_home`;
+    tests/e2e/test_local_server.py keeps a cold start that migrates from nothing."""
+    import fcntl
+    import subprocess
+    import sys
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    database = shared / "prefect-migrated" / "prefect.db"
+    with (shared / "prefect-migrated.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other process waits for this one's database
+        if not database.exists():
+            home = shared / "prefect-migrating"
+            home.mkdir()
+            migrated = subprocess.run(
+                [str(Path(sys.executable).parent / "prefect"), "server", "database", "upgrade", "-y"],
+                env={**os.environ, "PREFECT_HOME": str(home)},
+                capture_output=True,
+                text=True,
+                timeout=SERVER_START_SECONDS,
+            )
+            assert migrated.returncode == 0, migrated.stdout[-2000:] + migrated.stderr[-2000:]
+            home.rename(database.parent)  # complete, or not there at all
+    return database
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory, migrated_prefect_database: Path):
     """A real Prefect server (SQLite) started by `make server` on a free, non-default port of
     127.0.0.1; yields (port, environment for its clients)."""
     import signal
@@ -115,7 +150,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory):
     import httpx
 
     port = free_port()
-    home = tmp_path_factory.mktemp("prefect-server-home")
+    home = prefect_home(tmp_path_factory.mktemp("prefect-server"), migrated_prefect_database)
     environment = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}
     log = open(home / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
     # -o: never rebuild .venv from here; the target's own command is what runs.

@@ -8,13 +8,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 SERVER_START_SECONDS = 180  # a cold `prefect server start` on a small or busy machine is slow
 
 # Small generated data: large enough for a learnable signal, small enough for seconds per test.
@@ -309,6 +313,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def prefect_home(folder: Path, migrated_database: Path) -> Path:
+    """`folder`/prefect-home, a new PREFECT_HOME whose server database is a copy of the migrated one
+    (the `migrated_prefect_database` fixture): the server that starts there skips the migrations."""
+    home = Path(folder) / "prefect-home"
+    home.mkdir()
+    shutil.copyfile(migrated_database, home / "prefect.db")
+    return home
+
+
 @contextmanager
 def server_client(environment: dict):
     """A Prefect client talking to `prefect_server` (not to the session harness)."""
@@ -426,23 +439,40 @@ def review_lists(reviews) -> list[list[int]]:
     ]
 
 
-def drift_events(dataset_key: str, timeout: float = 30) -> list:
-    """The `imdb-rnn-pipeline.data.drift` events about `dataset_key`, waited for through the API
-    (needs prefect_harness); events reach it a moment after they are emitted."""
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
+    """Calls `predicate` until it returns something true, which it returns; after `timeout` seconds,
+    returns its last (false) answer for the caller's assertion to show."""
     import time
 
-    from prefect import get_client
+    deadline = time.monotonic() + timeout
+    while not (answer := predicate()) and time.monotonic() < deadline:
+        time.sleep(interval)
+    return answer
+
+
+def named_events(client, name: str, matches: Callable[[Any], bool], timeout: float = 30) -> list:
+    """The events called `name` for which `matches(event)` holds, waited for through the API;
+    events reach it a moment after they are emitted."""
     from prefect.events.filters import EventFilter, EventNameFilter
 
-    deadline, events = time.monotonic() + timeout, []
+    def matching() -> list:
+        page = client.read_events(filter=EventFilter(event=EventNameFilter(name=[name])), limit=50)
+        return [event for event in page.events if matches(event)]
+
+    return wait_until(matching, timeout, interval=0.5)
+
+
+def drift_events(dataset_key: str, timeout: float = 30) -> list:
+    """The `imdb-rnn-pipeline.data.drift` events about `dataset_key` (needs prefect_harness)."""
+    from prefect import get_client
+
     with get_client(sync_client=True) as client:
-        while not events and time.monotonic() < deadline:
-            page = client.read_events(
-                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.data.drift"])), limit=50
-            )
-            events = [event for event in page.events if event.payload.get("dataset_key") == dataset_key]
-            time.sleep(1)
-    return events
+        return named_events(
+            client,
+            "imdb-rnn-pipeline.data.drift",
+            lambda event: event.payload.get("dataset_key") == dataset_key,
+            timeout,
+        )
 
 
 def wait_for_text(process, log_path: Path, text: str, timeout: float = 300) -> None:

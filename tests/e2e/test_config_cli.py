@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from flows.cli import OPTIONS
-from tests.helpers import REPO_ROOT, small_run_options
+from tests.helpers import REPO_ROOT, prefect_home, small_run_options
 
 
 def test_help_lists_every_option_with_its_default():
@@ -21,13 +21,13 @@ def test_help_lists_every_option_with_its_default():
     assert "(default: 0.0001)" in text
 
 
-def test_a_failed_run_shows_the_user_one_error_line_after_its_log_and_no_traceback(tmp_path):
+def test_a_failed_run_shows_the_user_one_error_line_after_its_log_and_no_traceback(tmp_path, migrated_prefect_database):
     """What a user sees: the CLI in a fresh process on Prefect's ephemeral server (no
     PREFECT_API_URL), its whole stdout and stderr."""
     import os
 
     env = {name: value for name, value in os.environ.items() if name != "PREFECT_API_URL"}
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_HOME"] = str(prefect_home(tmp_path, migrated_prefect_database))
     source = tmp_path / "absent.npz"
     result = subprocess.run(
         [sys.executable, "-m", "flows.imdb_pipeline", *small_run_options(str(source), tmp_path)],

@@ -27,7 +27,7 @@ PREFECT = str(Path(sys.executable).parent / "prefect")
 def make_deploy(port: int, environment: dict, *variables: str) -> list[dict]:
     """`make deploy` against the test server (`variables` such as SOURCE=... passed to make);
     returns the deployments infra/prefect.yaml declares, as written."""
-    deployed = subprocess.run(
+    deployed = subprocess.run(  # -o: never rebuild .venv from a test
         ["make", "-o", ".venv/.installed", "deploy", f"PREFECT_PORT={port}", *variables],
         cwd=REPO_ROOT,
         env=environment,

@@ -16,7 +16,14 @@ import httpx
 import pytest
 
 from tasks.registry import publishing
-from tests.helpers import REPO_ROOT, SERVER_START_SECONDS, SMALL_MIN_SPLIT_ROWS, free_port, server_client
+from tests.helpers import (
+    REPO_ROOT,
+    SERVER_START_SECONDS,
+    SMALL_MIN_SPLIT_ROWS,
+    free_port,
+    prefect_home,
+    server_client,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -63,9 +70,8 @@ class Server:
 
 
 @pytest.fixture
-def restartable_server(tmp_path):
-    server = Server(tmp_path / "prefect-home", free_port())
-    server.home.mkdir()
+def restartable_server(tmp_path, migrated_prefect_database):
+    server = Server(prefect_home(tmp_path, migrated_prefect_database), free_port())
     server.start()
     yield server
     server.stop()
@@ -73,8 +79,8 @@ def restartable_server(tmp_path):
 
 def deploy_and_trigger(server: Server, imdb_npz: Path, tmp_path: Path, **training):
     """`make deploy`, then a small run of the deployment; returns the flow run."""
-    deployed = subprocess.run(
-        ["make", "deploy", f"PREFECT_PORT={server.port}"],
+    deployed = subprocess.run(  # -o: never rebuild .venv from a test
+        ["make", "-o", ".venv/.installed", "deploy", f"PREFECT_PORT={server.port}"],
         cwd=REPO_ROOT,
         env=server.environment,
         capture_output=True,

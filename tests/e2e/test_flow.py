@@ -15,6 +15,7 @@ from flows.imdb_pipeline import main
 from tests.helpers import (
     drift_events,
     latest_flow_run_log,
+    named_events,
     run_error_line,
     sha256,
     small_run_options,
@@ -257,12 +258,9 @@ def test_bad_input_fails_with_one_line_and_publishes_nothing(
 
 
 def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_harness, imdb_npz, tmp_path, capsys):
-    import time
-
     from prefect import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.events.filters import EventFilter, EventNameFilter
 
     assert main(small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "2")) == 0
     run_uri = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("run: ")
@@ -309,14 +307,9 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
         ):
             assert f"`{run_uri}/{path}`" in files
 
-        deadline = time.monotonic() + 30
-        promoted = []
-        while not promoted and time.monotonic() < deadline:
-            page = client.read_events(
-                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.champion.promoted"])), limit=50
-            )
-            promoted = [event for event in page.events if event.payload.get("run_uri") == run_uri]
-            time.sleep(1)
+        promoted = named_events(
+            client, "imdb-rnn-pipeline.champion.promoted", lambda event: event.payload.get("run_uri") == run_uri
+        )
         assert promoted and promoted[0].payload["variant"] in ("onehot", "embedding")
         data_artifact = by_key["imdb-data-checks"]
         assert data_artifact.type == "markdown" and "OK train/test overlap: passed" in data_artifact.data
@@ -345,23 +338,16 @@ def test_the_prefect_ui_shows_progress_report_metrics_links_and_events(prefect_h
 
 
 def test_a_failed_run_emits_an_event_for_automations(prefect_harness, tmp_path, capsys):
-    import time
-
     from prefect import get_client
     from prefect.client.schemas.sorting import FlowRunSort
-    from prefect.events.filters import EventFilter, EventNameFilter
 
     assert main(small_run_options(str(tmp_path / "absent.npz"), tmp_path)) == 1
     with get_client(sync_client=True) as client:
         failed_run = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)[0]
         assert failed_run.state.is_failed()
-        deadline, matching = time.monotonic() + 30, []
-        while not matching and time.monotonic() < deadline:
-            page = client.read_events(
-                filter=EventFilter(event=EventNameFilter(name=["imdb-rnn-pipeline.run.failed"])), limit=50
-            )
-            matching = [e for e in page.events if e.resource.id == f"prefect.flow-run.{failed_run.id}"]
-            time.sleep(1)
+        matching = named_events(
+            client, "imdb-rnn-pipeline.run.failed", lambda e: e.resource.id == f"prefect.flow-run.{failed_run.id}"
+        )
     assert matching and "does not exist" in matching[0].payload["message"]
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT, small_run_options, wait_for_text
+from tests.helpers import REPO_ROOT, prefect_home, small_run_options, wait_for_text
 
 
 def processes_with_home(home: Path) -> list[int]:
@@ -45,7 +45,7 @@ def cli_environment(home: Path) -> dict[str, str]:
 
 
 def test_a_run_without_a_configured_server_completes_on_its_own_server_which_ends_with_it(imdb_npz, tmp_path):
-    home = tmp_path / "prefect-home"
+    home = tmp_path / "prefect-home"  # no database yet: the cold start of a first run, migrations and all
     completed = subprocess.run(
         [sys.executable, "-m", "flows.imdb_pipeline", *small_run_options(str(imdb_npz), tmp_path)],
         cwd=REPO_ROOT,
@@ -61,8 +61,8 @@ def test_a_run_without_a_configured_server_completes_on_its_own_server_which_end
     assert wait_until_gone(home, 10) == []
 
 
-def test_a_killed_run_takes_its_server_and_trainings_with_it(imdb_npz, tmp_path):
-    home, log = tmp_path / "prefect-home", tmp_path / "run.log"
+def test_a_killed_run_takes_its_server_and_trainings_with_it(imdb_npz, tmp_path, migrated_prefect_database):
+    home, log = prefect_home(tmp_path, migrated_prefect_database), tmp_path / "run.log"
     options = small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "400", "--patience", "400")
     with log.open("w") as output:
         run = subprocess.Popen(

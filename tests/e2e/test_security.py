@@ -26,6 +26,7 @@ from tests.helpers import (
     assert_nothing_published,
     listening_addresses,
     objects_under,
+    prefect_home,
     run_error_line,
     small_run_options,
 )
@@ -320,10 +321,11 @@ def _http_ok(url: str) -> bool:
 
 
 @pytest.mark.e2e
-def test_make_s3_make_server_and_make_dask_listen_on_loopback_only(tmp_path):
+def test_make_s3_make_server_and_make_dask_listen_on_loopback_only(tmp_path, migrated_prefect_database):
     from infra.local_s3 import free_port
 
     s3_port, server_port, dask_port = free_port(), free_port(), free_port()
+    server_home = prefect_home(tmp_path, migrated_prefect_database)
     # target -> (make arguments, its main port, readiness check); both start at once to share the wait
     targets = {
         "s3": (
@@ -332,7 +334,7 @@ def test_make_s3_make_server_and_make_dask_listen_on_loopback_only(tmp_path):
             lambda: b"S3 endpoint" in (tmp_path / "make-s3.log").read_bytes(),
         ),
         "server": (
-            ["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={tmp_path / 'prefect-home'}"],
+            ["server", f"PREFECT_PORT={server_port}", f"PREFECT_HOME={server_home}"],
             server_port,
             lambda: _http_ok(f"http://127.0.0.1:{server_port}/api/health"),
         ),

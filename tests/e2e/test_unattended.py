@@ -18,7 +18,7 @@ import pytest
 
 from flows.imdb_pipeline import main
 from tasks.registry import publishing
-from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states, wait_for_text
+from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states, wait_for_text, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -152,8 +152,7 @@ def test_sigterm_while_seeds_train_in_child_processes_stops_them_all_and_a_rerun
     stopped_after = signal_and_wait(process, signal.SIGTERM)  # the process only, as a worker's cancel does
     assert stopped_after < STOP_SECONDS, log_path.read_text()[-3000:]
     assert_stopped_cleanly(process, log_path, tmp_path, signal.SIGTERM)
-    time.sleep(1)
-    assert alive(children) == set()  # no orphan keeps training
+    assert wait_until(lambda: not alive(children), timeout=1), alive(children)  # no orphan keeps training
 
     rerun = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--seeds", "2")
     assert main(rerun) == 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from tasks.errors import PipelineError
 from tasks.runtime import environment, heartbeats
 from tests.helpers import REPO_ROOT
 
@@ -22,6 +25,31 @@ def test_the_makefile_exports_exactly_the_settings_the_code_applies():
     assert makefile_prefect_exports(MAKEFILE.read_text()) == expected
 
 
-def test_the_crash_automation_waits_for_the_heartbeats_runs_are_told_to_send():
-    window = heartbeats.zombie_automation().trigger.within.total_seconds()
-    assert window == environment.HEARTBEAT_SECONDS * heartbeats.MISSED_HEARTBEATS
+def crash_window(automation) -> float:
+    return automation.trigger.within.total_seconds()
+
+
+def test_the_crash_automation_waits_for_the_heartbeats_runs_are_told_to_send(monkeypatch):
+    monkeypatch.delenv(heartbeats.WINDOW_VARIABLE, raising=False)  # the tests' own shorter window
+    automation = heartbeats.zombie_automation()
+    assert crash_window(automation) == environment.HEARTBEAT_SECONDS * heartbeats.MISSED_HEARTBEATS == 90
+    assert automation.actions[0].message == "no heartbeat for 90 s: its process died"
+
+
+def test_the_crash_window_comes_from_its_variable_down_to_two_heartbeats(monkeypatch):
+    monkeypatch.setenv(heartbeats.WINDOW_VARIABLE, " 600 ")
+    assert crash_window(heartbeats.zombie_automation()) == 600
+    monkeypatch.setenv(heartbeats.WINDOW_VARIABLE, str(2 * environment.HEARTBEAT_SECONDS))
+    automation = heartbeats.zombie_automation()
+    assert crash_window(automation) == 60 and automation.actions[0].message == "no heartbeat for 60 s: its process died"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("59", "shorter than 60 s"), ("0", "shorter than 60 s"), ("90s", "not a whole number"), ("1.5", "not a whole")],
+)
+def test_a_crash_window_too_short_or_not_a_number_is_refused(value, words, monkeypatch):
+    monkeypatch.setenv(heartbeats.WINDOW_VARIABLE, value)
+    with pytest.raises(PipelineError, match=words) as refused:
+        heartbeats.zombie_automation()
+    assert heartbeats.WINDOW_VARIABLE in str(refused.value)
