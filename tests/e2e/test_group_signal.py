@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_unattended import alive, children_of, wait_for_epochs
-from tests.helpers import REPO_ROOT, small_run_options
+from tests.helpers import REPO_ROOT, prefect_home, small_run_options
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +34,15 @@ def group_members(pgid: int) -> set[int]:
     return members
 
 
-def test_sigterm_to_the_process_group_ends_a_run_with_its_temporary_server_promptly(imdb_npz, tmp_path):
+def test_sigterm_to_the_process_group_ends_a_run_with_its_temporary_server_promptly(
+    imdb_npz, tmp_path, migrated_prefect_database
+):
     options = small_run_options(
         str(imdb_npz), tmp_path, "--variants", "embedding", "--seeds", "2", "--max-epochs", "200", "--patience", "200"
     )
     environment = {name: value for name, value in os.environ.items() if name not in ("PREFECT_API_URL", "PREFECT_HOME")}
-    environment |= {"PREFECT_HOME": str(tmp_path / "prefect-home"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    home = prefect_home(tmp_path, migrated_prefect_database)
+    environment |= {"PREFECT_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "2"}
     log_path = tmp_path / "run.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
