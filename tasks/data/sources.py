@@ -183,7 +183,7 @@ def local_copy_path(config: DataConfig) -> Path | None:
     if config.source == "offline":
         return offline_csv()
     uri = CANONICAL_URL if config.source in ("keras", "auto") else config.source
-    return _local_file(uri) or cache_path(uri, config.cache_dir)
+    return _local_file(uri) or cache_path(uri if uri != config.source else download_uri(config), config.cache_dir)
 
 
 def _local_file(uri: str) -> Path | None:
@@ -288,19 +288,20 @@ def fetch_npz(uri: str, expected_sha256: str | None, config: DataConfig) -> Sour
 
 
 def cache_path(uri: str, cache_dir: str) -> Path:
-    """Where a download of `uri` is kept: named after the file, prefixed by a hash of the URI
-    without its credentials (a signed URL changes with every signature, its file does not)."""
+    """Where a download of `uri` (its full URL, when it has credentials) is kept: named after the
+    file, prefixed by a hash of its identity (`fs.cache_identity`: no credential, no signature, so
+    a re-signed URL reuses the download, while other query values, `?id=1` or `?id=2`, do not)."""
     name = Path(urlparse(uri).path).name or "download"
     if uri in (CANONICAL_URL, WORD_INDEX_URL):
         return Path(cache_dir) / name
-    shown = fs.without_credentials(uri)
-    return Path(cache_dir) / f"{hashlib.sha256(shown.encode()).hexdigest()[:12]}-{name}"
+    return Path(cache_dir) / f"{hashlib.sha256(fs.cache_identity(uri).encode()).hexdigest()[:12]}-{name}"
 
 
 def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) -> Path:
     """A verified local copy of `uri`: the cached one if it still has the checksum it was
     downloaded with (or the expected one), else a fresh download."""
-    target = cache_path(uri, config.cache_dir)
+    full = download_uri(config) if uri == config.source else uri
+    target = cache_path(full, config.cache_dir)
     checksum_file = target.with_name(f"{target.name}{CHECKSUM_SUFFIX}")
     if target.is_file():
         known = expected_sha256 or (checksum_file.read_text().strip() if checksum_file.is_file() else None)
@@ -313,7 +314,6 @@ def _cached_download(uri: str, expected_sha256: str | None, config: DataConfig) 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.part-{os.getpid()}")
     try:
-        full = download_uri(config) if uri == config.source else uri
         _download(full, partial, config.download_timeout_seconds)
         digest = fs.sha256_of(str(partial))
         if expected_sha256 and digest != expected_sha256:

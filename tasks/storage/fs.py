@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +102,25 @@ def without_credentials(uri: str) -> str:
         f"{part.partition('=')[0]}={REDACTED}" if "=" in part else REDACTED for part in parts.query.split("&") if part
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, REDACTED if parts.fragment else ""))
+
+
+# Query names that carry a credential, or change with every signature (X-Amz-Date, X-Goog-Expires):
+# what a URI's identity leaves out, so a re-signed URL is still the same file.
+SIGNING_QUERY_NAME = re.compile(r"sig|token|key|secret|pass|pwd|auth|credential|session|^x-amz-|^x-goog-", re.I)
+
+
+def cache_identity(uri: str) -> str:
+    """What tells two downloads apart, without any credential: `uri` without its user and password
+    and without the query parameters that sign it; the other query parameters stay, values and all,
+    so `?id=1` and `?id=2` are different files. Only ever hashed, never shown."""
+    if "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    host = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        part for part in parts.query.split("&") if part and not SIGNING_QUERY_NAME.search(part.partition("=")[0])
+    )
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))
 
 
 def carries_credentials(uri: str) -> bool:

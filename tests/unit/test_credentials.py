@@ -43,6 +43,10 @@ def test_uris_and_cache_paths_hide_user_token_and_every_query_value():
     first, second = (f"https://u:p@host/a/imdb.npz?sig={sig}" for sig in ("sig-one", "sig-two"))
     assert sources.cache_path(first, "/c") == sources.cache_path(second, "/c")
     assert "sig-one" not in str(sources.cache_path(first, "/c"))
+    # ... but another file behind the same path (another value of a plain query parameter) does not.
+    signed = "https://host/get/imdb.npz?id={}&X-Amz-Date={}&X-Amz-Signature={}"
+    assert sources.cache_path(signed.format(1, 1, "a"), "/c") == sources.cache_path(signed.format(1, 2, "b"), "/c")
+    assert sources.cache_path(signed.format(1, 1, "a"), "/c") != sources.cache_path(signed.format(2, 1, "a"), "/c")
 
 
 def test_a_hidden_source_is_downloaded_with_its_credentials_and_recorded_without(http_server, tmp_path, caplog):
