@@ -30,6 +30,10 @@ from tests.helpers import (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Under `make test ARGS=...`, make hands its command-line variables to every make below it
+    # through MAKEFLAGS: the tests' own make calls (make deploy, make worker...) would get pytest's ARGS.
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        os.environ.pop(name, None)
     # Prefect reads these when its ephemeral server starts, inside the session harness.
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
     set_prefect_defaults(Path(os.environ["PREFECT_HOME"]))
