@@ -30,9 +30,10 @@ from tests.helpers import (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # Under `make test ARGS=...`, make hands its command-line variables to every make below it
-    # through MAKEFLAGS: the tests' own make calls (make deploy, make worker...) would get pytest's ARGS.
-    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+    # Under `make test ARGS=...`, make hands its command-line variables to every process below it
+    # (as MAKEFLAGS and as variables of their own): the tests' own make calls (make deploy, make
+    # worker...) would get pytest's ARGS, or a STORAGE meant for something else.
+    for name in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "ARGS", "RUN", "STORAGE", "INPUT", "OUTPUT", "SOURCE", "TEXT"):
         os.environ.pop(name, None)
     # Prefect reads these when its ephemeral server starts, inside the session harness.
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="prefect-home-")
