@@ -21,7 +21,8 @@ from tasks.storage.layout import MANIFEST_NAME
 
 
 def reproduction_config(manifest: dict, storage_root: str | None, promote: str) -> PipelineConfig:
-    """The run's config with its data pinned: own reviews to the files it read, an imdb.npz to its sha256."""
+    """The run's config with its data pinned: own reviews to the files it read, an imdb.npz to its
+    sha256, the offline corpus to itself."""
     config = PipelineConfig.model_validate(manifest["config"])
     source = manifest["source"]
     data = config.data
@@ -29,6 +30,8 @@ def reproduction_config(manifest: dict, storage_root: str | None, promote: str) 
         data = data.model_copy(update={"files": tuple(ReviewFile.model_validate(file) for file in source["files"])})
     elif source["kind"] == "npz":
         data = data.model_copy(update={"source": source["uri"], "source_sha256": source["sha256"]})
+    else:  # the offline corpus, also when `auto` fell back to it: not the canonical file a network now offers
+        data = data.model_copy(update={"source": "offline"})
     # refresh: every stage computes again rather than reusing the first run's cached results
     update: dict = {
         "data": data,
