@@ -450,6 +450,13 @@ def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2
     return answer
 
 
+def wait_for(predicate: Callable[[], T], timeout: float, message: str) -> T:
+    """`wait_until`, failing the test with `message` when `predicate` never held."""
+    answer = wait_until(predicate, timeout)
+    assert answer, message
+    return answer
+
+
 def named_events(client, name: str, matches: Callable[[Any], bool], timeout: float = 30) -> list:
     """The events called `name` for which `matches(event)` holds, waited for through the API;
     events reach it a moment after they are emitted."""

@@ -15,7 +15,7 @@ import pytest
 
 from tasks.runtime.ui import DATA_ARRIVED_EVENT, data_resource_id
 from tests.e2e.test_deployment import DEPLOYMENT, PREFECT, REPO_ROOT, make_deploy
-from tests.helpers import flow_run_log, server_client
+from tests.helpers import flow_run_log, server_client, wait_for
 from tests.unit.test_data_watch import publish_trained_run, write_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -56,14 +56,6 @@ def _arrived_events(client, prefix: Path) -> list:
     return _events_named(client, DATA_ARRIVED_EVENT, data_resource_id(str(prefix)))
 
 
-def _wait_for(check, timeout: float, message: str):
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, message
-        time.sleep(1)
-    return found
-
-
 def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(prefect_server, tmp_path):
     port, environment = prefect_server
     prefix, store = tmp_path / "reviews", tmp_path / "store"
@@ -99,7 +91,7 @@ def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(p
         assert client.read_flow_run(look.id).state.is_completed()
         log = flow_run_log(client, look.id)
         assert "2 of 2 snapshot(s) not trained on yet: date=2026-12-01, date=2026-12-02" in log, log[-2000:]
-        (event,) = _wait_for(lambda: _arrived_events(client, prefix), 60, "the watcher's event did not arrive")
+        (event,) = wait_for(lambda: _arrived_events(client, prefix), 60, "the watcher's event did not arrive")
         assert event.payload == {
             "prefix": str(prefix),
             "new_snapshots": ["date=2026-12-01", "date=2026-12-02"],
@@ -117,8 +109,8 @@ def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(p
     )
     assert emitted.returncode == 0, emitted.stderr[-2000:]
     with server_client(environment) as client:
-        _wait_for(lambda: len(_arrived_events(client, prefix)) == 1 + BURST, 60, "the burst did not arrive")
-        (run,) = _wait_for(lambda: _runs_of(client, retraining.id), 60, "no retraining run was triggered")
+        wait_for(lambda: len(_arrived_events(client, prefix)) == 1 + BURST, 60, "the burst did not arrive")
+        (run,) = wait_for(lambda: _runs_of(client, retraining.id), 60, "no retraining run was triggered")
         time.sleep(SETTLE_SECONDS)
         runs = _runs_of(client, retraining.id)
         assert [other.id for other in runs] == [run.id], f"{len(runs)} retraining runs for one burst of events"
@@ -148,7 +140,7 @@ def test_the_watcher_announces_new_snapshots_and_a_burst_starts_one_retraining(p
     )
     assert marked.returncode == 0, marked.stderr[-2000:]
     with server_client(environment) as client:
-        _wait_for(lambda: _events_named(client, MARKER), 60, "the marker event did not arrive")
+        wait_for(lambda: _events_named(client, MARKER), 60, "the marker event did not arrive")
         assert len(_arrived_events(client, prefix)) == 1 + BURST
 
 

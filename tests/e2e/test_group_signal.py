@@ -9,29 +9,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_unattended import alive, children_of, wait_for_epochs
+from tests.e2e.test_unattended import alive, children_of, processes_where, wait_for_epochs
 from tests.helpers import REPO_ROOT, prefect_home, small_run_options
 
 pytestmark = pytest.mark.e2e
 
 EXIT_BOUND_SECONDS = 45  # the hang it guards against waited over a minute on a server already gone
-
-
-def group_members(pgid: int) -> set[int]:
-    members = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == pgid:
-                members.add(int(entry.name))
-    return members
 
 
 def test_sigterm_to_the_process_group_ends_a_run_with_its_temporary_server_promptly(
@@ -56,7 +42,7 @@ def test_sigterm_to_the_process_group_ends_a_run_with_its_temporary_server_promp
         )
     try:
         wait_for_epochs(process, tmp_path / "work", 2)
-        before = group_members(process.pid) | children_of(process.pid)  # the server has a session of its own
+        before = processes_where(3, process.pid) | children_of(process.pid)  # the server has a session of its own
         sent = time.monotonic()
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=120)

@@ -19,9 +19,9 @@ import pytest
 
 from tasks.registry.publishing import list_runs
 from tasks.storage import fs
-from tests.e2e.test_data_watch import WATCH, _runs_of, _wait_for
+from tests.e2e.test_data_watch import WATCH, _runs_of
 from tests.e2e.test_deployment import DEPLOYMENT, REPO_ROOT, make_deploy, start_make
-from tests.helpers import SMALL_MIN_SPLIT_ROWS, flow_run_log, server_client
+from tests.helpers import SMALL_MIN_SPLIT_ROWS, flow_run_log, server_client, wait_for
 from tools.snapshots import main as write_snapshot
 
 pytestmark = pytest.mark.e2e
@@ -82,15 +82,16 @@ def _shorten_trigger(client, deployment_id) -> None:
 def _look_and_retrain(client, watch, retraining, known: set) -> object:
     """Runs the watch deployment once; returns the retraining run its event triggered, once final."""
     client.create_flow_run_from_deployment(watch.id)
-    run = _wait_for(
+    started = wait_for(
         lambda: next((run for run in _runs_of(client, retraining.id) if run.id not in known), None),
         120,
         "the watcher's event triggered no retraining",
     )
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while not (run := client.read_flow_run(run.id)).state.is_final():
-        assert time.monotonic() < deadline, f"the retraining did not finish: {run.state}"
-        time.sleep(2)
+    run = wait_for(
+        lambda: (latest := client.read_flow_run(started.id)).state.is_final() and latest,
+        RUN_TIMEOUT,
+        "the retraining did not finish",
+    )
     assert run.state.is_completed(), flow_run_log(client, run.id)[-4000:]
     known.add(run.id)
     return run
@@ -158,7 +159,7 @@ def test_snapshots_that_land_retrain_through_the_watcher_and_nothing_new_retrain
             steps.done("the watcher announces snapshots 1 and 2; the triggered retraining trains and promotes")
 
             look = client.create_flow_run_from_deployment(watch.id)
-            _wait_for(lambda: client.read_flow_run(look.id).state.is_final(), 120, "the watcher's look hung")
+            wait_for(lambda: client.read_flow_run(look.id).state.is_final(), 120, "the watcher's look hung")
             assert "every one trained on by a published run" in flow_run_log(client, look.id)
             time.sleep(TRIGGER_QUIET.total_seconds())  # past the trigger's quiet time: an event would start a run
             assert len(_runs_of(client, retraining.id)) == len(known)

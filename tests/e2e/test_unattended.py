@@ -72,8 +72,8 @@ def wait_for_epochs(process: subprocess.Popen, work_dir: Path, epochs: int, time
         time.sleep(0.1)
 
 
-def children_of(pid: int) -> set[int]:
-    """Processes whose parent is `pid` (Linux /proc)."""
+def processes_where(field: int, value: int) -> set[int]:
+    """Processes whose /proc stat `field` (after the name: 1 parent, 3 process group) is `value`."""
     found = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -81,9 +81,14 @@ def children_of(pid: int) -> set[int]:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == pid:
+            if int(fields[field]) == value:
                 found.add(int(entry.name))
     return found
+
+
+def children_of(pid: int) -> set[int]:
+    """Processes whose parent is `pid` (Linux /proc)."""
+    return processes_where(1, pid)
 
 
 def alive(pids: set[int]) -> set[int]:
