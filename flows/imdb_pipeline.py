@@ -23,9 +23,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import ValidationError
 
 from flows.cli import add_endpoint_option, build_parser, config_from_args, describe_validation_error
-from tasks.config import PipelineConfig
+from tasks.config import PipelineConfig, refuse_unless_it_fits
 from tasks.data.sources import SourceInfo
-from tasks.data.split import Splits
+from tasks.data.split import SplitPlan
 from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import RunContext
@@ -81,7 +81,7 @@ class CachedStages:
     with the run's cache options bound once."""
 
     download: Task[..., SourceInfo]
-    split: Task[..., Splits]
+    split: Task[..., SplitPlan]
     pad_and_store: Task[..., DatasetInfo]
     fit_baseline: Task[..., BaselineResult]
     train: Task[..., TrainedVariant]
@@ -131,12 +131,12 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
         # The flow run ends in this state, which the UI shows with its message; the caller gets its data.
         return Completed(message=same.message, data=same)  # type: ignore[return-value]
     stage("split", "train/val/test")
-    splits = cached.split(source, config.data, config.seed)
+    plan = cached.split(source, config.data, config.seed, config.storage)
+    refuse_unless_it_fits(config, plan.total_rows)  # the real row counts, before any stage that grows with them
     stage("pad and store", f"{config.data.maxlen} ids per review, as Parquet")
-    dataset = cached.pad_and_store(splits, source, config.data, config.seed, config.storage)
+    dataset = cached.pad_and_store(plan, source, config.data, config.seed, config.storage)
     stage("check data", "statistics, checks, drift against the champion's data")
-    data_checks = check_data(splits, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
-    del splits  # the padded Parquet files are the data from here on
+    data_checks = check_data(plan, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
     stage("baseline", "bag-of-words logistic regression")
     baseline = cached.fit_baseline(dataset)
     run = RunContext(

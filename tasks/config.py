@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from tasks.errors import DataError
 from tasks.storage.fs import without_credentials
 from tasks.storage.layout import DEFAULT_ROOT
 from tasks.training.variants import DEFAULT_VARIANTS, VARIANTS
@@ -449,13 +450,19 @@ class PipelineConfig(_Part):
         return self
 
 
-# Peak memory is estimated from the sizes alone, before any data is read. Rows: the canonical IMDB
-# file holds 25,000 train and 25,000 test reviews, the most any source here has (the offline corpus
-# has 25,000 in all); a larger mirror makes the estimate low by its ratio.
+# Peak memory is estimated from the sizes before any data is read, and again from the real number of
+# reviews once the split stage has counted them. Before that, rows: the canonical IMDB file holds
+# 25,000 train and 25,000 test reviews.
 ESTIMATE_ROWS = 50_000
+# The data is streamed: what grows with the reviews is a few numbers each, whatever their length: its
+# split, label and fingerprints in the data stages (pandas' deduplication of one's own reviews needs
+# ~40 bytes a row), a training process's shuffle order and labels. 16 values of 4 bytes a review.
+REVIEW_BOOKKEEPING_VALUES = 16
+# Rows of padded ids a stage holds at once: a stored row group (tasks/data/store.py's ROW_GROUP_ROWS)
+# or a training process's window of its memory-mapped split.
+STREAMED_ROWS = 16_384
 BYTES_PER_VALUE = 4  # ids are int32, weights and activations float32
-# The flow process holds the padded splits while storing them and again when the baseline and
-# evaluation read them back: two copies at most.
+# A row group is held as read and as converted: two copies at most.
 DATA_COPIES = 2
 # Weights, their gradients, RMSprop's mean-square accumulator, and the best weights kept by early
 # stopping (restore_best_weights): four float32 values per parameter. Every variant ends in
@@ -482,10 +489,10 @@ ACTIVATION_FIELDS = ("training.batch_size", "data.maxlen", "model.embedding_dim"
 EVALUATION_FIELDS = ("data.num_words", "data.maxlen")
 
 
-def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[str, ...]]:
-    """Estimated peak memory in bytes of one training process, how many run side by side (every
-    variant and seed, one process per core, each holding its own model, batches and data), the
-    largest term's description and the fields behind it."""
+def estimate_peak_bytes(config: PipelineConfig, rows: int = ESTIMATE_ROWS) -> tuple[int, int, str, tuple[str, ...]]:
+    """Estimated peak memory in bytes of one training process on `rows` reviews, how many run side
+    by side (every variant and seed, one process per core, each holding its own model, batches and
+    its streamed window of the data), the largest term's description and the fields behind it."""
     data, model = config.data, config.model
     words, maxlen, units, width = data.num_words, data.maxlen, model.rnn_units, model.embedding_dim
     # One process trains one variant at a time: the largest footprint of those configured counts.
@@ -493,7 +500,8 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
     core = words * units + width * units + units * units + 2 * units
     parameters = core + max(footprint.weights for footprint in footprints)
     per_process = {
-        "the padded splits": (ESTIMATE_ROWS * maxlen * DATA_COPIES, DATA_FIELDS),
+        "a streamed window of padded ids": (STREAMED_ROWS * maxlen * DATA_COPIES, DATA_FIELDS),
+        "per-review bookkeeping": (rows * REVIEW_BOOKKEEPING_VALUES, DATA_FIELDS),
         "weights and optimizer state": (parameters * WEIGHT_COPIES, WEIGHT_FIELDS),
         "a training batch's activations": (
             config.training.batch_size * maxlen * (width + units) * ACTIVATION_COPIES,
@@ -508,6 +516,18 @@ def estimate_peak_bytes(config: PipelineConfig) -> tuple[int, int, str, tuple[st
     processes = min(trainings, os.cpu_count() or 1)
     term, (_, fields) = max(per_process.items(), key=lambda item: item[1][0])
     return BYTES_PER_VALUE * sum(values for values, _ in per_process.values()), processes, term, fields
+
+
+def refuse_unless_it_fits(config: PipelineConfig, rows: int) -> None:
+    """Raises DataError, one line, when `rows` reviews would need more than the machine's share of
+    memory: checked once the split stage knows the real count, before any stage that grows with it."""
+    per_process, processes, term, _ = estimate_peak_bytes(config, rows)
+    needed, available = per_process * processes, machine_memory_bytes()
+    if needed > MEMORY_SHARE * available:
+        raise DataError(
+            f"{rows:,} reviews would need about {_gib(needed)} of memory ({term}), more than "
+            f"{MEMORY_SHARE:.0%} of this machine's {_gib(available)}; train on fewer (--window) or a larger machine"
+        )
 
 
 def machine_memory_bytes() -> int:

@@ -57,10 +57,10 @@ def imdb_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_dataset(imdb_npz, tmp_path_factory):
     """The generated reviews split (val 25 %), padded to TINY_MAXLEN ids of 50 words and stored."""
-    from tasks.data import store
-    from tasks.data.split import split_source
+    from tasks.data import prepare
+    from tests.helpers import split_npz
 
-    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_npz(imdb_npz, 50, 0.25, seed=0)
     metadata = {
         "num_words": 50,
         "maxlen": TINY_MAXLEN,
@@ -69,7 +69,7 @@ def tiny_dataset(imdb_npz, tmp_path_factory):
         "source": "t",
         "source_sha256": "t",
     }
-    return store.store_dataset(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
+    return prepare.store_reviews(splits, TINY_MAXLEN, metadata, str(tmp_path_factory.mktemp("store")))
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -503,3 +503,12 @@ def dask_trainings(log: str) -> dict[str, list[str]]:
     for label, worker in re.findall(r"^(.+): training on Dask worker (tcp://\S+)$", log, flags=re.MULTILINE):
         started.setdefault(label, []).append(worker)
     return started
+
+
+def split_npz(path: Path, num_words: int, val_fraction: float, seed: int) -> dict:
+    """An imdb.npz's train, val and test reviews in memory, split as the split stage splits them."""
+    from tasks.data import corpus, split
+
+    train_part, test = corpus.load_keras_npz(path, num_words)
+    train, val = split.split_train_val(np.arange(len(train_part)), val_fraction, seed)
+    return {"train": train_part.take(train), "val": train_part.take(val), "test": test}

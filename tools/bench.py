@@ -277,12 +277,11 @@ def bench_scoring_variant(variant: str, input_path: Path, texts: list[str], voca
 
 def bench_scoring(out: Path, rows: int | None, variants: list[str]) -> tuple[list[dict], str]:
     """Batch scoring's throughput per variant; writes scoring.json, returns the results and their table."""
-    from tasks.data.sources import offline_source
-    from tasks.data.vocabulary import build_vocabulary
+    from tasks.data.vocabulary import parse_vocabulary
 
-    data_config = DataConfig(source="offline")
-    source = offline_source()
-    vocabulary = build_vocabulary("offline", source.local_path, None, data_config.num_words, data_config.maxlen)
+    dataset, _ = datasets.prepare_dataset(DataConfig(source="offline"), 42, str(out / "store"))
+    vocabulary_uri = dataset.vocabulary_uri or ""
+    vocabulary = parse_vocabulary(fs.read_bytes(vocabulary_uri), vocabulary_uri)
     input_path, texts = _scoring_input(out, rows)
     results = [bench_scoring_variant(variant, input_path, texts, vocabulary, out) for variant in variants]
     input_path.unlink()

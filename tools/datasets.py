@@ -12,5 +12,5 @@ def prepare_dataset(config: DataConfig, seed: int, storage_root: str) -> tuple[D
     """Download, split and pad-and-store in one call, without a flow or its cache: the data set the
     pipeline itself would store for `config` and `seed`, for every kind of source."""
     source = resolve_source(config)
-    splits = prepare.split_resolved(source, config, seed)
-    return prepare.store_splits(splits, source, config, seed, storage_root), source
+    plan = prepare.split_resolved(source, config, seed, storage_root)
+    return prepare.store_splits(plan, source, config, seed, storage_root), source

@@ -8,7 +8,7 @@ Everything is numpy; the only Python loop makes one `bytes` key per review to fi
 
 from __future__ import annotations
 
-import itertools
+import json
 import logging
 from pathlib import Path
 from typing import Literal
@@ -17,9 +17,10 @@ import numpy as np
 from pydantic import BaseModel
 
 from tasks.config import DataCheckConfig
-from tasks.data.corpus import LABELS, OOV_ID, START_ID, Reviews
+from tasks.data.corpus import LABELS, Reviews
 from tasks.data.drift import STATISTICS_VERSION, drift_against
-from tasks.data.store import SPLITS, DatasetInfo, read_split
+from tasks.data.statistics import LENGTH_BIN_LIMIT, LENGTH_BIN_WIDTH, SplitStatistics
+from tasks.data.store import SPLITS, DatasetInfo, iter_split
 from tasks.errors import DataError
 from tasks.reporting import plots
 from tasks.storage import fs
@@ -27,13 +28,6 @@ from tasks.storage.layout import CHECKS_NAME, LABELS_PLOT, LENGTHS_PLOT
 
 log = logging.getLogger(__name__)
 
-# Length histogram bins shared by every data set, so two data sets compare bin by bin: 20 ids wide
-# up to 1,000, then one bin for everything longer (offline corpus: median 175 ids, p99 915, max 2,474).
-LENGTH_BIN_WIDTH = 20
-LENGTH_BIN_LIMIT = 1000
-LENGTH_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# The training part of a data set: test reviews found in it are the train/test overlap.
-TRAINING_PART = ("train", "val")
 # The checks that stop the run, in the order they are reported.
 ERROR_CHECKS = (
     "too few rows",
@@ -78,95 +72,39 @@ class DataCheckFailed(DataError):
     """A data set failed a check that stops the run before training."""
 
 
-def review_keys(reviews: Reviews) -> list[bytes]:
-    """Each review's ids as bytes: equal keys, identical reviews (no hash that could collide)."""
-    ids = np.ascontiguousarray(reviews.ids, dtype=np.int32)
-    return [ids[start:end].tobytes() for start, end in itertools.pairwise(reviews.offsets.tolist())]
-
-
-def length_histogram(lengths: np.ndarray) -> list[int]:
-    """Counts per LENGTH_BIN_WIDTH-wide bin from 0; the last bin holds every length >= LENGTH_BIN_LIMIT."""
-    last = LENGTH_BIN_LIMIT // LENGTH_BIN_WIDTH
-    return np.bincount(np.minimum(lengths // LENGTH_BIN_WIDTH, last), minlength=last + 1).tolist()
-
-
-def describe_split(reviews: Reviews, maxlen: int, num_words: int) -> dict:
-    """Rows, labels, lengths before padding (in ids, the start id included: what `maxlen` cuts),
-    truncated and padded shares, empty reviews, OOV rate and range of the word ids, token counts."""
-    lengths = reviews.lengths
-    is_word = reviews.ids != START_ID
-    words = reviews.ids[is_word]
-    rows = len(reviews)
-    row_of_id = np.repeat(np.arange(rows), lengths)
-    words_per_review = np.bincount(row_of_id[is_word], minlength=rows)
-    labels, label_counts = np.unique(reviews.labels, return_counts=True)
-    quantiles = np.quantile(lengths, LENGTH_QUANTILES) if rows else [0.0] * len(LENGTH_QUANTILES)
-    return {
-        "rows": rows,
-        "labels": {str(int(label)): int(count) for label, count in zip(labels, label_counts, strict=True)},
-        "positive_share": float(np.mean(reviews.labels == 1)) if rows else 0.0,
-        "length": {
-            "min": int(lengths.min()) if rows else 0,
-            "mean": float(lengths.mean()) if rows else 0.0,
-            "max": int(lengths.max(initial=0)),
-            **{f"p{round(q * 100):02d}": float(v) for q, v in zip(LENGTH_QUANTILES, quantiles, strict=True)},
-        },
-        "length_histogram": length_histogram(lengths),
-        "truncated_share": float(np.mean(lengths > maxlen)) if rows else 0.0,
-        "padded_share": float(np.mean(lengths < maxlen)) if rows else 0.0,
-        "empty_reviews": int(np.sum(words_per_review == 0)),
-        "oov_rate": float(np.mean(words == OOV_ID)) if words.size else 0.0,
-        "word_ids": {"min": int(words.min()), "max": int(words.max())} if words.size else None,
-        # How often each word id occurs (ids beyond the vocabulary, which no split holds, in the last
-        # slot): the token-frequency distribution drift compares.
-        "token_counts": np.bincount(np.clip(words, 0, num_words - 1), minlength=num_words).tolist(),
-    }
-
-
-def describe_overlap(splits: dict[str, Reviews]) -> dict:
-    """Exact duplicates within each split, and reviews of one split found in another."""
-    keys = {name: review_keys(splits[name]) for name in SPLITS}
-    sets = {name: set(keys[name]) for name in SPLITS}
-    within = {
-        name: {
-            "rows": len(keys[name]) - len(sets[name]),
-            "share": (len(keys[name]) - len(sets[name])) / max(len(keys[name]), 1),
-        }
-        for name in SPLITS
-    }
-    across = {}
-    for first, second in itertools.combinations(SPLITS, 2):
-        repeated = sum(key in sets[first] for key in keys[second])
-        across[f"{first}/{second}"] = {"rows": repeated, "share": repeated / max(len(keys[second]), 1)}
-    training = set().union(*(sets[name] for name in TRAINING_PART))
-    in_training = sum(key in training for key in keys["test"])
-    return {
-        "within": within,
-        "across": across,
-        "test_in_training": {"rows": in_training, "share": in_training / max(len(keys["test"]), 1)},
-    }
-
-
 def describe_stored(dataset: DatasetInfo) -> dict[str, dict]:
-    """What training will read: per stored split, rows, the range of its ids and its label values."""
+    """What training will read: per stored split, rows, the range of its ids and its label values,
+    read row group by row group."""
     stored = {}
     for name in SPLITS:
-        tokens, labels, _ = read_split(dataset.split_uris[name], expected_maxlen=int(dataset.metadata["maxlen"]))
-        values, counts = np.unique(labels, return_counts=True)
+        rows, low, high, labels = 0, None, None, np.zeros(256, dtype=np.int64)
+        for tokens, group_labels in iter_split(dataset.split_uris[name], int(dataset.metadata["maxlen"])):
+            rows += len(group_labels)
+            if tokens.size:
+                low = int(tokens.min()) if low is None else min(low, int(tokens.min()))
+                high = int(tokens.max()) if high is None else max(high, int(tokens.max()))
+            labels += np.bincount(group_labels.astype(np.int64) + 128, minlength=256)
         stored[name] = {
             "uri": dataset.split_uris[name],
-            "rows": len(labels),
-            "min_id": int(tokens.min()) if tokens.size else 0,
-            "max_id": int(tokens.max()) if tokens.size else 0,
-            "labels": {str(int(value)): int(count) for value, count in zip(values, counts, strict=True)},
+            "rows": rows,
+            "min_id": low or 0,
+            "max_id": high or 0,
+            "labels": {str(value - 128): int(labels[value]) for value in np.flatnonzero(labels)},
         }
     return stored
 
 
-def describe_dataset(splits: dict[str, Reviews], dataset: DatasetInfo, ingest: dict | None = None) -> dict:
-    """The statistics of one data set: every split (ragged), their overlap, the stored splits, and
-    for one's own reviews what reading the files found (`ingest`: rows read, duplicates dropped,
-    texts with conflicting labels)."""
+def read_profile(dataset: DatasetInfo) -> dict:
+    """The ragged reviews' statistics pad-and-store measured, checked against their recorded sha256."""
+    if dataset.profile_uri is None or dataset.profile_sha256 is None:
+        raise DataError(f"data set {dataset.key} has no profile; store it again (--refresh)")
+    return json.loads(fs.read_verified(dataset.profile_uri, dataset.profile_sha256))
+
+
+def describe_dataset(profile: dict, dataset: DatasetInfo, ingest: dict | None = None) -> dict:
+    """The statistics of one data set: every split (ragged, from its profile), their overlap, the
+    stored splits, and for one's own reviews what reading the files found (`ingest`: rows read,
+    duplicates dropped, texts with conflicting labels)."""
     maxlen, num_words = int(dataset.metadata["maxlen"]), int(dataset.metadata["num_words"])
     ingested = {} if ingest is None else {"ingest": ingest}
     return ingested | {
@@ -175,8 +113,8 @@ def describe_dataset(splits: dict[str, Reviews], dataset: DatasetInfo, ingest: d
         "num_words": num_words,
         "maxlen": maxlen,
         "length_bins": {"width": LENGTH_BIN_WIDTH, "limit": LENGTH_BIN_LIMIT},
-        "splits": {name: describe_split(splits[name], maxlen, num_words) for name in SPLITS},
-        "duplicates": describe_overlap(splits),
+        "splits": profile["splits"],
+        "duplicates": profile["duplicates"],
         "stored": describe_stored(dataset),
     }
 
@@ -188,13 +126,15 @@ def describe_scoring_batch(
     the predicted ones, so `compare_statistics` against a training data set measures drift of the
     input (lengths, token frequencies, OOV rate) and of the predicted-positive rate."""
     reviews = Reviews.from_lists(word_ids, np.asarray(predicted, dtype=np.int8))
+    described = SplitStatistics(maxlen, num_words)
+    described.add(reviews)
     return {
         "statistics_version": STATISTICS_VERSION,
         "dataset_key": batch_key,
         "num_words": num_words,
         "maxlen": maxlen,
         "length_bins": {"width": LENGTH_BIN_WIDTH, "limit": LENGTH_BIN_LIMIT},
-        "splits": {"batch": describe_split(reviews, maxlen, num_words)},
+        "splits": {"batch": described.describe()},
     }
 
 
@@ -317,7 +257,7 @@ def run_checks(statistics: dict, config: DataCheckConfig) -> list[Finding]:
 
 
 def check_dataset(
-    splits: dict[str, Reviews],
+    profile: dict,
     dataset: DatasetInfo,
     config: DataCheckConfig,
     reference: dict | None,
@@ -329,7 +269,7 @@ def check_dataset(
 
     Does not raise for failed checks: `raise_on_failed_checks(result)` does, once the result is shown.
     """
-    statistics = describe_dataset(splits, dataset, ingest)
+    statistics = describe_dataset(profile, dataset, ingest)
     _keep_beside_splits(dataset, statistics)
     findings = run_checks(statistics, config)
     drift, reference_note = drift_against(reference, statistics, config.max_drift, reference_note)

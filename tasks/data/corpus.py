@@ -6,18 +6,17 @@ operation here is vectorised numpy, never a Python loop over tokens.
 
 from __future__ import annotations
 
-import functools
 import io
 import itertools
 import logging
 import pickle
 import re
 import zipfile
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from tasks.errors import DataError
 
@@ -100,6 +99,23 @@ class Reviews:
         return Reviews(self.ids[starts + np.arange(offsets[-1])], offsets, self.labels[rows], texts)
 
 
+@dataclass(frozen=True)
+class ReviewBatch:
+    """Some reviews of a source as read, in the source's order: 0/1 labels (int8), and either their
+    raw texts or their raw frequency ranks (an imdb.npz). `parts` marks an imdb.npz's train and test
+    parts; `named_splits` the split one's own files name outright (-1: none, else 0 train, 1 val,
+    2 test)."""
+
+    labels: np.ndarray
+    texts: pa.Array | None = None
+    ranks: Reviews | None = None
+    parts: np.ndarray | None = None
+    named_splits: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 def _is_integer_type(kind: type) -> bool:
     return issubclass(kind, (int, np.integer)) and not issubclass(kind, (bool, np.bool_))
 
@@ -169,6 +185,13 @@ def encode_ranks(raw: Reviews, num_words: int) -> Reviews:
 
 def load_keras_npz(path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
     """Train and test reviews exactly as `keras.datasets.imdb.load_data(num_words=...)` gives them."""
+    train, test = load_keras_ranks(path)
+    return encode_ranks(train, num_words), encode_ranks(test, num_words)
+
+
+def load_keras_ranks(path: str | Path) -> tuple[Reviews, Reviews]:
+    """Train and test reviews of an imdb.npz as raw frequency ranks, checked, in the order
+    `keras.datasets.imdb.load_data` shuffles them (before its id shift and oov cut)."""
     arrays = read_npz(path)
     rng = np.random.RandomState(KERAS_SHUFFLE_SEED)
     splits = []
@@ -179,43 +202,13 @@ def load_keras_npz(path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
             raise DataError(f"{path}: {error}") from None
         order = np.arange(len(raw))
         rng.shuffle(order)
-        splits.append(encode_ranks(raw.take(order), num_words))
+        splits.append(raw.take(order))
     return splits[0], splits[1]
 
 
 def tokenize(text: str) -> list[str]:
     """Lower-cased words of a review, HTML line breaks removed."""
     return TOKEN_PATTERN.findall(text.lower().replace("<br />", " "))
-
-
-def rank_vocabulary(token_lists: list[list[str]]) -> dict[str, int]:
-    """Frequency ranks from 1 (most frequent); ties broken alphabetically so ranks are stable."""
-    counts = Counter(itertools.chain.from_iterable(token_lists))
-    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return {word: rank for rank, (word, _) in enumerate(ordered, start=1)}
-
-
-def _ranks_of(
-    token_lists: list[list[str]], vocabulary: dict[str, int], labels: np.ndarray, texts: list[str]
-) -> Reviews:
-    # Like the canonical file, words never seen in training are skipped, not marked oov.
-    rows = [[vocabulary[word] for word in tokens if word in vocabulary] for tokens in token_lists]
-    reviews = Reviews.from_lists(rows, labels)
-    return Reviews(reviews.ids, reviews.offsets, reviews.labels, np.array(texts, dtype=object))
-
-
-def text_word_index(train_texts: list[str]) -> dict[str, int]:
-    """The word -> raw frequency rank map of training texts, ranked as the offline corpus is."""
-    return rank_vocabulary([tokenize(text) for text in train_texts])
-
-
-def encode_texts(texts: dict[str, list[str]], labels: dict[str, np.ndarray], num_words: int) -> dict[str, Reviews]:
-    """Each split's texts in the canonical id scheme, with the texts kept; ranked on `texts["train"]`."""
-    tokens = {name: [tokenize(text) for text in split_texts] for name, split_texts in texts.items()}
-    vocabulary = rank_vocabulary(tokens["train"])
-    return {
-        name: encode_ranks(_ranks_of(tokens[name], vocabulary, labels[name], texts[name]), num_words) for name in texts
-    }
 
 
 def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -229,52 +222,9 @@ def read_offline_corpus(csv_path: str | Path) -> tuple[list[str], np.ndarray]:
     return frame["text"].astype(str).tolist(), frame["label"].to_numpy(dtype=np.int8)
 
 
-def _offline_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def offline_rows(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The offline corpus's train and test rows: a stratified 80/20 split with a fixed seed."""
     from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
 
     rows = np.arange(len(labels))
     return train_test_split(rows, test_size=OFFLINE_TEST_FRACTION, stratify=labels, random_state=OFFLINE_SPLIT_SEED)
-
-
-def offline_word_index(csv_path: str | Path) -> dict[str, int]:
-    """The offline corpus's word -> raw frequency rank map, ranked on its training part only."""
-    return _ranked_offline_corpus(*_file_identity(csv_path))[2]
-
-
-def load_offline_reviews(csv_path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
-    """Train and test reviews of the offline corpus, in the canonical id scheme, with their texts.
-
-    The vocabulary is ranked on the training part only (`offline_word_index`).
-    """
-    train, test, _ = _ranked_offline_corpus(*_file_identity(csv_path))
-    return encode_ranks(train, num_words), encode_ranks(test, num_words)
-
-
-def _file_identity(path: str | Path) -> tuple[str, int, int]:
-    """A file's path, size and modification time: a memo keyed by them never serves a changed file."""
-    status = Path(path).stat()
-    return str(path), status.st_size, status.st_mtime_ns
-
-
-# One corpus in memory (word ids and texts, ~60 MB): the split and the vocabulary stages both read
-# it, and tokenising its 25,000 reviews is the slow part of reading it, not worth doing twice.
-@functools.lru_cache(maxsize=1)
-def _ranked_offline_corpus(csv_path: str, size: int, modified_ns: int) -> tuple[Reviews, Reviews, dict[str, int]]:
-    """Train and test reviews of the offline corpus with every word's rank (no `num_words` cut yet),
-    and the word -> rank map of its training part."""
-    texts, labels = read_offline_corpus(csv_path)
-    train_rows, test_rows = _offline_rows(labels)
-    train_tokens = [tokenize(texts[i]) for i in train_rows]
-    test_tokens = [tokenize(texts[i]) for i in test_rows]
-    vocabulary = rank_vocabulary(train_tokens)
-    log.info(
-        "offline corpus: %d train / %d test reviews, %d distinct training words",
-        len(train_rows),
-        len(test_rows),
-        len(vocabulary),
-    )
-    train_texts, test_texts = [texts[i] for i in train_rows], [texts[i] for i in test_rows]
-    train = _ranks_of(train_tokens, vocabulary, labels[train_rows], train_texts)
-    test = _ranks_of(test_tokens, vocabulary, labels[test_rows], test_texts)
-    return train, test, vocabulary

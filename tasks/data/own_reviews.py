@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tasks.data import corpus
 from tasks.errors import ReviewFileError, SourceError
@@ -134,10 +135,9 @@ def hash_split(normalized: str, seed: int, test_fraction: float, val_fraction: f
     return "val" if (share - test_fraction) / (1 - test_fraction) < val_fraction else "train"
 
 
-def read_review_files(uris: list[str], text_column: str, label_column: str) -> Iterator[Review]:
-    """Every row of the files in order, checked: DataError naming the file on the first bad one.
-
-    Every file must have the same columns, across snapshots too."""
+def read_review_batches(uris: list[str], text_column: str, label_column: str) -> Iterator[corpus.ReviewBatch]:
+    """Every row of the files in order, batch by batch, checked: ReviewFileError naming the file on
+    the first bad one. Every file must have the same columns, across snapshots too."""
     columns: tuple[str, frozenset[str]] | None = None
     for uri in uris:
         found = 0
@@ -150,9 +150,19 @@ def read_review_files(uris: list[str], text_column: str, label_column: str) -> I
                     f"{uri}: columns {sorted(names)} differ from {sorted(columns[1])} of {columns[0]}"
                 )
             found += batch.num_rows
-            yield from _batch_reviews(batch, uri, text_column, label_column)
+            if batch.num_rows:
+                yield _checked_batch(batch, uri, text_column, label_column)
         if found == 0:
             raise ReviewFileError(f"{uri}: no reviews (empty file)")
+
+
+def read_review_files(uris: list[str], text_column: str, label_column: str) -> Iterator[Review]:
+    """`read_review_batches` row by row, as Python values (for small files and tests)."""
+    for batch in read_review_batches(uris, text_column, label_column):
+        named = batch.named_splits.tolist() if batch.named_splits is not None else [-1] * len(batch)
+        texts = batch.texts.to_pylist() if batch.texts is not None else []
+        for text, label, split in zip(texts, batch.labels.tolist(), named, strict=True):
+            yield Review(text, label, SPLIT_NAMES[split] if split >= 0 else None)
 
 
 def _batches(uri: str, string_columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
@@ -186,47 +196,53 @@ def _format_batches(kind: str, handle, string_columns: tuple[str, ...]) -> Itera
         yield from pc.open_csv(handle, read_options=pc.ReadOptions(block_size=BATCH_BYTES), convert_options=convert)
 
 
-def _batch_reviews(batch: pa.RecordBatch, uri: str, text_column: str, label_column: str) -> Iterator[Review]:
-    texts = _strings(batch, text_column, uri)
-    labels = [_label(value, uri) for value in _strings(batch, label_column, uri)]
-    has_split = SPLIT_COLUMN in batch.schema.names
-    splits = _split_names(batch, uri) if has_split else [None] * batch.num_rows
-    for text, label, split in zip(texts, labels, splits, strict=True):
-        yield Review(text, label, split)
+def _checked_batch(batch: pa.RecordBatch, uri: str, text_column: str, label_column: str) -> corpus.ReviewBatch:
+    texts = _texts(batch, text_column, uri)
+    labels = _labels(_texts(batch, label_column, uri), uri)
+    named = _split_codes(batch, uri) if SPLIT_COLUMN in batch.schema.names else None
+    return corpus.ReviewBatch(labels=labels, texts=texts, named_splits=named)
 
 
-def _strings(batch: pa.RecordBatch, column: str, uri: str) -> list[str]:
-    """A column as Python strings; refuses a missing column, nulls and text that is not UTF-8."""
+def _texts(batch: pa.RecordBatch, column: str, uri: str) -> pa.Array:
+    """A column as UTF-8 strings; refuses a missing column, nulls and text that is not UTF-8."""
     if column not in batch.schema.names:
         raise ReviewFileError(f"{uri}: no column {column!r} (columns: {', '.join(batch.schema.names)})")
     values = batch.column(column)
     if values.null_count:
         raise ReviewFileError(f"{uri}: column {column!r} has {values.null_count} empty (null) value(s)")
-    if pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type):
-        try:
-            return [raw.decode("utf-8") for raw in values.to_pylist()]
-        except UnicodeDecodeError:
-            raise ReviewFileError(f"{uri}: column {column!r} is not UTF-8 text") from None
+    kind = values.type
     try:
-        values.validate(full=True)
-        return [str(value) for value in values.to_pylist()]
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            values.validate(full=True)
+            return values
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            return values.cast(pa.large_string() if pa.types.is_large_binary(kind) else pa.string())
     except pa.ArrowInvalid:
         raise ReviewFileError(f"{uri}: column {column!r} is not UTF-8 text") from None
+    return pa.array([str(value) for value in values.to_pylist()], pa.string())  # numbers, as Python writes them
 
 
-def _label(value: str, uri: str) -> int:
-    label = LABEL_SPELLINGS.get(value.strip().lower())
-    if label is None:
-        raise ReviewFileError(f"{uri}: label {value!r} is none of 0/1, negative/positive, neg/pos")
-    return label
+_SPELLINGS = pa.array(list(LABEL_SPELLINGS))
+_SPELLED_LABELS = np.array(list(LABEL_SPELLINGS.values()), dtype=np.int8)
 
 
-def _split_names(batch: pa.RecordBatch, uri: str) -> list[str | None]:
-    values = [None if value is None else str(value).strip().lower() for value in batch.column(SPLIT_COLUMN).to_pylist()]
+def _labels(values: pa.Array, uri: str) -> np.ndarray:
+    """0/1 labels of the spellings LABEL_SPELLINGS knows (any case, surrounding spaces ignored)."""
+    found = pc.index_in(pc.utf8_lower(pc.utf8_trim_whitespace(values)), value_set=_SPELLINGS)
+    if found.null_count:
+        first = int(np.flatnonzero(found.is_null().to_numpy(zero_copy_only=False))[0])
+        raise ReviewFileError(f"{uri}: label {values[first].as_py()!r} is none of 0/1, negative/positive, neg/pos")
+    return _SPELLED_LABELS[found.to_numpy()]
+
+
+def _split_codes(batch: pa.RecordBatch, uri: str) -> np.ndarray:
+    """Each row's named split as an index of SPLIT_NAMES, -1 where the row names none."""
+    column = batch.column(SPLIT_COLUMN)
+    values = [None if value is None else str(value).strip().lower() for value in column.to_pylist()]
     wrong = sorted({value for value in values if value and value not in SPLIT_NAMES})
     if wrong:
         raise ReviewFileError(f"{uri}: split {wrong[0]!r} is none of {', '.join(SPLIT_NAMES)}")
-    return [value or None for value in values]
+    return np.array([SPLIT_NAMES.index(value) if value else -1 for value in values], dtype=np.int8)
 
 
 @dataclass(frozen=True)
@@ -247,54 +263,32 @@ class Ingest:
         }
 
 
-def deduplicate(reviews: Iterator[Review]) -> tuple[dict[str, Review], Ingest]:
-    """Reviews keyed by normalised text, the last one read winning; and what reading them found."""
-    kept: dict[str, Review] = {}
-    labels_seen: dict[str, set[int]] = {}
-    rows = 0
-    for review in reviews:
-        key = normalize_text(review.text)
-        kept[key] = review
-        labels_seen.setdefault(key, set()).add(review.label)
-        rows += 1
-    conflicts = sum(1 for labels in labels_seen.values() if len(labels) > 1)
-    return kept, Ingest(rows_read=rows, distinct=len(kept), conflicting_labels=conflicts)
+@dataclass(frozen=True)
+class Fingerprinted:
+    """A batch's rows as the split needs them: a 128-bit fingerprint of each normalised text (equal
+    fingerprints, duplicates), its label, and its split (the one it names, else the hash's)."""
+
+    fingerprints: np.ndarray  # uint64 (n, 2)
+    labels: np.ndarray
+    splits: np.ndarray  # int8, an index of SPLIT_NAMES
 
 
-def assign_splits(
-    kept: dict[str, Review], seed: int, test_fraction: float, val_fraction: float
-) -> dict[str, list[Review]]:
-    """Each review in its split: the one its `split` column names, else the hash's."""
-    splits: dict[str, list[Review]] = {name: [] for name in SPLIT_NAMES}
-    for key, review in kept.items():
-        splits[review.split or hash_split(key, seed, test_fraction, val_fraction)].append(review)
-    return splits
-
-
-def split_own_reviews(
-    uris: list[str],
-    text_column: str,
-    label_column: str,
-    num_words: int,
-    fractions: tuple[float, float],
-    seed: int,
-) -> tuple[dict[str, corpus.Reviews], Ingest]:
-    """Train, val and test reviews of one's own files, ids ranked on the training split only, and
-    what reading the files found. Files are read in the order given, the last label of a text kept.
-
-    `fractions` is (test share, val share of the rest). Refuses a split left empty.
-    """
-    kept, ingest = deduplicate(read_review_files(uris, text_column, label_column))
-    grouped = assign_splits(kept, seed, *fractions)
-    empty = [name for name, rows in grouped.items() if not rows]
-    if empty:
-        raise ReviewFileError(f"{uris[0]}: {len(kept)} distinct reviews leave the {empty[0]} split empty")
-    log.info(
-        "own reviews: %d distinct of %d rows read, %d text(s) with conflicting labels (last label kept)",
-        ingest.distinct,
-        ingest.rows_read,
-        ingest.conflicting_labels,
+def fingerprint_batch(batch: corpus.ReviewBatch, seed: int, test_fraction: float, val_fraction: float) -> Fingerprinted:
+    normalized = [normalize_text(text) for text in (batch.texts.to_pylist() if batch.texts is not None else [])]
+    prints = b"".join(hashlib.blake2b(text.encode(), digest_size=16).digest() for text in normalized)
+    hashed = np.array(
+        [SPLIT_NAMES.index(hash_split(text, seed, test_fraction, val_fraction)) for text in normalized], dtype=np.int8
     )
-    texts = {name: [review.text for review in rows] for name, rows in grouped.items()}
-    labels = {name: np.array([review.label for review in rows], dtype=np.int8) for name, rows in grouped.items()}
-    return corpus.encode_texts(texts, labels, num_words), ingest
+    named = batch.named_splits
+    splits = hashed if named is None else np.where(named >= 0, named, hashed).astype(np.int8)
+    return Fingerprinted(np.frombuffer(prints, dtype="<u8").reshape(-1, 2), batch.labels, splits)
+
+
+def last_of_each(fingerprints: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Which rows to keep (the last of each fingerprint) and how many fingerprints came with both labels."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"high": fingerprints[:, 0], "low": fingerprints[:, 1], "label": labels})
+    kept = ~frame.duplicated(["high", "low"], keep="last").to_numpy()
+    conflicts = int((frame.groupby(["high", "low"])["label"].nunique() > 1).sum())
+    return kept, conflicts

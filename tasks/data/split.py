@@ -1,68 +1,184 @@
-"""The split stage's logic: a resolved source's train and test reviews, and its training part split
-into train and val as the recipe does (`train_test_split` with the run's seed)."""
+"""The split stage's logic, streaming: the split of every row of a resolved source and the words of
+its training rows ranked, written as a small plan (a byte per row and a word index) under the
+storage's cache; the reviews themselves stay in the source until pad-and-store reads them again.
+
+- imdb.npz: its train part split into train and val as the recipe does (`train_test_split` with the
+  run's seed), its test part as test.
+- The offline corpus: a stratified 80/20 train part / test split with a fixed seed, then the recipe's
+  train/val split of the train part; words ranked on the train part.
+- One's own reviews: deduplicated by normalised text (the last one read kept), each in the split
+  its `split` column names or else the one a hash of its text gives; words ranked on train.
+"""
 
 from __future__ import annotations
 
+import io
+import itertools
+import json
 import logging
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from collections.abc import Iterator
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from tasks.config import DataConfig
-from tasks.data.corpus import Reviews, load_keras_npz, load_offline_reviews
-from tasks.data.own_reviews import Ingest, split_own_reviews
-from tasks.errors import DataError
+from tasks.data import corpus, own_reviews, reading, tokenizer
+from tasks.data.sources import SourceInfo
+from tasks.errors import DataError, ReviewFileError
+from tasks.storage import fs
+from tasks.storage.layout import ASSIGNMENT_NAME, WORD_INDEX_NAME, split_plan_uri
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Splits:
-    """What the split stage hands on: the train, val and test reviews, and for one's own reviews
-    what reading their files found (rows, duplicates, conflicting labels)."""
-
-    reviews: dict[str, Reviews]
-    ingest: Ingest | None = None
+SPLITS = ("train", "val", "test")
+TRAIN, VAL, TEST = range(3)  # a row's split in the plan's assignment, as an index of SPLITS
+DROPPED = -1  # a row the plan leaves out: a duplicate of a later one
 
 
-def split_reviews(reviews: Reviews, val_fraction: float, seed: int) -> tuple[Reviews, Reviews]:
-    """Train and val parts as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
+class SplitPlan(BaseModel):
+    """Where every source row goes and which words the training rows hold: files under the storage's
+    cache, each with its sha256 (checked when read back), and the counts the later stages need."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    rows: dict[str, int]  # reviews per split
+    source_rows: int  # rows the source holds, duplicates included
+    assignment_uri: str  # int8 per source row: an index of SPLITS, or DROPPED
+    assignment_sha256: str
+    word_index_uri: str | None = None  # raw texts: word -> frequency rank on the training rows
+    word_index_sha256: str | None = None
+    ingest: dict[str, int] | None = None  # one's own reviews: rows read, duplicates, conflicting labels
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    def assignment(self) -> np.ndarray:
+        return np.load(io.BytesIO(fs.read_verified(self.assignment_uri, self.assignment_sha256)), allow_pickle=False)
+
+    def word_index(self) -> dict[str, int] | None:
+        if self.word_index_uri is None or self.word_index_sha256 is None:
+            return None
+        return json.loads(fs.read_verified(self.word_index_uri, self.word_index_sha256))
+
+
+def plan_splits(source: SourceInfo, config: DataConfig, seed: int, root: str, key: str) -> SplitPlan:
+    """Reads the source (twice for raw texts: splits first, then the training rows' words) and
+    writes the plan under `<root>/cache/splits/<key>/`."""
+    ingest = None
+    if source.kind == "reviews":
+        assignment, found = assign_own_reviews(source, config, seed)
+        ingest = found.as_statistics()
+    elif source.kind == "offline":
+        assignment = _assign_offline(_labels_of(source, config), config.val_fraction, seed)
+    else:
+        assignment = _assign_npz(_parts_of(source, config), config.val_fraction, seed)
+    rows = {name: int(np.sum(assignment == code)) for code, name in enumerate(SPLITS)}
+    log.info("split: %d train / %d val / %d test reviews", rows["train"], rows["val"], rows["test"])
+    folder = split_plan_uri(root, key)
+    assignment_uri = fs.join(folder, ASSIGNMENT_NAME)
+    buffer = io.BytesIO()
+    np.save(buffer, assignment, allow_pickle=False)
+    plan = {
+        "key": key,
+        "rows": rows,
+        "source_rows": len(assignment),
+        "assignment_uri": assignment_uri,
+        "assignment_sha256": fs.write_verified(assignment_uri, buffer.getvalue()),
+        "ingest": ingest,
+    }
+    if source.kind != "npz":
+        training = (TRAIN,) if source.kind == "reviews" else (TRAIN, VAL)
+        word_index = rank_words(count_training_words(source, config, assignment, training))
+        word_index_uri = fs.join(folder, WORD_INDEX_NAME)
+        word_index_sha256 = fs.write_verified(word_index_uri, fs.compact_json_bytes(word_index))
+        plan |= {"word_index_uri": word_index_uri, "word_index_sha256": word_index_sha256}
+    return SplitPlan(**plan)
+
+
+def _batches(source: SourceInfo, config: DataConfig) -> Iterator[corpus.ReviewBatch]:
+    return reading.read_batches(source, config.text_column, config.label_column, config.cache_dir)
+
+
+def _labels_of(source: SourceInfo, config: DataConfig) -> np.ndarray:
+    return np.concatenate([batch.labels for batch in _batches(source, config)])
+
+
+def _parts_of(source: SourceInfo, config: DataConfig) -> np.ndarray:
+    return np.concatenate([batch.parts for batch in _batches(source, config) if batch.parts is not None])
+
+
+def split_train_val(rows: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Train and val parts of `rows` as `train_test_split(x, y, test_size=val_fraction, random_state=seed)`."""
     from sklearn.model_selection import train_test_split  # on first use: a cached run never splits
 
-    if len(reviews) < 2:
-        raise DataError(f"cannot split {len(reviews)} review(s) into train and val")
+    if len(rows) < 2:
+        raise DataError(f"cannot split {len(rows)} review(s) into train and val")
     try:
-        train_rows, val_rows = train_test_split(np.arange(len(reviews)), test_size=val_fraction, random_state=seed)
+        train, val = train_test_split(np.arange(len(rows)), test_size=val_fraction, random_state=seed)
     except ValueError as error:
-        raise DataError(f"cannot split {len(reviews)} reviews with val fraction {val_fraction} ({error})") from None
-    return reviews.take(train_rows), reviews.take(val_rows)
+        raise DataError(f"cannot split {len(rows)} reviews with val fraction {val_fraction} ({error})") from None
+    return rows[train], rows[val]
 
 
-def load_reviews(kind: str, path: str | Path, num_words: int) -> tuple[Reviews, Reviews]:
-    """Train and test reviews of a resolved source: an imdb.npz, or the offline corpus CSV."""
-    if kind == "offline":
-        return load_offline_reviews(path, num_words)
-    return load_keras_npz(path, num_words)
+def _assign_npz(parts: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    assignment = np.full(len(parts), TEST, dtype=np.int8)
+    train, val = split_train_val(np.flatnonzero(parts == reading.TRAIN_PART), val_fraction, seed)
+    assignment[train], assignment[val] = TRAIN, VAL
+    if not np.any(parts == reading.TEST_PART):
+        raise DataError("the imdb.npz's test part is empty")
+    return assignment
 
 
-def split_source(kind: str, path: str | Path, num_words: int, val_fraction: float, seed: int) -> dict[str, Reviews]:
-    """The train, val and test reviews of a source: its training part split as the recipe does."""
-    train_part, test = load_reviews(kind, path, num_words)
-    train, val = split_reviews(train_part, val_fraction, seed)
-    log.info("split: %d train / %d val / %d test reviews", len(train), len(val), len(test))
-    return {"train": train, "val": val, "test": test}
+def _assign_offline(labels: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
+    assignment = np.full(len(labels), TEST, dtype=np.int8)
+    train_part, _ = corpus.offline_rows(labels)
+    train, val = split_train_val(train_part, val_fraction, seed)
+    assignment[train], assignment[val] = TRAIN, VAL
+    return assignment
 
 
-def split_own_source(files: list[str], config: DataConfig, seed: int) -> Splits:
-    """The train, val and test reviews of one's own files, split by the hash of each review's text."""
-    splits, ingest = split_own_reviews(
-        files,
-        config.text_column,
-        config.label_column,
-        config.num_words,
-        (config.test_fraction, config.val_fraction),
-        seed,
+def assign_own_reviews(source: SourceInfo, config: DataConfig, seed: int) -> tuple[np.ndarray, own_reviews.Ingest]:
+    """Each row's split, DROPPED for a row whose normalised text a later row repeats; and what
+    reading the rows found. Refuses a split left empty."""
+    fractions = (config.test_fraction, config.val_fraction)
+    parts = [own_reviews.fingerprint_batch(batch, seed, *fractions) for batch in _batches(source, config)]
+    fingerprints = np.concatenate([part.fingerprints for part in parts])
+    labels = np.concatenate([part.labels for part in parts])
+    assignment = np.concatenate([part.splits for part in parts])
+    kept, conflicts = own_reviews.last_of_each(fingerprints, labels)
+    assignment[~kept] = DROPPED
+    ingest = own_reviews.Ingest(rows_read=len(labels), distinct=int(kept.sum()), conflicting_labels=conflicts)
+    log.info(
+        "own reviews: %d distinct of %d rows read, %d text(s) with conflicting labels (last label kept)",
+        ingest.distinct,
+        ingest.rows_read,
+        ingest.conflicting_labels,
     )
-    log.info("split: %d train / %d val / %d test reviews", *(len(splits[name]) for name in ("train", "val", "test")))
-    return Splits(splits, ingest)
+    empty = [name for code, name in enumerate(SPLITS) if not np.any(assignment == code)]
+    if empty:
+        first = source.files[0].uri if source.files else source.uri
+        raise ReviewFileError(f"{first}: {ingest.distinct} distinct reviews leave the {empty[0]} split empty")
+    return assignment, ingest
+
+
+def count_training_words(
+    source: SourceInfo, config: DataConfig, assignment: np.ndarray, training: tuple[int, ...]
+) -> Counter[str]:
+    """How often each word occurs in the rows of the `training` splits, in one streaming pass."""
+    counts: Counter[str] = Counter()
+    start = 0
+    for batch in _batches(source, config):
+        rows = np.isin(assignment[start : start + len(batch)], training)
+        start += len(batch)
+        if batch.texts is not None and rows.any():
+            counts.update(tokenizer.count_words(tokenizer.split_words(batch.texts), rows))
+    return counts
+
+
+def rank_words(counts: Counter[str]) -> dict[str, int]:
+    """Frequency ranks from 1 (most frequent); ties broken alphabetically so ranks are stable."""
+    ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return {word: rank for rank, (word, _) in zip(itertools.count(1), ordered, strict=False)}

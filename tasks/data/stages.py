@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.config import DataCheckConfig, DataConfig, StorageConfig, WatchConfig
 from tasks.data import checks, drift, prepare, sources, store, watch
 from tasks.data.sources import SourceInfo
-from tasks.data.split import Splits
+from tasks.data.split import SplitPlan
 from tasks.errors import SourceError, SourceUnreachable
 from tasks.registry import gate
 from tasks.runtime import ui
@@ -56,13 +56,16 @@ def download(config: DataConfig) -> SourceInfo:
 
 
 def _split_cache_key(context, parameters: dict) -> str:
-    source = parameters["source"]
-    return cache_keys.split_key(source.sha256, parameters["config"], parameters["seed"], source.kind == "reviews")
+    # The plan's files live under the storage root: a plan is reused under the same root only.
+    key = prepare.plan_key(parameters["source"], parameters["config"], parameters["seed"])
+    return cache_keys.store_key({"plan": key}, parameters["storage_config"].root)
 
 
 @task(name="split", cache_key_fn=_split_cache_key)
-def split(source: SourceInfo, config: DataConfig, seed: int) -> Splits:
-    return prepare.split_resolved(source, config, seed)
+def split(source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig) -> SplitPlan:
+    """Where every review goes and the training words' ranks, as a small plan under the storage's
+    cache; the reviews stay in the source (pad-and-store reads them again)."""
+    return prepare.split_resolved(source, config, seed, storage_config.root)
 
 
 def _store_cache_key(context, parameters: dict) -> str:
@@ -70,20 +73,21 @@ def _store_cache_key(context, parameters: dict) -> str:
     metadata = prepare.dataset_metadata(source, config, parameters["seed"])
     # The word index shapes the stored vocabulary.json, not the stored ids: it keys the stage, not the data set.
     return cache_keys.store_key(
-        {**metadata, "word_index_sha256": source.word_index_sha256}, parameters["storage_config"].root
+        {**metadata, "word_index_sha256": source.word_index_sha256, "plan": parameters["plan"].key},
+        parameters["storage_config"].root,
     )
 
 
 @task(name="pad-and-store", cache_key_fn=_store_cache_key)
 def pad_and_store(
-    splits: Splits, source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
+    plan: SplitPlan, source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
 ) -> store.DatasetInfo:
-    return prepare.store_splits(splits, source, config, seed, storage_config.root)
+    return prepare.store_splits(plan, source, config, seed, storage_config.root)
 
 
 @task(name="check-data", cache_policy=NO_CACHE)
 def check_data(
-    splits: Splits,
+    plan: SplitPlan,
     dataset: store.DatasetInfo,
     config: DataCheckConfig,
     storage_config: StorageConfig,
@@ -93,8 +97,7 @@ def check_data(
     run; never cached: a reused data set folder is checked again."""
     champion, _ = gate.read_champion(storage_config.root)
     reference, note = drift.champion_statistics(champion, storage_config.root, dataset.key)
-    ingest = splits.ingest.as_statistics() if splits.ingest else None
-    result = checks.check_dataset(splits.reviews, dataset, config, reference, note, ingest)
+    result = checks.check_dataset(checks.read_profile(dataset), dataset, config, reference, note, plan.ingest)
     ui.show_data_checks(result, dataset.key)
     checks.raise_on_failed_checks(result)
     checks.write_run_files(result, run_dir)

@@ -1,6 +1,7 @@
 """Fixed-width sequences: Keras `pad_sequences` semantics, stored as one Parquet file per split.
 
-Parquet layout: `tokens` is a fixed-size list of `maxlen` int32 ids, `label` an int8, and `review`
+Parquet layout, in row groups of ROW_GROUP_ROWS: `tokens` is a fixed-size list of `maxlen` ids
+(uint16 up to 65,535 words, else int32), `label` an int8, and `review`
 the raw text where the source has it (for error analysis and the vocabulary's parity); the schema
 metadata carries num_words, maxlen, source, source sha256 and seed, so a file explains itself.
 """
@@ -11,6 +12,8 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -19,15 +22,17 @@ from pydantic import BaseModel
 
 from tasks.config import DataConfig
 from tasks.data.corpus import PAD_ID, Reviews
-from tasks.data.vocabulary import Vocabulary, store_vocabulary
 from tasks.errors import DataError
 from tasks.storage import fs
-from tasks.storage.layout import dataset_uri, split_name
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
-DATASET_FORMAT = 2  # bump when the stored layout changes, so old folders are not reused
+DATASET_FORMAT = 3  # bump when the stored layout changes, so old folders are not reused
+# Rows per Parquet row group: a reader holds one group at a time (~3 MB of ids and ~20 MB of text
+# at the recipe's sizes), so memory stays flat however many reviews a split holds.
+ROW_GROUP_ROWS = 16_384
+UINT16_WORDS = 65_535  # ids below this many words fit in uint16 (padding 0 included)
 # The key of the pipeline's own schema metadata in every Parquet file it writes (the stored splits,
 # and batch scoring's predictions), so a file explains itself.
 METADATA_KEY = b"imdb_rnn_pipeline"
@@ -44,6 +49,8 @@ class DatasetInfo(BaseModel):
     rows: dict[str, int]
     metadata: dict[str, str | int | float]
     vocabulary_uri: str | None = None  # the id scheme's vocabulary.json; None for a mirror without a word index
+    profile_uri: str | None = None  # the ragged reviews' statistics, measured while storing (profile.json)
+    profile_sha256: str | None = None
 
 
 def pad_reviews(reviews: Reviews, maxlen: int) -> np.ndarray:
@@ -79,15 +86,6 @@ def own_reviews_metadata(config: DataConfig) -> dict:
     }
 
 
-def content_digest(padded: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
-    """sha256 of every split's padded ids and labels: what the stored files will hold."""
-    digest = hashlib.sha256()
-    for name in SPLITS:
-        for array in padded[name]:
-            digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def dataset_key(metadata: dict[str, str | int | float], digest: str) -> str:
     """A short hash of the stored content (`content_digest`) and the parameters behind it.
 
@@ -99,16 +97,25 @@ def dataset_key(metadata: dict[str, str | int | float], digest: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def to_table(tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: np.ndarray | None = None) -> pa.Table:
-    """An Arrow table of padded ids, labels and (when given) raw texts, with `metadata` in its schema."""
+def token_type(num_words: int) -> pa.DataType:
+    """The narrowest id type that holds every id below `num_words`: uint16 for the recipe's 500 words."""
+    return pa.uint16() if num_words <= UINT16_WORDS else pa.int32()
+
+
+def to_table(
+    tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: pa.Array | np.ndarray | None = None
+) -> pa.Table:
+    """An Arrow table of padded ids, labels and (when given) raw texts, with `metadata` in its schema;
+    ids as `token_type(metadata["num_words"])` (int32 without it)."""
     maxlen = tokens.shape[1]
-    flat = pa.array(np.ascontiguousarray(tokens, dtype=np.int32).reshape(-1))
+    id_type = token_type(int(metadata["num_words"])) if "num_words" in metadata else pa.int32()
+    flat = pa.array(np.ascontiguousarray(tokens).reshape(-1).astype(id_type.to_pandas_dtype(), copy=False))
     columns = {
         TOKENS_COLUMN: pa.FixedSizeListArray.from_arrays(flat, maxlen),
         LABEL_COLUMN: pa.array(np.asarray(labels, dtype=np.int8)),
     }
     if texts is not None:
-        columns[TEXT_COLUMN] = pa.array(texts, type=pa.string())
+        columns[TEXT_COLUMN] = texts if isinstance(texts, pa.Array) else pa.array(texts, type=pa.string())
     table = pa.table(columns)
     return table.replace_schema_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
 
@@ -117,12 +124,13 @@ def write_split(
     uri: str, tokens: np.ndarray, labels: np.ndarray, metadata: dict, texts: np.ndarray | None = None
 ) -> None:
     buffer = io.BytesIO()
-    pq.write_table(to_table(tokens, labels, metadata, texts), buffer)
+    pq.write_table(to_table(tokens, labels, metadata, texts), buffer, row_group_size=ROW_GROUP_ROWS)
     fs.write_bytes(uri, buffer.getvalue())
 
 
 def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Padded ids (n, maxlen) int32, labels (n,) int8 and the schema metadata; no Python loops.
+    """Padded ids (n, maxlen) int32, labels (n,) int8 and the schema metadata, whole (for the tools
+    and small splits; the stages read `iter_split`).
 
     Raises DataError when the file is not Parquet, lacks the expected columns or their integer
     types, or disagrees with its own metadata or with `expected_maxlen` (the data set's or model's).
@@ -131,21 +139,35 @@ def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray
         table = pq.read_table(io.BytesIO(fs.read_bytes(uri)))
     except pa.ArrowException as error:
         raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
-    raw_metadata = (table.schema.metadata or {}).get(METADATA_KEY)
-    if raw_metadata is None or {TOKENS_COLUMN, LABEL_COLUMN} - set(table.column_names):
-        raise DataError(f"{uri}: not a split written by this pipeline (columns {table.column_names})")
+    metadata, maxlen = _checked_schema(uri, table.schema, expected_maxlen)
+    tokens, labels = _checked_rows(uri, table, maxlen)
+    return tokens.astype(np.int32, copy=False), labels, metadata
+
+
+def _checked_schema(uri: str, schema: pa.Schema, expected_maxlen: int | None) -> tuple[dict, int]:
+    """The file's own metadata and its ids per review, refused unless the pipeline wrote it so."""
+    raw_metadata = (schema.metadata or {}).get(METADATA_KEY)
+    if raw_metadata is None or {TOKENS_COLUMN, LABEL_COLUMN} - set(schema.names):
+        raise DataError(f"{uri}: not a split written by this pipeline (columns {schema.names})")
     metadata = json.loads(raw_metadata)
-    column_type = table.schema.field(TOKENS_COLUMN).type
+    column_type = schema.field(TOKENS_COLUMN).type
     if not pa.types.is_fixed_size_list(column_type) or column_type.list_size != metadata.get("maxlen"):
         raise DataError(f"{uri}: {TOKENS_COLUMN} column {column_type} disagrees with maxlen={metadata.get('maxlen')}")
     if expected_maxlen is not None and column_type.list_size != expected_maxlen:
         raise DataError(f"{uri}: {column_type.list_size} tokens per review, but maxlen {expected_maxlen} is expected")
+    return metadata, column_type.list_size
+
+
+def _checked_rows(uri: str, table: pa.Table, maxlen: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ids (rows, maxlen) as stored (uint16 or int32; other integer types as int32) and int8 labels."""
     rows = table.column(TOKENS_COLUMN).combine_chunks()
     if rows.null_count:
         raise DataError(f"{uri}: column '{TOKENS_COLUMN}' has {rows.null_count} null rows")
-    flat = _integers(uri, TOKENS_COLUMN, rows.flatten(), np.int32)
+    values = rows.flatten()
+    stored = np.uint16 if values.type == pa.uint16() else np.int32
+    flat = _integers(uri, TOKENS_COLUMN, values, stored)
     labels = _integers(uri, LABEL_COLUMN, table.column(LABEL_COLUMN).combine_chunks(), np.int8)
-    return flat.reshape(table.num_rows, column_type.list_size), labels, metadata
+    return flat.reshape(table.num_rows, maxlen), labels
 
 
 def _integers(uri: str, column: str, values: pa.Array, dtype: type[np.integer]) -> np.ndarray:
@@ -161,26 +183,59 @@ def _integers(uri: str, column: str, values: pa.Array, dtype: type[np.integer]) 
     return array.astype(dtype, copy=False)
 
 
-def store_dataset(
-    splits: dict[str, Reviews], maxlen: int, metadata: dict, storage_root: str, vocabulary: Vocabulary | None = None
-) -> DatasetInfo:
-    """Pads every split and writes `<root>/data/<key>/<split>.parquet` and the vocabulary; reuses a
-    complete folder.
+class SplitWriter:
+    """One split's Parquet file written row group by row group (never whole in memory), and the
+    sha256 of its ids and of its labels as written."""
 
-    The key hashes the padded content and `metadata`, so equal data share a folder.
-    """
-    padded = {name: (pad_reviews(splits[name], maxlen), splits[name].labels) for name in SPLITS}
-    key = dataset_key(metadata, content_digest(padded))
-    folder = dataset_uri(storage_root, key)
-    uris = {name: fs.join(folder, split_name(name)) for name in SPLITS}
-    if all(fs.exists(uri) for uri in uris.values()):
-        log.info("data set %s already stored at %s; reusing it", key, folder)
-    else:
-        for name in SPLITS:
-            write_split(uris[name], *padded[name], {**metadata, "split": name}, splits[name].texts)
-            log.info("stored %s: %d reviews x %d ids", uris[name], len(splits[name]), maxlen)
-    vocabulary_uri = None if vocabulary is None else store_vocabulary(vocabulary, folder)
-    rows = {name: len(splits[name]) for name in SPLITS}
-    return DatasetInfo(
-        key=key, uri=folder, split_uris=uris, rows=rows, metadata=metadata, vocabulary_uri=vocabulary_uri
-    )
+    def __init__(self, path: Path, metadata: dict, maxlen: int, with_text: bool) -> None:
+        fields = [
+            pa.field(TOKENS_COLUMN, pa.list_(token_type(int(metadata["num_words"])), maxlen)),
+            pa.field(LABEL_COLUMN, pa.int8()),
+        ]
+        if with_text:
+            fields.append(pa.field(TEXT_COLUMN, pa.string()))
+        self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+        self.path, self.metadata, self.rows = path, metadata, 0
+        self._writer = pq.ParquetWriter(path, self.schema)
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._ids, self._labels = hashlib.sha256(), hashlib.sha256()
+
+    def write(self, tokens: np.ndarray, labels: np.ndarray, texts: pa.Array | None = None) -> None:
+        table = to_table(tokens, labels, self.metadata, texts).cast(self.schema)
+        self._ids.update(np.ascontiguousarray(table.column(TOKENS_COLUMN).combine_chunks().flatten()).tobytes())
+        self._labels.update(np.asarray(labels, dtype=np.int8).tobytes())
+        self.rows += len(labels)
+        self._pending.append(table)
+        self._pending_rows += len(labels)
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush(keep_remainder=True)
+
+    def _flush(self, keep_remainder: bool) -> None:
+        table = pa.concat_tables(self._pending)
+        whole = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS if keep_remainder else len(table)
+        if whole:
+            self._writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+        rest = table.slice(whole)
+        self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
+
+    def close(self) -> str:
+        """Writes what is left; returns the sha256 of the ids and labels written (as a pair's digest)."""
+        if self._pending:
+            self._flush(keep_remainder=False)
+        self._writer.close()
+        return hashlib.sha256((self._ids.hexdigest() + self._labels.hexdigest()).encode()).hexdigest()
+
+
+def iter_split(uri: str, expected_maxlen: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """A stored split's padded ids (rows, maxlen) and labels, one row group at a time, each checked
+    as `read_split` checks a whole file."""
+    with fs.open_read(uri) as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            _, maxlen = _checked_schema(uri, parquet.schema_arrow, expected_maxlen)
+            for group in range(parquet.num_row_groups):
+                table = parquet.read_row_group(group, columns=[TOKENS_COLUMN, LABEL_COLUMN])
+                yield _checked_rows(uri, table, maxlen)
+        except pa.ArrowException as error:
+            raise DataError(f"{uri}: not a readable Parquet file ({error})") from None

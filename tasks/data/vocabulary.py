@@ -63,28 +63,21 @@ class Vocabulary(BaseModel):
     word_index: dict[str, int]
 
 
-def build_vocabulary(
-    source_kind: str, local_path: str, word_index_path: str | None, num_words: int, maxlen: int
-) -> Vocabulary | None:
-    """The vocabulary of a resolved source; None when the source has no word index (a bare mirror).
-
-    The offline corpus's map is ranked on its training reviews (exact); an imdb.npz uses the word
-    index downloaded beside it (Keras' tokenisation of the original reviews is unknown: not exact).
-    """
-    if source_kind == "offline":
-        word_index, exact = corpus.offline_word_index(local_path), True
-    elif word_index_path is not None:
-        word_index, exact = read_word_index(Path(word_index_path).read_bytes(), word_index_path), False
-    else:
+def build_vocabulary(source_kind: str, word_index_path: str | None, num_words: int, maxlen: int) -> Vocabulary | None:
+    """The vocabulary of an imdb.npz: the word index downloaded beside it (Keras' tokenisation of the
+    original reviews is unknown: not exact); None when the source has none (a bare mirror)."""
+    if word_index_path is None:
         return None
-    spec = TokenizerSpec(num_words=num_words, maxlen=maxlen, exact=exact)
+    word_index = read_word_index(Path(word_index_path).read_bytes(), word_index_path)
+    spec = TokenizerSpec(num_words=num_words, maxlen=maxlen, exact=False)
     return Vocabulary(source_kind=source_kind, spec=spec, word_index=word_index)
 
 
-def text_vocabulary(source_kind: str, train_texts: list[str], num_words: int, maxlen: int) -> Vocabulary:
-    """The vocabulary of a data set split from raw texts: ranked on its training texts only (exact)."""
+def text_vocabulary_of(source_kind: str, word_index: dict[str, int], num_words: int, maxlen: int) -> Vocabulary:
+    """The vocabulary of a data set split from raw texts: its words ranked on its training texts
+    (exact: encoding a review's text gives its stored ids)."""
     spec = TokenizerSpec(num_words=num_words, maxlen=maxlen, exact=True)
-    return Vocabulary(source_kind=source_kind, spec=spec, word_index=corpus.text_word_index(train_texts))
+    return Vocabulary(source_kind=source_kind, spec=spec, word_index=word_index)
 
 
 def read_word_index(raw: bytes, name: str) -> dict[str, int]:
@@ -101,7 +94,7 @@ def read_word_index(raw: bytes, name: str) -> dict[str, int]:
 
 
 def vocabulary_bytes(vocabulary: Vocabulary) -> bytes:
-    return fs.json_bytes(vocabulary.model_dump(mode="json"))
+    return fs.compact_json_bytes(vocabulary.model_dump(mode="json"))
 
 
 def parse_vocabulary(raw: bytes, name: str) -> Vocabulary:

@@ -38,12 +38,16 @@ PREDICTIONS_FOLDER = "predictions"
 CACHE_FOLDER = "cache"
 PREFECT_CACHE_FOLDER = "prefect"
 TRAINING_CACHE_FOLDER = "training"
+SPLIT_PLANS_FOLDER = "splits"
 CHAMPION_NAME = "champion.json"
 
 # In a data set's folder, and (the vocabulary and the data checks) in every run's too.
 SPLIT_SUFFIX = ".parquet"
 VOCABULARY_NAME = "vocabulary.json"
 CHECKS_NAME = "data_checks.json"
+PROFILE_NAME = "profile.json"  # the ragged reviews' statistics, measured while storing
+ASSIGNMENT_NAME = "assignment.npy"  # a split plan's split of every source row
+WORD_INDEX_NAME = "word_index.json"  # a split plan's words ranked on its training rows
 
 # In a run's folder; the manifest also ends a predictions folder.
 MANIFEST_NAME = "manifest.json"
@@ -113,3 +117,7 @@ def prefect_cache_uri(root: str) -> str:
 
 def training_cache_uri(root: str, key: str, variant: str) -> str:
     return fs.join(root, CACHE_FOLDER, TRAINING_CACHE_FOLDER, key, variant)
+
+
+def split_plan_uri(root: str, key: str) -> str:
+    return fs.join(root, CACHE_FOLDER, SPLIT_PLANS_FOLDER, key)

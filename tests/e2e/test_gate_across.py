@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tasks.config import ChampionConfig, ModelConfig, TrainingConfig
-from tasks.data import corpus, store, vocabulary
+from tasks.data import corpus, prepare, store, vocabulary
 from tasks.registry import cross_gate, gate, publishing
 from tasks.registry.records import ChampionRecord
 from tasks.storage import fs, layout
@@ -47,7 +47,7 @@ def store_vocabulary_dataset(root: Path, vocab: vocabulary.Vocabulary, with_text
         "source": "t",
         "source_sha256": str(with_text),
     }
-    return store.store_dataset(splits, MAXLEN, metadata, str(root), vocab)
+    return prepare.store_reviews(splits, MAXLEN, metadata, str(root), vocab)
 
 
 def model_file(folder: Path, dataset: store.DatasetInfo, trained: bool) -> Path:

@@ -7,11 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from tasks.data import store
-from tasks.data.split import split_source
+from tasks.data import prepare
 from tasks.errors import DataError
 from tasks.training import baseline
-from tests.helpers import TINY_MAXLEN
+from tests.helpers import TINY_MAXLEN, split_npz
 
 MAXLEN = TINY_MAXLEN
 
@@ -44,7 +43,7 @@ def test_the_baseline_learns_the_generated_signal_and_scores_val_and_test(tiny_d
 
 
 def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
-    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_npz(imdb_npz, 50, 0.25, seed=0)
     splits["train"] = splits["train"].take(np.flatnonzero(splits["train"].labels == 1))
     metadata = {
         "num_words": 50,
@@ -54,6 +53,6 @@ def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
         "source": "one",
         "source_sha256": "t",
     }
-    dataset = store.store_dataset(splits, MAXLEN, metadata, str(tmp_path))
+    dataset = prepare.store_reviews(splits, MAXLEN, metadata, str(tmp_path))
     with pytest.raises(DataError, match="every training review has the same label"):
         baseline.fit_bag_of_words(dataset)

@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from tasks.config import ModelConfig, TrainingConfig
-from tasks.data import store
-from tasks.data.split import split_source
+from tasks.data import prepare, store
 from tasks.training import baseline, evaluation, fit, guard, jobs
 from tasks.training.fit import train_variant
-from tests.helpers import TINY_MAXLEN
+from tests.helpers import TINY_MAXLEN, split_npz
 
 MAXLEN = TINY_MAXLEN
 
@@ -63,7 +62,7 @@ def model_weights(model_path: str) -> list[np.ndarray]:
 @pytest.fixture(scope="module")
 def one_class_val_dataset(imdb_npz, tmp_path_factory):
     """Val reviews all positive: always guessing positive scores 1.0, so every model stalls."""
-    splits = split_source("npz", imdb_npz, 50, 0.25, seed=0)
+    splits = split_npz(imdb_npz, 50, 0.25, seed=0)
     val = splits["val"]
     splits["val"] = val.take(np.flatnonzero(val.labels == 1))
     metadata = {
@@ -74,7 +73,7 @@ def one_class_val_dataset(imdb_npz, tmp_path_factory):
         "source": "one-class",
         "source_sha256": "t",
     }
-    return store.store_dataset(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
+    return prepare.store_reviews(splits, MAXLEN, metadata, str(tmp_path_factory.mktemp("one-class")))
 
 
 def test_a_wider_stall_margin_counts_more_models_as_stalled():

@@ -1,0 +1,152 @@
+"""The statistics of a data set's ragged reviews, gathered batch by batch while pad-and-store writes
+them: exact counts, histograms and quantiles, and a 64-bit fingerprint per review to find duplicates
+and overlap between splits. Memory grows by 8 bytes a review (the fingerprints), nothing else.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.data.corpus import OOV_ID, START_ID, Reviews
+
+# Length histogram bins shared by every data set, so two data sets compare bin by bin: 20 ids wide
+# up to 1,000, then one bin for everything longer (offline corpus: median 175 ids, p99 915, max 2,474).
+LENGTH_BIN_WIDTH = 20
+LENGTH_BIN_LIMIT = 1000
+LENGTH_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+# A review's fingerprint: the sum over its positions of a 64-bit mix of (position, id), and its
+# length. Equal reviews have equal fingerprints; unequal ones collide with odds ~ n^2 / 2^65.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mixed(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves about half the output bits."""
+    values = values + _GOLDEN
+    values = (values ^ (values >> np.uint64(30))) * _MIX_1
+    values = (values ^ (values >> np.uint64(27))) * _MIX_2
+    return values ^ (values >> np.uint64(31))
+
+
+def fingerprints(reviews: Reviews) -> np.ndarray:
+    """One uint64 per review, from its ids in order (no review is empty: each holds its start id)."""
+    lengths = reviews.lengths
+    if not len(lengths):
+        return np.zeros(0, dtype=np.uint64)
+    position = np.arange(len(reviews.ids), dtype=np.uint64) - np.repeat(reviews.offsets[:-1], lengths).astype(np.uint64)
+    mixed = _mixed((position << np.uint64(32)) | reviews.ids.astype(np.uint64))
+    sums = np.add.reduceat(mixed, reviews.offsets[:-1][lengths > 0]) if mixed.size else mixed
+    prints = np.zeros(len(lengths), dtype=np.uint64)
+    prints[lengths > 0] = sums
+    return _mixed(prints ^ lengths.astype(np.uint64))
+
+
+class SplitStatistics:
+    """`describe()` of every review `add`ed, exactly as if described at once."""
+
+    def __init__(self, maxlen: int, num_words: int) -> None:
+        self.maxlen, self.num_words = maxlen, num_words
+        self.rows = self.positives = self.empty = self.truncated = self.padded = 0
+        self.words = self.oov = 0
+        self.length_sum = 0
+        self.lengths = np.zeros(0, dtype=np.int64)  # reviews per length (in ids)
+        self.labels: dict[int, int] = {}
+        self.token_counts = np.zeros(num_words, dtype=np.int64)
+        self.word_ids: tuple[int, int] | None = None
+        self.prints: list[np.ndarray] = []
+
+    def add(self, reviews: Reviews) -> None:
+        lengths, labels = reviews.lengths, reviews.labels
+        is_word = reviews.ids != START_ID
+        words = reviews.ids[is_word]
+        row_of_id = np.repeat(np.arange(len(reviews)), lengths)
+        words_per_review = np.bincount(row_of_id[is_word], minlength=len(reviews))
+        self.rows += len(reviews)
+        self.positives += int(np.sum(labels == 1))
+        self.empty += int(np.sum(words_per_review == 0))
+        self.truncated += int(np.sum(lengths > self.maxlen))
+        self.padded += int(np.sum(lengths < self.maxlen))
+        self.length_sum += int(lengths.sum())
+        by_length = np.bincount(lengths)
+        size = max(len(by_length), len(self.lengths))
+        self.lengths = np.pad(self.lengths, (0, size - len(self.lengths))) + np.pad(
+            by_length, (0, size - len(by_length))
+        )
+        for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
+            self.labels[int(label)] = self.labels.get(int(label), 0) + int(count)
+        self.words += len(words)
+        self.oov += int(np.sum(words == OOV_ID))
+        self.token_counts += np.bincount(np.clip(words, 0, self.num_words - 1), minlength=self.num_words)
+        if words.size:
+            low, high = int(words.min()), int(words.max())
+            self.word_ids = (
+                (low, high) if self.word_ids is None else (min(low, self.word_ids[0]), max(high, self.word_ids[1]))
+            )
+        self.prints.append(fingerprints(reviews))
+
+    def describe(self) -> dict:
+        """Rows, labels, lengths before padding (in ids, the start id included: what `maxlen` cuts),
+        truncated and padded shares, empty reviews, OOV rate and range of the word ids, token counts."""
+        rows = self.rows
+        present = np.flatnonzero(self.lengths)
+        return {
+            "rows": rows,
+            "labels": {str(label): count for label, count in sorted(self.labels.items())},
+            "positive_share": self.positives / rows if rows else 0.0,
+            "length": {
+                "min": int(present[0]) if rows else 0,
+                "mean": self.length_sum / rows if rows else 0.0,
+                "max": int(present[-1]) if rows else 0,
+                **{f"p{round(q * 100):02d}": self._quantile(q) for q in LENGTH_QUANTILES},
+            },
+            "length_histogram": self._histogram(),
+            "truncated_share": self.truncated / rows if rows else 0.0,
+            "padded_share": self.padded / rows if rows else 0.0,
+            "empty_reviews": self.empty,
+            "oov_rate": self.oov / self.words if self.words else 0.0,
+            "word_ids": None if self.word_ids is None else {"min": self.word_ids[0], "max": self.word_ids[1]},
+            # How often each word id occurs (ids beyond the vocabulary, which no split holds, in the last
+            # slot): the token-frequency distribution drift compares.
+            "token_counts": self.token_counts.tolist(),
+        }
+
+    def _quantile(self, share: float) -> float:
+        """numpy's default (linear) quantile of the lengths, from their counts."""
+        if not self.rows:
+            return 0.0
+        position = (self.rows - 1) * share
+        below = int(np.floor(position))
+        cumulative = np.cumsum(self.lengths)
+        low = int(np.searchsorted(cumulative, below, side="right"))
+        high = int(np.searchsorted(cumulative, min(below + 1, self.rows - 1), side="right"))
+        return float(low + (high - low) * (position - below))
+
+    def _histogram(self) -> list[int]:
+        """Counts per LENGTH_BIN_WIDTH-wide bin from 0; the last bin holds every length >= LENGTH_BIN_LIMIT."""
+        last = LENGTH_BIN_LIMIT // LENGTH_BIN_WIDTH
+        bins = np.minimum(np.arange(len(self.lengths)) // LENGTH_BIN_WIDTH, last)
+        return np.bincount(bins, weights=self.lengths, minlength=last + 1).astype(np.int64).tolist()
+
+    def fingerprints(self) -> np.ndarray:
+        return np.concatenate(self.prints) if self.prints else np.zeros(0, dtype=np.uint64)
+
+
+def describe_overlap(prints: dict[str, np.ndarray], training_part: tuple[str, ...] = ("train", "val")) -> dict:
+    """Duplicates within each split, and reviews of one split found in another, by fingerprint."""
+    names = list(prints)
+    within = {}
+    for name in names:
+        repeated = len(prints[name]) - len(np.unique(prints[name]))
+        within[name] = {"rows": repeated, "share": repeated / max(len(prints[name]), 1)}
+    across = {}
+    for index, first in enumerate(names):
+        for second in names[index + 1 :]:
+            repeated = int(np.isin(prints[second], prints[first]).sum())
+            across[f"{first}/{second}"] = {"rows": repeated, "share": repeated / max(len(prints[second]), 1)}
+    training = np.concatenate([prints[name] for name in training_part])
+    in_training = int(np.isin(prints["test"], training).sum())
+    return {
+        "within": within,
+        "across": across,
+        "test_in_training": {"rows": in_training, "share": in_training / max(len(prints["test"]), 1)},
+    }
