@@ -24,9 +24,9 @@ from tasks.errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Read in blocks of this many bytes: a few thousand reviews, enough for the vectorised passes to pay
-# off, small enough that memory stays flat however big the source is.
-READ_BLOCK_BYTES = 16 << 20
+# Text per batch: a few thousand reviews, enough for the vectorised passes to pay off, small enough
+# that the tokenizer's working memory (~15x its text) stays near 150 MB however big the source is.
+READ_BLOCK_BYTES = 8 << 20
 # Rows of the converted imdb.npz per row group (and so per batch read back).
 CONVERTED_ROW_GROUP = 16_384
 CONVERTED_FORMAT = 1  # bump when the converted file's layout changes
@@ -34,14 +34,38 @@ TRAIN_PART, TEST_PART = 0, 1  # an imdb.npz's two parts, as its converted file m
 
 
 def read_batches(source: SourceInfo, text_column: str, label_column: str, cache_dir: str) -> Iterator[ReviewBatch]:
-    """The source's reviews batch by batch; raises DataError (naming the file) on the first bad row."""
+    """The source's reviews batch by batch, each of at most about READ_BLOCK_BYTES of text; raises
+    DataError (naming the file) on the first bad row."""
     if source.kind == "offline":
-        yield from _offline_batches(source.local_path)
+        batches = _offline_batches(source.local_path)
     elif source.kind == "reviews":
-        yield from own_reviews.read_review_batches([file.uri for file in source.files], text_column, label_column)
+        batches = own_reviews.read_review_batches([file.uri for file in source.files], text_column, label_column)
     else:
-        converted = converted_npz(source.local_path, source.sha256, cache_dir)
-        yield from _converted_batches(converted)
+        batches = _converted_batches(converted_npz(source.local_path, source.sha256, cache_dir))
+    for batch in batches:
+        yield from _bounded(batch)
+
+
+def _bounded(batch: ReviewBatch) -> Iterator[ReviewBatch]:
+    """The batch cut into runs of rows of at most READ_BLOCK_BYTES of text (at least one row each):
+    a Parquet file's batches count rows, and the tokenizer's working memory is ~15x its text."""
+    if batch.texts is None or batch.texts.nbytes <= READ_BLOCK_BYTES:
+        yield batch
+        return
+    sizes = pc.binary_length(batch.texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    ends = np.cumsum(sizes)
+    start = 0
+    while start < len(batch):
+        stop = max(int(np.searchsorted(ends, ends[start] - sizes[start] + READ_BLOCK_BYTES, side="right")), start + 1)
+        yield _rows(batch, start, stop)
+        start = stop
+
+
+def _rows(batch: ReviewBatch, start: int, stop: int) -> ReviewBatch:
+    named = None if batch.named_splits is None else batch.named_splits[start:stop]
+    parts = None if batch.parts is None else batch.parts[start:stop]
+    texts = None if batch.texts is None else batch.texts.slice(start, stop - start)
+    return ReviewBatch(labels=batch.labels[start:stop], texts=texts, parts=parts, named_splits=named)
 
 
 def _offline_batches(csv_path: str) -> Iterator[ReviewBatch]:

@@ -30,7 +30,6 @@ _CLASSIFY = bytes(byte + 32 if 65 <= byte <= 90 else byte if byte in _WORD_BYTES
 _DOTTED_CAPITAL_I = b"\xc4\xb0"  # lowercases to "i" + U+0307, a separator
 _KELVIN_SIGN = b"\xe2\x84\xaa"  # lowercases to "k"
 _LINE_BREAK = b"<br />"
-_SPECIAL_CHARACTERS = re.compile(re.escape(_DOTTED_CAPITAL_I) + b"|" + re.escape(_KELVIN_SIGN))
 _LINE_BREAKS = re.compile(rb"<[bB][rR] />")  # what lowercases to "<br />"
 # Words of up to 8 bytes are one uint64, of up to 16 two: looked up exactly by those integers.
 # Longer words (a tiny share of any English text) go through a dict of their bytes.
@@ -41,24 +40,28 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd: multiplying by it spreads the first
 
 @dataclass(frozen=True)
 class Words:
-    """The words of a batch of reviews: `chars` holds them back to back, word i is
-    chars[starts[i]:starts[i + 1]], and review r's words are words[review_offsets[r]:review_offsets[r + 1]]."""
+    """The words of a batch of reviews: word i is data[starts[i]:starts[i] + lengths[i]] (`data` is
+    the batch's bytes lowercased, separators as spaces), and review r's words are
+    words[review_offsets[r]:review_offsets[r + 1]]."""
 
-    chars: bytes
-    starts: np.ndarray  # int64 (words + 1,)
+    data: bytes
+    starts: np.ndarray  # int64 (words,)
+    lengths: np.ndarray  # int64 (words,)
     review_offsets: np.ndarray  # int64 (reviews + 1,)
 
     def __len__(self) -> int:
-        return len(self.starts) - 1
+        return len(self.starts)
 
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.starts)
+    def texts(self, positions: np.ndarray) -> list[str]:
+        """The words at `positions` as Python strings."""
+        starts, lengths = self.starts[positions].tolist(), self.lengths[positions].tolist()
+        return [
+            self.data[start : start + length].decode("ascii") for start, length in zip(starts, lengths, strict=True)
+        ]
 
     def as_lists(self) -> list[list[str]]:
         """Each review's words as Python strings (for tests and small batches)."""
-        text, bounds = self.chars.decode("ascii"), self.starts.tolist()
-        words = [text[start:end] for start, end in itertools.pairwise(bounds)]
+        words = self.texts(np.arange(len(self)))
         return [words[start:end] for start, end in itertools.pairwise(self.review_offsets.tolist())]
 
 
@@ -69,31 +72,33 @@ def split_words(texts: pa.Array | pa.ChunkedArray) -> Words:
     texts = texts.cast(pa.large_string())
     _, offsets_buffer, data_buffer = texts.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(texts) + 1, offset=texts.offset * 8)
-    raw = memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])] if data_buffer is not None else b""
+    raw = bytes(memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])]) if data_buffer is not None else b""
     offsets = offsets - offsets[0]
-    raw = bytes(raw)
     classified = bytearray(raw.translate(_CLASSIFY))
     marks = np.frombuffer(classified, dtype=np.uint8)
     _mark_special_characters(raw, marks, offsets)
     _separate_lone_apostrophes(marks, offsets)
     is_word = marks != SPACE
-    steps = np.flatnonzero(np.diff(is_word.view(np.int8), prepend=np.int8(0), append=np.int8(0)))
-    starts, ends = steps[0::2], steps[1::2]
-    starts, ends = _cut_at_review_bounds(starts, ends, is_word, offsets)
-    word_starts = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(ends - starts, out=word_starts[1:])
-    chars = bytes(classified.translate(None, b" "))
-    return Words(chars, word_starts, np.searchsorted(starts, offsets).astype(np.int64))
+    # A word starts where a word byte follows a separator or opens a review, and ends likewise.
+    before, after = np.zeros_like(is_word), np.zeros_like(is_word)
+    before[1:], after[:-1] = is_word[:-1], is_word[1:]
+    inner = offsets[1:-1]
+    before[inner], after[inner - 1] = False, False
+    starts = np.flatnonzero(is_word & ~before)
+    ends = np.flatnonzero(is_word & ~after) + 1
+    return Words(bytes(classified), starts, ends - starts, np.searchsorted(starts, offsets).astype(np.int64))
 
 
 def _mark_special_characters(raw: bytes, marks: np.ndarray, offsets: np.ndarray) -> None:
     """Writes "i" for "İ", "k" for the Kelvin sign, and spaces over the letters of "<br />" (any
     case, within one review) into `marks`."""
-    for match in _SPECIAL_CHARACTERS.finditer(raw):
-        if match.group() == _KELVIN_SIGN:
-            marks[match.end() - 1] = ord("k")
-        else:
-            marks[match.start()] = ord("i")
+    original = np.frombuffer(raw, dtype=np.uint8)
+    leads = np.flatnonzero((original == _DOTTED_CAPITAL_I[0]) | (original == _KELVIN_SIGN[0]))
+    for position in leads.tolist():
+        if raw.startswith(_DOTTED_CAPITAL_I, position):
+            marks[position] = ord("i")
+        elif raw.startswith(_KELVIN_SIGN, position):
+            marks[position + 2] = ord("k")
     breaks = np.array([match.start() for match in _LINE_BREAKS.finditer(raw)], dtype=np.int64)
     if breaks.size:
         review_end = offsets[np.searchsorted(offsets, breaks, side="right")]
@@ -116,18 +121,6 @@ def _separate_lone_apostrophes(marks: np.ndarray, offsets: np.ndarray) -> None:
     marks[apostrophes[~joins | at_edge]] = SPACE
 
 
-def _cut_at_review_bounds(
-    starts: np.ndarray, ends: np.ndarray, is_word: np.ndarray, offsets: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Splits the runs of word bytes that run on from one review into the next."""
-    bounds = offsets[1:-1]
-    bounds = bounds[(bounds > 0) & (bounds < len(is_word))]
-    cuts = bounds[is_word[bounds - 1] & is_word[bounds]]
-    if not cuts.size:
-        return starts, ends
-    return np.insert(starts, np.searchsorted(starts, cuts), cuts), np.insert(ends, np.searchsorted(ends, cuts), cuts)
-
-
 @dataclass(frozen=True)
 class _Keys:
     """Each word's bytes packed into integers: `first` (bytes 0-7) and `second` (8-15), zero-filled."""
@@ -138,12 +131,13 @@ class _Keys:
 
     @classmethod
     def of(cls, words: Words) -> _Keys:
-        padded = np.frombuffer(words.chars + bytes(2 * _SHORT), dtype=np.uint8)
-        packed = np.ndarray(shape=(len(words.chars) + _SHORT,), dtype="<u8", buffer=padded, strides=(1,))
-        lengths = words.lengths
-        starts = words.starts[:-1]
+        padded = np.frombuffer(words.data + bytes(2 * _SHORT), dtype=np.uint8)
+        packed = np.ndarray(shape=(len(words.data) + _SHORT,), dtype="<u8", buffer=padded, strides=(1,))
+        lengths, starts = words.lengths, words.starts
         first = packed[starts] & _MASKS[np.minimum(lengths, _SHORT)]
-        second = packed[starts + _SHORT] & _MASKS[np.clip(lengths - _SHORT, 0, _SHORT)]
+        second = np.zeros(len(starts), dtype=np.uint64)
+        longer = np.flatnonzero(lengths > _SHORT)
+        second[longer] = packed[starts[longer] + _SHORT] & _MASKS[np.minimum(lengths[longer] - _SHORT, _SHORT)]
         return cls(first, second, lengths)
 
     def mixed(self) -> np.ndarray:
@@ -164,7 +158,7 @@ def count_words(words: Words, rows: np.ndarray | None = None) -> Counter[str]:
     medium = chosen & (keys.lengths > _SHORT) & (keys.lengths <= _MEDIUM)
     counts = _tally_short(keys.first[short])
     counts.update(_tally_pairs(keys.first[medium], keys.second[medium]))
-    counts.update(_texts_at(words, np.flatnonzero(chosen & (keys.lengths > _MEDIUM))))
+    counts.update(words.texts(np.flatnonzero(chosen & (keys.lengths > _MEDIUM))))
     return counts
 
 
@@ -186,11 +180,6 @@ def _tally_pairs(first: np.ndarray, second: np.ndarray) -> Counter[str]:
     return Counter(dict(zip(texts.tolist(), np.bincount(codes, minlength=len(unique)).tolist(), strict=True)))
 
 
-def _texts_at(words: Words, positions: np.ndarray) -> list[str]:
-    starts = words.starts
-    return [words.chars[starts[i] : starts[i + 1]].decode("ascii") for i in positions.tolist()]
-
-
 class WordIds:
     """Word -> id lookups for whole batches: the short words' keys in one pandas index, the medium
     ones' mixed keys in another (checked against both halves), the long words in a dict. Words the
@@ -203,13 +192,13 @@ class WordIds:
         short, medium = lengths <= _SHORT, (lengths > _SHORT) & (lengths <= _MEDIUM)
         chosen = np.array(words, dtype=object)
         self._short = pd.Index(np.array(chosen[short].tolist(), dtype=f"S{_SHORT}").view("<u8"))
-        self._short_ids = values[short]
+        self._short_ids = np.append(values[short], 0)  # position -1 (not found) reads the 0 at the end
         pairs = np.array(chosen[medium].tolist(), dtype=f"S{_MEDIUM}").view("<u8").reshape(-1, 2)
         mixed = pairs[:, 0] * _MIX ^ pairs[:, 1]
         unique = ~pd.Index(mixed).duplicated(keep=False)  # two words with one mixed key: both in the dict
         self._first, self._second = pairs[unique, 0].copy(), pairs[unique, 1].copy()
         self._medium = pd.Index(mixed[unique])
-        self._medium_ids = values[medium][unique]
+        self._medium_ids = np.append(values[medium][unique], 0)
         long_words = chosen[lengths > _MEDIUM].tolist() + chosen[medium][~unique].tolist()
         self._long = {word: ids[word] for word in long_words}
 
@@ -218,17 +207,15 @@ class WordIds:
         keys = _Keys.of(words)
         found = np.zeros(len(words), dtype=np.int64)
         short = np.flatnonzero(keys.lengths <= _SHORT)
-        found[short] = _ids_at(self._short.get_indexer(keys.first[short]), self._short_ids)
+        found[short] = self._short_ids[self._short.get_indexer(keys.first[short])]
         medium = np.flatnonzero((keys.lengths > _SHORT) & (keys.lengths <= _MEDIUM))
         first, second = keys.first[medium], keys.second[medium]
         position = self._medium.get_indexer(first * _MIX ^ second)
-        same = (position >= 0) & (self._first[position] == first) & (self._second[position] == second)
-        found[medium] = np.where(same, _ids_at(position, self._medium_ids), 0)
+        same = np.zeros(len(medium), dtype=bool)
+        if len(self._first):  # position -1 (not found) reads the last entry, refused by `position >= 0`
+            same = (position >= 0) & (self._first[position] == first) & (self._second[position] == second)
+        found[medium] = np.where(same, self._medium_ids[position], 0)
         if self._long:
             rest = np.concatenate([np.flatnonzero(keys.lengths > _MEDIUM), medium[~same]])
-            found[rest] = [self._long.get(text, 0) for text in _texts_at(words, rest)]
+            found[rest] = [self._long.get(text, 0) for text in words.texts(rest)]
         return found
-
-
-def _ids_at(positions: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    return np.where(positions >= 0, ids[positions] if len(ids) else 0, 0)
