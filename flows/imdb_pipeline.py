@@ -130,11 +130,12 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
         get_run_logger().info(same.message)
         # The flow run ends in this state, which the UI shows with its message; the caller gets its data.
         return Completed(message=same.message, data=same)  # type: ignore[return-value]
-    stage("split", "train/val/test")
-    plan = cached.split(source, config.data, config.seed, config.storage)
+    on_dask = f", on the Dask cluster at {dask_address}" if dask_address and len(source.files) > 1 else ""
+    stage("split", f"train/val/test{on_dask}")
+    plan = cached.split(source, config.data, config.seed, config.storage, dask_address)
     refuse_unless_it_fits(config, plan.total_rows)  # the real row counts, before any stage that grows with them
-    stage("pad and store", f"{config.data.maxlen} ids per review, as Parquet")
-    dataset = cached.pad_and_store(plan, source, config.data, config.seed, config.storage)
+    stage("pad and store", f"{config.data.maxlen} ids per review, as Parquet{on_dask}")
+    dataset = cached.pad_and_store(plan, source, config.data, config.seed, config.storage, dask_address)
     stage("check data", "statistics, checks, drift against the champion's data")
     data_checks = check_data(plan, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
     stage("baseline", "bag-of-words logistic regression")

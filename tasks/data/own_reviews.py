@@ -7,9 +7,10 @@ reviews never moves one already there from one split to another.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,6 +157,22 @@ def read_review_batches(uris: list[str], text_column: str, label_column: str) ->
             raise ReviewFileError(f"{uri}: no reviews (empty file)")
 
 
+def check_same_columns(uris: list[str], text_column: str, label_column: str) -> None:
+    """Refuses files whose columns differ from the first file's, naming both (reads each file's
+    first block only)."""
+    first: tuple[str, frozenset[str]] | None = None
+    for uri in uris:
+        with contextlib.closing(_batches(uri, (text_column, label_column, SPLIT_COLUMN))) as batches:
+            batch = next(batches, None)
+        if batch is None:
+            continue
+        names = frozenset(batch.schema.names)
+        if first is None:
+            first = (uri, names)
+        elif names != first[1]:
+            raise ReviewFileError(f"{uri}: columns {sorted(names)} differ from {sorted(first[1])} of {first[0]}")
+
+
 def read_review_files(uris: list[str], text_column: str, label_column: str) -> Iterator[Review]:
     """`read_review_batches` row by row, as Python values (for small files and tests)."""
     for batch in read_review_batches(uris, text_column, label_column):
@@ -165,7 +182,7 @@ def read_review_files(uris: list[str], text_column: str, label_column: str) -> I
             yield Review(text, label, SPLIT_NAMES[split] if split >= 0 else None)
 
 
-def _batches(uri: str, string_columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
+def _batches(uri: str, string_columns: tuple[str, ...]) -> Generator[pa.RecordBatch, None, None]:
     kind, compression = data_format(uri) or ("csv", None)
     with fs.open_read(uri, compression) as handle:
         try:

@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,11 +21,12 @@ import pyarrow as pa
 
 from tasks.config import DataConfig
 from tasks.data import corpus, reading, statistics, store, tokenizer, vocabulary
+from tasks.data.pieces import map_pieces, source_pieces
 from tasks.data.sources import SourceInfo
-from tasks.data.split import SPLITS, SplitPlan, plan_splits
+from tasks.data.split import SPLITS, SplitPlan, piece_slices, plan_splits
 from tasks.errors import DataError
 from tasks.storage import cache_keys, fs
-from tasks.storage.layout import PROFILE_NAME, dataset_uri, split_name
+from tasks.storage.layout import PROFILE_NAME, dataset_uri, split_name, split_plan_uri
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,11 @@ def plan_key(source: SourceInfo, config: DataConfig, seed: int) -> str:
     return cache_keys.split_key(source.sha256, config, seed, source.kind == "reviews")
 
 
-def split_resolved(source: SourceInfo, config: DataConfig, seed: int, root: str) -> SplitPlan:
+def split_resolved(
+    source: SourceInfo, config: DataConfig, seed: int, root: str, dask_address: str | None = None
+) -> SplitPlan:
     """The split plan of a resolved source, under `root`'s cache (see tasks/data/split.py)."""
-    return plan_splits(source, config, seed, root, plan_key(source, config, seed))
+    return plan_splits(source, config, seed, root, plan_key(source, config, seed), dask_address)
 
 
 def word_ids(word_index: dict[str, int], num_words: int) -> tokenizer.WordIds:
@@ -90,15 +94,47 @@ def _encode_texts(batch: corpus.ReviewBatch, ids: tokenizer.WordIds) -> corpus.R
     return encode_words(tokenizer.split_words(batch.texts), ids, batch.labels)
 
 
-def store_splits(plan: SplitPlan, source: SourceInfo, config: DataConfig, seed: int, root: str) -> store.DatasetInfo:
+def store_splits(
+    plan: SplitPlan, source: SourceInfo, config: DataConfig, seed: int, root: str, dask_address: str | None = None
+) -> store.DatasetInfo:
     """Pads and stores the plan's splits under `<root>/data/<key>/`, with their profile (statistics)
-    and the vocabulary that encodes raw text for them; reuses a complete folder of the same key."""
+    and the vocabulary that encodes raw text for them; reuses a complete folder of the same key.
+
+    With `dask_address` and a source of several files, each file is encoded, padded and described
+    on a Dask worker into part files under the plan's folder, which are then appended in order:
+    the same files, row for row, as here."""
     metadata = dataset_metadata(source, config, seed)
-    parts = _encoded_parts(plan, source, config)
+    pieces = source_pieces(source)
     with _SplitFiles(metadata, config.maxlen, source.kind != "npz") as files:
-        for name, reviews, texts in parts:
-            files.add(name, reviews, texts)
+        if dask_address and len(pieces) > 1:
+            parts = fs.join(split_plan_uri(root, plan.key), "parts", uuid.uuid4().hex[:12])
+            slices = piece_slices(plan.assignment(), plan.piece_rows)
+            arguments = [
+                (piece, plan, config, rows, metadata, fs.join(parts, f"{index:05d}"))
+                for index, (piece, rows) in enumerate(zip(pieces, slices, strict=True))
+            ]
+            try:
+                for encoded in map_pieces(encode_piece, arguments, dask_address):
+                    files.append(encoded)
+            finally:
+                fs.remove_tree(parts)
+        else:
+            encode = _encoder(source, plan, config.num_words)
+            for name, reviews, texts in _encoded_parts(source, config, plan.assignment(), encode):
+                files.add(name, reviews, texts)
         return files.publish(root, _vocabulary(source, plan, config))
+
+
+def encode_piece(
+    piece: SourceInfo, plan: SplitPlan, config: DataConfig, assignment: np.ndarray, metadata: dict, folder: str
+) -> dict[str, tuple[str, statistics.SplitStatistics]]:
+    """One piece of the source encoded, padded and described: each split's part file under `folder`
+    and its statistics (runs on a Dask worker)."""
+    encode = _encoder(piece, plan, config.num_words)
+    with _SplitFiles(metadata, config.maxlen, piece.kind != "npz") as files:
+        for name, reviews, texts in _encoded_parts(piece, config, assignment, encode):
+            files.add(name, reviews, texts)
+        return files.upload_parts(folder)
 
 
 def store_reviews(
@@ -118,10 +154,13 @@ def store_reviews(
 
 
 def _encoded_parts(
-    plan: SplitPlan, source: SourceInfo, config: DataConfig
+    source: SourceInfo,
+    config: DataConfig,
+    assignment: np.ndarray,
+    encode: Callable[[corpus.ReviewBatch], corpus.Reviews],
 ) -> Iterator[tuple[str, corpus.Reviews, pa.Array | None]]:
-    """The source's reviews batch by batch, encoded, as (split, reviews, raw texts) in the source's order."""
-    assignment, encode = plan.assignment(), _encoder(source, plan, config.num_words)
+    """The source's reviews batch by batch, encoded, as (split, reviews, raw texts) in the source's
+    order (`assignment`: the split of each of its rows)."""
     start = 0
     for batch in reading.read_batches(source, config.text_column, config.label_column, config.cache_dir):
         codes = assignment[start : start + len(batch)]
@@ -160,6 +199,23 @@ class _SplitFiles:
     def add(self, name: str, reviews: corpus.Reviews, texts: pa.Array | None) -> None:
         self.described[name].add(reviews)
         self.writers[name].write(store.pad_reviews(reviews, self.maxlen), reviews.labels, texts)
+
+    def append(self, encoded: dict[str, tuple[str, statistics.SplitStatistics]]) -> None:
+        """Appends a piece's part files (`encode_piece`), row group by row group, and its statistics."""
+        for name, (uri, described) in encoded.items():
+            for tokens, labels, texts in store.iter_split_rows(uri):
+                self.writers[name].write(tokens, labels, texts)
+            self.described[name].merge(described)
+
+    def upload_parts(self, folder: str) -> dict[str, tuple[str, statistics.SplitStatistics]]:
+        """Each split's file as written so far, uploaded under `folder`, with its statistics."""
+        parts = {}
+        for name in SPLITS:
+            self.writers[name].close()
+            uri = fs.join(folder, split_name(name))
+            fs.upload_file(self.writers[name].path, uri)
+            parts[name] = (uri, self.described[name])
+        return parts
 
     def publish(self, root: str, words: vocabulary.Vocabulary | None) -> store.DatasetInfo:
         digests = "".join(self.writers[name].close() for name in SPLITS)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.config import DataConfig
 from tasks.data import corpus, own_reviews, reading, tokenizer
+from tasks.data.pieces import map_pieces, source_pieces
 from tasks.data.sources import SourceInfo
 from tasks.errors import DataError, ReviewFileError
 from tasks.storage import fs
@@ -50,6 +51,7 @@ class SplitPlan(BaseModel):
     word_index_uri: str | None = None  # raw texts: word -> frequency rank on the training rows
     word_index_sha256: str | None = None
     ingest: dict[str, int] | None = None  # one's own reviews: rows read, duplicates, conflicting labels
+    piece_rows: list[int] = []  # rows of each piece of the source (tasks/data/pieces.py), in order
 
     @property
     def total_rows(self) -> int:
@@ -64,17 +66,21 @@ class SplitPlan(BaseModel):
         return json.loads(fs.read_verified(self.word_index_uri, self.word_index_sha256))
 
 
-def plan_splits(source: SourceInfo, config: DataConfig, seed: int, root: str, key: str) -> SplitPlan:
+def plan_splits(
+    source: SourceInfo, config: DataConfig, seed: int, root: str, key: str, dask_address: str | None = None
+) -> SplitPlan:
     """Reads the source (twice for raw texts: splits first, then the training rows' words) and
-    writes the plan under `<root>/cache/splits/<key>/`."""
-    ingest = None
+    writes the plan under `<root>/cache/splits/<key>/`. With `dask_address`, one's own files are
+    read and counted on that Dask cluster, file by file (tasks/data/pieces.py)."""
+    ingest, piece_rows = None, None
     if source.kind == "reviews":
-        assignment, found = assign_own_reviews(source, config, seed)
+        assignment, found, piece_rows = assign_own_reviews(source, config, seed, dask_address)
         ingest = found.as_statistics()
     elif source.kind == "offline":
         assignment = _assign_offline(_labels_of(source, config), config.val_fraction, seed)
     else:
         assignment = _assign_npz(_parts_of(source, config), config.val_fraction, seed)
+    piece_rows = piece_rows or [len(assignment)]
     rows = {name: int(np.sum(assignment == code)) for code, name in enumerate(SPLITS)}
     log.info("split: %d train / %d val / %d test reviews", rows["train"], rows["val"], rows["test"])
     folder = split_plan_uri(root, key)
@@ -88,10 +94,13 @@ def plan_splits(source: SourceInfo, config: DataConfig, seed: int, root: str, ke
         "assignment_uri": assignment_uri,
         "assignment_sha256": fs.write_verified(assignment_uri, buffer.getvalue()),
         "ingest": ingest,
+        "piece_rows": piece_rows,
     }
     if source.kind != "npz":
         training = (TRAIN,) if source.kind == "reviews" else (TRAIN, VAL)
-        word_index = rank_words(count_training_words(source, config, assignment, training))
+        slices = piece_slices(assignment, piece_rows)
+        arguments = [(piece, config, rows, training) for piece, rows in zip(source_pieces(source), slices, strict=True)]
+        word_index = rank_words(sum(map_pieces(count_training_words, arguments, dask_address), Counter()))
         word_index_uri = fs.join(folder, WORD_INDEX_NAME)
         word_index_sha256 = fs.write_verified(word_index_uri, fs.compact_json_bytes(word_index))
         plan |= {"word_index_uri": word_index_uri, "word_index_sha256": word_index_sha256}
@@ -140,14 +149,18 @@ def _assign_offline(labels: np.ndarray, val_fraction: float, seed: int) -> np.nd
     return assignment
 
 
-def assign_own_reviews(source: SourceInfo, config: DataConfig, seed: int) -> tuple[np.ndarray, own_reviews.Ingest]:
-    """Each row's split, DROPPED for a row whose normalised text a later row repeats; and what
-    reading the rows found. Refuses a split left empty."""
-    fractions = (config.test_fraction, config.val_fraction)
-    parts = [own_reviews.fingerprint_batch(batch, seed, *fractions) for batch in _batches(source, config)]
-    fingerprints = np.concatenate([part.fingerprints for part in parts])
-    labels = np.concatenate([part.labels for part in parts])
-    assignment = np.concatenate([part.splits for part in parts])
+def assign_own_reviews(
+    source: SourceInfo, config: DataConfig, seed: int, dask_address: str | None = None
+) -> tuple[np.ndarray, own_reviews.Ingest, list[int]]:
+    """Each row's split, DROPPED for a row whose normalised text a later row repeats; what reading
+    the rows found; and the rows of each file. Refuses a split left empty, and files whose columns
+    differ."""
+    own_reviews.check_same_columns([file.uri for file in source.files], config.text_column, config.label_column)
+    pieces = source_pieces(source)
+    scanned = map_pieces(fingerprint_piece, [(piece, config, seed) for piece in pieces], dask_address)
+    fingerprints = np.concatenate([part.fingerprints for part in scanned])
+    labels = np.concatenate([part.labels for part in scanned])
+    assignment = np.concatenate([part.splits for part in scanned])
     kept, conflicts = own_reviews.last_of_each(fingerprints, labels)
     assignment[~kept] = DROPPED
     ingest = own_reviews.Ingest(rows_read=len(labels), distinct=int(kept.sum()), conflicting_labels=conflicts)
@@ -161,16 +174,34 @@ def assign_own_reviews(source: SourceInfo, config: DataConfig, seed: int) -> tup
     if empty:
         first = source.files[0].uri if source.files else source.uri
         raise ReviewFileError(f"{first}: {ingest.distinct} distinct reviews leave the {empty[0]} split empty")
-    return assignment, ingest
+    return assignment, ingest, [len(part.labels) for part in scanned]
+
+
+def fingerprint_piece(piece: SourceInfo, config: DataConfig, seed: int) -> own_reviews.Fingerprinted:
+    """Every row of one piece of one's own reviews fingerprinted, with its label and split."""
+    fractions = (config.test_fraction, config.val_fraction)
+    parts = [own_reviews.fingerprint_batch(batch, seed, *fractions) for batch in _batches(piece, config)]
+    return own_reviews.Fingerprinted(
+        np.concatenate([part.fingerprints for part in parts]),
+        np.concatenate([part.labels for part in parts]),
+        np.concatenate([part.splits for part in parts]),
+    )
+
+
+def piece_slices(assignment: np.ndarray, piece_rows: list[int]) -> list[np.ndarray]:
+    """The assignment of each piece's rows."""
+    bounds = np.cumsum([0, *piece_rows])
+    return [assignment[start:end] for start, end in itertools.pairwise(bounds.tolist())]
 
 
 def count_training_words(
-    source: SourceInfo, config: DataConfig, assignment: np.ndarray, training: tuple[int, ...]
+    piece: SourceInfo, config: DataConfig, assignment: np.ndarray, training: tuple[int, ...]
 ) -> Counter[str]:
-    """How often each word occurs in the rows of the `training` splits, in one streaming pass."""
+    """How often each word occurs in the piece's rows of the `training` splits, in one streaming pass
+    (`assignment`: the splits of the piece's rows)."""
     counts: Counter[str] = Counter()
     start = 0
-    for batch in _batches(source, config):
+    for batch in _batches(piece, config):
         rows = np.isin(assignment[start : start + len(batch)], training)
         start += len(batch)
         if batch.texts is not None and rows.any():

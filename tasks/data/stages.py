@@ -62,10 +62,13 @@ def _split_cache_key(context, parameters: dict) -> str:
 
 
 @task(name="split", cache_key_fn=_split_cache_key)
-def split(source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig) -> SplitPlan:
+def split(
+    source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig, dask_address: str | None = None
+) -> SplitPlan:
     """Where every review goes and the training words' ranks, as a small plan under the storage's
-    cache; the reviews stay in the source (pad-and-store reads them again)."""
-    return prepare.split_resolved(source, config, seed, storage_config.root)
+    cache; the reviews stay in the source (pad-and-store reads them again). With a Dask address,
+    one's own files are read on its workers (the same plan)."""
+    return prepare.split_resolved(source, config, seed, storage_config.root, dask_address)
 
 
 def _store_cache_key(context, parameters: dict) -> str:
@@ -80,9 +83,16 @@ def _store_cache_key(context, parameters: dict) -> str:
 
 @task(name="pad-and-store", cache_key_fn=_store_cache_key)
 def pad_and_store(
-    plan: SplitPlan, source: SourceInfo, config: DataConfig, seed: int, storage_config: StorageConfig
+    plan: SplitPlan,
+    source: SourceInfo,
+    config: DataConfig,
+    seed: int,
+    storage_config: StorageConfig,
+    dask_address: str | None = None,
 ) -> store.DatasetInfo:
-    return prepare.store_splits(plan, source, config, seed, storage_config.root)
+    """The padded splits stored with their profile; with a Dask address, one's own files are
+    encoded on its workers (the same files)."""
+    return prepare.store_splits(plan, source, config, seed, storage_config.root, dask_address)
 
 
 @task(name="check-data", cache_policy=NO_CACHE)

@@ -67,22 +67,38 @@ class SplitStatistics:
         self.truncated += int(np.sum(lengths > self.maxlen))
         self.padded += int(np.sum(lengths < self.maxlen))
         self.length_sum += int(lengths.sum())
-        by_length = np.bincount(lengths)
-        size = max(len(by_length), len(self.lengths))
-        self.lengths = np.pad(self.lengths, (0, size - len(self.lengths))) + np.pad(
-            by_length, (0, size - len(by_length))
-        )
+        self.lengths = _added(self.lengths, np.bincount(lengths))
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             self.labels[int(label)] = self.labels.get(int(label), 0) + int(count)
         self.words += len(words)
         self.oov += int(np.sum(words == OOV_ID))
         self.token_counts += np.bincount(np.clip(words, 0, self.num_words - 1), minlength=self.num_words)
         if words.size:
-            low, high = int(words.min()), int(words.max())
-            self.word_ids = (
-                (low, high) if self.word_ids is None else (min(low, self.word_ids[0]), max(high, self.word_ids[1]))
-            )
+            self._widen(int(words.min()), int(words.max()))
         self.prints.append(fingerprints(reviews))
+
+    def merge(self, other: SplitStatistics) -> None:
+        """Adds what `other` gathered, as if its reviews had been `add`ed here after these."""
+        self.rows += other.rows
+        self.positives += other.positives
+        self.empty += other.empty
+        self.truncated += other.truncated
+        self.padded += other.padded
+        self.words += other.words
+        self.oov += other.oov
+        self.length_sum += other.length_sum
+        self.lengths = _added(self.lengths, other.lengths)
+        for label, count in other.labels.items():
+            self.labels[label] = self.labels.get(label, 0) + count
+        self.token_counts += other.token_counts
+        if other.word_ids is not None:
+            self._widen(*other.word_ids)
+        self.prints.extend(other.prints)
+
+    def _widen(self, low: int, high: int) -> None:
+        if self.word_ids is not None:
+            low, high = min(low, self.word_ids[0]), max(high, self.word_ids[1])
+        self.word_ids = (low, high)
 
     def describe(self) -> dict:
         """Rows, labels, lengths before padding (in ids, the start id included: what `maxlen` cuts),
@@ -129,6 +145,12 @@ class SplitStatistics:
 
     def fingerprints(self) -> np.ndarray:
         return np.concatenate(self.prints) if self.prints else np.zeros(0, dtype=np.uint64)
+
+
+def _added(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Two count arrays added, the shorter one padded with zeros."""
+    size = max(len(first), len(second))
+    return np.pad(first, (0, size - len(first))) + np.pad(second, (0, size - len(second)))
 
 
 def describe_overlap(prints: dict[str, np.ndarray], training_part: tuple[str, ...] = ("train", "val")) -> dict:

@@ -212,7 +212,8 @@ class SplitWriter:
             self._flush(keep_remainder=True)
 
     def _flush(self, keep_remainder: bool) -> None:
-        table = pa.concat_tables(self._pending)
+        # One chunk per column: how the rows arrived (batch sizes) must not shape the file's pages.
+        table = pa.concat_tables(self._pending).combine_chunks()
         whole = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS if keep_remainder else len(table)
         if whole:
             self._writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
@@ -225,6 +226,18 @@ class SplitWriter:
             self._flush(keep_remainder=False)
         self._writer.close()
         return hashlib.sha256((self._ids.hexdigest() + self._labels.hexdigest()).encode()).hexdigest()
+
+
+def iter_split_rows(uri: str) -> Iterator[tuple[np.ndarray, np.ndarray, pa.Array | None]]:
+    """A split file's ids, labels and raw texts (None without them), one row group at a time."""
+    with fs.open_read(uri) as handle:
+        parquet = pq.ParquetFile(handle)
+        _, maxlen = _checked_schema(uri, parquet.schema_arrow, None)
+        for group in range(parquet.num_row_groups):
+            table = parquet.read_row_group(group)
+            tokens, labels = _checked_rows(uri, table, maxlen)
+            texts = table.column(TEXT_COLUMN).combine_chunks() if TEXT_COLUMN in table.column_names else None
+            yield tokens, labels, texts
 
 
 def iter_split(uri: str, expected_maxlen: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
