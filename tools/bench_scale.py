@@ -196,7 +196,7 @@ def measure_size(rows: int, scratch: Path, seed: int, run_args: list[str]) -> di
     split = bench_run.time_split(output.splitlines())
     if process.returncode != 0 or split is None:
         reason = "over the memory ceiling" if memory.over_ceiling else f"exit status {process.returncode}"
-        result["failed"] = f"{reason}: {_last_lines(log_path)}"
+        result["failed"] = f"{reason}: {_error_line(log_path)}"
     else:
         result.update(stage_times(split))
     shutil.rmtree(place)
@@ -217,8 +217,10 @@ def _wait(process: subprocess.Popen) -> str:
     return output
 
 
-def _last_lines(path: Path, count: int = 3) -> str:
-    return " / ".join(path.read_text(errors="replace").strip().splitlines()[-count:])
+def _error_line(path: Path) -> str:
+    """The run's `error: ...` line from its log, else its last line."""
+    lines = path.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+    return next((line for line in reversed(lines) if line.startswith("error: ")), lines[-1])
 
 
 def stage_times(split: dict[str, float]) -> dict:

@@ -80,9 +80,9 @@ def test_sizes_below_the_issues_are_measured_but_not_judged():
 
 
 @pytest.mark.parametrize("text", ["100k", "100,-5", "50", ""])
-def test_sizes_option_refuses_what_is_not_a_size(text):
-    with pytest.raises(SystemExit):
-        bench.main(["--section", "scale", "--sizes", text])
+def test_sizes_option_refuses_what_is_not_a_size(text, tmp_path):
+    with pytest.raises(SystemExit):  # had it taken the size, the output would go under tmp_path
+        bench.main(["--section", "scale", "--sizes", text, "--out", str(tmp_path), "--history", str(tmp_path / "h")])
 
 
 def test_sizes_option_sorts_and_reads_underscores():
