@@ -3,8 +3,8 @@ reviews, written as Parquet (or CSV) files the pipeline reads as one's own revie
 
 A new review takes its label, then the sentence count of a real IMDB review of that label (so the
 lengths follow IMDB's), then that many sentences drawn at random from all the IMDB reviews of that
-label. Rotten Tomatoes rows of the same CSV are never used. Seeded: the same seed, rows and chunk
-size give the same files. Written a chunk at a time (`CHUNK_ROWS` reviews, a few MB of text), so
+label. Rotten Tomatoes rows of the same CSV are never used. Seeded: the same seed, rows, file and
+chunk sizes give the same files. Written a chunk at a time (`CHUNK_ROWS` reviews, a few MB of text), so
 memory stays flat however many reviews are asked for; every step is a numpy or Arrow kernel over a
 chunk, never a Python loop over words or reviews.
 

@@ -87,3 +87,11 @@ def test_reviews_from_the_bundled_corpus_are_as_long_as_imdbs(tmp_path):
     frame = _read(scale_data.write_reviews(tmp_path / "out", 4000, seed=4))
     made = np.median([len(text.split()) for text in frame["text"]])
     assert abs(made - real) / real < 0.1, (made, real)  # words per review, median
+
+
+def test_command_line_writes_the_reviews_and_refuses_no_rows_with_one_error_line(tmp_path, capsys):
+    assert scale_data.main(["--rows", "50", "--out", str(tmp_path / "out"), "--format", "csv"]) == 0
+    assert "50 reviews in 1 file(s)" in capsys.readouterr().out
+    assert len(pd.read_csv(tmp_path / "out" / "part-00000.csv")) == 50
+    assert scale_data.main(["--rows", "0", "--out", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: rows and file_rows must be >= 1")
