@@ -13,6 +13,10 @@ aside), per variant, in reviews per second. Written to `scoring.json`.
 Then the whole `make run`, first and fully cached, against an earlier commit (`--section run`,
 `tools/bench_run.py`). Written to `run.json`.
 
+Then the data stages and one epoch on growing numbers of realistic reviews (`--section scale` alone,
+never part of `all`: it takes an hour and several GB of disk at its default sizes;
+`tools/bench_scale.py`). Written to `scale.json`.
+
 Every section measured appends its numbers to the history (`benchmarks/history.jsonl`,
 `tools/bench_history.py`) and prints them under the earlier ones.
 """
@@ -34,7 +38,7 @@ import numpy as np
 from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting.tables import markdown_table
 from tasks.storage import fs
-from tools import bench_history, bench_run, datasets
+from tools import bench_history, bench_run, bench_scale, datasets
 
 BASELINE, OURS = "baseline", "ours"
 RESULT_PREFIX = "BENCH-RESULT "  # marks the worker's one line of JSON on stdout
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         "--section",
         choices=("all", *SECTIONS),
         default="all",
-        help="what to measure (default: all)",
+        help=f"what to measure; all is {', '.join(ALL_SECTIONS)} (default: all)",
     )
     parser.add_argument(
         "--baseline-commit",
@@ -322,7 +326,15 @@ def main(argv: list[str] | None = None) -> int:
         help="run section: the earlier code to compare `make run` with (default: %(default)s)",
     )
     parser.add_argument(
-        "--run-args", default="", help='run section: pipeline options for both codes, e.g. "--max-epochs 5"'
+        "--run-args",
+        default="",
+        help='run and scale sections: pipeline options (run: for both codes), e.g. "--max-epochs 5"',
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=bench_scale.DEFAULT_SIZES,
+        help="scale section: comma-separated numbers of reviews (default: 100000,1000000,3000000)",
     )
     parser.add_argument(
         "--history",
@@ -348,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     history = Path(args.history)
-    for section in SECTIONS if args.section == "all" else (args.section,):
+    for section in ALL_SECTIONS if args.section == "all" else (args.section,):
         options, numbers, text = MEASURE[section](args, out, variants)
         print(text)
         bench_history.append(history, section, options, numbers)
@@ -386,8 +398,35 @@ def measure_run(args: argparse.Namespace, out: Path, variants: list[str]) -> tup
     )
 
 
-SECTIONS = ("training", "scoring", "run")
-MEASURE = {"training": measure_training, "scoring": measure_scoring, "run": measure_run}
+def measure_scale(args: argparse.Namespace, out: Path, variants: list[str]) -> tuple[dict, dict, str]:
+    seed = PipelineConfig().seed
+    summary = bench_scale.bench_scale(out, list(args.sizes), seed, args.run_args.split())
+    numbers: dict[str, float] = {}
+    for result in summary["results"]:
+        if "data_seconds" in result:
+            numbers[f"{result['rows']:,} data s"] = result["data_seconds"]
+            numbers[f"{result['rows']:,} peak GB"] = round(result["peak_rss_bytes"] / bench_scale.GB, 3)
+    for name, value in (("data exponent", summary["exponent"]), ("peak growth", summary["peak_growth"])):
+        if value is not None:
+            numbers[name] = value
+    options = {"sizes": list(args.sizes), "seed": seed, "run_args": args.run_args}
+    text = "scale: the data stages and one epoch on generated IMDB-like reviews:\n" + bench_scale.scale_table(summary)
+    return options, numbers, text
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated numbers of reviews: {text!r}") from None
+    if not sizes or min(sizes) < bench_scale.SMALLEST_SIZE:
+        raise argparse.ArgumentTypeError(f"every size must be at least {bench_scale.SMALLEST_SIZE} reviews")
+    return tuple(sorted(set(sizes)))
+
+
+SECTIONS = ("training", "scoring", "run", "scale")
+ALL_SECTIONS = ("training", "scoring", "run")  # scale takes an hour and GBs of disk: asked for by name only
+MEASURE = {"training": measure_training, "scoring": measure_scoring, "run": measure_run, "scale": measure_scale}
 
 
 def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> list[dict]:

@@ -52,9 +52,9 @@ def extract_commit(commit: str, destination: Path) -> Path:
     return destination
 
 
-def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
-    """One `python -m flows.imdb_pipeline` from `code`, its state kept under `place`: wall seconds,
-    the printed time split (when the code prints one this parser reads) and the test accuracies."""
+def pipeline_command(code: Path, place: Path, run_args: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a `python -m flows.imdb_pipeline` from `code` whose
+    state (Prefect home, storage, scratch, download cache) is kept under `place`, created here."""
     environment = {
         **{name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")},
         "PREFECT_HOME": str(place / "prefect"),
@@ -66,9 +66,16 @@ def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
     place.mkdir(parents=True, exist_ok=True)
     locations = ["--storage", str(place / "store"), "--work-dir", str(place / "work")]
     locations += ["--cache-dir", str(place / "cache")]
+    return [sys.executable, "-m", "flows.imdb_pipeline", *locations, *run_args], environment
+
+
+def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
+    """One `python -m flows.imdb_pipeline` from `code`, its state kept under `place`: wall seconds,
+    the printed time split (when the code prints one this parser reads) and the test accuracies."""
+    command, environment = pipeline_command(code, place, run_args)
     started = time.perf_counter()
     completed = subprocess.run(
-        [sys.executable, "-m", "flows.imdb_pipeline", *locations, *run_args],
+        command,
         cwd=code,
         env=environment,
         capture_output=True,
@@ -82,7 +89,7 @@ def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
     run_dir = Path(next(line for line in reversed(lines) if line.startswith("run: ")).removeprefix("run: "))
     return {
         "wall_seconds": round(wall, 2),
-        "split": _time_split(lines),
+        "split": time_split(lines),
         "test_accuracy": {
             folder.name: json.loads((folder / METRICS_NAME).read_text())["accuracy"]
             for folder in sorted(run_dir.iterdir())
@@ -91,7 +98,8 @@ def run_pipeline(code: Path, place: Path, run_args: list[str]) -> dict:
     }
 
 
-def _time_split(lines: list[str]) -> dict[str, float] | None:
+def time_split(lines: list[str]) -> dict[str, float] | None:
+    """The seconds of the run's `time: ...` line among its output lines; None without one."""
     line = next((line for line in lines if line.startswith("time: ")), None)
     try:
         return None if line is None else parse_time_split(line)
