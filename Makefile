@@ -115,7 +115,7 @@ docs-serve: $(INSTALLED)
 test-fast: $(INSTALLED)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal tests/unit $(ARGS)
 
-## bench: the seed's training vs ours, batch scoring's reviews/s, then the whole make run (first, cached) vs commit ea0866f; appends benchmarks/history.jsonl (ARGS="--section run"; "--section scale" alone: data stages and one epoch at 100k, 1M, 3M generated reviews)
+## bench: the seed's training vs ours, batch scoring's reviews/s, then the whole make run (first, cached) vs commit ea0866f; appends benchmarks/history.jsonl (ARGS="--section run"; "--section scale" alone: data stages and one epoch at 100k, 1M, 3M generated reviews; "--section tokenize" alone)
 .PHONY: bench
 bench: $(INSTALLED)
 	$(PY) -m tools.bench $(ARGS)

@@ -17,6 +17,10 @@ Then the data stages and one epoch on growing numbers of realistic reviews (`--s
 never part of `all`: it takes an hour and several GB of disk at its default sizes;
 `tools/bench_scale.py`). Written to `scale.json`.
 
+And the tokenize-and-encode pass alone (`--section tokenize`, never part of `all`): the batch
+tokenizer on the offline corpus in reviews per CPU second against the per-review regex, and the
+reviews the two encode differently (`tools/bench_tokenizer.py`). Written to `tokenize.json`.
+
 Every section measured appends its numbers to the history (`benchmarks/history.jsonl`,
 `tools/bench_history.py`) and prints them under the earlier ones.
 """
@@ -38,7 +42,7 @@ import numpy as np
 from tasks.config import DataCheckConfig, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.reporting.tables import markdown_table
 from tasks.storage import fs
-from tools import bench_history, bench_run, bench_scale, datasets
+from tools import bench_history, bench_run, bench_scale, bench_tokenizer, datasets
 
 BASELINE, OURS = "baseline", "ours"
 RESULT_PREFIX = "BENCH-RESULT "  # marks the worker's one line of JSON on stdout
@@ -414,6 +418,19 @@ def measure_scale(args: argparse.Namespace, out: Path, variants: list[str]) -> t
     return options, numbers, text
 
 
+def measure_tokenize(args: argparse.Namespace, out: Path, variants: list[str]) -> tuple[dict, dict, str]:
+    result = bench_tokenizer.bench_tokenizer()
+    fs.write_json(str(out / "tokenize.json"), result)
+    numbers = {name: value for name, value in result.items() if name != "reviews"}
+    text = (
+        f"tokenize and encode, {result['reviews']:,} offline reviews, per CPU second (one core): "
+        f"batch tokenizer {result['batch_reviews_per_cpu_second']:,}/s, per-review regex "
+        f"{result['regex_reviews_per_cpu_second']:,}/s ({result['speedup']}x), "
+        f"{result['mismatched_reviews']} reviews encoded differently"
+    )
+    return {"reviews": result["reviews"]}, numbers, text
+
+
 def _sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
@@ -424,9 +441,15 @@ def _sizes(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(sizes)))
 
 
-SECTIONS = ("training", "scoring", "run", "scale")
+SECTIONS = ("training", "scoring", "run", "scale", "tokenize")
 ALL_SECTIONS = ("training", "scoring", "run")  # scale takes an hour and GBs of disk: asked for by name only
-MEASURE = {"training": measure_training, "scoring": measure_scoring, "run": measure_run, "scale": measure_scale}
+MEASURE = {
+    "training": measure_training,
+    "scoring": measure_scoring,
+    "run": measure_run,
+    "scale": measure_scale,
+    "tokenize": measure_tokenize,
+}
 
 
 def bench_training(args: argparse.Namespace, out: Path, variants: list[str]) -> list[dict]:

@@ -43,10 +43,15 @@ def bench_tokenizer(num_words: int = 500, maxlen: int = 100) -> dict:
         reviews = prepare.encode_words(tokenizer.split_words(texts), ids, labels)
         return store.pad_reviews(reviews, maxlen)
 
-    lookup = {word: rank + corpus.INDEX_FROM if rank < num_words - corpus.INDEX_FROM else corpus.OOV_ID for word, rank in word_index.items()}
+    lookup = {
+        word: rank + corpus.INDEX_FROM if rank < num_words - corpus.INDEX_FROM else corpus.OOV_ID
+        for word, rank in word_index.items()
+    }
 
     def per_review() -> np.ndarray:
-        rows = [[corpus.START_ID, *[lookup[w] for w in corpus.tokenize(text) if w in lookup]] for text in texts.to_pylist()]
+        rows = [
+            [corpus.START_ID, *[lookup[w] for w in corpus.tokenize(text) if w in lookup]] for text in texts.to_pylist()
+        ]
         return store.pad_reviews(corpus.Reviews.from_lists(rows, labels), maxlen)
 
     batch_seconds, regex_seconds = _best_cpu_seconds(batch), _best_cpu_seconds(per_review)
