@@ -16,7 +16,7 @@ for one epoch on them in a fresh process with a fresh Prefect home and storage (
   skipped, since they would only fail later.
 
 It prints a table per size, then the growth (the log-log slope of data-stage time against reviews,
-smallest to largest size; the peak's ratio from 1M to the largest) against the goals of issue 26.
+smallest to largest size; the peak's ratio from 1M to the largest) against the scaling goals.
 Written to `scale.json`; the numbers go into the history.
 """
 
@@ -57,7 +57,7 @@ STOP_GRACE_SECONDS = 60  # after SIGTERM, before SIGKILL
 RUN_TIMEOUT_SECONDS = 4 * 3600
 GB = 1e9  # the issue's goals are in decimal gigabytes
 
-# Issue 26's "Done when", on a 2-core, 24 GiB machine.
+# The scaling goals, on a 2-core, 24 GiB machine.
 REFERENCE_ROWS = 1_000_000  # the peak is judged at 1M reviews, and its growth from there
 LARGEST_MIN_ROWS = 3_000_000  # the largest size must be at least this
 PEAK_GOAL_GB = 2.5
@@ -278,7 +278,7 @@ def growth(results: list[dict]) -> dict:
 
 
 def scale_goals(summary: dict) -> list[dict]:
-    """Issue 26's goals, each `met`, `not met` (a size it needs failed counts as not met) or `not
+    """The scaling goals, each `met`, `not met` (a size it needs failed counts as not met) or `not
     judged`: the peak at 1M needs a 1M size; the growth and the time per million need 1M and a
     largest size of at least 3M, as the issue asks."""
     results = {result["rows"]: result for result in summary["results"]}

@@ -1,5 +1,5 @@
 """The scale section's arithmetic (tools/bench_scale.py): which stages are data stages, the growth
-and issue 26's verdicts (the runs themselves are measured in tests/e2e/test_bench_scale.py)."""
+and the scaling goals' verdicts (the runs themselves are measured in tests/e2e/test_bench_scale.py)."""
 
 from __future__ import annotations
 
