@@ -112,7 +112,8 @@ def test_the_data_terms_are_a_streamed_window_and_per_review_bookkeeping():
 def test_a_row_count_beyond_the_machine_is_refused_in_one_line():
     run = PipelineConfig()
     available = machine_memory_bytes()
-    rows = int(available // (config.REVIEW_BOOKKEEPING_VALUES * config.BYTES_PER_VALUE)) + 1  # bookkeeping alone exceeds it
+    # so many reviews that their bookkeeping alone exceeds the whole machine
+    rows = int(available // (config.REVIEW_BOOKKEEPING_VALUES * config.BYTES_PER_VALUE)) + 1
     refuse_unless_it_fits(run, 25_000)
     with pytest.raises(DataError) as refused:
         refuse_unless_it_fits(run, rows)

@@ -382,7 +382,9 @@ def test_a_duplicate_keeps_the_split_of_its_last_occurrence(tmp_path):
 
 
 def test_a_split_left_empty_is_refused(tmp_path):
-    write_jsonl(tmp_path / "a.jsonl", [{"text": text, "label": i % 2, "split": "train"} for i, text in enumerate(texts(30))])
+    write_jsonl(
+        tmp_path / "a.jsonl", [{"text": text, "label": i % 2, "split": "train"} for i, text in enumerate(texts(30))]
+    )
     with pytest.raises(ReviewFileError, match=r"a\.jsonl: 30 distinct reviews leave the val split empty"):
         prepare_own(str(tmp_path), tmp_path.parent / "store")
     write_jsonl(
