@@ -30,7 +30,7 @@ _CLASSIFY = bytes(byte + 32 if 65 <= byte <= 90 else byte if byte in _WORD_BYTES
 _DOTTED_CAPITAL_I = b"\xc4\xb0"  # lowercases to "i" + U+0307, a separator
 _KELVIN_SIGN = b"\xe2\x84\xaa"  # lowercases to "k"
 _LINE_BREAK = b"<br />"
-_SPECIAL_CHARACTERS = re.compile(re.escape(_DOTTED_CAPITAL_I) + b"|" + re.escape(_KELVIN_SIGN))
+_DOTTED_CAPITALS = re.compile(re.escape(_DOTTED_CAPITAL_I))
 _LINE_BREAKS = re.compile(rb"<[bB][rR] />")  # what lowercases to "<br />"
 # Words of up to 8 bytes are one uint64, of up to 16 two: looked up exactly by those integers.
 # Longer words (a tiny share of any English text) go through a dict of their bytes.
@@ -71,7 +71,7 @@ def split_words(texts: pa.Array | pa.ChunkedArray) -> Words:
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(texts) + 1, offset=texts.offset * 8)
     raw = memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])] if data_buffer is not None else b""
     offsets = offsets - offsets[0]
-    raw = bytes(raw)
+    raw, offsets = _replace_kelvin_signs(bytes(raw), offsets)
     classified = bytearray(raw.translate(_CLASSIFY))
     marks = np.frombuffer(classified, dtype=np.uint8)
     _mark_special_characters(raw, marks, offsets)
@@ -86,14 +86,20 @@ def split_words(texts: pa.Array | pa.ChunkedArray) -> Words:
     return Words(chars, word_starts, np.searchsorted(starts, offsets).astype(np.int64))
 
 
+def _replace_kelvin_signs(raw: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Each Kelvin sign as the one byte "k" it lowercases to, the reviews' offsets moved to match: as
+    three bytes, its first two would separate it from a letter or digit before it ("aKb" is one word)."""
+    if _KELVIN_SIGN not in raw:
+        return raw, offsets
+    found = np.array([match.start() for match in re.finditer(re.escape(_KELVIN_SIGN), raw)], dtype=np.int64)
+    moved = offsets - (len(_KELVIN_SIGN) - 1) * np.searchsorted(found, offsets)
+    return raw.replace(_KELVIN_SIGN, b"k"), moved
+
+
 def _mark_special_characters(raw: bytes, marks: np.ndarray, offsets: np.ndarray) -> None:
-    """Writes "i" for "İ", "k" for the Kelvin sign, and spaces over the letters of "<br />" (any
-    case, within one review) into `marks`."""
-    for match in _SPECIAL_CHARACTERS.finditer(raw):
-        if match.group() == _KELVIN_SIGN:
-            marks[match.end() - 1] = ord("k")
-        else:
-            marks[match.start()] = ord("i")
+    """Writes "i" for "İ" and spaces over the letters of "<br />" (any case, within one review) into `marks`."""
+    for match in _DOTTED_CAPITALS.finditer(raw):
+        marks[match.start()] = ord("i")
     breaks = np.array([match.start() for match in _LINE_BREAKS.finditer(raw)], dtype=np.int64)
     if breaks.size:
         review_end = offsets[np.searchsorted(offsets, breaks, side="right")]
@@ -120,7 +126,7 @@ def _cut_at_review_bounds(
     starts: np.ndarray, ends: np.ndarray, is_word: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Splits the runs of word bytes that run on from one review into the next."""
-    bounds = offsets[1:-1]
+    bounds = np.unique(offsets[1:-1])  # an empty review repeats its neighbour's bound: cut there once
     bounds = bounds[(bounds > 0) & (bounds < len(is_word))]
     cuts = bounds[is_word[bounds - 1] & is_word[bounds]]
     if not cuts.size:
