@@ -228,7 +228,9 @@ class WordIds:
         medium = np.flatnonzero((keys.lengths > _SHORT) & (keys.lengths <= _MEDIUM))
         first, second = keys.first[medium], keys.second[medium]
         position = self._medium.get_indexer(first * _MIX ^ second)
-        same = (position >= 0) & (self._first[position] == first) & (self._second[position] == second)
+        same = np.zeros(len(medium), dtype=bool)
+        if len(self._medium):  # without medium words there is nothing at position -1 to compare with
+            same = (position >= 0) & (self._first[position] == first) & (self._second[position] == second)
         found[medium] = np.where(same, _ids_at(position, self._medium_ids), 0)
         if self._long:
             rest = np.concatenate([np.flatnonzero(keys.lengths > _MEDIUM), medium[~same]])

@@ -102,7 +102,16 @@ def test_only_two_non_ascii_characters_lowercase_to_a_word_character():
         [""],
         [],
     ],
-    ids=["apostrophes", "line-breaks", "review-bounds", "kelvin-sign", "dotted-capital-i", "non-ascii", "empty", "none"],
+    ids=[
+        "apostrophes",
+        "line-breaks",
+        "review-bounds",
+        "kelvin-sign",
+        "dotted-capital-i",
+        "non-ascii",
+        "empty",
+        "none",
+    ],
 )
 def test_split_words_gives_the_reference_words_on_awkward_text(texts):
     assert_same_words(texts)
@@ -178,3 +187,21 @@ def test_word_ids_look_up_words_of_every_length_as_a_dict_does():
 def test_word_ids_of_an_empty_vocabulary_find_nothing():
     words = split_words(pa.array(["a few words", "", "abcdefghijklmnopqrstuvwxyz"]))
     np.testing.assert_array_equal(WordIds({}).lookup(words), np.zeros(len(words), dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        {"film": 4, "a": 5},
+        {"wonderful": 4},
+        {"extraordinarily": 4},
+        {"incomprehensibilities": 4},
+        {"film": 4, "x" * 20: 5},
+    ],
+    ids=["short-only", "medium-only", "medium-16", "long-only", "short-and-long"],
+)
+def test_word_ids_of_a_vocabulary_lacking_a_length_class_look_up_every_word(known):
+    texts = ["a wonderful film", "extraordinarily incomprehensibilities", "x" * 20 + " abcdefghijkl"]
+    words = split_words(pa.array(texts))
+    flat = [text for row in words.as_lists() for text in row]
+    np.testing.assert_array_equal(WordIds(known).lookup(words), [known.get(text, 0) for text in flat])
