@@ -4,6 +4,7 @@ row groups of uint16 ids read back group by group, and the statistics gathered b
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 from pathlib import Path
@@ -121,7 +122,7 @@ def test_statistics_gathered_batch_by_batch_equal_those_of_the_whole():
     whole.add(reviews)
     batched = SplitStatistics(maxlen=200, num_words=40)
     bounds = [0, 1, 1, 90, 91, 400, 700]  # an empty batch and a batch of one among them
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+    for start, end in itertools.pairwise(bounds):
         batched.add(reviews.take(np.arange(start, end)))
     assert batched.describe() == whole.describe()
     np.testing.assert_array_equal(batched.fingerprints(), whole.fingerprints())
