@@ -512,3 +512,39 @@ def split_npz(path: Path, num_words: int, val_fraction: float, seed: int) -> dic
     train_part, test = corpus.load_keras_npz(path, num_words)
     train, val = split.split_train_val(np.arange(len(train_part)), val_fraction, seed)
     return {"train": train_part.take(train), "val": train_part.take(val), "test": test}
+
+
+def file_source(kind: str, path: Path) -> Any:
+    """A resolved source of `kind` (offline or npz) for a local file, as the download stage gives it."""
+    from tasks.data.sources import SourceInfo
+
+    return SourceInfo(kind=kind, uri=str(path), local_path=str(path), sha256=sha256(Path(path)), description=kind)
+
+
+def prepare_source(source: Any, root: Path, seed: int = 0, **data: Any) -> tuple[Any, Any]:
+    """The split plan and the stored data set of a resolved source under `root`, as the stages make them."""
+    from tasks.config import DataConfig
+    from tasks.data import prepare
+
+    config = DataConfig(cache_dir=str(root / "cache-datasets"), **data)
+    plan = prepare.split_resolved(source, config, seed, str(root))
+    return plan, prepare.store_splits(plan, source, config, seed, str(root))
+
+
+def stored_rows(uri: str) -> list[list[int]]:
+    """A stored split's rows with their front padding cut off."""
+    from tasks.data.store import read_split
+
+    tokens, _, _ = read_split(uri)
+    return [[int(token) for token in row if token] for row in tokens]
+
+
+def write_reviews_csv(path: Path, rows: list[tuple[str, int]], header: str = "text,label,source") -> Path:
+    """A CSV of (text, label[, ...]) rows, quoted where a field needs it."""
+    import csv
+
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header.split(","))
+        writer.writerows(rows)
+    return path

@@ -74,6 +74,7 @@ def split_words(texts: pa.Array | pa.ChunkedArray) -> Words:
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(texts) + 1, offset=texts.offset * 8)
     raw = bytes(memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1])]) if data_buffer is not None else b""
     offsets = offsets - offsets[0]
+    raw, offsets = _replace_kelvin_signs(raw, offsets)
     classified = bytearray(raw.translate(_CLASSIFY))
     marks = np.frombuffer(classified, dtype=np.uint8)
     _mark_special_characters(raw, marks, offsets)
@@ -83,22 +84,31 @@ def split_words(texts: pa.Array | pa.ChunkedArray) -> Words:
     before, after = np.zeros_like(is_word), np.zeros_like(is_word)
     before[1:], after[:-1] = is_word[:-1], is_word[1:]
     inner = offsets[1:-1]
+    inner = inner[(inner > 0) & (inner < len(is_word))]  # empty reviews at either end bound nothing
     before[inner], after[inner - 1] = False, False
     starts = np.flatnonzero(is_word & ~before)
     ends = np.flatnonzero(is_word & ~after) + 1
     return Words(bytes(classified), starts, ends - starts, np.searchsorted(starts, offsets).astype(np.int64))
 
 
+def _replace_kelvin_signs(raw: bytes, offsets: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Each Kelvin sign as the one byte "k" it lowercases to, the reviews' offsets moved to match: as
+    three bytes, its first two would separate it from a letter or digit before it ("aKb" is one word)."""
+    leads = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == _KELVIN_SIGN[0])
+    found = np.array([start for start in leads.tolist() if raw.startswith(_KELVIN_SIGN, start)], dtype=np.int64)
+    if not found.size:
+        return raw, offsets
+    moved = offsets - (len(_KELVIN_SIGN) - 1) * np.searchsorted(found, offsets)
+    return raw.replace(_KELVIN_SIGN, b"k"), moved
+
+
 def _mark_special_characters(raw: bytes, marks: np.ndarray, offsets: np.ndarray) -> None:
-    """Writes "i" for "İ", "k" for the Kelvin sign, and spaces over the letters of "<br />" (any
-    case, within one review) into `marks`."""
-    original = np.frombuffer(raw, dtype=np.uint8)
-    leads = np.flatnonzero((original == _DOTTED_CAPITAL_I[0]) | (original == _KELVIN_SIGN[0]))
+    """Writes "i" for "İ" (its second byte stays a space: it lowercases to "i" and a combining dot),
+    and spaces over the letters of "<br />" (any case, within one review) into `marks`."""
+    leads = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == _DOTTED_CAPITAL_I[0])
     for position in leads.tolist():
         if raw.startswith(_DOTTED_CAPITAL_I, position):
             marks[position] = ord("i")
-        elif raw.startswith(_KELVIN_SIGN, position):
-            marks[position + 2] = ord("k")
     breaks = np.array([match.start() for match in _LINE_BREAKS.finditer(raw)], dtype=np.int64)
     if breaks.size:
         review_end = offsets[np.searchsorted(offsets, breaks, side="right")]

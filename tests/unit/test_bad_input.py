@@ -35,7 +35,11 @@ BAD_OPTIONS = [
     (["--maxlen", str(2**31)], "--maxlen", "less than or equal to 2147483647"),
     # Sizes whose memory estimate exceeds any machine's (petabytes): refused before anything is allocated.
     (["--num-words", "2000000000"], "--num-words", "2000000000 would need about 1,527,309.5 GiB of memory"),
-    (["--maxlen", "2000000000", "--variants", "embedding"], "--maxlen", "GiB of memory (the padded splits)"),
+    (
+        ["--maxlen", "2000000000", "--variants", "embedding"],
+        "--maxlen",
+        "GiB of memory (a streamed window of padded ids)",
+    ),
     (["--rnn-units", "10000000"], "--rnn-units", "GiB of memory (weights and optimizer state)"),
     (["--embedding-dim", "10000000000"], "--embedding-dim", "GiB of memory (a training batch's activations)"),
     (["--batch-size", str(10**12)], "--batch-size", "GiB of memory (a training batch's activations)"),

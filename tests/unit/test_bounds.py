@@ -8,7 +8,8 @@ from pydantic import ValidationError
 
 from flows.cli import describe_validation_error
 from tasks import config
-from tasks.config import MEMORY_SHARE, PipelineConfig, estimate_peak_bytes, machine_memory_bytes
+from tasks.config import MEMORY_SHARE, PipelineConfig, estimate_peak_bytes, machine_memory_bytes, refuse_unless_it_fits
+from tasks.errors import DataError
 from tasks.training import variants
 
 
@@ -63,15 +64,17 @@ def test_the_option_named_is_the_one_furthest_above_its_default(monkeypatch):
 @pytest.mark.parametrize(
     ("chosen", "larger", "expected"),
     [
-        (("onehot",), False, 246_096_128),
-        (("onehot",), True, 2_593_419_776),
-        (("embedding",), False, 41_424_128),
-        (("embedding",), True, 137_867_776),
-        (("onehot", "embedding"), False, 246_224_128),
-        (("onehot", "embedding"), True, 2_595_467_776),
+        (("onehot",), False, 222_403_328),
+        (("onehot",), True, 2_515_941_376),
+        (("embedding",), False, 17_731_328),
+        (("embedding",), True, 60_389_376),
+        (("onehot", "embedding"), False, 222_531_328),
+        (("onehot", "embedding"), True, 2_517_989_376),
     ],
 )
 def test_the_estimate_of_the_registered_variants_stays_what_it_was(chosen, larger, expected):
+    # The values before streaming, less the padded splits' 50,000 x maxlen x 2 ids, plus a streamed
+    # window of 16,384 x maxlen x 2 ids and 16 values of bookkeeping per review (x 4 bytes).
     sizes = (
         {"data": {"num_words": 2000, "maxlen": 300}, "model": {"rnn_units": 32, "embedding_dim": 64}} if larger else {}
     )
@@ -94,3 +97,26 @@ def test_a_new_variant_is_estimated_from_its_footprint_in_the_registry(monkeypat
         del variants.VARIANTS[wide.name]
     assert term == "weights and optimizer state" and fields[0] == "data.num_words"
     assert needed > 500 * 10**6 * config.WEIGHT_COPIES * config.BYTES_PER_VALUE
+
+
+def test_the_data_terms_are_a_streamed_window_and_per_review_bookkeeping():
+    run = PipelineConfig.model_validate(sized(variants=("embedding",), maxlen=20))
+    small, _, _, _ = estimate_peak_bytes(run, rows=1)
+    large, _, term, fields = estimate_peak_bytes(run, rows=10**9)
+    assert large - small == (10**9 - 1) * config.REVIEW_BOOKKEEPING_VALUES * config.BYTES_PER_VALUE
+    assert term == "per-review bookkeeping" and fields == config.DATA_FIELDS
+    wide = PipelineConfig.model_validate(sized(variants=("embedding",), maxlen=4000))
+    assert estimate_peak_bytes(wide, rows=1)[2] == "a streamed window of padded ids"
+
+
+def test_a_row_count_beyond_the_machine_is_refused_in_one_line():
+    run = PipelineConfig()
+    available = machine_memory_bytes()
+    # so many reviews that their bookkeeping alone exceeds the whole machine
+    rows = int(available // (config.REVIEW_BOOKKEEPING_VALUES * config.BYTES_PER_VALUE)) + 1
+    refuse_unless_it_fits(run, 25_000)
+    with pytest.raises(DataError) as refused:
+        refuse_unless_it_fits(run, rows)
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{rows:,} reviews would need about ")
+    assert "(per-review bookkeeping)" in message and "more than 80% of this machine's" in message

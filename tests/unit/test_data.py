@@ -5,15 +5,27 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from collections import Counter
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from sklearn.model_selection import train_test_split
 
-from tasks.data import corpus
-from tasks.data.split import split_reviews, split_source
+from tasks.config import DataConfig
+from tasks.data import corpus, reading, split, store
+from tasks.data.store import read_split
 from tasks.errors import DataError
-from tests.helpers import keras_load_data, review_lists, write_imdb_npz
+from tests.helpers import (
+    file_source,
+    keras_load_data,
+    prepare_source,
+    review_lists,
+    split_npz,
+    stored_rows,
+    write_imdb_npz,
+    write_reviews_csv,
+)
 
 
 @pytest.mark.parametrize("num_words", [4, 25, 500])
@@ -103,20 +115,23 @@ def test_ids_below_one_and_empty_splits_are_refused(tmp_path):
 
 def test_split_matches_train_test_split_and_is_deterministic(imdb_npz):
     train_part, _ = corpus.load_keras_npz(imdb_npz, 50)
-    train, val = split_reviews(train_part, 0.2, seed=42)
+    rows = np.arange(len(train_part))
+    train, val = split.split_train_val(rows, 0.2, seed=42)
     sequences = np.empty(len(train_part), dtype=object)
     sequences[:] = review_lists(train_part)
     x_train, x_val, _, y_val = train_test_split(sequences, train_part.labels, test_size=0.2, random_state=42)
-    assert review_lists(train) == list(x_train)
-    assert review_lists(val) == list(x_val)
-    np.testing.assert_array_equal(val.labels, y_val)
-    again, _ = split_reviews(train_part, 0.2, seed=42)
-    assert review_lists(again) == review_lists(train)
-    other, _ = split_reviews(train_part, 0.2, seed=7)
-    assert review_lists(other) != review_lists(train)
+    assert review_lists(train_part.take(train)) == list(x_train)
+    assert review_lists(train_part.take(val)) == list(x_val)
+    np.testing.assert_array_equal(train_part.labels[val], y_val)
+    again, _ = split.split_train_val(rows, 0.2, seed=42)
+    np.testing.assert_array_equal(again, train)
+    other, _ = split.split_train_val(rows, 0.2, seed=7)
+    assert other.tolist() != train.tolist()
+    with pytest.raises(DataError, match="cannot split 1 review"):
+        split.split_train_val(rows[:1], 0.2, seed=42)
 
 
-def test_tokenize_and_rank_vocabulary():
+def test_tokenize_and_rank_words():
     assert corpus.tokenize("Great film!<br /><br />It's GREAT, 10/10.") == [
         "great",
         "film",
@@ -125,42 +140,62 @@ def test_tokenize_and_rank_vocabulary():
         "10",
         "10",
     ]
-    ranks = corpus.rank_vocabulary([["b", "a", "b"], ["c", "a", "b"]])
+    ranks = split.rank_words(Counter(["b", "a", "b", "c", "a", "b"]))
     assert ranks == {"b": 1, "a": 2, "c": 3}
+    assert split.rank_words(Counter({"z": 2, "a": 2, "m": 3})) == {"m": 1, "a": 2, "z": 3}  # ties alphabetical
+
+
+def _offline_csv(tmp_path):
+    rows = [(f"Fine fine fine movie movie good {i}", 1, "imdb") for i in range(10)]
+    rows += [(f"fine fine fine movie movie bad {i}", 0, "imdb") for i in range(10, 20)]
+    rows += [(" ".join(["zebra"] * 11), 1, "rotten_tomatoes")]
+    return file_source("offline", write_reviews_csv(tmp_path / "reviews.csv", rows))
 
 
 def test_offline_vocabulary_is_ranked_on_training_reviews_only(tmp_path):
-    rows = ["text,label,source"]
-    rows += [f'"Fine fine fine movie movie good {i}",1,imdb' for i in range(10)]
-    rows += [f'"fine fine fine movie movie bad {i}",0,imdb' for i in range(10, 20)]
-    rows += ['"zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra zebra",1,rotten_tomatoes']
-    csv = tmp_path / "reviews.csv"
-    csv.write_text("\n".join(rows) + "\n")
-    train, test = corpus.load_offline_reviews(csv, num_words=1000)
-    assert (len(train), len(test)) == (16, 4)
-    assert train.labels.mean() == test.labels.mean() == 0.5  # stratified
+    source = _offline_csv(tmp_path)
+    plan, dataset = prepare_source(source, tmp_path, num_words=1000, maxlen=20)
+    assert plan.source_rows == 20  # the rotten tomatoes row is not part of the corpus
+    assert plan.rows["train"] + plan.rows["val"] == 16 and plan.rows["test"] == 4
+    training = stored_rows(dataset.split_uris["train"]) + stored_rows(dataset.split_uris["val"])
+    test = stored_rows(dataset.split_uris["test"])
+    _, test_labels, _ = read_split(dataset.split_uris["test"])
+    assert test_labels.mean() == 0.5  # stratified
     # "fine" and "movie" rank first and second: ids 4 and 5 after the start id and the shift by 3
-    assert {tuple(row[:6]) for row in review_lists(train)} == {(1, 4, 4, 4, 5, 5)}
-    assert len(train.ids) == 16 * 8  # the rotten tomatoes row is not part of the corpus
+    assert {tuple(row[:6]) for row in training + test} == {(1, 4, 4, 4, 5, 5)}
+    assert sum(map(len, training)) == 16 * 8
+    assert "zebra" not in plan.word_index()
     # each test review's number never occurs in training: skipped, as in the canonical file
-    assert {len(row) for row in review_lists(test)} == {7}
-    clipped, _ = corpus.load_offline_reviews(csv, num_words=5)
-    assert {tuple(row[:6]) for row in review_lists(clipped)} == {(1, 4, 4, 4, 2, 2)}
+    assert {len(row) for row in test} == {7}
+    test_numbers = {text.rsplit(" ", 1)[1] for text in pq.read_table(dataset.split_uris["test"])["review"].to_pylist()}
+    assert len(test_numbers) == 4 and not test_numbers & set(plan.word_index())
+    _, clipped = prepare_source(source, tmp_path, num_words=5, maxlen=20)
+    assert {tuple(row[:6]) for row in stored_rows(clipped.split_uris["train"])} == {(1, 4, 4, 4, 2, 2)}
 
 
-def test_offline_corpus_of_the_package_has_the_expected_split():
+def test_offline_corpus_of_the_package_has_the_expected_split(tmp_path):
     from tasks.data.sources import offline_source
 
     source = offline_source()
-    train, test = corpus.load_offline_reviews(source.local_path, num_words=500)
-    assert (len(train), len(test)) == (20_000, 5_000)
-    assert train.labels.mean() == test.labels.mean() == 0.5
-    assert train.ids.max() == 499
+    config = DataConfig(cache_dir=str(tmp_path / "cache"), num_words=500)
+    plan = split.plan_splits(source, config, 0, str(tmp_path), "k")
+    assert (plan.rows["train"] + plan.rows["val"], plan.rows["test"]) == (20_000, 5_000)
+    labels = np.concatenate([batch.labels for batch in reading.read_batches(source, "text", "label", str(tmp_path))])
+    assignment = plan.assignment()
+    assert labels[assignment != split.TEST].mean() == labels[assignment == split.TEST].mean() == 0.5
+    assert len(plan.word_index()) > 500
 
 
-def test_split_source_dispatches_on_kind(imdb_npz):
-    splits = split_source("npz", imdb_npz, 50, 0.25, seed=1)
-    assert {name: len(part) for name, part in splits.items()} == {"train": 180, "val": 60, "test": 120}
+def test_the_npz_plan_splits_its_train_part_and_keeps_its_test_part(imdb_npz, tmp_path):
+    plan, dataset = prepare_source(file_source("npz", imdb_npz), tmp_path, num_words=50, maxlen=20, val_fraction=0.25)
+    assert plan.rows == {"train": 180, "val": 60, "test": 120} and plan.word_index() is None
+    in_memory = split_npz(imdb_npz, 50, 0.25, seed=0)
+    for name in ("train", "val", "test"):
+        tokens, labels, _ = read_split(dataset.split_uris[name])
+        expected = store.pad_reviews(in_memory[name], 20)
+        # the plan keeps the source's order, not the split's: equal as multisets of rows
+        assert sorted(map(tuple, tokens.tolist())) == sorted(map(tuple, expected.tolist()))
+        assert sorted(labels.tolist()) == sorted(in_memory[name].labels.tolist())
 
 
 def test_pickle_of_real_object_arrays_is_allowed(tmp_path):

@@ -4,14 +4,17 @@ the champion's statistics."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.config import DataCheckConfig, DataConfig
-from tasks.data import checks, corpus, drift, store
+from tasks.data import checks, corpus, drift, prepare, store
 from tasks.data.corpus import Reviews
-from tasks.errors import DataError
+from tasks.data.statistics import SplitStatistics
+from tasks.errors import DataError, StorageError
 from tasks.registry import gate
 from tasks.reporting import plots, report
 from tasks.storage import fs, layout
@@ -44,11 +47,17 @@ def healthy_splits(seed: int = 0, **changes: Reviews) -> dict[str, Reviews]:
 
 def stored(splits: dict[str, Reviews], tmp_path) -> store.DatasetInfo:
     metadata = store.dataset_metadata(DataConfig(num_words=NUM_WORDS, maxlen=MAXLEN), 0, "generated", "0" * 64)
-    return store.store_dataset(splits, MAXLEN, metadata, str(tmp_path / "store"))
+    return prepare.store_reviews(splits, MAXLEN, metadata, str(tmp_path / "store"))
+
+
+def described(splits: dict[str, Reviews], tmp_path) -> dict:
+    """The statistics of the splits stored under `tmp_path`: their profile and the stored files."""
+    dataset = stored(splits, tmp_path)
+    return checks.describe_dataset(checks.read_profile(dataset), dataset)
 
 
 def findings(splits: dict[str, Reviews], tmp_path, config: DataCheckConfig = CONFIG) -> dict[str, list]:
-    statistics = checks.describe_dataset(splits, stored(splits, tmp_path))
+    statistics = described(splits, tmp_path)
     by_level = {"ok": [], "warning": [], "error": []}
     for finding in checks.run_checks(statistics, config):
         by_level[finding.level].append(finding)
@@ -56,7 +65,8 @@ def findings(splits: dict[str, Reviews], tmp_path, config: DataCheckConfig = CON
 
 
 def error_line(splits, tmp_path, config: DataCheckConfig = CONFIG) -> str:
-    result = checks.check_dataset(splits, stored(splits, tmp_path), config, None, "no champion yet")
+    dataset = stored(splits, tmp_path)
+    result = checks.check_dataset(checks.read_profile(dataset), dataset, config, None, "no champion yet")
     with pytest.raises(checks.DataCheckFailed) as caught:
         checks.raise_on_failed_checks(result)
     message = str(caught.value)
@@ -72,7 +82,9 @@ def test_healthy_generated_data_passes_every_check_without_warnings(tmp_path):
 
 def test_statistics_count_lengths_before_padding_truncation_oov_and_labels(tmp_path):
     reviews = Reviews.from_lists([[1, 5, 2, 7], [1] + [4] * 29, [1], [1, 2, 2]], np.array([1, 0, 1, 1]))
-    split = checks.describe_split(reviews, maxlen=4, num_words=10)
+    described = SplitStatistics(maxlen=4, num_words=10)
+    described.add(reviews)
+    split = described.describe()
     assert split["rows"] == 4 and split["labels"] == {"0": 1, "1": 3} and split["positive_share"] == 0.75
     assert split["length"]["min"] == 1 and split["length"]["max"] == 30 and split["length"]["p50"] == 3.5
     assert split["truncated_share"] == 0.25 and split["padded_share"] == 0.5  # 30 > 4; 1 and 3 < 4
@@ -94,15 +106,18 @@ def test_a_single_class_split_stops_the_run(tmp_path):
 
 def _rewrite_stored(dataset: store.DatasetInfo, name: str, change) -> None:
     tokens, labels, metadata = store.read_split(dataset.split_uris[name])
-    tokens, labels = change(tokens.copy(), labels.copy())
-    store.write_split(dataset.split_uris[name], tokens, labels, metadata)
+    tokens, labels = change(tokens.astype(np.int32), labels.copy())
+    # as int32 ids (a split written by another tool), so that negative ids can be stored at all
+    as_int32 = store.to_table(tokens, labels, {"maxlen": metadata["maxlen"]})
+    as_int32 = as_int32.replace_schema_metadata({store.METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+    pq.write_table(as_int32, dataset.split_uris[name])
 
 
 def _stored_error(tmp_path, name: str, change) -> str:
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     _rewrite_stored(dataset, name, change)
-    result = checks.check_dataset(splits, dataset, CONFIG, None, "no champion yet")
+    result = checks.check_dataset(checks.read_profile(dataset), dataset, CONFIG, None, "no champion yet")
     with pytest.raises(checks.DataCheckFailed) as caught:
         checks.raise_on_failed_checks(result)
     return str(caught.value)
@@ -157,7 +172,7 @@ def test_overlap_at_the_limit_passes_and_counts_val_as_training(tmp_path):
     )
     result = findings({**splits, "test": repeated}, tmp_path, DataCheckConfig(min_split_rows=20, max_overlap=0.01))
     assert not result["error"]
-    statistics = checks.describe_dataset({**splits, "test": repeated}, stored({**splits, "test": repeated}, tmp_path))
+    statistics = described({**splits, "test": repeated}, tmp_path)
     assert statistics["duplicates"]["test_in_training"] == {"rows": 1, "share": 0.01}
     assert statistics["duplicates"]["across"]["val/test"]["rows"] == 1
 
@@ -194,7 +209,7 @@ def test_a_vocabulary_leaving_most_words_unknown_is_a_warning(tmp_path):
 
 
 def statistics_of(splits, tmp_path) -> dict:
-    return checks.describe_dataset(splits, stored(splits, tmp_path / str(len(list(tmp_path.iterdir())))))
+    return described(splits, tmp_path / str(len(list(tmp_path.iterdir()))))
 
 
 def test_the_same_distribution_does_not_drift(tmp_path):
@@ -253,7 +268,7 @@ def test_drift_is_measured_only_against_a_champion_of_another_data_set(tmp_path)
     assert drift.champion_statistics(gate.read_champion(root)[0], root, "abc") == (None, "no champion yet")
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
-    checks.check_dataset(splits, dataset, CONFIG, None, "")
+    checks.check_dataset(checks.read_profile(dataset), dataset, CONFIG, None, "")
     fs.write_json(layout.champion_uri(root), champion_record(f"{root}/runs/gone", dataset.key))
     assert drift.champion_statistics(gate.read_champion(root)[0], root, dataset.key) == (
         None,
@@ -275,7 +290,7 @@ def test_statistics_are_kept_beside_the_splits_and_written_into_the_run(tmp_path
     splits = healthy_splits()
     dataset = stored(splits, tmp_path)
     reference = statistics_of(healthy_splits(3, train=generated_reviews(200, 4, lengths=(100, 300))), tmp_path)
-    result = checks.check_dataset(splits, dataset, CONFIG, reference, "the champion's data set x")
+    result = checks.check_dataset(checks.read_profile(dataset), dataset, CONFIG, reference, "the champion's data set x")
     beside = fs.read_json(fs.join(dataset.uri, layout.CHECKS_NAME))
     assert beside == {"statistics": json.loads(json.dumps(result.statistics))}
     checks.write_run_files(result, tmp_path / "run")
@@ -319,3 +334,24 @@ def test_batch_drift_says_why_it_was_not_measured():
     small = DriftReference({"splits": {}}, "the training data", 0.1)
     measured = batch_drift(None, texts, probabilities, small)
     assert measured["drift"] is None and f"{MIN_DRIFT_ROWS - 1:,} reviews, fewer than" in measured["drift_reference"]
+
+
+def test_the_profile_is_read_only_with_its_recorded_sha256(tmp_path):
+    splits = healthy_splits()
+    dataset = stored(splits, tmp_path)
+    profile = checks.read_profile(dataset)
+    described = SplitStatistics(MAXLEN, NUM_WORDS)
+    described.add(splits["val"])
+    assert profile["splits"]["val"] == json.loads(json.dumps(described.describe()))
+    tampered = {**profile, "duplicates": {**profile["duplicates"], "test_in_training": {"rows": 0, "share": 0.0}}}
+    assert tampered == profile  # the healthy splits share no review: rewriting the same content is no tampering
+    Path(dataset.profile_uri).write_text(json.dumps(tampered, indent=2, sort_keys=True) + "\n")
+    assert checks.read_profile(dataset) == profile
+    tampered = {**profile, "duplicates": {**profile["duplicates"], "test_in_training": {"rows": 3, "share": 0.03}}}
+    Path(dataset.profile_uri).write_text(json.dumps(tampered, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(
+        StorageError, match=r"profile\.json: sha256 .* differs from the .* recorded when it was written"
+    ):
+        checks.read_profile(dataset)
+    with pytest.raises(DataError, match=f"data set {dataset.key} has no profile; store it again"):
+        checks.read_profile(dataset.model_copy(update={"profile_sha256": None}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from keras.utils import pad_sequences
 
-from tasks.data import corpus, store
+from tasks.data import corpus, prepare, store
 from tasks.errors import DataError
 from tests.helpers import review_lists
 
@@ -132,30 +133,43 @@ def test_read_split_refuses_nulls_and_wrong_column_types_naming_file_and_column(
     assert message.startswith(f"{uri}: ") and words in message and "\n" not in message
 
 
-def test_dataset_key_depends_on_content_and_parameters_only(ragged):
-    padded = {name: (store.pad_reviews(ragged, 7), ragged.labels) for name in store.SPLITS}
-    digest = store.content_digest(padded)
+def test_dataset_key_depends_on_content_and_parameters_only(ragged, tmp_path):
+    digest = "0" * 64
     key = store.dataset_key(METADATA, digest)
     assert key == store.dataset_key(dict(reversed(METADATA.items())), digest)
     assert key != store.dataset_key({**METADATA, "maxlen": 8}, digest)
     assert key != store.dataset_key({**METADATA, "source_sha256": "cd"}, digest)
     assert key == store.dataset_key({**METADATA, "source": "https://mirror.example/imdb.npz"}, digest)
-    changed = {**padded, "test": (store.pad_reviews(ragged, 7), 1 - ragged.labels)}
-    assert key != store.dataset_key(METADATA, store.content_digest(changed))
-
-
-def test_store_dataset_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
+    assert key != store.dataset_key(METADATA, "1" * 64)
+    # the content digest: the same reviews give the same key, a label or an id changed another one
     splits = {name: ragged for name in store.SPLITS}
-    info = store.store_dataset(splits, 7, METADATA, str(tmp_path))
+    stored = prepare.store_reviews(splits, 7, METADATA, str(tmp_path / "a")).key
+    assert prepare.store_reviews(splits, 7, METADATA, str(tmp_path / "b")).key == stored
+    relabelled = dataclasses.replace(ragged, labels=1 - ragged.labels)
+    assert prepare.store_reviews({**splits, "test": relabelled}, 7, METADATA, str(tmp_path / "c")).key != stored
+    other_ids = dataclasses.replace(ragged, ids=np.where(ragged.ids == ragged.ids[-1], 3, ragged.ids))
+    assert prepare.store_reviews({**splits, "val": other_ids}, 7, METADATA, str(tmp_path / "d")).key != stored
+
+
+def test_store_reviews_writes_every_split_and_reuses_the_folder(ragged, tmp_path):
+    splits = {name: ragged for name in store.SPLITS}
+    info = prepare.store_reviews(splits, 7, METADATA, str(tmp_path))
     assert info.uri == f"{tmp_path}/data/{info.key}"
     assert sorted(p.name for p in (tmp_path / "data" / info.key).iterdir()) == [
+        "profile.json",
         "test.parquet",
         "train.parquet",
         "val.parquet",
     ]
     assert info.rows == {"train": 7, "val": 7, "test": 7}
     assert store.read_split(info.split_uris["val"])[2]["split"] == "val"
+    np.testing.assert_array_equal(store.read_split(info.split_uris["val"])[0], store.pad_reviews(ragged, 7))
+    assert pq.read_schema(info.split_uris["val"]).field("tokens").type.value_type == pa.uint16()
     before = (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns
-    again = store.store_dataset(splits, 7, METADATA, str(tmp_path))
-    assert again.key == info.key
+    again = prepare.store_reviews(splits, 7, METADATA, str(tmp_path))
+    assert again.key == info.key and again.profile_sha256 == info.profile_sha256
     assert (tmp_path / "data" / info.key / "train.parquet").stat().st_mtime_ns == before
+    # a folder missing a file is no complete data set: written again
+    (tmp_path / "data" / info.key / "test.parquet").unlink()
+    prepare.store_reviews(splits, 7, METADATA, str(tmp_path))
+    assert (tmp_path / "data" / info.key / "test.parquet").is_file()

@@ -3,10 +3,12 @@ duplicates and the vocabulary ranked on the training split."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tasks.config import DataConfig
-from tasks.data import corpus, own_reviews, sources, store, vocabulary
-from tasks.data.split import split_own_source
-from tasks.errors import DataError, SourceError
+from tasks.data import corpus, own_reviews, prepare, sources, split, store, vocabulary
+from tasks.errors import DataError, ReviewFileError, SourceError
 
+MAXLEN = 100  # longer than any review written here: the stored rows are whole
 WORDS = ("good", "bad", "plot", "actor", "scene", "music", "ending", "story", "camera", "script")
 
 
@@ -55,10 +57,29 @@ def read_all(*paths: Path) -> list[own_reviews.Review]:
     return list(own_reviews.read_review_files([str(path) for path in paths], "text", "label"))
 
 
-def split_of(folder: Path, seed: int = 0, **options) -> dict[str, corpus.Reviews]:
-    config = DataConfig(source=str(folder), num_words=50, **options)
+def prepare_own(source_uri: str, root: Path, seed: int = 0, **options) -> tuple[split.SplitPlan, store.DatasetInfo]:
+    """The split plan and the stored data set of one's own reviews, as the split and pad-and-store stages make them."""
+    config = DataConfig(source=source_uri, num_words=50, maxlen=MAXLEN, cache_dir=str(root / "cache"), **options)
     source = sources.resolve_source(config)
-    return split_own_source([file.uri for file in source.files], config, seed).reviews
+    plan = prepare.split_resolved(source, config, seed, str(root))
+    return plan, prepare.store_splits(plan, source, config, seed, str(root))
+
+
+def stored_reviews(dataset: store.DatasetInfo) -> dict[str, corpus.Reviews]:
+    """The stored splits as reviews (front padding cut off) with their texts."""
+    splits = {}
+    for name, uri in dataset.split_uris.items():
+        tokens, labels, _ = store.read_split(uri)
+        reviews = corpus.Reviews.from_lists([[int(token) for token in row if token] for row in tokens], labels)
+        texts = np.array(pq.read_table(uri).column(store.TEXT_COLUMN).to_pylist(), dtype=object)
+        splits[name] = dataclasses.replace(reviews, texts=texts)
+    return splits
+
+
+def split_of(folder: Path, seed: int = 0, **options) -> dict[str, corpus.Reviews]:
+    """The stored splits of the reviews under `folder` (stored beside it, not under it)."""
+    _, dataset = prepare_own(str(folder), folder.parent / f"{folder.name}-store", seed, **options)
+    return stored_reviews(dataset)
 
 
 @pytest.mark.parametrize("name", ["a.csv", "a.csv.gz"])
@@ -286,15 +307,16 @@ def test_adding_reviews_never_moves_one_between_splits():
         base = texts(rng.randint(20, 200), seed=round_)
         grown = base + texts(rng.randint(1, 300), seed=100 + round_)
         rng.shuffle(grown)
-        first = own_reviews.assign_splits(
-            {own_reviews.normalize_text(t): own_reviews.Review(t, 1, None) for t in base}, 42, 0.2, 0.2
+        first, second = (
+            own_reviews.fingerprint_batch(
+                corpus.ReviewBatch(labels=np.ones(len(rows), np.int8), texts=pa.array(rows)), 42, 0.2, 0.2
+            )
+            for rows in (base, grown)
         )
-        second = own_reviews.assign_splits(
-            {own_reviews.normalize_text(t): own_reviews.Review(t, 1, None) for t in grown}, 42, 0.2, 0.2
-        )
-        for name in own_reviews.SPLIT_NAMES:
-            before = {review.text for review in first[name]}
-            assert before <= {review.text for review in second[name]}
+        assert len(set(first.splits.tolist())) == 3
+        before = dict(zip(base, first.splits.tolist(), strict=True))
+        after = dict(zip(grown, second.splits.tolist(), strict=True))
+        assert {text: after[text] for text in base} == before
 
 
 def test_the_hash_split_follows_the_shares_and_the_seed():
@@ -328,13 +350,50 @@ def test_the_latest_snapshots_label_wins_and_conflicts_are_counted(tmp_path):
         (tmp_path / day).mkdir()
         write_csv(tmp_path / day / "a.csv", [(text, label) for text in unique[:3]] + [(unique[10 + label], 0)])
     write_csv(tmp_path / "date=2026-12-01" / "b.csv", [(text, 1) for text in unique[20:]])
-    source = sources.resolve_source(DataConfig(source=str(tmp_path)))
-    splits = split_own_source([file.uri for file in source.files], DataConfig(source=str(tmp_path), num_words=50), 0)
-    labels = {
-        text: label for split in splits.reviews.values() for text, label in zip(split.texts, split.labels, strict=True)
-    }
+    plan, dataset = prepare_own(str(tmp_path), tmp_path.parent / "store")
+    splits = stored_reviews(dataset)
+    labels = {text: label for part in splits.values() for text, label in zip(part.texts, part.labels, strict=True)}
     assert [labels[text] for text in unique[:3]] == [1, 1, 1]
-    assert splits.ingest == own_reviews.Ingest(rows_read=28, distinct=25, conflicting_labels=3)
+    assert plan.ingest == own_reviews.Ingest(rows_read=28, distinct=25, conflicting_labels=3).as_statistics()
+    assert plan.total_rows == 25 and plan.source_rows == 28
+    assert np.sum(plan.assignment() == split.DROPPED) == 3
+
+
+def test_a_duplicate_keeps_the_split_of_its_last_occurrence(tmp_path):
+    unique = texts(60)
+    rows = [{"text": text, "label": i % 2, "split": ""} for i, text in enumerate(unique)]
+    rows[0]["split"] = "test"
+    rows.append({"text": unique[0].upper(), "label": 1, "split": "train"})  # the last occurrence: train, positive
+    rows.append({"text": unique[1], "label": 0, "split": "test"})  # was positive: a second conflict
+    rows.append({"text": unique[2], "label": 0, "split": ""})  # the same label again: no conflict
+    write_jsonl(tmp_path / "a.jsonl", rows)
+    plan, dataset = prepare_own(str(tmp_path), tmp_path.parent / "store")
+    splits = stored_reviews(dataset)
+    where = {
+        own_reviews.normalize_text(text): (name, label)
+        for name, part in splits.items()
+        for text, label in zip(part.texts, part.labels, strict=True)
+    }
+    assert where[own_reviews.normalize_text(unique[0])] == ("train", 1)
+    assert where[own_reviews.normalize_text(unique[1])] == ("test", 0)
+    assert unique[0] not in splits["test"].texts and unique[0].upper() in splits["train"].texts
+    assert plan.ingest == {"rows_read": 63, "distinct": 60, "duplicates_dropped": 3, "conflicting_labels": 2}
+    assert sum(len(part) for part in splits.values()) == 60
+
+
+def test_a_split_left_empty_is_refused(tmp_path):
+    write_jsonl(
+        tmp_path / "a.jsonl", [{"text": text, "label": i % 2, "split": "train"} for i, text in enumerate(texts(30))]
+    )
+    with pytest.raises(ReviewFileError, match=r"a\.jsonl: 30 distinct reviews leave the val split empty"):
+        prepare_own(str(tmp_path), tmp_path.parent / "store")
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [{"text": text, "label": i % 2, "split": "train" if i else "val"} for i, text in enumerate(texts(30))]
+        + [{"text": texts(30)[0], "label": 1, "split": "train"}],  # the one val review repeated into train
+    )
+    with pytest.raises(ReviewFileError, match="30 distinct reviews leave the val split empty"):
+        prepare_own(str(tmp_path), tmp_path.parent / "store")
 
 
 def test_the_vocabulary_is_ranked_on_the_training_split_only(tmp_path):
@@ -344,21 +403,24 @@ def test_the_vocabulary_is_ranked_on_the_training_split_only(tmp_path):
         tmp_path / "a.jsonl",
         [{"text": text, "label": label, "split": "test" if "zebra" in text else ""} for text, label in rows],
     )
-    splits = split_of(tmp_path)
-    words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
+    plan, dataset = prepare_own(str(tmp_path), tmp_path.parent / "store")
+    splits = stored_reviews(dataset)
+    words = vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json")
+    assert words.spec.exact and words.word_index == plan.word_index()
     assert "zebra" not in words.word_index and "good" in words.word_index
-    assert words.word_index == corpus.rank_vocabulary([corpus.tokenize(text) for text in splits["train"].texts])
+    training_words = Counter(word for text in splits["train"].texts for word in corpus.tokenize(text))
+    assert words.word_index == split.rank_words(training_words)
     # the stored ids of the training texts are exactly what the published vocabulary encodes
     encoder = vocabulary.TextEncoder.of(words)
     train = splits["train"]
-    first = train.ids[train.offsets[0] : train.offsets[1]].tolist()
-    assert encoder.all_ids(train.texts[0]) == first
+    for row, text in enumerate(train.texts):
+        assert encoder.all_ids(text) == train.ids[train.offsets[row] : train.offsets[row + 1]].tolist()
     zebra_row = list(splits["test"].texts).index("zebra zebra only here")
     test = splits["test"]
     assert np.array_equal(test.ids[test.offsets[zebra_row] : test.offsets[zebra_row + 1]], [corpus.START_ID])
 
 
-def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
+def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec(tmp_path):
     import fsspec
 
     memory = fsspec.filesystem("memory")
@@ -374,8 +436,7 @@ def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
     try:
         source = sources.resolve_source(DataConfig(source=prefix))
         assert [file.uri for file in source.files] == [f"{prefix}/a.jsonl.gz", f"{prefix}/b.csv"]
-        config = DataConfig(source=prefix, num_words=50)
-        splits = split_own_source([file.uri for file in source.files], config, 0).reviews
+        splits = stored_reviews(prepare_own(prefix, tmp_path)[1])
         assert sorted(text for split in splits.values() for text in split.texts) == sorted(all_texts)
     finally:
         memory.rm("/own-reviews-test", recursive=True)
@@ -383,17 +444,18 @@ def test_a_prefix_on_a_remote_filesystem_is_read_through_fsspec():
 
 def test_the_stored_data_set_keeps_every_splits_text_and_the_training_vocabulary(tmp_path):
     write_csv(tmp_path / "a.csv", [(text, i % 2) for i, text in enumerate(texts(60))])
-    splits = split_of(tmp_path)
-    words = vocabulary.text_vocabulary("reviews", list(splits["train"].texts), 50, 20)
-    metadata = store.dataset_metadata(DataConfig(num_words=50, maxlen=20), 0, str(tmp_path), "0" * 64)
-    dataset = store.store_dataset(splits, 20, metadata, str(tmp_path / "store"), words)
-    stored = {
-        name: pq.read_table(uri).column(store.TEXT_COLUMN).to_pylist() for name, uri in dataset.split_uris.items()
-    }
-    assert {name: list(split.texts) for name, split in splits.items()} == stored
-    assert sorted(text for split_texts in stored.values() for text in split_texts) == sorted(texts(60))
+    plan, dataset = prepare_own(str(tmp_path), tmp_path.parent / "store")
+    splits = stored_reviews(dataset)
+    assert sorted(text for part in splits.values() for text in part.texts) == sorted(texts(60))
+    assert {name: len(part) for name, part in splits.items()} == plan.rows
+    expected = vocabulary.text_vocabulary_of("reviews", plan.word_index(), 50, MAXLEN)
     assert dataset.vocabulary_uri is not None
-    assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == words
+    assert vocabulary.parse_vocabulary(Path(dataset.vocabulary_uri).read_bytes(), "vocabulary.json") == expected
+    # reviews in memory stored by store_reviews give the same data set: same key, same files
+    again = prepare.store_reviews(splits, MAXLEN, dataset.metadata, str(tmp_path.parent / "again"), expected)
+    assert again.key == dataset.key and again.rows == dataset.rows
+    for name in own_reviews.SPLIT_NAMES:
+        assert pq.read_table(again.split_uris[name]).equals(pq.read_table(dataset.split_uris[name]))
 
 
 def test_pinned_files_are_read_exactly_and_a_changed_or_deleted_one_is_refused(tmp_path):

@@ -10,11 +10,10 @@ import pytest
 
 from tasks.config import DataConfig
 from tasks.data import corpus, sources, vocabulary
-from tasks.data.split import split_source
 from tasks.data.vocabulary import TextEncoder, TokenizerSpec, Vocabulary
 from tasks.errors import ChecksumMismatch, DataError
 from tasks.storage import layout
-from tests.helpers import sha256, write_imdb_npz
+from tests.helpers import prepare_source, sha256, write_imdb_npz
 
 WORDS = {"the": 1, "film": 2, "great": 3, "awful": 4, "plot": 5}  # ranks: num_words 6 keeps ranks 1-2 only
 
@@ -90,7 +89,7 @@ def test_the_canonical_word_index_is_downloaded_verified_and_cached_beside_imdb_
     assert first == second and requests == ["/imdb.npz", f"/{served.name}"]  # each downloaded once
     assert first.word_index_path == str(sources.cache_path(sources.WORD_INDEX_URL, str(tmp_path)))
     assert first.word_index_sha256 == sha256(served)
-    words = vocabulary.build_vocabulary(first.kind, first.local_path, first.word_index_path, 50, 20)
+    words = vocabulary.build_vocabulary(first.kind, first.word_index_path, 50, 20)
     assert words is not None and words.word_index["word7"] == 7 and not words.spec.exact
 
 
@@ -114,7 +113,7 @@ def test_a_local_mirror_takes_the_word_index_beside_it(tmp_path):
     npz = write_imdb_npz(tmp_path / "imdb.npz")
     bare = sources.resolve_source(DataConfig(source=str(npz), cache_dir=str(tmp_path / "cache")))
     assert bare.word_index_path is None
-    assert vocabulary.build_vocabulary(bare.kind, bare.local_path, None, 50, 20) is None
+    assert vocabulary.build_vocabulary(bare.kind, None, 50, 20) is None
     (tmp_path / sources.WORD_INDEX_NAME).write_text('{"good": 1}')
     info = sources.resolve_source(DataConfig(source=str(npz), cache_dir=str(tmp_path / "cache")))
     assert info.word_index_path == str(tmp_path / sources.WORD_INDEX_NAME)
@@ -124,16 +123,10 @@ def test_encoding_the_offline_corpus_raw_test_reviews_reproduces_the_stored_ids(
     """Parity on real data: the published vocabulary.json turns each stored review's text into its stored ids."""
     import pyarrow.parquet as pq
 
-    from tasks.data import store
-
-    source = sources.offline_source()
-    splits = split_source(source.kind, source.local_path, 500, 0.2, seed=42)
-    words = vocabulary.build_vocabulary(source.kind, source.local_path, None, 500, 100)
-    metadata = {"num_words": 500, "maxlen": 100, "val_fraction": 0.2, "seed": 42, "source": "t", "source_sha256": "t"}
-    info = store.store_dataset(splits, 100, metadata, str(tmp_path), words)
+    plan, info = prepare_source(sources.offline_source(), tmp_path, seed=42, num_words=500, maxlen=100)
     assert info.vocabulary_uri == str(tmp_path / "data" / info.key / layout.VOCABULARY_NAME)
     published = vocabulary.parse_vocabulary((tmp_path / "data" / info.key / "vocabulary.json").read_bytes(), "v")
-    assert published.spec.exact
+    assert published.spec.exact and published.word_index == plan.word_index()
     test = pq.read_table(info.split_uris["test"])
     stored = np.array(test.column("tokens").to_pylist(), dtype=np.int32)
     assert test.num_rows == 5000

@@ -1,0 +1,207 @@
+"""The numpy batch tokenizer against the corpus's reference tokenizer (`corpus.tokenize`): the same
+words on awkward text and on the bundled offline corpus, the same counts, the same ids."""
+
+from __future__ import annotations
+
+import random
+import string
+import sys
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pytest
+
+from tasks.data import corpus, sources
+from tasks.data.tokenizer import WordIds, count_words, split_words
+
+KELVIN_SIGN, DOTTED_CAPITAL_I = "\u212a", "\u0130"
+# Pieces of awkward reviews: apostrophes alone, doubled and at the edges, line breaks in every case
+# and cut in halves (so that one can span two reviews), the two non-ASCII characters that lowercase
+# to ASCII letters, other non-ASCII letters and digits, markup and punctuation, and plain words.
+PIECES = (
+    "'",
+    "''",
+    "'s",
+    "don't",
+    "rock'n'roll",
+    "<br />",
+    "<BR />",
+    "<Br />",
+    "<bR />",
+    "<br/>",
+    "<br",
+    " />",
+    "r />",
+    "<",
+    ">",
+    DOTTED_CAPITAL_I,
+    KELVIN_SIGN,
+    "é",
+    "É",
+    "ß",
+    "\u0131",  # dotless i
+    "ǅ",
+    "Ω",
+    "Ⅻ",
+    "٣",
+    "\uff21",  # fullwidth A
+    "ﬁ",
+    "😀",
+    "a",
+    "Z",
+    "x9",
+    "42",
+    "007",
+    " ",
+    "  ",
+    "\n",
+    "\t",
+    "-",
+    ",",
+    ".",
+    "/",
+    "Film",
+    "GREAT",
+    "b",
+    "r",
+)
+
+
+def random_review(rng: random.Random) -> str:
+    return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
+
+
+def assert_same_words(texts: list[str]) -> None:
+    expected = [corpus.tokenize(text) for text in texts]
+    for array in (pa.array(texts, pa.string()), pa.array(texts, pa.large_string())):
+        assert split_words(array).as_lists() == expected
+
+
+def test_only_two_non_ascii_characters_lowercase_to_a_word_character():
+    """The tokenizer's premise: every other non-ASCII character separates words."""
+    word_characters = set(string.ascii_lowercase + string.digits + "'")
+    found = [
+        chr(point)
+        for point in range(128, sys.maxunicode + 1)
+        if not 0xD800 <= point <= 0xDFFF and word_characters & set(chr(point).lower())
+    ]
+    assert found == [DOTTED_CAPITAL_I, KELVIN_SIGN]
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["It's GREAT", "'quoted'", "''", "a''b", "a'b'c", "'"],
+        ["ends with a", "breaks<br", " />here", "<BR />", "x<br />y", "<Br /><bR />z"],
+        ["word", "word", "", "9", "", "'a", "b'", "c"],  # words of neighbouring reviews never join
+        [f"a{KELVIN_SIGN}b", KELVIN_SIGN, f"x{KELVIN_SIGN}", f"{KELVIN_SIGN}y", f"a'{KELVIN_SIGN}", f"'{KELVIN_SIGN}'"],
+        [f"a{DOTTED_CAPITAL_I}b", f"a{DOTTED_CAPITAL_I}'b", f"{DOTTED_CAPITAL_I}", f"'{DOTTED_CAPITAL_I}'x"],
+        ["café naïve ßtraße", "Ωmega \uff21b ﬁne 😀ok", ""],
+        [""],
+        [],
+    ],
+    ids=[
+        "apostrophes",
+        "line-breaks",
+        "review-bounds",
+        "kelvin-sign",
+        "dotted-capital-i",
+        "non-ascii",
+        "empty",
+        "none",
+    ],
+)
+def test_split_words_gives_the_reference_words_on_awkward_text(texts):
+    assert_same_words(texts)
+
+
+def test_split_words_gives_the_reference_words_on_random_awkward_reviews():
+    rng = random.Random(20261207)
+    for _ in range(400):
+        assert_same_words([random_review(rng) for _ in range(rng.randint(1, 12))])
+
+
+def test_split_words_reads_sliced_and_chunked_arrays():
+    rng = random.Random(7)
+    texts = [random_review(rng) for _ in range(60)]
+    expected = [corpus.tokenize(text) for text in texts]
+    assert split_words(pa.array(texts).slice(17, 30)).as_lists() == expected[17:47]
+    chunked = pa.chunked_array([pa.array(texts[:25]), pa.array(texts[25:])])
+    assert split_words(chunked).as_lists() == expected
+    assert split_words(pa.chunked_array([], pa.string())).as_lists() == []
+
+
+@pytest.fixture(scope="module")
+def offline_texts() -> pa.Array:
+    """The bundled offline corpus's IMDB reviews, as the split stage reads them."""
+    table = pcsv.read_csv(sources.offline_csv())
+    return table.filter(pa.compute.equal(table["source"], corpus.OFFLINE_CORPUS_SOURCE))["text"].combine_chunks()
+
+
+def test_split_words_gives_the_reference_words_on_the_offline_corpus(offline_texts):
+    texts = offline_texts.to_pylist()
+    assert len(texts) == 25_000
+    found = split_words(offline_texts).as_lists()
+    mismatches = [row for row, text in enumerate(texts) if found[row] != corpus.tokenize(text)]
+    assert mismatches == []
+
+
+def test_count_words_counts_the_chosen_reviews_words(offline_texts):
+    texts = offline_texts.to_pylist()[:3000]
+    chosen = np.random.default_rng(0).random(len(texts)) < 0.5
+    words = split_words(pa.array(texts))
+    expected = Counter(word for text, keep in zip(texts, chosen, strict=True) if keep for word in corpus.tokenize(text))
+    assert count_words(words, chosen) == expected
+    assert count_words(words) == Counter(word for text in texts for word in corpus.tokenize(text))
+    assert count_words(words, np.zeros(len(texts), dtype=bool)) == Counter()
+
+
+def test_count_words_counts_words_of_every_length():
+    texts = ["a bb a", "abcdefgh abcdefgh abcdefghi", "abcdefghijklmnop abcdefghijklmnopq " * 2, "x" * 40]
+    expected = Counter(word for text in texts for word in corpus.tokenize(text))
+    assert count_words(split_words(pa.array(texts))) == expected
+
+
+def test_word_ids_look_up_words_of_every_length_as_a_dict_does():
+    rng = random.Random(3)
+    letters = string.ascii_lowercase + string.digits
+
+    def word(length: int) -> str:
+        return "".join(rng.choice(letters) for _ in range(length))
+
+    # 1, 8, 9, 16 and 17+ bytes: the bounds of the one-integer, two-integer and dict paths
+    known = [word(length) for length in (1, 2, 7, 8, 9, 15, 16, 17, 30, 64) for _ in range(20)]
+    known += ["it's", "rock'n'roll", "don't'stop'now'ok"]  # apostrophes inside words of each path
+    ids = {text: index + 1 for index, text in enumerate(dict.fromkeys(known))}
+    ids |= {"café": 9999, "": 9998}  # never produced by the tokenizer: left out, harmlessly
+    unknown = [word(length) for length in (1, 8, 9, 16, 17, 40) for _ in range(10)]
+    unknown += [text[:-1] for text in known if len(text) > 1] + [text + "a" for text in known]  # near misses
+    texts = [" ".join(rng.sample(known + unknown, 25)) for _ in range(200)]
+    words = split_words(pa.array(texts))
+    flat = [text for row in words.as_lists() for text in row]
+    np.testing.assert_array_equal(WordIds(ids).lookup(words), [ids.get(text, 0) for text in flat])
+
+
+def test_word_ids_of_an_empty_vocabulary_find_nothing():
+    words = split_words(pa.array(["a few words", "", "abcdefghijklmnopqrstuvwxyz"]))
+    np.testing.assert_array_equal(WordIds({}).lookup(words), np.zeros(len(words), dtype=np.int64))
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        {"film": 4, "a": 5},
+        {"wonderful": 4},
+        {"extraordinarily": 4},
+        {"incomprehensibilities": 4},
+        {"film": 4, "x" * 20: 5},
+    ],
+    ids=["short-only", "medium-only", "medium-16", "long-only", "short-and-long"],
+)
+def test_word_ids_of_a_vocabulary_lacking_a_length_class_look_up_every_word(known):
+    texts = ["a wonderful film", "extraordinarily incomprehensibilities", "x" * 20 + " abcdefghijkl"]
+    words = split_words(pa.array(texts))
+    flat = [text for row in words.as_lists() for text in row]
+    np.testing.assert_array_equal(WordIds(known).lookup(words), [known.get(text, 0) for text in flat])
