@@ -109,6 +109,9 @@ def to_table(
     ids as `token_type(metadata["num_words"])` (int32 without it)."""
     maxlen = tokens.shape[1]
     id_type = token_type(int(metadata["num_words"])) if "num_words" in metadata else pa.int32()
+    limits = np.iinfo(id_type.to_pandas_dtype())
+    if tokens.size and not limits.min <= int(tokens.min()) <= int(tokens.max()) <= limits.max:
+        raise DataError(f"ids {tokens.min()}..{tokens.max()} do not fit the stored {id_type} ids")
     flat = pa.array(np.ascontiguousarray(tokens).reshape(-1).astype(id_type.to_pandas_dtype(), copy=False))
     columns = {
         TOKENS_COLUMN: pa.FixedSizeListArray.from_arrays(flat, maxlen),
