@@ -106,3 +106,14 @@ def test_the_baseline_fits_on_a_seeded_sample_of_at_most_max_rows(tiny_dataset, 
 
 def test_the_cap_by_default_is_far_above_the_offline_corpus():
     assert TrainingConfig().baseline_max_rows == BASELINE_MAX_ROWS >= 10 * 20_000
+
+
+def test_the_baseline_stage_fits_with_the_configured_cap_and_keys_its_cache_by_it(tiny_dataset):
+    from tasks.storage import cache_keys
+    from tasks.training import stages
+
+    capped = stages.fit_baseline.fn(tiny_dataset, TrainingConfig(baseline_max_rows=30))
+    unclocked = {"fit_seconds": 0.0}
+    expected = baseline.fit_bag_of_words(tiny_dataset, max_rows=30)
+    assert capped.model_copy(update=unclocked) == expected.model_copy(update=unclocked)
+    assert cache_keys.baseline_key("k", 30) != cache_keys.baseline_key("k", 31)
