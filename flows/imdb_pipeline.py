@@ -26,7 +26,7 @@ from flows.cli import add_endpoint_option, build_parser, config_from_args, descr
 from tasks.config import PipelineConfig, refuse_unless_it_fits
 from tasks.data.sources import SourceInfo
 from tasks.data.split import SplitPlan
-from tasks.data.stages import check_data, check_storage, download, fit_baseline, pad_and_store, split
+from tasks.data.stages import check_data, check_storage, download, pad_and_store, split
 from tasks.data.store import DatasetInfo
 from tasks.registry.publishing import RunContext
 from tasks.registry.stages import describe_run, find_unchanged, judge_champion, promote, publish, write_report
@@ -45,7 +45,7 @@ from tasks.storage.fs import new_run_id
 from tasks.training import sweeps
 from tasks.training.baseline import BaselineResult
 from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed
-from tasks.training.stages import collect, evaluate, plot_comparison, plot_variant, show_sweep, train
+from tasks.training.stages import collect, evaluate, fit_baseline, plot_comparison, plot_variant, show_sweep, train
 from tasks.training.supervisor import children_stopped_on_signals
 
 STAGES = (
@@ -139,7 +139,7 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
     stage("check data", "statistics, checks, drift against the champion's data")
     data_checks = check_data(plan, dataset, config.checks, config.storage, run_dir)  # a failed check stops here
     stage("baseline", "bag-of-words logistic regression")
-    baseline = cached.fit_baseline(dataset)
+    baseline = cached.fit_baseline(dataset, config.training)
     run = RunContext(
         run_id=run_id, run_dir=run_dir, config=config, source=source, dataset=dataset, dask_address=dask_address
     )

@@ -204,6 +204,11 @@ BASELINE_MARGIN = 0.03
 RESTARTS = 9
 MAX_RESTARTS = 20
 MAX_SEEDS = 32  # beyond this, a sweep belongs in `make seeds`, not in one run
+# The baseline fits on at most this many training reviews, a seeded sample beyond it: its sparse
+# counts take about 1 KB per review (80 distinct ids at maxlen 100), so its memory stays near
+# 200 MB at any data size. Ten times the offline corpus's 20,000 (whose result it leaves unchanged);
+# 501 weights gain nothing measurable past tens of thousands of reviews (docs/concepts/guard.md).
+BASELINE_MAX_ROWS = 200_000
 
 
 class TrainingConfig(_Part):
@@ -242,6 +247,11 @@ class TrainingConfig(_Part):
         lt=MAX_STALL_MARGIN,
         allow_inf_nan=False,
         description="stalled: best val accuracy within this of the val majority-class rate",
+    )
+    baseline_max_rows: int = Field(
+        BASELINE_MAX_ROWS,
+        ge=2,
+        description="the baseline fits on at most this many training reviews (a seeded sample beyond)",
     )
 
     @model_validator(mode="before")

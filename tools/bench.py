@@ -113,18 +113,24 @@ def _baseline_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any,
 
 
 def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, list[float], np.ndarray]:
+    import tempfile
+
     from tasks.training.build import build_training_model
     from tasks.training.evaluation import score
     from tasks.training.fit import EpochProgress, compile_model, fit_model
+    from tasks.training.splits import LocalSplit
 
     training = TrainingConfig(batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs)
     model = compile_model(
         build_training_model(variant, config["num_words"], arrays["x_train"].shape[1], ModelConfig()), training
     )
     timer = EpochProgress(variant, epochs)
-    fit_model(
-        model, arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"], training, callbacks=[timer]
-    )
+    with tempfile.TemporaryDirectory() as folder:  # the training's local copies of the ids, as it reads them
+        splits = {}
+        for name in ("train", "val"):
+            np.save(Path(folder) / f"{name}.npy", arrays[f"x_{name}"])
+            splits[name] = LocalSplit(ids_path=Path(folder) / f"{name}.npy", labels=arrays[f"y_{name}"])
+        fit_model(model, splits["train"], splits["val"], training, config["seed"], callbacks=[timer])
     return model, [epoch["seconds"] for epoch in timer.epochs], score(model, arrays["x_test"])
 
 

@@ -1,5 +1,5 @@
-"""Stages 1 and 3-6 as Prefect tasks: storage check, download, split, pad and store, data checks,
-baseline; and the data watch's look at a prefix and its announcement."""
+"""Stages 1 and 3-5 as Prefect tasks: storage check, download, split, pad and store, data checks;
+and the data watch's look at a prefix and its announcement."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from tasks.registry import gate
 from tasks.runtime import ui
 from tasks.runtime.policies import retry_when
 from tasks.storage import cache_keys, fs
-from tasks.training import baseline
 
 DOWNLOAD_RETRY_DELAYS = [2.0, 5.0]  # seconds: ride out a brief network blip, fail fast on a dead host
 # A cached download is a verified local copy (an offline fallback has none, so it is never cached
@@ -112,16 +111,6 @@ def check_data(
     checks.raise_on_failed_checks(result)
     checks.write_run_files(result, run_dir)
     return result
-
-
-def _baseline_cache_key(context, parameters: dict) -> str:
-    return cache_keys.baseline_key(parameters["dataset"].key)
-
-
-@task(name="baseline", cache_key_fn=_baseline_cache_key)
-def fit_baseline(dataset: store.DatasetInfo) -> baseline.BaselineResult:
-    """The bag-of-words logistic regression every variant is judged against."""
-    return baseline.fit_bag_of_words(dataset)
 
 
 @task(name="find-new-snapshots", cache_policy=NO_CACHE)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 import tasks
-from tasks.config import DataConfig, ModelConfig, PipelineConfig, TrainingConfig
+from tasks.config import BASELINE_MAX_ROWS, DataConfig, ModelConfig, PipelineConfig, TrainingConfig
 from tasks.training.variants import get as get_variant
 
 # The module each cached stage runs: its code, and that of every tasks module it imports, is part
@@ -122,8 +122,9 @@ def store_key(metadata: dict, storage_root: str) -> str:
     return "store-" + _digest(metadata, storage_root, code_hash(STORE_MODULE))
 
 
-def baseline_key(dataset_key: str) -> str:
-    return "baseline-" + _digest(dataset_key, code_hash(BASELINE_MODULE))
+def baseline_key(dataset_key: str, max_rows: int = BASELINE_MAX_ROWS) -> str:
+    """The baseline's key: the data set, how many training reviews it may fit on, and the code."""
+    return "baseline-" + _digest(dataset_key, max_rows, code_hash(BASELINE_MODULE))
 
 
 def training_key(
@@ -138,8 +139,9 @@ def training_key(
     version: all that decides the weights and which restart is kept.
 
     Which other variants and seeds run beside it, the layer sizes only other variants read, how
-    long training may take, and the preset's name (its values count) do not."""
-    recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe"})
+    long training may take, the preset's name (its values count) and the baseline's cap (its val
+    accuracy counts) do not."""
+    recipe = training.model_dump(exclude={"timeout_seconds", "seeds", "recipe", "baseline_max_rows"})
     layers = get_variant(variant).option_values(model)
     return "train-" + _digest(
         dataset_key, variant, layers, recipe, seed, baseline_val_accuracy, code_hash(TRAINING_MODULE)

@@ -11,11 +11,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from tasks.config import EVALUATION_BATCH
-from tasks.data.store import read_split
 from tasks.errors import PipelineError
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME
 from tasks.training.guard import majority_rate
+from tasks.training.splits import open_split
 
 if TYPE_CHECKING:
     import keras
@@ -92,9 +92,15 @@ def evaluate_model(model_path: str, test_uri: str) -> ClassificationMetrics:
 
 
 def measure(model: keras.Model, test_uri: str) -> ClassificationMetrics:
-    """Test-set metrics of `model`."""
-    token_ids, labels, _ = read_split(test_uri, expected_maxlen=model.input_shape[1])
-    return classification_metrics(labels, score(model, token_ids))
+    """Test-set metrics of `model`, scoring the stored test split `EVALUATION_BATCH` rows at a time
+    (the batches a whole-array `score` makes, so the same probabilities); it keeps only the labels
+    and one probability per row."""
+    labels, probabilities = [], []
+    with open_split(test_uri, expected_maxlen=model.input_shape[1]) as split:
+        for token_ids, batch_labels in split.batches(EVALUATION_BATCH):
+            probabilities.append(score(model, token_ids.astype(np.int32)))  # the models' input type
+            labels.append(batch_labels)
+    return classification_metrics(np.concatenate(labels), np.concatenate(probabilities))
 
 
 def log_metrics(name: str, metrics: ClassificationMetrics) -> None:

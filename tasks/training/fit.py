@@ -15,14 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from tasks.config import TrainingConfig
-from tasks.data.store import read_split
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 from tasks.training import evaluation
 from tasks.training.build import build_training_model, to_published
+from tasks.training.feed import SplitFeed
 from tasks.training.guard import is_stalled, is_under_trained, majority_rate
 from tasks.training.jobs import (
     Attempt,
@@ -33,6 +32,7 @@ from tasks.training.jobs import (
     log_epoch,
     pick_published,
 )
+from tasks.training.splits import LocalSplit, copy_split
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,8 @@ HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # with XLA and running many batches per graph call cut epoch time ~5x here (BENCHMARKS.md).
 JIT_COMPILE = True
 STEPS_PER_EXECUTION = 32
+# In a training's scratch folder: the train and val ids, copied once for every attempt to read.
+SPLITS_FOLDER = "splits"
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -82,23 +84,31 @@ def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
 
 def fit_model(
     model: keras.Model,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    train: LocalSplit,
+    val: LocalSplit,
     config: TrainingConfig,
+    seed: int,
     callbacks: list[keras.callbacks.Callback],
 ) -> None:
-    """The pipeline's fit loop: up to `config.max_epochs` epochs of `config.batch_size` batches."""
+    """The pipeline's fit loop: up to `config.max_epochs` epochs of `config.batch_size` batches of
+    `train`, every row once per epoch in an order drawn from `seed` and the epoch; `val` in order."""
     model.fit(
-        x_train,
-        y_train.astype("float32"),
-        batch_size=config.batch_size,
+        SplitFeed(train, config.batch_size, seed=seed),
         epochs=config.max_epochs,
-        validation_data=(x_val, y_val.astype("float32")),
+        validation_data=SplitFeed(val, config.batch_size),
         callbacks=callbacks,
         verbose=0,
+        shuffle=False,  # the feed shuffles; Keras would only shuffle the order of its batches
     )
+
+
+def copy_splits(job: TrainingJob, out_dir: Path) -> dict[str, LocalSplit]:
+    """The job's train and val ids copied once into `<out_dir>/splits/` (read by every attempt)."""
+    maxlen = int(job.dataset.metadata["maxlen"])
+    return {
+        name: copy_split(job.dataset.split_uris[name], Path(out_dir) / SPLITS_FOLDER / f"{name}.npy", maxlen)
+        for name in ("train", "val")
+    }
 
 
 def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None = None) -> TrainedVariant:
@@ -108,19 +118,18 @@ def train_variant(job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], No
     a summary, never the model itself. `on_epoch` receives each epoch's record as it ends. With a
     baseline val accuracy, the summary says whether the model is under-trained against it.
     """
-    return _fit_attempt(job, out_dir, on_epoch)[0]
+    return _fit_attempt(job, out_dir, on_epoch, copy_splits(job, out_dir))[0]
 
 
 def _fit_attempt(
-    job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None
+    job: TrainingJob, out_dir: Path, on_epoch: Callable[[dict], None] | None, splits: dict[str, LocalSplit]
 ) -> tuple[TrainedVariant, keras.Model]:
-    """`train_variant`, also returning the published form of the model it saved."""
+    """`train_variant` on splits already copied, also returning the published form of the model it saved."""
     variant, dataset, seed, baseline_val_accuracy = job.variant, job.dataset, job.seed, job.baseline_val_accuracy
     model_config, training_config = job.model, job.training
     keras.utils.set_random_seed(seed)
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])
-    x_train, y_train, _ = read_split(dataset.split_uris["train"], expected_maxlen=maxlen)
-    x_val, y_val, _ = read_split(dataset.split_uris["val"], expected_maxlen=maxlen)
+    y_val = splits["val"].labels
     model = compile_model(build_training_model(variant, num_words, maxlen, model_config), training_config)
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
@@ -141,11 +150,11 @@ def _fit_attempt(
         "training %s (%d parameters) on %d reviews, validating on %d",
         variant,
         model.count_params(),
-        len(y_train),
-        len(y_val),
+        splits["train"].rows,
+        splits["val"].rows,
     )
     started = time.perf_counter()
-    fit_model(model, x_train, y_train, x_val, y_val, training_config, [progress, stopping, checkpoint])
+    fit_model(model, splits["train"], splits["val"], training_config, seed, [progress, stopping, checkpoint])
     train_seconds = time.perf_counter() - started
     model.load_weights(best_weights)  # the checkpoint of the best val_loss
     published = to_published(variant, model, num_words, maxlen, model_config)
@@ -233,10 +242,11 @@ def train_with_restarts(
     """
     variant, seed, training_config = job.variant, job.seed, job.training
     attempts, models, histories = [], [], []
+    splits = copy_splits(job, out_dir)
     for attempt in range(training_config.restarts + 1):
         attempt_seed = derive_seed(seed, 0, attempt)
         trained, model = _fit_attempt(
-            job.model_copy(update={"seed": attempt_seed}), attempt_folder(out_dir, attempt), on_epoch
+            job.model_copy(update={"seed": attempt_seed}), attempt_folder(out_dir, attempt), on_epoch, splits
         )
         attempts.append(trained)
         models.append(model)

@@ -1,5 +1,5 @@
-"""The training stages as Prefect tasks: train (with restarts), evaluate, collect and plot each variant,
-and the sweep's plot and table."""
+"""The training stages as Prefect tasks: the baseline, train (with restarts), evaluate, collect and plot
+each variant, and the sweep's plot and table."""
 
 from __future__ import annotations
 
@@ -16,16 +16,27 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
-from tasks.config import StorageConfig
+from tasks.config import StorageConfig, TrainingConfig
 from tasks.data import store
 from tasks.reporting import plots, results, tables
 from tasks.runtime import task_runners, ui
 from tasks.runtime.run_logging import configure_run_logging
 from tasks.runtime.ui import artifact_key
 from tasks.storage import cache_keys, fs, layout
-from tasks.training import evaluation, jobs, sweeps
+from tasks.training import baseline, evaluation, jobs, sweeps
 from tasks.training.jobs import TrainedVariant, TrainingJob
 from tasks.training.supervisor import timed_out, train_in_child_process
+
+
+def _baseline_cache_key(context, parameters: dict) -> str:
+    return cache_keys.baseline_key(parameters["dataset"].key, parameters["config"].baseline_max_rows)
+
+
+@task(name="baseline", cache_key_fn=_baseline_cache_key)
+def fit_baseline(dataset: store.DatasetInfo, config: TrainingConfig) -> baseline.BaselineResult:
+    """The bag-of-words logistic regression every variant is judged against, fitted on at most
+    `config.baseline_max_rows` training reviews."""
+    return baseline.fit_bag_of_words(dataset, config.baseline_max_rows)
 
 
 def _training_key(job: TrainingJob) -> str:

@@ -415,7 +415,7 @@ def test_a_surprise_keeps_its_traceback_in_the_run_log_and_ends_with_one_error_l
 ):
     from tasks.training import baseline
 
-    def broken_baseline(dataset):
+    def broken_baseline(dataset, max_rows):
         raise RuntimeError("a bug nobody expected")
 
     monkeypatch.setattr(baseline, "fit_bag_of_words", broken_baseline)

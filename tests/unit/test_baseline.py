@@ -5,11 +5,15 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import prepare
+from tasks.config import BASELINE_MAX_ROWS, TrainingConfig
+from tasks.data import prepare, store
 from tasks.errors import DataError
-from tasks.training import baseline
+from tasks.training import baseline, splits
 from tests.helpers import TINY_MAXLEN, split_npz
 
 MAXLEN = TINY_MAXLEN
@@ -56,3 +60,59 @@ def test_a_single_class_training_split_is_refused(imdb_npz, tmp_path):
     dataset = prepare.store_reviews(splits, MAXLEN, metadata, str(tmp_path))
     with pytest.raises(DataError, match="every training review has the same label"):
         baseline.fit_bag_of_words(dataset)
+
+
+def stored_in_row_groups(dataset, tmp_path) -> str:
+    """The tiny train split again, as the streaming stages write it: uint16 ids in row groups of 16."""
+    tokens, labels, metadata = store.read_split(dataset.split_uris["train"])
+    table = store.to_table(tokens, labels, metadata)
+    table = table.set_column(0, store.TOKENS_COLUMN, pc.cast(table.column(0), pa.list_(pa.uint16(), MAXLEN)))
+    pq.write_table(table, tmp_path / "train.parquet", row_group_size=16)
+    return str(tmp_path / "train.parquet")
+
+
+def test_counts_built_batch_by_batch_equal_the_whole_arrays(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(splits, "ROWS_PER_READ", 24)  # batches that straddle row groups
+    tokens, labels, _ = store.read_split(tiny_dataset.split_uris["train"])
+    whole = baseline.count_ids(tokens, num_words=50)
+    for uri in (tiny_dataset.split_uris["train"], stored_in_row_groups(tiny_dataset, tmp_path)):
+        counts, read_labels = baseline.count_split(uri, num_words=50, maxlen=MAXLEN)
+        assert (counts != whole).nnz == 0 and counts.shape == whole.shape
+        assert (counts.indptr == whole.indptr).all() and (counts.indices == whole.indices).all()
+        assert (read_labels == labels).all()
+
+
+def test_the_baseline_fits_on_a_seeded_sample_of_at_most_max_rows(tiny_dataset, monkeypatch, caplog):
+    monkeypatch.setattr(splits, "ROWS_PER_READ", 24)
+    uri, rows = tiny_dataset.split_uris["train"], tiny_dataset.rows["train"]
+    tokens, labels, _ = store.read_split(uri)
+    within, _ = baseline.count_split(uri, 50, MAXLEN, max_rows=rows, seed=0)
+    assert (within != baseline.count_ids(tokens, 50)).nnz == 0  # at or under the cap: every row, in order
+    with caplog.at_level("INFO", logger="tasks.training.baseline"):
+        capped, capped_labels = baseline.count_split(uri, 50, MAXLEN, max_rows=30, seed=0)
+    assert f"30 of the {rows} reviews" in caplog.text
+    kept = baseline.sample_rows(rows, 30, seed=0)
+    assert capped.shape == (30, 50) and (capped != baseline.count_ids(tokens[kept], 50)).nnz == 0
+    assert (capped_labels == labels[kept]).all()
+    assert kept.max() >= rows // 2  # a sample of the whole split, not its first rows
+    assert (baseline.sample_rows(rows, 30, seed=1) != kept).any()
+    small = baseline.fit_bag_of_words(tiny_dataset, max_rows=30)
+    assert small.val.examples == tiny_dataset.rows["val"]  # the cap is on fitting; val and test are whole
+    assert small.model_copy(update={"fit_seconds": 0.0}) != baseline.fit_bag_of_words(tiny_dataset).model_copy(
+        update={"fit_seconds": 0.0}
+    )
+
+
+def test_the_cap_by_default_is_far_above_the_offline_corpus():
+    assert TrainingConfig().baseline_max_rows == BASELINE_MAX_ROWS >= 10 * 20_000
+
+
+def test_the_baseline_stage_fits_with_the_configured_cap_and_keys_its_cache_by_it(tiny_dataset):
+    from tasks.storage import cache_keys
+    from tasks.training import stages
+
+    capped = stages.fit_baseline.fn(tiny_dataset, TrainingConfig(baseline_max_rows=30))
+    unclocked = {"fit_seconds": 0.0}
+    expected = baseline.fit_bag_of_words(tiny_dataset, max_rows=30)
+    assert capped.model_copy(update=unclocked) == expected.model_copy(update=unclocked)
+    assert cache_keys.baseline_key("k", 30) != cache_keys.baseline_key("k", 31)
