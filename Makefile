@@ -52,9 +52,10 @@ $(INSTALLED): $(LOCK)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
 	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
 	$(PY) -m pip check
+	$(PY) -m tasks.runtime.server_homes
 	touch $@
 
-## install: create .venv and install the locked dependencies (done by the other targets when needed)
+## install: create .venv, install the locked dependencies and migrate a Prefect database for the runs' servers to copy (done by the other targets when needed)
 .PHONY: install
 install: $(INSTALLED)
 

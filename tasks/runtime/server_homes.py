@@ -142,3 +142,10 @@ def prune_run_homes(prefect_home: Path, keep: int = KEEP_ENDED_HOMES) -> list[Pa
     for home in removed:
         shutil.rmtree(home, ignore_errors=True)
     return removed
+
+
+if __name__ == "__main__":
+    import prefect
+
+    made = migrated_database(prefect.__version__)
+    print(f"migrated Prefect database: {made}" if made else f"cannot write {MIGRATED_FOLDER}: each run migrates its own")
