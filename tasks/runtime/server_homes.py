@@ -148,4 +148,6 @@ if __name__ == "__main__":
     import prefect
 
     made = migrated_database(prefect.__version__)
-    print(f"migrated Prefect database: {made}" if made else f"cannot write {MIGRATED_FOLDER}: each run migrates its own")
+    print(
+        f"migrated Prefect database: {made}" if made else f"cannot write {MIGRATED_FOLDER}: each run migrates its own"
+    )
