@@ -129,15 +129,12 @@ def local_server_unless_configured() -> Iterator[LocalServer | None]:
     (`PREFECT_API_URL`) or Prefect's temporary server is turned off; stops it on the way out.
 
     The server keeps its database in a home of this run's own (tasks/runtime/server_homes.py),
-    unless a database is configured. While it starts, the flow runs of earlier runs that were
-    killed outright are marked Crashed (one `note:` line each on stderr) and old homes removed.
+    unless a database is configured. While it starts, old homes are removed.
 
     Call after Prefect's settings are final: the server's process gets them."""
     import prefect
     from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
-
-    from tasks.runtime.crashed_runs import mark_crashed_runs  # it starts servers of this module
 
     settings = get_current_settings()
     if settings.api.url or not settings.server.ephemeral.enabled:
@@ -154,8 +151,6 @@ def local_server_unless_configured() -> Iterator[LocalServer | None]:
     refresh_global_settings_context()
     try:
         if home:
-            for line in mark_crashed_runs(prefect_home, timeout):
-                print(f"note: {line}", file=sys.stderr)
             server_homes.prune_run_homes(prefect_home)
         yield server
     finally:
