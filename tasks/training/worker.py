@@ -24,6 +24,8 @@ from tasks.errors import PipelineError
 from tasks.runtime.parent_death import death_signal_setter
 from tasks.training.jobs import TrainingJob, append_progress
 
+log = logging.getLogger("tasks.training.worker")  # run as __main__, its logs still belong under tasks
+
 JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
 SCRATCH_FROM_STDIN = "-"
 
@@ -44,6 +46,8 @@ def main(argv: list[str]) -> int:
         scratch = Path(argv[0])
     logging.getLogger("tasks").addHandler(ProgressLogHandler(scratch / PROGRESS_FILE))
     logging.getLogger("tasks").setLevel(logging.INFO)
+    if argv[0] == SCRATCH_FROM_STDIN:
+        log.info("a warm process: started with the run, it loaded TensorFlow alongside the data stages")
     job = TrainingJob.model_validate_json((scratch / JOB_FILE).read_text())
     try:
         from tasks.training import fit  # TensorFlow loads here, after the parent-death guard is in place
