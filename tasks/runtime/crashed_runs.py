@@ -1,4 +1,5 @@
-"""Flow runs of command-line runs that were killed outright (SIGKILL, the out-of-memory killer).
+"""Flow runs of command-line runs that were killed outright (SIGKILL, the out-of-memory killer);
+`python -m tasks.runtime.crashed_runs` (the first step of `make runs`) marks them by hand.
 
 Such a run cannot report its end, and its temporary server dies with it, so Prefect's heartbeat
 automation (tasks/runtime/heartbeats.py), which needs a living server, never sees it: the flow run
@@ -11,6 +12,7 @@ and says so on one line per flow run. The home is then ended like any other.
 from __future__ import annotations
 
 import fcntl
+import sys
 from pathlib import Path
 
 from tasks.runtime.local_server import LocalServer
@@ -67,3 +69,21 @@ def _mark_home(home: Path, startup_timeout: float) -> list[str]:
             return lines
     finally:
         server.stop()
+
+
+def main() -> int:
+    """`make runs` first: marks the flow runs of runs killed outright Crashed, one `note:` line each."""
+    from prefect.settings import get_current_settings
+
+    from tasks.runtime.environment import reload_prefect_settings, set_prefect_defaults
+
+    set_prefect_defaults()
+    reload_prefect_settings()
+    settings = get_current_settings()
+    for line in mark_crashed_runs(Path(settings.home), settings.server.ephemeral.startup_timeout_seconds):
+        print(f"note: {line}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
