@@ -19,14 +19,18 @@ from tests.helpers import REPO_ROOT, prefect_home, small_run_options, wait_for_t
 
 
 def processes_with_home(home: Path) -> list[int]:
-    """Live processes whose environment holds PREFECT_HOME=home: the run, its server, its trainings."""
+    """Live processes whose PREFECT_HOME is `home` (the run, its trainings) or a run's home in it
+    (its server)."""
     marker = f"PREFECT_HOME={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if marker in (entry / "environ").read_bytes().split(b"\0") and b"Z" not in _state(entry):
+            variables = (entry / "environ").read_bytes().split(b"\0")
+            if any(value == marker or value.startswith(marker + b"/runs/") for value in variables) and (
+                b"Z" not in _state(entry)
+            ):
                 found.append(int(entry.name))
         except OSError:  # gone meanwhile, or not ours
             continue
