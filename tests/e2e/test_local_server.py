@@ -125,23 +125,42 @@ def test_a_migrated_database_is_made_once_per_prefect_version(tmp_path):
     assert [path.name for path in tmp_path.iterdir()] == [made.name]  # no half-made leftovers
 
 
-def test_a_killed_run_takes_its_server_and_trainings_with_it_and_the_next_run_marks_it_crashed(
-    imdb_npz, tmp_path, migrated_prefect_database
-):
+def test_a_killed_run_takes_its_server_and_trainings_with_it(imdb_npz, tmp_path, migrated_prefect_database):
     home, log = prefect_home(tmp_path, migrated_prefect_database), tmp_path / "run.log"
     options = small_run_options(str(imdb_npz), tmp_path, "--max-epochs", "400", "--patience", "400")
     run = start_run(options, home, log)
     try:
         wait_for_text(run, log, "epoch 2/400", 300)  # the server is up and both trainings are running
         assert len(processes_with_home(home)) >= 4  # the run, its server, two trainings
-        run.send_signal(signal.SIGKILL)  # as the out-of-memory killer ends a run: no word, no cleanup
+        run.send_signal(signal.SIGKILL)
+        run.wait(30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert wait_until_gone(home, 15) == []
+
+
+def kill_a_run_outright(imdb_npz, tmp_path: Path, home: Path) -> Path:
+    """Starts a run, SIGKILLs it once its flow run is Running (as the out-of-memory killer ends a
+    run: no word, no cleanup); returns the home its server used, which still says Running."""
+    log = tmp_path / "killed.log"
+    run = start_run(small_run_options(str(imdb_npz), tmp_path / "killed"), home, log)
+    try:
+        wait_for_text(run, log, "stage 1/11", 300)
+        run.send_signal(signal.SIGKILL)
         run.wait(30)
     finally:
         if run.poll() is None:
             run.kill()
     assert wait_until_gone(home, 15) == []
     [killed] = run_homes(home)
-    assert flow_run_states(killed) == ["RUNNING"]  # what the killed run left behind
+    assert flow_run_states(killed) == ["RUNNING"]
+    return killed
+
+
+def test_the_run_after_one_killed_outright_marks_its_flow_run_crashed(imdb_npz, tmp_path):
+    home = tmp_path / "prefect-home"
+    killed = kill_a_run_outright(imdb_npz, tmp_path, home)
 
     following = subprocess.run(
         [sys.executable, "-m", "flows.imdb_pipeline", *small_run_options(str(imdb_npz), tmp_path / "next")],
@@ -149,7 +168,7 @@ def test_a_killed_run_takes_its_server_and_trainings_with_it_and_the_next_run_ma
         env=cli_environment(home),
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=600,
     )
     assert following.returncode == 0, following.stderr[-3000:]
     notes = [line for line in following.stderr.splitlines() if line.startswith("note: ")]
@@ -161,21 +180,11 @@ def test_a_killed_run_takes_its_server_and_trainings_with_it_and_the_next_run_ma
 
 
 def test_make_runs_marks_a_run_killed_outright_crashed(imdb_npz, tmp_path):
-    home, log = tmp_path / "prefect-home", tmp_path / "run.log"
-    run = start_run(small_run_options(str(imdb_npz), tmp_path), home, log)
-    try:
-        wait_for_text(run, log, "stage 1/11", 300)  # its flow run is Running on its server
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-    finally:
-        if run.poll() is None:
-            run.kill()
-    assert wait_until_gone(home, 15) == []
-    [killed] = run_homes(home)
-    assert flow_run_states(killed) == ["RUNNING"]
+    home = tmp_path / "prefect-home"
+    killed = kill_a_run_outright(imdb_npz, tmp_path, home)
 
     listed = subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "runs", f"STORAGE={tmp_path / 'store'}"],
+        ["make", "-s", "-o", ".venv/.installed", "runs", f"STORAGE={tmp_path / 'killed' / 'store'}"],
         cwd=REPO_ROOT,
         env=cli_environment(home),
         capture_output=True,
