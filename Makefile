@@ -52,9 +52,10 @@ $(INSTALLED): $(LOCK)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
 	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
 	$(PY) -m pip check
+	$(PY) -m tasks.runtime.server_homes
 	touch $@
 
-## install: create .venv and install the locked dependencies (done by the other targets when needed)
+## install: create .venv, install the locked dependencies and migrate a Prefect database for the runs' servers to copy (done by the other targets when needed)
 .PHONY: install
 install: $(INSTALLED)
 
@@ -137,9 +138,10 @@ reproduce: $(INSTALLED)
 seeds: $(INSTALLED)
 	$(PY) -m tools.seeds $(ARGS)
 
-## runs: list and check every run under a storage root: make runs STORAGE=outputs (or s3://...); ARGS="--clean --older-than 2h" lists leftovers, --yes removes them
+## runs: mark command-line runs killed outright Crashed in their Prefect records, then list and check every run under a storage root: make runs STORAGE=outputs (or s3://...); ARGS="--clean --older-than 2h" lists leftovers, --yes removes them
 .PHONY: runs
 runs: $(INSTALLED)
+	$(PY) -m tasks.runtime.crashed_runs
 	$(PY) -m tools.verify --all "$${STORAGE:-outputs}" $(ARGS)
 
 ## predict: score reviews with the champion, one JSON line each: make predict TEXT="A wonderful film" (STORAGE=, ARGS="--file f.txt", "--run <uri> --variant <name>")

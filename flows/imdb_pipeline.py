@@ -46,7 +46,7 @@ from tasks.training import sweeps
 from tasks.training.baseline import BaselineResult
 from tasks.training.jobs import TrainedVariant, TrainingJob, derive_seed
 from tasks.training.stages import collect, evaluate, fit_baseline, plot_comparison, plot_variant, show_sweep, train
-from tasks.training.supervisor import children_stopped_on_signals
+from tasks.training.supervisor import children_stopped_on_signals, warm_training_processes
 
 STAGES = (
     "download",
@@ -115,6 +115,16 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
     dask_address = task_runners.dask_address(config.dask_address)  # None: trainings run on this machine
     if dask_address:  # workers may run in another folder: a relative root would be theirs
         config = config.model_copy(update={"storage": task_runners.shared_storage(config.storage)})
+        return _run_stages(config, dask_address)
+    # The training processes start now and import TensorFlow while the data stages run; the train
+    # stage hands them their jobs.
+    side_by_side, threads = _side_by_side(sweeps.training_count(config))
+    with warm_training_processes(side_by_side, threads):
+        return _run_stages(config, dask_address)
+
+
+def _run_stages(config: PipelineConfig, dask_address: str | None) -> RunSummary | UnchangedRun:
+    """The stages, in order."""
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
@@ -185,8 +195,7 @@ def _train_all(
         task = train_task.with_options(timeout_seconds=config.training.timeout_seconds)
         trained = iter(task_runners.train_on_dask(dask_address, task, jobs, config.storage))
     else:
-        side_by_side = min(len(jobs), PARALLEL_TRAININGS)
-        threads = max(1, CORES // side_by_side)  # more threads than cores only slowed trainings down
+        side_by_side, threads = _side_by_side(len(jobs))
         stage("train", f"{summary}, {side_by_side} at a time, {threads} thread(s) each")
         # SIGTERM / SIGINT end the children before Prefect waits for the threads that supervise them.
         with children_stopped_on_signals():
@@ -195,6 +204,12 @@ def _train_all(
     return {
         variant: (variant_jobs, [next(trained) for _ in variant_jobs]) for variant, variant_jobs in by_variant.items()
     }
+
+
+def _side_by_side(trainings: int) -> tuple[int, int]:
+    """How many of `trainings` run at once on this machine, and TensorFlow's threads in each."""
+    side_by_side = min(trainings, PARALLEL_TRAININGS)
+    return side_by_side, max(1, CORES // side_by_side)  # more threads than cores only slowed trainings down
 
 
 def _evaluate_and_plot(

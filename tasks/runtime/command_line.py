@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from tasks.errors import PipelineError
+from tasks.runtime.crashed_runs import mark_crashed_runs
 from tasks.runtime.environment import reload_prefect_settings, set_prefect_defaults
 from tasks.runtime.interruption import describe_interruption, interruptible, interruption_signal
 from tasks.runtime.local_server import local_server_unless_configured
@@ -24,13 +25,17 @@ def run_flow(
     configured otherwise; returns (0, its result), or an exit status after printing one `error:` line
     on stderr: 1 for a failure, 128 + the signal's number for SIGTERM or SIGINT.
 
-    Without a configured server, a temporary one starts first; the modules named in `warm_up`
-    (libraries the stages import on first use) are imported while it starts."""
+    Without a configured server, a temporary one starts first; while it starts, the flow runs of
+    earlier runs killed outright are marked Crashed (a `note:` line each on stderr) and the modules
+    named in `warm_up` (libraries the stages import on first use) are imported."""
     set_prefect_defaults()
     reload_prefect_settings()
     use_s3_endpoint(s3_endpoint_url)
     try:
         with interruptible(), local_server_unless_configured() as server:
+            if server is not None and server.home is not None:  # in PREFECT_HOME/runs/, beside the others
+                for line in mark_crashed_runs(server.home.parent.parent, server.startup_timeout):
+                    print(f"note: {line}", file=sys.stderr)
             for module in warm_up:
                 importlib.import_module(module)
             if server is not None:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.errors import PipelineError
+from tasks.runtime import server_homes
 from tasks.runtime.parent_death import death_signal_setter
 
 HEALTH_POLL_SECONDS = 0.1
@@ -50,8 +51,9 @@ PORT_IN_USE_EXIT = 3  # uvicorn's exit status when it cannot bind its port
 class LocalServer:
     """A started server process; `wait_until_ready()` blocks until its API answers."""
 
-    def __init__(self, startup_timeout: float) -> None:
+    def __init__(self, startup_timeout: float, home: Path | None = None) -> None:
         self.startup_timeout = startup_timeout
+        self.home = home  # its PREFECT_HOME, and with it its database (None: the run's own)
         self.port, self.process = self._start()
 
     @property
@@ -110,6 +112,7 @@ class LocalServer:
             **os.environ,
             **SERVER_ENVIRONMENT,
             **get_current_settings().to_environment_variables(exclude_unset=True),
+            **({"PREFECT_HOME": str(self.home)} if self.home else {}),
         }
         # A session of its own: a signal to the run's whole process group (a closing terminal, systemd,
         # `kill -- -PGID`) reaches the run, which then reports its end to this server and stops it,
@@ -125,7 +128,11 @@ def local_server_unless_configured() -> Iterator[LocalServer | None]:
     """Starts a temporary server and points `PREFECT_API_URL` at it, unless a server is configured
     (`PREFECT_API_URL`) or Prefect's temporary server is turned off; stops it on the way out.
 
+    The server keeps its database in a home of this run's own (tasks/runtime/server_homes.py),
+    unless a database is configured. While it starts, old homes are removed.
+
     Call after Prefect's settings are final: the server's process gets them."""
+    import prefect
     from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
 
@@ -133,18 +140,35 @@ def local_server_unless_configured() -> Iterator[LocalServer | None]:
     if settings.api.url or not settings.server.ephemeral.enabled:
         yield None
         return
-    server = LocalServer(settings.server.ephemeral.startup_timeout_seconds)
+    prefect_home = Path(settings.home)
+    home = None
+    if not _database_configured():
+        home = server_homes.open_run_home(prefect_home, server_homes.migrated_database(prefect.__version__))
+    timeout = settings.server.ephemeral.startup_timeout_seconds
+    server = LocalServer(timeout, home.path if home else None)
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["PREFECT_UI_URL"] = ""  # this server has no UI: no links to it in the logs
     refresh_global_settings_context()
     try:
+        if home:
+            server_homes.prune_run_homes(prefect_home)
         yield server
     finally:
         if server.process.poll() is None:  # a server that is gone takes no more logs or events
             _drain_prefect_workers()
         server.stop()
+        if home:
+            home.close()
         del os.environ["PREFECT_API_URL"], os.environ["PREFECT_UI_URL"]
         refresh_global_settings_context()
+
+
+def _database_configured() -> bool:
+    """Whether the environment names the server's database: then every server shares that one."""
+    from prefect.settings import get_current_settings
+
+    names = get_current_settings().to_environment_variables(exclude_unset=True)
+    return any(name.endswith("DATABASE_CONNECTION_URL") for name in names)
 
 
 def _drain_prefect_workers() -> None:

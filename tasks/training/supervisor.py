@@ -6,6 +6,13 @@ other's Python, and the pipeline's own process never loads TensorFlow. The child
 module. The parent supervises each child: it enforces `--training-timeout` by terminating it,
 stops every child when the run is interrupted (SIGTERM, SIGINT), and a child dies with its parent
 even when the parent is killed outright (SIGKILL), so none is ever orphaned.
+
+Importing TensorFlow is most of a training process's start. So a run can start its training
+processes warm, ahead of their jobs (`warm_training_processes`), at its start: they import
+TensorFlow while the data stages run, on a core the data stages leave idle, then wait for a job;
+each training of the stage takes one, or starts a process of its own when none is left. A warm
+process is supervised like any other from the moment it starts: it is stopped by `stop_children`,
+dies with its parent, and the unused ones are ended when the run leaves the block.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from types import FrameType
 import tasks
 from tasks.errors import PipelineError, TrainingTimedOut
 from tasks.training.jobs import TrainedVariant, TrainingJob
-from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE
+from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE, SCRATCH_FROM_STDIN
 
 # How often the parent forwards a child's epochs to the UI and checks its deadline.
 CHILD_POLL_SECONDS = 0.2
@@ -40,6 +47,7 @@ CODE_ROOT = str(Path(tasks.__file__).resolve().parent.parent)
 _children: set[subprocess.Popen] = set()
 _children_lock = threading.Lock()
 _stopping = threading.Event()  # set once the run is interrupted: no new child starts
+_warm: list[tuple[subprocess.Popen, int | None]] = []  # started ahead of their jobs, with their thread cap
 
 
 class TrainingStopped(BaseException):
@@ -60,7 +68,7 @@ def train_in_child_process(
     (scratch / JOB_FILE).write_text(job.model_dump_json())
     progress_file = scratch / PROGRESS_FILE
     deadline, forwarded = time.monotonic() + job.training.timeout_seconds, 0
-    with _supervised(_child_command(scratch), threads) as child:
+    with _supervised(scratch, threads) as child:
         while child.poll() is None:
             forwarded = _forward_progress(progress_file, forwarded, on_epoch)
             if _stopping.is_set():
@@ -72,8 +80,30 @@ def train_in_child_process(
     return _child_result(job, scratch / RESULT_FILE, child.returncode)
 
 
-def _child_command(scratch: Path) -> list[str]:
-    return [sys.executable, "-m", "tasks.training.worker", str(scratch), str(os.getpid())]
+def _child_command(scratch: str) -> list[str]:
+    return [sys.executable, "-m", "tasks.training.worker", scratch, str(os.getpid())]
+
+
+@contextmanager
+def warm_training_processes(count: int, threads: int | None) -> Iterator[None]:
+    """Starts `count` training processes now, each importing TensorFlow then waiting for a job (with
+    `threads` threads, as `train_in_child_process` takes them); trainings inside the block take
+    them first. On the way out, however it is left, the ones no training took are ended.
+
+    Call from a thread that lives as long as the block (the flow's): a child dies with the thread
+    that started it."""
+    with _children_lock:
+        for _ in range(count):
+            child = _start_child(_child_command(SCRATCH_FROM_STDIN), threads, stdin=subprocess.PIPE)
+            _warm.append((child, threads))
+    try:
+        yield
+    finally:
+        with _children_lock:
+            unused = [child for child, _ in _warm]
+            _warm.clear()
+        for child in unused:
+            _end_child(child)
 
 
 def timed_out(job: TrainingJob) -> TrainingTimedOut:
@@ -128,28 +158,60 @@ def stop_children() -> None:
 
 
 @contextmanager
-def _supervised(command: list[str], threads: int | None) -> Iterator[subprocess.Popen]:
-    """Starts `command` as a child and tracks it; on the way out, however it is left, the child is ended."""
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CODE_ROOT, os.environ.get("PYTHONPATH")]))}
-    if threads is not None:  # read by TensorFlow when it starts
-        environment |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+def _supervised(scratch: Path, threads: int | None) -> Iterator[subprocess.Popen]:
+    """A child training the job in `scratch`: a warm one handed the folder, else one started now;
+    tracked, and on the way out, however it is left, ended."""
     with _children_lock:
         if _stopping.is_set():
             raise TrainingStopped("the run was interrupted before this training started")
-        child = subprocess.Popen(command, env=environment)
-        _children.add(child)
+        child = _take_warm(scratch, threads) or _start_child(_child_command(str(scratch)), threads)
     try:
         yield child
     finally:
-        with _children_lock:
-            _children.discard(child)
+        _end_child(child)
+
+
+def _start_child(command: list[str], threads: int | None, stdin: int | None = None) -> subprocess.Popen:
+    """Starts and tracks a child; call holding `_children_lock`."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [CODE_ROOT, os.environ.get("PYTHONPATH")]))}
+    if threads is not None:  # read by TensorFlow when it starts
+        environment |= {"TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": str(threads)}
+    child = subprocess.Popen(command, env=environment, stdin=stdin)
+    _children.add(child)
+    return child
+
+
+def _take_warm(scratch: Path, threads: int | None) -> subprocess.Popen | None:
+    """A warm child with `threads` threads, handed `scratch`; None when none is left alive. Call
+    holding `_children_lock`."""
+    while (index := next((i for i, (_, cap) in enumerate(_warm) if cap == threads), None)) is not None:
+        child = _warm.pop(index)[0]
+        try:
+            if child.poll() is None and child.stdin is not None:
+                child.stdin.write(f"{scratch}\n".encode())
+                child.stdin.close()
+                return child
+        except OSError:  # it died while warming (the pipe is broken): end it, try the next
+            pass
+        _children.discard(child)
         if child.poll() is None:
-            child.terminate()
-            try:
-                child.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.kill()
         child.wait()
+    return None
+
+
+def _end_child(child: subprocess.Popen) -> None:
+    with _children_lock:
+        _children.discard(child)
+    if child.stdin is not None and not child.stdin.closed:
+        child.stdin.close()  # a warm child that never got a job exits at end of input
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    child.wait()
 
 
 def _forward_progress(progress_file: Path, forwarded: int, on_epoch: Callable[[dict], None]) -> int:

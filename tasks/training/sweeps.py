@@ -82,6 +82,11 @@ def training_jobs(
     return jobs
 
 
+def training_count(config: PipelineConfig) -> int:
+    """How many trainings `training_jobs` makes over every variant of `config`: known before the data."""
+    return config.training.seeds * sum(len(variant_points(variant, config.sweep)) for variant in config.model.variants)
+
+
 def point_label(point: Point) -> str:
     """`rnn_units=16 learning_rate=0.001`; empty without a sweep."""
     return " ".join(

@@ -1,4 +1,6 @@
-"""A training's own process: `python -m tasks.training.worker SCRATCH PARENT_PID`.
+"""A training's own process: `python -m tasks.training.worker SCRATCH PARENT_PID`, or, started
+ahead of its job (warm), `python -m tasks.training.worker - PARENT_PID`, which first imports
+TensorFlow, then reads SCRATCH from its stdin (none, at end of input: it exits).
 
 Reads the job from `SCRATCH/job.json`, trains it (with restarts), appends each epoch and each log
 line to `SCRATCH/progress.jsonl` and leaves `SCRATCH/result.pickle`: `(True, TrainedVariant)` or
@@ -8,6 +10,7 @@ dies with its parent, and leaves SIGINT to it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -21,15 +24,30 @@ from tasks.errors import PipelineError
 from tasks.runtime.parent_death import death_signal_setter
 from tasks.training.jobs import TrainingJob, append_progress
 
+log = logging.getLogger("tasks.training.worker")  # run as __main__, its logs still belong under tasks
+
 JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
+SCRATCH_FROM_STDIN = "-"
 
 
 def main(argv: list[str]) -> int:
-    scratch, parent = Path(argv[0]), int(argv[1])
+    parent = int(argv[1])
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl+C reaches the whole group; the parent decides
+    if argv[0] == SCRATCH_FROM_STDIN:
+        # A failure here is raised again below, with the job, and handed to the parent.
+        with contextlib.suppress(Exception):
+            _load_tensorflow()
+        line = sys.stdin.readline().strip()
+        if not line:  # the parent needed no training after all
+            return 0
+        scratch = Path(line)
+    else:
+        scratch = Path(argv[0])
     logging.getLogger("tasks").addHandler(ProgressLogHandler(scratch / PROGRESS_FILE))
     logging.getLogger("tasks").setLevel(logging.INFO)
+    if argv[0] == SCRATCH_FROM_STDIN:
+        log.info("a warm process: started with the run, it loaded TensorFlow alongside the data stages")
     job = TrainingJob.model_validate_json((scratch / JOB_FILE).read_text())
     try:
         from tasks.training import fit  # TensorFlow loads here, after the parent-death guard is in place
@@ -40,6 +58,17 @@ def main(argv: list[str]) -> int:
         outcome = (False, error)
     _write_outcome(scratch / RESULT_FILE, outcome)
     return 0
+
+
+def _load_tensorflow() -> None:
+    """What every training does first and needs no job for: importing TensorFlow and Keras (most of
+    a training process's start) and starting TensorFlow's runtime. Nothing here draws a random
+    number or builds a model, so a warm process trains exactly as a fresh one."""
+    import keras
+
+    from tasks.training import fit  # noqa: F401 - imported for its cost, used once the job arrives
+
+    keras.ops.zeros(1)
 
 
 class ProgressLogHandler(logging.Handler):

@@ -18,7 +18,15 @@ import pytest
 
 from flows.imdb_pipeline import main
 from tasks.registry import publishing
-from tests.helpers import REPO_ROOT, run_error_line, small_run_options, stage_states, wait_for_text, wait_until
+from tests.helpers import (
+    REPO_ROOT,
+    latest_flow_run_log,
+    run_error_line,
+    small_run_options,
+    stage_states,
+    wait_for_text,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -195,6 +203,33 @@ def test_sigterm_while_publishing_leaves_no_manifest_and_a_rerun_reuses_the_trai
     assert stage_states((*DATA_STAGES, "train-embedding")) == dict.fromkeys((*DATA_STAGES, "train-embedding"), "Cached")
     with capsys.disabled():
         print(f"SIGTERM while publishing: the run exited {stopped_after:.1f} s after the signal")
+
+
+def training_processes() -> set[int]:
+    """Live training processes (`python -m tasks.training.worker`) started by this test's process."""
+
+    def trains(pid: int) -> bool:
+        try:
+            return b"tasks.training.worker" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+        except OSError:
+            return False
+
+    return {pid for pid in alive(children_of(os.getpid())) if trains(pid)}
+
+
+def test_trainings_take_the_processes_started_warm_with_the_run_and_a_run_that_needs_none_ends_them(
+    imdb_npz, tmp_path, capsys
+):
+    options = small_run_options(str(imdb_npz), tmp_path, "--skip-unchanged")
+    assert main(options) == 0
+    log = latest_flow_run_log()
+    assert log.count("a warm process: started with the run, it loaded TensorFlow alongside the data stages") == 2
+    assert training_processes() == set()
+    capsys.readouterr()
+
+    assert main(options) == 0  # the same run again: it stops before training, its warm processes unused
+    assert capsys.readouterr().out.startswith("unchanged: ")
+    assert wait_until(lambda: training_processes() == set(), timeout=5), training_processes()
 
 
 @pytest.mark.parametrize("seeds", ["1", "2"])
