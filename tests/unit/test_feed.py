@@ -43,18 +43,21 @@ def epoch_rows(data: feed.SplitFeed) -> np.ndarray:
     return np.concatenate(seen)
 
 
-def test_the_feed_gives_every_row_once_per_epoch_in_a_new_seeded_order(tmp_path):
+@pytest.mark.parametrize("in_memory_bytes", [0, feed.IN_MEMORY_BYTES], ids=["read-per-row", "in-memory"])
+def test_the_feed_gives_every_row_once_per_epoch_in_a_new_seeded_order(tmp_path, in_memory_bytes):
     split = numbered_split(tmp_path)
-    shuffled = feed.SplitFeed(split, batch_size=10, seed=7)
+    shuffled = feed.SplitFeed(split, batch_size=10, seed=7, in_memory_bytes=in_memory_bytes)
     epochs = [epoch_rows(shuffled) for _ in range(3)]
     for rows in epochs:
         assert sorted(rows) == list(range(ROWS))  # each row exactly once
     assert len({tuple(rows) for rows in epochs}) == 3  # a different order every epoch
     assert all((rows != np.arange(ROWS)).any() for rows in epochs)  # a real shuffle
-    again = feed.SplitFeed(split, batch_size=10, seed=7)
+    again = feed.SplitFeed(split, batch_size=10, seed=7, in_memory_bytes=in_memory_bytes)
     assert all((epoch_rows(again) == rows).all() for rows in epochs)  # the same seed, the same orders
-    assert (epoch_rows(feed.SplitFeed(split, batch_size=10, seed=8)) != epochs[0]).any()
-    assert (epoch_rows(feed.SplitFeed(split, batch_size=10)) == np.arange(ROWS)).all()  # val: file order
+    other = feed.SplitFeed(split, batch_size=10, seed=8, in_memory_bytes=in_memory_bytes)
+    assert (epoch_rows(other) != epochs[0]).any()
+    in_order = feed.SplitFeed(split, batch_size=10, in_memory_bytes=in_memory_bytes)
+    assert (epoch_rows(in_order) == np.arange(ROWS)).all()  # val: file order
 
 
 class CountRows(keras.layers.Layer):
@@ -158,7 +161,8 @@ def test_an_epoch_leaves_none_of_the_file_resident(tmp_path):
     """A memory map read at random would make most of this 20 MB file resident within the epoch."""
     ids = np.zeros((100_000, 100), dtype=np.uint16)
     np.save(tmp_path / "ids.npy", ids)
-    data = feed.SplitFeed(LocalSplit(tmp_path / "ids.npy", np.zeros(len(ids), np.int8)), 64, seed=0)
+    split = LocalSplit(tmp_path / "ids.npy", np.zeros(len(ids), np.int8))
+    data = feed.SplitFeed(split, 64, seed=0, in_memory_bytes=0)  # read row by row, as past the in-memory cap
     data[0]  # the first read's own imports and allocations aside
     before = resident_file_bytes()
     epoch_rows_seen = sum(len(data[index][0]) for index in range(len(data)))
