@@ -92,7 +92,8 @@ def train(
         f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
         f"{results.guard_label(trained)}"
     )
-    ui.finish_training_progress(progress, label, summary, fs.read_json(stored.history_path))
+    history = json.loads(jobs.read_stored(stored.history_path, stored.history_sha256))
+    ui.finish_training_progress(progress, label, summary, history)
     return stored
 
 
@@ -107,7 +108,8 @@ def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> evaluation.
     """Test-set metrics of one trained seed: those its training process measured on the model in
     memory, or else measured on the saved model."""
     metrics = trained.test_metrics or evaluation.measure(
-        evaluation.load_model(trained.model_path), dataset.split_uris["test"]
+        evaluation.load_model_bytes(jobs.read_stored(trained.model_path, trained.model_sha256), trained.model_path),
+        dataset.split_uris["test"],
     )
     evaluation.log_metrics(f"{trained.variant} seed {trained.seed}", metrics)
     return metrics
