@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -73,10 +74,16 @@ def test_a_run_killed_outright_is_crashed_once_its_heartbeats_stop_and_another_t
         other_run = latest_run_of(client, OTHER_FLOW)
         (automation,) = client.read_automations_by_name(AUTOMATION_NAME)  # the run replaced the wide one
         assert automation.trigger.match_related == zombie_automation().trigger.match_related
-        beats = named_events(
-            client, "prefect.flow-run.heartbeat", lambda event: event.resource.id == f"prefect.flow-run.{other_run.id}"
-        )
-        assert beats, "the other flow sent no heartbeat: nothing would be tested"
+        # The automation watches a run from its first heartbeat after the automation was created:
+        # both runs must have sent one since, or neither would be crashed whatever its scope.
+        replaced = datetime.now(UTC)
+        for run in (flow_run, other_run):
+            assert named_events(
+                client,
+                "prefect.flow-run.heartbeat",
+                lambda event, run=run: event.resource.id == f"prefect.flow-run.{run.id}" and event.occurred > replaced,
+                timeout=2 * HEARTBEAT_SECONDS + 15,
+            ), f"no heartbeat from {run.name} since the automation was replaced: nothing would be tested"
     for each in (process, other):
         os.killpg(each.pid, signal.SIGKILL)  # no handler runs: nothing reports the end
         each.wait()
@@ -93,4 +100,4 @@ def test_a_run_killed_outright_is_crashed_once_its_heartbeats_stop_and_another_t
         other_state = client.read_flow_run(other_run.id).state
     assert state.name == "Crashed" and f"no heartbeat for {window} s" in state.message
     assert other_state.name == "Running", f"another team's flow was marked {other_state.name}: {other_state.message}"
-    print(f"SIGKILL: the flow run was marked Crashed within {time.monotonic() - killed:.0f} s; the other flow stays Running")
+    print(f"SIGKILL: the run was marked Crashed within {time.monotonic() - killed:.0f} s; the other flow stays Running")
