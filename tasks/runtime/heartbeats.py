@@ -83,13 +83,14 @@ def zombie_automation() -> AutomationCore:
 
 
 def ensure_zombie_automation() -> bool:
-    """Creates the automation unless the server has it as `zombie_automation` defines it; one of an
-    earlier definition (such as one that covered every flow on the server) is replaced. True when
-    it was created or replaced now."""
+    """Creates the automation unless the server has it; one that watches other events or flows
+    than `zombie_automation` (an earlier definition, such as one that covered every flow on the
+    server) is replaced. Its window is kept: whoever created it chose it. True when it was created
+    or replaced now."""
     wanted = zombie_automation()
     with get_client(sync_client=True) as client:
         existing = client.read_automations_by_name(AUTOMATION_NAME)
-        if any(_same_automation(each, wanted) for each in existing):
+        if any(_watches_the_same(each, wanted) for each in existing):
             return False
         for each in existing:
             client.delete_automation(each.id)
@@ -98,9 +99,11 @@ def ensure_zombie_automation() -> bool:
     return True
 
 
-def _same_automation(existing: AutomationCore, wanted: AutomationCore) -> bool:
-    fields = {"name", "description", "trigger", "actions", "enabled"}
-    return existing.model_dump(include=fields) == wanted.model_dump(include=fields)
+def _watches_the_same(existing: AutomationCore, wanted: AutomationCore) -> bool:
+    """The same trigger but for its window, and the same state set."""
+    return existing.trigger.model_dump(exclude={"within"}) == wanted.trigger.model_dump(exclude={"within"}) and [
+        getattr(action, "state", None) for action in existing.actions
+    ] == [getattr(action, "state", None) for action in wanted.actions]
 
 
 def ensure_zombie_automation_hook(flow: Flow, flow_run: FlowRun, state: State) -> None:

@@ -64,3 +64,14 @@ def test_the_crash_automation_covers_exactly_this_projects_flows():
     assert set(heartbeats.PROJECT_FLOWS) == flows
     related = heartbeats.zombie_automation().trigger.match_related
     assert related.root == {"prefect.resource.role": "flow", "prefect.resource.name": list(heartbeats.PROJECT_FLOWS)}
+
+
+def test_an_automation_of_another_scope_is_replaced_and_one_of_another_window_kept(monkeypatch):
+    monkeypatch.setenv(heartbeats.WINDOW_VARIABLE, "600")
+    other_window = heartbeats.zombie_automation()
+    monkeypatch.delenv(heartbeats.WINDOW_VARIABLE)
+    wanted = heartbeats.zombie_automation()
+    every_flow = heartbeats.zombie_automation()
+    every_flow.trigger.match_related = []
+    assert heartbeats._watches_the_same(other_window, wanted)
+    assert not heartbeats._watches_the_same(every_flow, wanted)
