@@ -25,8 +25,8 @@ from pathlib import Path
 from types import FrameType
 
 import tasks
-from tasks.errors import PipelineError, TrainingTimedOut
-from tasks.training.jobs import TrainedVariant, TrainingJob
+from tasks.errors import PipelineError
+from tasks.training.jobs import TrainedVariant, TrainingJob, timed_out
 from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE
 
 # How often the parent forwards a child's epochs to the UI and checks its deadline.
@@ -74,13 +74,6 @@ def train_in_child_process(
 
 def _child_command(scratch: Path) -> list[str]:
     return [sys.executable, "-m", "tasks.training.worker", str(scratch), str(os.getpid())]
-
-
-def timed_out(job: TrainingJob) -> TrainingTimedOut:
-    return TrainingTimedOut(
-        f"training {job.variant} seed {job.seed} took longer than --training-timeout "
-        f"{job.training.timeout_seconds} s and was stopped; nothing was published"
-    )
 
 
 @contextmanager
