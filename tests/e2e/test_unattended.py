@@ -229,11 +229,11 @@ def test_a_training_past_its_timeout_is_stopped_with_one_line(seeds, imdb_npz, t
     took = time.monotonic() - started
     line = run_error_line(capsys.readouterr())
     assert line.startswith("error: training embedding seed ") and "took longer than --training-timeout 3 s" in line
-    assert [run for run in publishing.list_runs(str(tmp_path / "store")) if run["complete"]] == []
-    assert list((tmp_path / "work" / "training").iterdir()) == []
     # The timed-out children were ended, not left training (a few seconds: Prefect's timer ends the
     # task first, then its training process is terminated).
     assert wait_until(lambda: not training_children(), timeout=STOP_SECONDS), training_children()
+    assert [run for run in publishing.list_runs(str(tmp_path / "store")) if run["complete"]] == []
+    assert list((tmp_path / "work" / "training").iterdir()) == []
     print(f"--training-timeout 3 with --seeds {seeds}: the run failed after {took:.1f} s")
 
 
