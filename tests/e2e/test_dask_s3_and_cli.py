@@ -117,7 +117,7 @@ def test_two_runs_at_once_on_one_cluster_each_reporting_to_its_own_prefect_serve
                 stderr=log,
             )
         try:
-            wait_for_text(other, other_log, "epoch 1/6")  # the other run trains on the workers now
+            wait_for_text(other, other_log, "on the Dask cluster at")  # the other run's train stage began
             run_uri = run_on_dask(cluster.scheduler_address, imdb_npz, tmp_path / "this", capsys, *longer)
             assert other.wait(timeout=600) == 0, other_log.read_text()[-3000:]
         finally:
