@@ -6,6 +6,7 @@ runs on the same workers are in test_dask_s3_and_cli.py, so that both test proce
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -90,9 +91,14 @@ def test_a_training_whose_worker_is_killed_is_run_again_on_another_and_the_run_c
     killed = threading.Event()
 
     def kill_worker_0_mid_training() -> None:
+        from distributed import Client
+
+        # The worker logs its address when it starts; the scheduler knows what it is running.
+        victim = re.search(r"Start worker at:\s+(tcp://[\d.:]+)", victim_log.read_text())[1]
         deadline = time.monotonic() + 300
-        while "epoch 1/" not in victim_log.read_text(errors="replace") and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with Client(cluster.address, set_as_default=False) as client:
+            while not client.processing(workers=[victim]).get(victim) and time.monotonic() < deadline:
+                time.sleep(0.1)
         cluster.kill_worker(0)  # its nanny and its worker process, SIGKILL, mid-training
         killed.set()
 
