@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -93,12 +92,23 @@ def test_a_training_whose_worker_is_killed_is_run_again_on_another_and_the_run_c
     def kill_worker_0_mid_training() -> None:
         from distributed import Client
 
-        # The worker logs its address when it starts; the scheduler knows what it is running.
+        from tasks.training.worker import DASK_TOPIC
+
+        # The worker logs its address when it starts; its trainings send their epochs as events.
         victim = re.search(r"Start worker at:\s+(tcp://[\d.:]+)", victim_log.read_text())[1]
-        deadline = time.monotonic() + 300
+        started_there: set[str] = set()
+        training_there = threading.Event()
+
+        def watch(event) -> None:
+            message = event[1]
+            if message.get("started") == victim:
+                started_there.add(message["training"])
+            elif "epoch" in message and message["training"] in started_there:
+                training_there.set()
+
         with Client(cluster.address, set_as_default=False) as client:
-            while not client.processing(workers=[victim]).get(victim) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            client.subscribe_topic(DASK_TOPIC, watch)
+            training_there.wait(timeout=300)
         cluster.kill_worker(0)  # its nanny and its worker process, SIGKILL, mid-training
         killed.set()
 
