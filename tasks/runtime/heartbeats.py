@@ -3,6 +3,8 @@ marked Crashed by Prefect itself: every run sends a heartbeat event every HEARTB
 (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, set by `environment.set_prefect_defaults`), and a proactive
 automation crashes a flow run that has sent one but then, within its window (MISSED_HEARTBEATS
 periods, 90 s, unless $IMDB_CRASH_WINDOW_SECONDS says otherwise), neither another nor a final state.
+It covers only this project's flows (PROJECT_FLOWS, matched by the flow each event names): another
+team's flows on the same server, which may beat less often or not at all, are left alone.
 
 `python -m tasks.runtime.heartbeats` creates the automation on the configured server (`make
 deploy` does); every run also makes sure it exists when it starts.
@@ -25,6 +27,9 @@ from tasks.runtime.environment import HEARTBEAT_SECONDS
 log = logging.getLogger(__name__)
 
 AUTOMATION_NAME = "imdb-rnn-pipeline: crash flow runs without heartbeats"
+# The flows whose runs the automation may crash (tests/unit/test_environment.py checks that they are
+# the flows of flows/). Each heartbeat and state event names its flow as a related resource.
+PROJECT_FLOWS = ("imdb-rnn-pipeline", "imdb-batch-scoring", "imdb-data-watch")
 # Three missed heartbeats: one late event (a busy server, a long garbage collection) is not a death.
 MISSED_HEARTBEATS = 3
 FINAL_STATES = ("Completed", "Failed", "Cancelled", "Crashed")
@@ -62,6 +67,7 @@ def zombie_automation() -> AutomationCore:
             after={"prefect.flow-run.heartbeat"},
             expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{state}" for state in FINAL_STATES)},
             match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": list(PROJECT_FLOWS)},
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
@@ -77,13 +83,27 @@ def zombie_automation() -> AutomationCore:
 
 
 def ensure_zombie_automation() -> bool:
-    """Creates the automation unless the server has it; True when it was created now."""
+    """Creates the automation unless the server has it; one that watches other events or flows
+    than `zombie_automation` (an earlier definition, such as one that covered every flow on the
+    server) is replaced. Its window is kept: whoever created it chose it. True when it was created
+    or replaced now."""
+    wanted = zombie_automation()
     with get_client(sync_client=True) as client:
-        if client.read_automations_by_name(AUTOMATION_NAME):
+        existing = client.read_automations_by_name(AUTOMATION_NAME)
+        if any(_watches_the_same(each, wanted) for each in existing):
             return False
-        client.create_automation(zombie_automation())
-    log.info("created the automation %r", AUTOMATION_NAME)
+        for each in existing:
+            client.delete_automation(each.id)
+        client.create_automation(wanted)
+    log.info("%s the automation %r", "replaced" if existing else "created", AUTOMATION_NAME)
     return True
+
+
+def _watches_the_same(existing: AutomationCore, wanted: AutomationCore) -> bool:
+    """The same trigger but for its window, and the same state set."""
+    return existing.trigger.model_dump(exclude={"within"}) == wanted.trigger.model_dump(exclude={"within"}) and [
+        getattr(action, "state", None) for action in existing.actions
+    ] == [getattr(action, "state", None) for action in wanted.actions]
 
 
 def ensure_zombie_automation_hook(flow: Flow, flow_run: FlowRun, state: State) -> None:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from prefect.filesystems import RemoteFileSystem
-
+from tasks.runtime.cached_results import CheckedLocalFileSystem, CheckedRemoteFileSystem, ProjectJSONSerializer
 from tasks.storage import fs, layout
 
 
@@ -26,15 +24,22 @@ def retry_when(should_retry: Callable[[Exception], bool]) -> Callable[..., bool]
 
 
 def cache_options(storage_root: str, refresh: bool) -> dict[str, Any]:
-    """Task options that keep cached results (and their records) under `<storage_root>/cache/prefect`.
+    """Task options that keep cached results (and their records) under `<storage_root>/cache/prefect`,
+    as JSON read back only into this project's types (tasks/runtime/cached_results.py).
 
-    A local root is used as a path; an S3 root needs a saved RemoteFileSystem block, named after it.
+    The storage is a block saved on the Prefect server (Prefect takes no other block as a task's
+    result storage), named after the location.
     """
     location = layout.prefect_cache_uri(storage_root)
-    result_storage: Path | RemoteFileSystem
+    result_storage: CheckedLocalFileSystem | CheckedRemoteFileSystem
     if fs.is_local(location):
-        result_storage = Path(fs.filesystem(location)[1])
+        result_storage = CheckedLocalFileSystem(basepath=fs.filesystem(location)[1])
     else:
-        result_storage = RemoteFileSystem(basepath=location)
-        result_storage.save(f"imdb-cache-{hashlib.sha256(location.encode()).hexdigest()[:12]}", overwrite=True)
-    return {"result_storage": result_storage, "persist_result": True, "refresh_cache": refresh}
+        result_storage = CheckedRemoteFileSystem(basepath=location)
+    result_storage.save(f"imdb-cache-{hashlib.sha256(location.encode()).hexdigest()[:12]}", overwrite=True)
+    return {
+        "result_storage": result_storage,
+        "result_serializer": ProjectJSONSerializer(),
+        "persist_result": True,
+        "refresh_cache": refresh,
+    }

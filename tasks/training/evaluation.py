@@ -50,15 +50,26 @@ def load_model(uri: str) -> keras.Model:
     import keras  # here, not at the top: a process that only reads metrics never loads TensorFlow
 
     uri = str(uri)
+    if not fs.is_local(uri):
+        return load_model_bytes(fs.read_bytes(uri), uri)
     try:
-        if fs.is_local(uri):
-            return keras.models.load_model(fs.filesystem(uri)[1], compile=False, safe_mode=True)
-        with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
-            local = Path(folder) / MODEL_NAME
-            local.write_bytes(fs.read_bytes(uri))
-            return keras.models.load_model(local, compile=False, safe_mode=True)
+        return keras.models.load_model(fs.filesystem(uri)[1], compile=False, safe_mode=True)
     except ValueError as error:  # how Keras refuses unsafe or unknown content
         raise PipelineError(f"{uri}: cannot load model ({error})") from None
+
+
+def load_model_bytes(data: bytes, name: str = "model") -> keras.Model:
+    """A saved model from its bytes (already checked by the caller), in Keras' safe mode; raises
+    PipelineError naming `name` when Keras refuses them."""
+    import keras
+
+    with tempfile.TemporaryDirectory() as folder:  # Keras reads .keras archives from local files only
+        local = Path(folder) / MODEL_NAME
+        local.write_bytes(data)
+        try:
+            return keras.models.load_model(local, compile=False, safe_mode=True)
+        except ValueError as error:  # how Keras refuses unsafe or unknown content
+            raise PipelineError(f"{name}: cannot load model ({error})") from None
 
 
 def score(model: keras.Model, token_ids: np.ndarray) -> np.ndarray:

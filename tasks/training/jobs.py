@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.data.store import DatasetInfo
-from tasks.errors import StorageError
+from tasks.errors import StorageError, TrainingTimedOut
 from tasks.storage import fs
 from tasks.storage.layout import MODEL_NAME, TRAINING_HISTORY_NAME
 from tasks.training.evaluation import ClassificationMetrics
@@ -138,6 +138,14 @@ def append_progress(path: str, record: dict) -> None:
     """An `on_epoch` that works across processes: one JSON line per epoch, appended to `path`."""
     with open(path, "a") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def timed_out(job: TrainingJob) -> TrainingTimedOut:
+    """The error of a training stopped by its timeout, wherever it ran."""
+    return TrainingTimedOut(
+        f"training {job.variant} seed {job.seed} took longer than --training-timeout "
+        f"{job.training.timeout_seconds} s and was stopped; nothing was published"
+    )
 
 
 def store_trained(trained: TrainedVariant, destination: str) -> TrainedVariant:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import shutil
 import uuid
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from tasks.runtime.ui import artifact_key
 from tasks.storage import cache_keys, fs, layout
 from tasks.training import baseline, evaluation, jobs, sweeps
 from tasks.training.jobs import TrainedVariant, TrainingJob
-from tasks.training.supervisor import timed_out, train_in_child_process
+from tasks.training.supervisor import train_in_child_process
 
 
 def _baseline_cache_key(context, parameters: dict) -> str:
@@ -63,54 +64,69 @@ def _training_run_name() -> str:
 
 @task(name="train", task_run_name=_training_run_name, cache_key_fn=_training_cache_key)
 def train(
-    job: TrainingJob, storage_config: StorageConfig, in_child_process: bool = True, threads: int | None = None
+    job: TrainingJob, storage_config: StorageConfig, threads: int | None = None, dask_address: str | None = None
 ) -> TrainedVariant:
     """Trains one variant and seed (restarting it while it is under-trained against the baseline or
     stalled), measures it on the test set and keeps the result in storage; its progress artifact
     moves every epoch.
 
-    By default it trains in a child process of its own, so trainings run side by side and this
-    process never loads TensorFlow, with `threads` threads (None: one per core). On a Dask worker,
-    a process of its own already, it trains in the worker (`in_child_process=False`). Its log says
-    where it ran.
+    It trains in a child process of its own, so trainings run side by side and this process never
+    loads TensorFlow, with `threads` threads (None: one per core); with `dask_address`, on a worker
+    of that Dask cluster instead (see `task_runners.train_on_dask`). Its log says where it ran.
     """
-    configure_run_logging()  # on a Dask worker too, so that its epochs reach the run's log
+    configure_run_logging()
     key = _training_key(job)
-    # Unique per attempt: two runs training the same thing at once never share a scratch folder.
-    scratch = Path(storage_config.work_dir) / layout.TRAINING_SCRATCH_FOLDER / f"{key}-{uuid.uuid4().hex[:8]}"
     point = sweeps.point_label(job.point).split()
     several = job.training.seeds > 1 or bool(point)  # trainings of one variant: name the seed and point
     label = " ".join((job.variant, "seed", str(job.seed), *point)) if several else job.variant
     key_parts = ("training", job.variant, f"seed-{job.seed}", *point) if several else ("training", job.variant)
-    where = "in a process of its own" if in_child_process else f"on {task_runners.where_running()}"
-    get_run_logger().info("%s: training %s", label, where)
     progress, show_epoch = ui.start_training_progress(key_parts, label, job.training.max_epochs)
     on_epoch = functools.partial(_log_and_show_epoch, label, job, show_epoch)
+    destination = layout.training_cache_uri(storage_config.root, key, job.variant)
     try:
-        trained = (
-            train_in_child_process(job, scratch, on_epoch, threads)
-            if in_child_process
-            else _train_here(job, scratch, on_epoch)
-        )
-        stored = jobs.store_trained(trained, layout.training_cache_uri(storage_config.root, key, job.variant))
+        if dask_address:
+            relay = functools.partial(_relay_worker_event, label, on_epoch)
+            stored = task_runners.train_on_worker(dask_address, job, storage_config, destination, relay)
+        else:
+            get_run_logger().info("%s: training in a process of its own", label)
+            stored = _train_in_child_process(job, key, storage_config, on_epoch, threads, destination)
     except (TimeoutError, asyncio.CancelledError):
         # Prefect's timer (the task's timeout_seconds) interrupts a sync task in the main thread by
         # raising CancelledError into it (TimeoutError in a worker thread): name the option instead.
-        raise timed_out(job) from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        raise jobs.timed_out(job) from None
     summary = (
-        f"done after {trained.epochs_run} epochs (best val_loss at epoch {trained.best_epoch}); "
-        f"{results.guard_label(trained)}"
+        f"done after {stored.epochs_run} epochs (best val_loss at epoch {stored.best_epoch}); "
+        f"{results.guard_label(stored)}"
     )
-    ui.finish_training_progress(progress, label, summary, fs.read_json(stored.history_path))
+    history = json.loads(jobs.read_stored(stored.history_path, stored.history_sha256))
+    ui.finish_training_progress(progress, label, summary, history)
     return stored
 
 
-def _train_here(job: TrainingJob, scratch: Path, on_epoch: Callable[[dict], None]) -> TrainedVariant:
-    from tasks.training import fit  # TensorFlow loads only in a process that trains
+def _train_in_child_process(
+    job: TrainingJob,
+    key: str,
+    storage_config: StorageConfig,
+    on_epoch: Callable[[dict], None],
+    threads: int | None,
+    destination: str,
+) -> TrainedVariant:
+    # Unique per attempt: two runs training the same thing at once never share a scratch folder.
+    scratch = Path(storage_config.work_dir) / layout.TRAINING_SCRATCH_FOLDER / f"{key}-{uuid.uuid4().hex[:8]}"
+    try:
+        return jobs.store_trained(train_in_child_process(job, scratch, on_epoch, threads), destination)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
-    return fit.train_with_restarts(job, scratch, on_epoch)
+
+def _relay_worker_event(label: str, on_epoch: Callable[[dict], None], event: dict) -> None:
+    """An event of a training on a Dask worker, into this task run's log and progress artifact."""
+    if "started" in event:  # again after a worker died: Dask runs the training on another
+        get_run_logger().info("%s: training on %s %s", label, task_runners.DASK_WORKER, event["started"])
+    elif "epoch" in event:
+        on_epoch(event["epoch"])
+    elif "log" in event:
+        logging.getLogger(event["log"]["logger"]).log(event["log"]["level"], "%s", event["log"]["message"])
 
 
 @task(name="evaluate", task_run_name="evaluate-{trained.variant}-seed-{trained.seed}", cache_policy=NO_CACHE)
@@ -118,7 +134,8 @@ def evaluate(trained: TrainedVariant, dataset: store.DatasetInfo) -> evaluation.
     """Test-set metrics of one trained seed: those its training process measured on the model in
     memory, or else measured on the saved model."""
     metrics = trained.test_metrics or evaluation.measure(
-        evaluation.load_model(trained.model_path), dataset.split_uris["test"]
+        evaluation.load_model_bytes(jobs.read_stored(trained.model_path, trained.model_sha256), trained.model_path),
+        dataset.split_uris["test"],
     )
     evaluation.log_metrics(f"{trained.variant} seed {trained.seed}", metrics)
     return metrics

@@ -32,8 +32,8 @@ from pathlib import Path
 from types import FrameType
 
 import tasks
-from tasks.errors import PipelineError, TrainingTimedOut
-from tasks.training.jobs import TrainedVariant, TrainingJob
+from tasks.errors import PipelineError
+from tasks.training.jobs import TrainedVariant, TrainingJob, timed_out
 from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE, SCRATCH_FROM_STDIN
 
 # How often the parent forwards a child's epochs to the UI and checks its deadline.
@@ -104,13 +104,6 @@ def warm_training_processes(count: int, threads: int | None) -> Iterator[None]:
             _warm.clear()
         for child in unused:
             _end_child(child)
-
-
-def timed_out(job: TrainingJob) -> TrainingTimedOut:
-    return TrainingTimedOut(
-        f"training {job.variant} seed {job.seed} took longer than --training-timeout "
-        f"{job.training.timeout_seconds} s and was stopped; nothing was published"
-    )
 
 
 @contextmanager

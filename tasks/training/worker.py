@@ -1,11 +1,16 @@
-"""A training's own process: `python -m tasks.training.worker SCRATCH PARENT_PID`, or, started
-ahead of its job (warm), `python -m tasks.training.worker - PARENT_PID`, which first imports
-TensorFlow, then reads SCRATCH from its stdin (none, at end of input: it exits).
+"""Where a training runs outside the flow's process, importing only what training needs
+(TensorFlow, never Prefect or the flow).
 
-Reads the job from `SCRATCH/job.json`, trains it (with restarts), appends each epoch and each log
-line to `SCRATCH/progress.jsonl` and leaves `SCRATCH/result.pickle`: `(True, TrainedVariant)` or
-`(False, exception)`. It imports only what training needs (TensorFlow, never Prefect or the flow),
-dies with its parent, and leaves SIGINT to it.
+Its own process: `python -m tasks.training.worker SCRATCH PARENT_PID`, or, started ahead of its job
+(warm), `python -m tasks.training.worker - PARENT_PID`, which first imports TensorFlow, then reads
+SCRATCH from its stdin (none, at end of input: it exits). It reads the job from
+`SCRATCH/job.json`, trains it (with restarts), appends each epoch and each log line to
+`SCRATCH/progress.jsonl` and leaves `SCRATCH/result.pickle`: `(True, TrainedVariant)` or
+`(False, exception)`. It dies with its parent, and leaves SIGINT to it.
+
+A Dask worker: `train_on_dask_worker`, a plain function the run submits, sends its start, epochs
+and log lines to the run as Dask events and keeps its result in the run's storage. No Prefect
+code runs on the workers, so runs that share a cluster share nothing of Prefect's there.
 """
 
 from __future__ import annotations
@@ -16,18 +21,27 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tasks.errors import PipelineError
 from tasks.runtime.parent_death import death_signal_setter
-from tasks.training.jobs import TrainingJob, append_progress
+from tasks.storage.layout import TRAINING_SCRATCH_FOLDER
+from tasks.training import jobs
+from tasks.training.jobs import TrainedVariant, TrainingJob, append_progress
 
 log = logging.getLogger("tasks.training.worker")  # run as __main__, its logs still belong under tasks
 
 JOB_FILE, PROGRESS_FILE, RESULT_FILE = "job.json", "progress.jsonl", "result.pickle"
 SCRATCH_FROM_STDIN = "-"
+# The Dask event topic of every training on a worker; each message names its training, so runs
+# sharing a cluster (and the scheduler's one bounded log of the topic) tell theirs apart.
+DASK_TOPIC = "imdb-rnn-pipeline.training"
 
 
 def main(argv: list[str]) -> int:
@@ -83,6 +97,54 @@ class ProgressLogHandler(logging.Handler):
         entry = {"log": {"logger": record.name, "level": record.levelno, "message": record.getMessage()}}
         with self.progress_file.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
+
+
+def train_on_dask_worker(job: TrainingJob, training_id: str, work_dir: str, destination: str) -> TrainedVariant:
+    """Runs on a Dask worker: trains `job` (with restarts) in the worker's own scratch folder under
+    `work_dir`, keeps the result under `destination` (storage the workers and the run share) and
+    returns its record. Its start, each epoch and each log line go to DASK_TOPIC, tagged with
+    `training_id`. Past the training's timeout it stops at the next epoch, as the run gives up on
+    it then."""
+    from distributed import get_worker
+
+    from tasks.training import fit  # TensorFlow loads on the worker, once
+
+    worker = get_worker()
+
+    def send(message: dict) -> None:
+        worker.log_event(DASK_TOPIC, {"training": training_id, **message})
+
+    send({"started": worker.address})
+    deadline = time.monotonic() + job.training.timeout_seconds
+
+    def on_epoch(record: dict) -> None:
+        send({"epoch": json.loads(json.dumps(record))})  # plain values, as Dask events carry them
+        if time.monotonic() > deadline:
+            raise jobs.timed_out(job)
+
+    scratch = Path(work_dir) / TRAINING_SCRATCH_FOLDER / training_id
+    tasks_log = logging.getLogger("tasks")
+    forward = EventLogHandler(send, threading.get_ident())
+    tasks_log.addHandler(forward)
+    tasks_log.setLevel(logging.INFO)
+    try:
+        return jobs.store_trained(fit.train_with_restarts(job, scratch, on_epoch), destination)
+    finally:
+        tasks_log.removeHandler(forward)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class EventLogHandler(logging.Handler):
+    """The log lines of one training on a Dask worker (those of its thread: a worker may run
+    several trainings at once), sent as events the run logs again."""
+
+    def __init__(self, send: Callable[[dict], None], thread: int) -> None:
+        super().__init__()
+        self.send, self.thread = send, thread
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.send({"log": {"logger": record.name, "level": record.levelno, "message": record.getMessage()}})
 
 
 def _write_outcome(result_file: Path, outcome: tuple[bool, object]) -> None:

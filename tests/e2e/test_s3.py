@@ -6,8 +6,12 @@ Everything published is checked through boto3, independently of the publishing c
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
+import re
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -19,7 +23,7 @@ from tasks.errors import ObjectExists, StorageError, WriteConflict
 from tasks.registry import gate, publishing
 from tasks.storage import fs, layout
 from tasks.training import evaluation
-from tests.helpers import objects_under, sha256, small_run_options, split_uri, variant_result
+from tests.helpers import objects_under, run_error_line, sha256, small_run_options, split_uri, variant_result
 from tools.verify import main as verify_main
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -239,3 +243,67 @@ def test_a_custom_endpoint_comes_from_the_option_or_the_s3_variable(
     manifest = json.loads(stored["manifest.json"])
     assert {entry["path"] for entry in manifest["files"]} | {"manifest.json"} == set(stored)
     assert s3_server.endpoint not in stored["manifest.json"].decode()  # an SDK setting, not a parameter
+
+
+class _ForgetfulS3Handler(http.server.BaseHTTPRequestHandler):
+    """An S3 endpoint that stores every PUT, even one sent with If-None-Match: * over an existing
+    object, as a server without conditional writes does; DeleteObjects answers that all went."""
+
+    protocol_version = "HTTP/1.1"
+    objects: ClassVar[dict[str, bytes]] = {}
+    conditional_puts: ClassVar[list[str]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def do_PUT(self) -> None:
+        body, key = self._body(), self.path.split("?")[0]
+        if self.headers.get("If-None-Match") == "*":
+            type(self).conditional_puts.append(key)
+        type(self).objects[key] = body
+        self._reply(200, headers={"ETag": f'"{hashlib.md5(body).hexdigest()}"'})
+
+    def do_POST(self) -> None:  # DeleteObjects (?delete): the probe removing its object
+        bucket = self.path.split("?")[0]
+        for key in re.findall(rb"<Key>([^<]+)</Key>", self._body()):
+            type(self).objects.pop(f"{bucket}/{key.decode()}", None)
+        self._reply(200, b'<?xml version="1.0" encoding="UTF-8"?><DeleteResult></DeleteResult>')
+
+
+@pytest.fixture
+def forgetful_s3(monkeypatch):
+    """That endpoint on 127.0.0.1 for one test, as the storage's endpoint; yields its handler class."""
+    import s3fs
+
+    handler = type("Handler", (_ForgetfulS3Handler,), {"objects": {}, "conditional_puts": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{server.server_address[1]}")
+    for name, value in {"AWS_ACCESS_KEY_ID": "forgetful", "AWS_SECRET_ACCESS_KEY": "forgetful"}.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # cached clients keep the endpoint they were made with
+    yield handler
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_endpoint_that_ignores_if_none_match_stops_the_run_with_one_line(forgetful_s3, imdb_npz, tmp_path, capsys):
+    root = "s3://forgetful/imdb"
+    assert main(small_run_options(str(imdb_npz), tmp_path, "--storage", root)) == 1
+    line = run_error_line(capsys.readouterr())
+    assert line.startswith(f"error: storage {root} ignores conditional writes (If-None-Match)")
+    probes = forgetful_s3.conditional_puts
+    assert len(probes) == 2 and probes[0] == probes[1]  # the same probe twice, create-only both times
+    assert forgetful_s3.objects == {}  # the probe removed its object

@@ -141,6 +141,8 @@ def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_rai
         assert score([*options, "--output", str(tmp_path / name)]) == 0
         uri, out = predictions_of(capsys)
         summaries[name] = json.loads((Path(uri) / "summary.json").read_text())
+        probabilities = pq.read_table(Path(uri) / "predictions.parquet").column("probability").to_numpy()
+        summaries[name]["predicted_positive"] = float(np.mean(probabilities > 0.5))
         summaries[name]["printed"] = [line for line in out if line.startswith("drift")]
 
     assert summaries["few"]["drift"] is None and "100 reviews, fewer than 2,000" in summaries["few"]["drift_reference"]
@@ -150,7 +152,9 @@ def test_a_batch_is_compared_with_the_models_training_data_and_a_drifted_one_rai
     assert "length" not in alike["drifted"] and "length" in cut["drifted"]
     assert cut["distances"]["length"] > 2 * alike["distances"]["length"]
     assert cut["mean_length"]["current"] < 5 < alike["mean_length"]["current"]
-    assert 0 <= cut["positive_share"]["current"] <= 1  # the predicted-positive rate, beside the training labels'
+    # The batch's predicted-positive rate (from its predictions), beside the training labels' rate.
+    assert cut["positive_share"]["current"] == pytest.approx(summaries["cut"]["predicted_positive"])
+    assert alike["positive_share"]["current"] == pytest.approx(summaries["alike"]["predicted_positive"])
     assert "DRIFTED in" in summaries["cut"]["printed"][0] and "no drift" not in summaries["cut"]["printed"][0]
     events = drift_events(cut["dataset_key"])
     assert events and events[0].resource.id.startswith("imdb-rnn-pipeline.predictions.")

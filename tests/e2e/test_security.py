@@ -29,6 +29,7 @@ from tests.helpers import (
     prefect_home,
     run_error_line,
     small_run_options,
+    stage_states,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -72,6 +73,48 @@ def test_a_malicious_npz_fails_the_run_without_running_its_code(payload, prefect
 
     np.load(path, allow_pickle=True)["x_train"]  # the same file, loaded the unsafe way, does run the code
     assert marker.exists()
+
+
+def write_pickled_record(path: Path, marker: Path) -> None:
+    """Replaces a cached result record with a real Prefect record whose pickled result creates
+    `marker` when Prefect unpickles it: what a writer of the bucket's cache prefix could leave."""
+    from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+    from prefect.serializers import PickleSerializer
+
+    reduction = _payloads(marker)["builtins-exec"]
+
+    class Exploit:
+        def __reduce__(self):
+            return reduction
+
+    metadata = ResultRecordMetadata(serializer=PickleSerializer(picklelib="pickle"), storage_key=str(path))
+    path.write_bytes(ResultRecord(metadata=metadata, result=Exploit()).serialize())
+
+
+CACHED_STAGES = ("download", "pad-and-store", "baseline", "train-embedding")
+
+
+@pytest.mark.e2e
+def test_a_cached_result_replaced_by_a_pickle_is_refused_and_its_stage_runs_again(
+    prefect_harness, imdb_npz, tmp_path, capfd
+):
+    marker = tmp_path / "pwned"
+    options = small_run_options(str(imdb_npz), tmp_path, "--variants", "embedding", "--max-epochs", "2")
+    assert main(options) == 0
+    records = [path for path in (tmp_path / "store" / "cache" / "prefect").rglob("*") if path.is_file()]
+    assert len(records) >= len(CACHED_STAGES)
+    for record in records:
+        assert json.loads(record.read_bytes())["metadata"]["serializer"]["type"] == "imdb-json"
+        write_pickled_record(record, marker)
+    capfd.readouterr()
+
+    assert main(options) == 0
+    assert not marker.exists(), "a cached pickle ran its code"
+    assert stage_states(CACHED_STAGES) == dict.fromkeys(CACHED_STAGES, "Completed")  # run again, not Cached
+    assert "refused the cached result" in capfd.readouterr().err
+    assert main(options) == 0
+    assert stage_states(CACHED_STAGES) == dict.fromkeys(CACHED_STAGES, "Cached")  # good records written back
+    assert not marker.exists()
 
 
 # --- credentials ----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""The Prefect server stopped and started again while a deployment run trains: the run either
-publishes whole or not at all, and its state is reconciled (its own file, so it runs beside the
-other long deployment test)."""
+"""The Prefect server stopped and started again while a deployment run trains: the run goes on,
+publishes a whole run and reads Completed on the restarted server, as docs/operations/failures.md
+says (its own file, so it runs beside the other long deployment test)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.helpers import server_client
 pytestmark = pytest.mark.e2e
 
 
-def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_reconciled_state(
+def test_the_server_restarting_mid_training_leaves_the_run_to_complete_and_publish_whole(
     restartable_server,  # noqa: F811 - the fixture imported above
     imdb_npz,
     tmp_path,
@@ -56,8 +56,5 @@ def test_the_server_restarting_mid_training_ends_with_a_whole_run_or_none_and_a_
             assert time.monotonic() < deadline, f"still {state.name} after the server came back:\n{log[-3000:]}"
             time.sleep(2)
     print(f"server outage of {OUTAGE_SECONDS} s mid-training: flow run {state.name} ({state.message}); runs {runs}")
-    if state.is_completed():
-        assert len(runs) == 1 and runs[0]["complete"] and publishing.verify_run(runs[0]["uri"]) == []
-    else:
-        assert state.name in ("Crashed", "Failed") and all(not run["complete"] for run in runs)
-        assert not (store / "champion.json").exists()
+    assert state.is_completed(), f"{state.name} ({state.message}):\n{log[-3000:]}"
+    assert len(runs) == 1 and runs[0]["complete"] and publishing.verify_run(runs[0]["uri"]) == []

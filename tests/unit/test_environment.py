@@ -53,3 +53,25 @@ def test_a_crash_window_too_short_or_not_a_number_is_refused(value, words, monke
     with pytest.raises(PipelineError, match=words) as refused:
         heartbeats.zombie_automation()
     assert heartbeats.WINDOW_VARIABLE in str(refused.value)
+
+
+def test_the_crash_automation_covers_exactly_this_projects_flows():
+    from flows.batch_scoring import imdb_batch_scoring
+    from flows.data_watch import imdb_data_watch
+    from flows.imdb_pipeline import imdb_rnn_pipeline
+
+    flows = {each.name for each in (imdb_rnn_pipeline, imdb_batch_scoring, imdb_data_watch)}
+    assert set(heartbeats.PROJECT_FLOWS) == flows
+    related = heartbeats.zombie_automation().trigger.match_related
+    assert related.root == {"prefect.resource.role": "flow", "prefect.resource.name": list(heartbeats.PROJECT_FLOWS)}
+
+
+def test_an_automation_of_another_scope_is_replaced_and_one_of_another_window_kept(monkeypatch):
+    monkeypatch.setenv(heartbeats.WINDOW_VARIABLE, "600")
+    other_window = heartbeats.zombie_automation()
+    monkeypatch.delenv(heartbeats.WINDOW_VARIABLE)
+    wanted = heartbeats.zombie_automation()
+    every_flow = heartbeats.zombie_automation()
+    every_flow.trigger.match_related = []
+    assert heartbeats._watches_the_same(other_window, wanted)
+    assert not heartbeats._watches_the_same(every_flow, wanted)

@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from tasks.config import PipelineConfig
+from tasks.runtime.environment import HEARTBEAT_SECONDS
 from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address
 from tests.helpers import REPO_ROOT
 
 K8S = REPO_ROOT / "infra" / "k8s"
 DEPLOYMENTS = REPO_ROOT / "infra" / "prefect.yaml"
+HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
 
 
 def test_the_weekly_retraining_skips_a_week_when_nothing_changed():
@@ -36,7 +38,7 @@ def test_the_dask_cluster_runs_single_threaded_workers_of_the_projects_image():
     args = worker["args"]
     assert args[:2] == ["dask", "worker"] and args[args.index("--nthreads") + 1] == "1"
     environment = {item["name"]: item["value"] for item in worker["env"]}
-    assert environment["PYTHONPATH"] == "/app" and environment["PREFECT_API_URL"].endswith("/api")
+    assert environment["PYTHONPATH"] == "/app" and "PREFECT_API_URL" not in environment  # workers run no Prefect
     assert worker["envFrom"][0]["secretRef"]["name"]  # the storage's credentials
     assert worker["image"] == scheduler["image"]
     dockerfile = (K8S / "Dockerfile").read_text()
@@ -139,3 +141,14 @@ def test_the_rescoring_deployment_reads_reviews_the_repo_ships():
     path = REPO_ROOT / config.input  # the worker runs flows from the checkout's root
     reviews = batch.check_input(batch.read_table(str(path)), str(path), config.text_column, config.id_column)
     assert len(reviews.texts) >= 10 and set(reviews.labels) == {0, 1}
+
+
+def test_every_place_that_starts_flow_runs_sets_the_heartbeat_the_crash_automation_expects():
+    """Prefect's default heartbeat is off: a deployment run started anywhere but `make` would be
+    crashed as silent, or never covered."""
+    expected = str(HEARTBEAT_SECONDS)
+    compose = yaml.safe_load((REPO_ROOT / "infra" / "compose.yaml").read_text())
+    assert compose["services"]["worker"]["environment"][HEARTBEAT_VARIABLE] == expected
+    for project_file in (DEPLOYMENTS, K8S / "prefect.yaml"):
+        for deployment in yaml.safe_load(project_file.read_text())["deployments"]:
+            assert deployment["work_pool"]["job_variables"]["env"][HEARTBEAT_VARIABLE] == expected, project_file

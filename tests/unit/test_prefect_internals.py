@@ -5,25 +5,9 @@ from __future__ import annotations
 
 import inspect
 
-from prefect._internal.concurrency.services import _QueueServiceBase
-from prefect.events.worker import EventsWorker
 from prefect.logging.configuration import DEFAULT_LOGGING_SETTINGS_PATH, load_logging_config
-from prefect.logging.handlers import APILogWorker
 
-from tasks.runtime import local_server, run_logging, task_runners
-
-
-def test_a_dask_worker_forgets_prefects_services_as_prefect_does_after_a_fork():
-    assert issubclass(APILogWorker, _QueueServiceBase) and issubclass(EventsWorker, _QueueServiceBase)
-    assert list(inspect.signature(_QueueServiceBase.reset_instances_for_fork).parameters) == []
-    earlier = dict(_QueueServiceBase._instances)
-    _QueueServiceBase._instances[-1] = earlier  # a service started against an earlier server
-    try:
-        task_runners._forget_earlier_prefect_servers()
-        assert -1 not in _QueueServiceBase._instances
-    finally:
-        _QueueServiceBase._instances.pop(-1, None)
-        _QueueServiceBase._instances.update(earlier)
+from tasks.runtime import local_server, run_logging
 
 
 def test_the_temporary_server_starts_as_prefect_starts_its_own():

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import re
+from datetime import UTC, datetime
 
 import pytest
 
@@ -42,6 +43,11 @@ def test_run_ids_sort_by_time_and_are_unique():
     ids = {fs.new_run_id() for _ in range(50)}
     assert len(ids) == 50
     assert all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", run_id) for run_id in ids)
+    # Later runs sort after earlier ones, across a second, a day, a month and a year, whatever their suffixes.
+    moments = ["2026-12-31T23:59:58", "2026-12-31T23:59:59", "2027-01-01T00:00:00", "2027-01-01T00:00:10", "2027-01-02"]
+    for _ in range(20):  # new random suffixes each time
+        in_time_order = [fs.new_run_id(datetime.fromisoformat(moment).replace(tzinfo=UTC)) for moment in moments]
+        assert sorted(in_time_order) == in_time_order
 
 
 def test_publish_writes_every_file_then_a_verifiable_manifest(tmp_path, caplog):

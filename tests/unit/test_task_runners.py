@@ -3,13 +3,11 @@ that workers in another folder still find."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from tasks.config import StorageConfig
 from tasks.errors import PipelineError
-from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address, shared_storage, where_running
+from tasks.runtime.task_runners import DASK_ADDRESS_VARIABLE, dask_address, shared_storage
 
 
 def test_the_option_wins_then_the_environment_then_this_machine(monkeypatch):
@@ -34,7 +32,3 @@ def test_a_relative_root_becomes_absolute_for_workers_and_others_stay(tmp_path, 
     assert shared_storage(StorageConfig(root="outputs")).work_dir == ".work"  # scratch stays each worker's own
     for root in ("/data/imdb", "s3://bucket/imdb", "file:///data/imdb"):
         assert shared_storage(StorageConfig(root=root)).root == root
-
-
-def test_outside_a_dask_worker_a_training_names_its_process():
-    assert where_running() == f"pid {os.getpid()} on {os.uname().nodename}"
