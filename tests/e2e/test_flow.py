@@ -63,6 +63,7 @@ def test_flow_publishes_a_complete_verifiable_run(prefect_harness, imdb_npz, htt
     data_dir = tmp_path / "store" / "data" / manifest["dataset_key"]
     assert sorted(p.name for p in data_dir.iterdir()) == [
         "data_checks.json",
+        "profile.json",
         "test.parquet",
         "train.parquet",
         "val.parquet",

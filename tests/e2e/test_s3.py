@@ -58,7 +58,7 @@ def test_run_to_s3_publishes_verified_objects_and_a_usable_champion(s3_server, s
         assert hashlib.sha256(published[entry["path"]]).hexdigest() == entry["sha256"]
         assert len(published[entry["path"]]) == entry["bytes"]
     data = objects_under(client, f"{s3_prefix}/data/{manifest['dataset_key']}")
-    assert sorted(data) == ["data_checks.json", "test.parquet", "train.parquet", "val.parquet"]
+    assert sorted(data) == ["data_checks.json", "profile.json", "test.parquet", "train.parquet", "val.parquet"]
 
     champion = json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}/champion.json")["Body"].read())
     assert champion["run_uri"] == run_uri and champion["dataset_key"] == manifest["dataset_key"]

@@ -69,6 +69,7 @@ BAD_OPTIONS = [
     (["--training-timeout", "0"], "--training-timeout", "greater than or equal to 1"),
     (["--training-timeout", str(10**12)], "--training-timeout", "less than or equal to"),
     (["--min-split-rows", "1"], "--min-split-rows", "greater than or equal to 2"),
+    (["--baseline-max-rows", "1"], "--baseline-max-rows", "greater than or equal to 2"),
     (["--max-overlap", "-0.01"], "--max-overlap", "greater than or equal to 0"),
     (["--max-overlap", "1.5"], "--max-overlap", "less than or equal to 1"),
     (["--max-drift", "0"], "--max-drift", "greater than 0"),
