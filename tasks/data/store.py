@@ -142,12 +142,12 @@ def read_split(uri: str, expected_maxlen: int | None = None) -> tuple[np.ndarray
         table = pq.read_table(io.BytesIO(fs.read_bytes(uri)))
     except pa.ArrowException as error:
         raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
-    metadata, maxlen = _checked_schema(uri, table.schema, expected_maxlen)
+    metadata, maxlen = checked_schema(uri, table.schema, expected_maxlen)
     tokens, labels = _checked_rows(uri, table, maxlen)
     return tokens.astype(np.int32, copy=False), labels, metadata
 
 
-def _checked_schema(uri: str, schema: pa.Schema, expected_maxlen: int | None) -> tuple[dict, int]:
+def checked_schema(uri: str, schema: pa.Schema, expected_maxlen: int | None) -> tuple[dict, int]:
     """The file's own metadata and its ids per review, refused unless the pipeline wrote it so."""
     raw_metadata = (schema.metadata or {}).get(METADATA_KEY)
     if raw_metadata is None or {TOKENS_COLUMN, LABEL_COLUMN} - set(schema.names):
@@ -235,7 +235,7 @@ def iter_split_rows(uri: str) -> Iterator[tuple[np.ndarray, np.ndarray, pa.Array
     """A split file's ids, labels and raw texts (None without them), one row group at a time."""
     with fs.open_read(uri) as handle:
         parquet = pq.ParquetFile(handle)
-        _, maxlen = _checked_schema(uri, parquet.schema_arrow, None)
+        _, maxlen = checked_schema(uri, parquet.schema_arrow, None)
         for group in range(parquet.num_row_groups):
             table = parquet.read_row_group(group)
             tokens, labels = _checked_rows(uri, table, maxlen)
@@ -249,7 +249,7 @@ def iter_split(uri: str, expected_maxlen: int | None = None) -> Iterator[tuple[n
     with fs.open_read(uri) as handle:
         try:
             parquet = pq.ParquetFile(handle)
-            _, maxlen = _checked_schema(uri, parquet.schema_arrow, expected_maxlen)
+            _, maxlen = checked_schema(uri, parquet.schema_arrow, expected_maxlen)
             for group in range(parquet.num_row_groups):
                 table = parquet.read_row_group(group, columns=[TOKENS_COLUMN, LABEL_COLUMN])
                 yield _checked_rows(uri, table, maxlen)

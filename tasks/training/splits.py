@@ -8,7 +8,6 @@ No TensorFlow here: the baseline reads splits in the pipeline's own process.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data.store import LABEL_COLUMN, METADATA_KEY, TOKENS_COLUMN
+from tasks.data.store import LABEL_COLUMN, TOKENS_COLUMN, checked_schema
 from tasks.errors import DataError
 from tasks.storage import fs
 
@@ -76,21 +75,8 @@ def open_split(uri: str, expected_maxlen: int | None = None) -> Iterator[SplitFi
             parquet = pq.ParquetFile(handle)
         except pa.ArrowException as error:
             raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
-        schema = parquet.schema_arrow
-        raw_metadata = (schema.metadata or {}).get(METADATA_KEY)
-        if raw_metadata is None or {TOKENS_COLUMN, LABEL_COLUMN} - set(schema.names):
-            raise DataError(f"{uri}: not a split written by this pipeline (columns {schema.names})")
-        metadata = json.loads(raw_metadata)
-        column_type = schema.field(TOKENS_COLUMN).type
-        if not pa.types.is_fixed_size_list(column_type) or column_type.list_size != metadata.get("maxlen"):
-            raise DataError(
-                f"{uri}: {TOKENS_COLUMN} column {column_type} disagrees with maxlen={metadata.get('maxlen')}"
-            )
-        if expected_maxlen is not None and column_type.list_size != expected_maxlen:
-            raise DataError(
-                f"{uri}: {column_type.list_size} tokens per review, but maxlen {expected_maxlen} is expected"
-            )
-        yield SplitFile(uri, parquet, metadata, parquet.metadata.num_rows, column_type.list_size)
+        metadata, maxlen = checked_schema(uri, parquet.schema_arrow, expected_maxlen)
+        yield SplitFile(uri, parquet, metadata, parquet.metadata.num_rows, maxlen)
 
 
 def _integers(uri: str, column: str, values: pa.Array) -> np.ndarray:
