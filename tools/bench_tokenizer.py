@@ -36,11 +36,11 @@ def bench_tokenizer(num_words: int = 500, maxlen: int = 100) -> dict:
     table = pcsv.read_csv(sources.offline_csv())
     table = table.filter(pc.equal(table["source"], corpus.OFFLINE_CORPUS_SOURCE))
     texts, labels = table["text"].combine_chunks(), table["label"].to_numpy().astype(np.int8)
-    word_index = rank_words(tokenizer.count_words(tokenizer.split_words(texts)))
+    word_index = rank_words(tokenizer.count_words(texts))
     ids = prepare.word_ids(word_index, num_words)
 
     def batch() -> np.ndarray:
-        reviews = prepare.encode_words(tokenizer.split_words(texts), ids, labels)
+        reviews = prepare.encode_texts(texts, ids, labels)
         return store.pad_reviews(reviews, maxlen)
 
     lookup = {

@@ -57,21 +57,10 @@ def word_ids(word_index: dict[str, int], num_words: int) -> tokenizer.WordIds:
     )
 
 
-def encode_words(words: tokenizer.Words, ids: tokenizer.WordIds, labels: np.ndarray) -> corpus.Reviews:
+def encode_texts(texts: pa.Array | pa.ChunkedArray, ids: tokenizer.WordIds, labels: np.ndarray) -> corpus.Reviews:
     """Each review as the start id and its known words' ids (unknown words skipped, as the canonical
     file skips words never seen in training)."""
-    found = ids.lookup(words)
-    reviews = len(words.review_offsets) - 1
-    review_of_word = np.repeat(np.arange(reviews), np.diff(words.review_offsets))
-    known = found > 0
-    lengths = np.bincount(review_of_word[known], minlength=reviews) + 1
-    offsets = np.zeros(reviews + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    encoded = np.empty(offsets[-1], dtype=np.int32)
-    body = np.ones(offsets[-1], dtype=bool)
-    body[offsets[:-1]] = False
-    encoded[offsets[:-1]] = corpus.START_ID
-    encoded[body] = found[known]
+    encoded, offsets = ids.encode(texts, corpus.START_ID)
     return corpus.Reviews(encoded, offsets, labels)
 
 
@@ -91,7 +80,7 @@ def _encode_ranks(batch: corpus.ReviewBatch, num_words: int) -> corpus.Reviews:
 def _encode_texts(batch: corpus.ReviewBatch, ids: tokenizer.WordIds) -> corpus.Reviews:
     if batch.texts is None:
         raise DataError("a source of word ranks has no texts to encode")
-    return encode_words(tokenizer.split_words(batch.texts), ids, batch.labels)
+    return encode_texts(batch.texts, ids, batch.labels)
 
 
 def store_splits(

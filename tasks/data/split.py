@@ -199,14 +199,13 @@ def count_training_words(
 ) -> Counter[str]:
     """How often each word occurs in the piece's rows of the `training` splits, in one streaming pass
     (`assignment`: the splits of the piece's rows)."""
-    counts: Counter[str] = Counter()
-    start = 0
+    counter, start = tokenizer.WordCounter(), 0
     for batch in _batches(piece, config):
         rows = np.isin(assignment[start : start + len(batch)], training)
         start += len(batch)
         if batch.texts is not None and rows.any():
-            counts.update(tokenizer.count_words(tokenizer.split_words(batch.texts), rows))
-    return counts
+            counter.add(batch.texts, rows)
+    return counter.counts()
 
 
 def rank_words(counts: Counter[str]) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import random
 import re
@@ -473,3 +474,55 @@ def test_pinned_files_are_read_exactly_and_a_changed_or_deleted_one_is_refused(t
     changed.unlink()
     with pytest.raises(SourceError, match=rf"{re.escape(str(changed))}: deleted since the run read it"):
         sources.resolve_source(DataConfig(source=str(tmp_path), files=listed.files))
+
+
+# Pieces of awkward reviews for the batch fingerprints: every ASCII whitespace str.split() knows (and
+# \x1c-\x1f, which it counts too), Unicode spaces, capitals inside and outside ASCII, "İ" (whose
+# lowercase is two characters), empty and blank texts.
+AWKWARD_PIECES = (
+    "A",
+    "b",
+    "Film",
+    " ",
+    "  ",
+    "\t",
+    "\n",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x1f",
+    "\x85",
+    "\xa0",
+    "\u2028",
+    "\u3000",
+    "É",
+    "İ",
+    "ß",
+    "Σ",
+    "ΟΔΟΣ",
+    ".",
+    "'",
+    "0",
+    "😀",
+)
+
+
+def reference_fingerprint(text: str, seed: int, fractions: tuple[float, float]) -> tuple[bytes, str]:
+    normalized = own_reviews.normalize_text(text)
+    digest = hashlib.blake2b(normalized.encode(), digest_size=16).digest()
+    return digest, own_reviews.hash_split(normalized, seed, *fractions)
+
+
+@pytest.mark.parametrize("seed", [0, 42, 2026])
+def test_batch_fingerprints_and_splits_match_the_per_review_definition(seed):
+    rng = random.Random(seed)
+    rows = ["", " ", "\x1c", "İ", *texts(300, seed=seed)]
+    rows += ["".join(rng.choice(AWKWARD_PIECES) for _ in range(rng.randint(0, 15))) for _ in range(1500)]
+    fractions = (0.2, 0.25)
+    found = own_reviews.fingerprint_batch(
+        corpus.ReviewBatch(labels=np.zeros(len(rows), np.int8), texts=pa.array(rows)), seed, *fractions
+    )
+    expected = [reference_fingerprint(text, seed, fractions) for text in rows]
+    assert [bytes(row) for row in found.fingerprints.astype("<u8")] == [digest for digest, _ in expected]
+    assert [own_reviews.SPLIT_NAMES[code] for code in found.splits.tolist()] == [name for _, name in expected]

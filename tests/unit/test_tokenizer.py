@@ -3,6 +3,7 @@ words on awkward text and on the bundled offline corpus, the same counts, the sa
 
 from __future__ import annotations
 
+import itertools
 import random
 import string
 import sys
@@ -14,7 +15,7 @@ import pyarrow.csv as pcsv
 import pytest
 
 from tasks.data import corpus, sources
-from tasks.data.tokenizer import WordIds, count_words, split_words
+from tasks.data.tokenizer import WordCounter, WordIds, count_words, split_words
 
 KELVIN_SIGN, DOTTED_CAPITAL_I = "\u212a", "\u0130"
 # Pieces of awkward reviews: apostrophes alone, doubled and at the edges, line breaks in every case
@@ -151,57 +152,90 @@ def test_split_words_gives_the_reference_words_on_the_offline_corpus(offline_tex
 def test_count_words_counts_the_chosen_reviews_words(offline_texts):
     texts = offline_texts.to_pylist()[:3000]
     chosen = np.random.default_rng(0).random(len(texts)) < 0.5
-    words = split_words(pa.array(texts))
+    array = pa.array(texts)
     expected = Counter(word for text, keep in zip(texts, chosen, strict=True) if keep for word in corpus.tokenize(text))
-    assert count_words(words, chosen) == expected
-    assert count_words(words) == Counter(word for text in texts for word in corpus.tokenize(text))
-    assert count_words(words, np.zeros(len(texts), dtype=bool)) == Counter()
+    assert count_words(array, chosen) == expected
+    assert count_words(array) == Counter(word for text in texts for word in corpus.tokenize(text))
+    assert count_words(array, np.zeros(len(texts), dtype=bool)) == Counter()
 
 
 def test_count_words_counts_words_of_every_length():
     texts = ["a bb a", "abcdefgh abcdefgh abcdefghi", "abcdefghijklmnop abcdefghijklmnopq " * 2, "x" * 40]
     expected = Counter(word for text in texts for word in corpus.tokenize(text))
-    assert count_words(split_words(pa.array(texts))) == expected
+    assert count_words(pa.array(texts)) == expected
 
 
-def test_word_ids_look_up_words_of_every_length_as_a_dict_does():
+def test_count_words_counts_awkward_reviews_of_sliced_and_chunked_arrays():
+    rng = random.Random(13)
+    texts = [random_review(rng) for _ in range(3000)]
+    expected = Counter(word for text in texts[100:2900] for word in corpus.tokenize(text))
+    assert count_words(pa.array(texts).slice(100, 2800)) == expected
+    chunked = pa.chunked_array([pa.array(texts[100:1500]), pa.array(texts[1500:2900])])
+    assert count_words(chunked) == expected
+
+
+START = 1
+
+
+def assert_encodes_as_a_dict(known: dict[str, int], texts: list[str]) -> None:
+    """`WordIds.encode` gives each review the start id, then the ids of the words `known` has."""
+    encoded, offsets = WordIds(known).encode(pa.array(texts), START)
+    found = [encoded[start:end].tolist() for start, end in itertools.pairwise(offsets)]
+    expected = [[START, *(known[word] for word in corpus.tokenize(text) if word in known)] for text in texts]
+    assert found == expected
+
+
+def test_word_ids_encode_words_of_every_length_as_a_dict_does():
     rng = random.Random(3)
     letters = string.ascii_lowercase + string.digits
 
     def word(length: int) -> str:
         return "".join(rng.choice(letters) for _ in range(length))
 
-    # 1, 8, 9, 16 and 17+ bytes: the bounds of the one-integer, two-integer and dict paths
     known = [word(length) for length in (1, 2, 7, 8, 9, 15, 16, 17, 30, 64) for _ in range(20)]
-    known += ["it's", "rock'n'roll", "don't'stop'now'ok"]  # apostrophes inside words of each path
-    ids = {text: index + 1 for index, text in enumerate(dict.fromkeys(known))}
+    known += ["it's", "rock'n'roll", "don't'stop'now'ok"]  # apostrophes inside words
+    ids = {text: index + 2 for index, text in enumerate(dict.fromkeys(known))}
     ids |= {"café": 9999, "": 9998}  # never produced by the tokenizer: left out, harmlessly
     unknown = [word(length) for length in (1, 8, 9, 16, 17, 40) for _ in range(10)]
     unknown += [text[:-1] for text in known if len(text) > 1] + [text + "a" for text in known]  # near misses
-    texts = [" ".join(rng.sample(known + unknown, 25)) for _ in range(200)]
-    words = split_words(pa.array(texts))
-    flat = [text for row in words.as_lists() for text in row]
-    np.testing.assert_array_equal(WordIds(ids).lookup(words), [ids.get(text, 0) for text in flat])
+    assert_encodes_as_a_dict(ids, [" ".join(rng.sample(known + unknown, 25)) for _ in range(200)])
 
 
-def test_word_ids_of_an_empty_vocabulary_find_nothing():
-    words = split_words(pa.array(["a few words", "", "abcdefghijklmnopqrstuvwxyz"]))
-    np.testing.assert_array_equal(WordIds({}).lookup(words), np.zeros(len(words), dtype=np.int64))
+def test_word_ids_encode_awkward_reviews_as_a_dict_does():
+    rng = random.Random(11)
+    texts = [random_review(rng) for _ in range(2000)]
+    words = Counter(word for text in texts for word in corpus.tokenize(text))
+    known = {word: index + 2 for index, word in enumerate(sorted(words)) if index % 3}  # two words in three
+    assert_encodes_as_a_dict(known, texts)
 
 
-@pytest.mark.parametrize(
-    "known",
-    [
-        {"film": 4, "a": 5},
-        {"wonderful": 4},
-        {"extraordinarily": 4},
-        {"incomprehensibilities": 4},
-        {"film": 4, "x" * 20: 5},
-    ],
-    ids=["short-only", "medium-only", "medium-16", "long-only", "short-and-long"],
-)
-def test_word_ids_of_a_vocabulary_lacking_a_length_class_look_up_every_word(known):
-    texts = ["a wonderful film", "extraordinarily incomprehensibilities", "x" * 20 + " abcdefghijkl"]
-    words = split_words(pa.array(texts))
-    flat = [text for row in words.as_lists() for text in row]
-    np.testing.assert_array_equal(WordIds(known).lookup(words), [known.get(text, 0) for text in flat])
+def test_word_ids_of_a_vocabulary_larger_than_the_first_table_encode_every_word():
+    known = {f"w{number}": number + 2 for number in range(20_000)}
+    texts = [" ".join(f"w{number}" for number in range(start, 30_000, 7)) for start in range(7)]
+    assert_encodes_as_a_dict(known, texts)
+
+
+def test_word_ids_of_an_empty_vocabulary_keep_only_the_start_ids():
+    assert_encodes_as_a_dict({}, ["a few words", "", "abcdefghijklmnopqrstuvwxyz"])
+
+
+def test_word_ids_encode_sliced_and_chunked_arrays():
+    rng = random.Random(5)
+    texts = [random_review(rng) for _ in range(60)]
+    known = {word: 2 + len(word) for text in texts for word in corpus.tokenize(text)}
+    whole, whole_offsets = WordIds(known).encode(pa.array(texts), START)
+    sliced, sliced_offsets = WordIds(known).encode(pa.array(texts).slice(17, 30), START)
+    np.testing.assert_array_equal(sliced, whole[whole_offsets[17] : whole_offsets[47]])
+    np.testing.assert_array_equal(sliced_offsets, whole_offsets[17:48] - whole_offsets[17])
+    chunked = pa.chunked_array([pa.array(texts[:25]), pa.array(texts[25:])])
+    np.testing.assert_array_equal(WordIds(known).encode(chunked, START)[0], whole)
+
+
+def test_a_word_counter_adds_up_batches_as_one_count_of_all_their_reviews(offline_texts):
+    texts = offline_texts.to_pylist()[:4000]
+    chosen = np.random.default_rng(1).random(len(texts)) < 0.7
+    counter = WordCounter()
+    for start in range(0, len(texts), 350):  # batches of every size the table grows through
+        counter.add(pa.array(texts[start : start + 350]), chosen[start : start + 350])
+    expected = Counter(word for text, keep in zip(texts, chosen, strict=True) if keep for word in corpus.tokenize(text))
+    assert counter.counts() == expected
