@@ -410,3 +410,17 @@ class WordIds:
             _NO_WORDS, encoded, review_offsets,
         )  # fmt: skip
         return encoded[:found], review_offsets
+
+
+def compile_loops() -> None:
+    """Compiles every loop of this module into numba's cache (beside this file) by running each once
+    on a little text, so that the first run after an install does not wait for the compiler."""
+    texts = pa.array(["It's a <br />film", "İ\u212a"])
+    split_words(texts)
+    WordCounter().add(texts)
+    WordIds({"film": 3}).encode(texts, 1)
+    normalize_ascii(texts)
+
+
+if __name__ == "__main__":
+    compile_loops()
