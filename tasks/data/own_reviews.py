@@ -198,7 +198,8 @@ def _format_batches(kind: str, handle, string_columns: tuple[str, ...]) -> Itera
     if kind == "parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(handle)
+        # Without pre_buffer=False, iter_batches reads ahead and holds every row group of the file.
+        parquet = pq.ParquetFile(handle, pre_buffer=False)
         yield from parquet.iter_batches(batch_size=_parquet_batch_rows(parquet.metadata))
     elif kind == "jsonl":
         import pyarrow.json as pj

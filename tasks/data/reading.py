@@ -122,7 +122,8 @@ def _converted_table(part: int, reviews: corpus.Reviews) -> pa.Table:
 
 
 def _converted_batches(path: Path) -> Iterator[ReviewBatch]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=CONVERTED_ROW_GROUP):
+    # pre_buffer=False: iter_batches would otherwise read ahead and hold every row group of the file.
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=CONVERTED_ROW_GROUP):
         ranks = batch.column("ranks")
         offsets = ranks.offsets.to_numpy()
         reviews = corpus.Reviews(

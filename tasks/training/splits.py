@@ -72,7 +72,7 @@ def open_split(uri: str, expected_maxlen: int | None = None) -> Iterator[SplitFi
     """
     with fs.open_read(uri) as handle:
         try:
-            parquet = pq.ParquetFile(handle)
+            parquet = pq.ParquetFile(handle, pre_buffer=False)  # iter_batches would hold the whole file
         except pa.ArrowException as error:
             raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
         metadata, maxlen = checked_schema(uri, parquet.schema_arrow, expected_maxlen)
