@@ -133,11 +133,9 @@ class WordCounter:
             self._grow(self._found + int(offsets[review + 1] - offsets[review]) // 2 + 1)
 
     def _grow(self, most: int) -> None:
-        """Doubles the table until `most` words fill it at most half."""
+        """Grows the table until `most` words fill it at most half."""
         loops = _loops()
-        slots = len(self._table)
-        while 2 * most >= slots:
-            slots *= 2
+        slots = max(len(self._table), _table_slots(most))
         found = self._found
         self._distinct = np.concatenate([self._distinct[:found], np.zeros((slots // 2 - found, 4), np.uint64)])
         self._table = loops.table_of(self._distinct[:found], slots)
@@ -174,6 +172,11 @@ def _bytes_of(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray
     return raw, offsets
 
 
+def _table_slots(words: int) -> int:
+    """Slots for a table of `words` words: a power of two over twice as many (at most half full)."""
+    return max(_loops().FIRST_TABLE_SLOTS, 1 << (2 * words).bit_length())
+
+
 def _most_words(offsets: np.ndarray) -> int:
     """A bound on the words of the reviews: each takes a byte and a separator (or its review's end)."""
     return int(offsets[-1] - offsets[0]) // 2 + len(offsets)
@@ -193,7 +196,7 @@ class WordIds:
         rows[1:, loops.START] = np.cumsum(rows[:-1, loops.LENGTH])
         self._data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         loops.hash_words(self._data, rows)
-        table = loops.table_of(rows, max(loops.FIRST_TABLE_SLOTS, 1 << (2 * len(encoded)).bit_length()))
+        table = loops.table_of(rows, _table_slots(len(encoded)))
         occupied = table[:, loops.LENGTH] != 0
         table[occupied, loops.VALUE] = np.array([ids[word] for word in known], dtype=np.uint64)[
             table[occupied, loops.VALUE]
