@@ -51,6 +51,7 @@ OPTIONS: dict[str, tuple[str, str, type]] = {
     "--baseline-margin": ("training", "baseline_margin", float),
     "--stall-margin": ("training", "stall_margin", float),
     "--baseline-max-rows": ("training", "baseline_max_rows", int),
+    "--xla": ("training", "xla", str),
     "--training-timeout": ("training", "timeout_seconds", int),
     "--min-split-rows": ("checks", "min_split_rows", int),
     "--max-overlap": ("checks", "max_overlap", float),

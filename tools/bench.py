@@ -120,9 +120,13 @@ def _ours_fit(variant: str, arrays: dict, epochs: int, config) -> tuple[Any, lis
     from tasks.training.fit import EpochProgress, compile_model, fit_model
     from tasks.training.splits import LocalSplit
 
-    training = TrainingConfig(batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs)
+    training = TrainingConfig(
+        batch_size=config["batch_size"], learning_rate=config["learning_rate"], max_epochs=epochs, xla="on"
+    )
     model = compile_model(
-        build_training_model(variant, config["num_words"], arrays["x_train"].shape[1], ModelConfig()), training
+        build_training_model(variant, config["num_words"], arrays["x_train"].shape[1], ModelConfig()),
+        training,
+        arrays["x_train"].size,
     )
     timer = EpochProgress(variant, epochs)
     with tempfile.TemporaryDirectory() as folder:  # the training's local copies of the ids, as it reads them

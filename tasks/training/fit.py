@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 HISTORY_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 # The models are tiny, so per-batch Python and dispatch overhead dominates an epoch: compiling
-# with XLA and running many batches per graph call cut epoch time ~5x here (BENCHMARKS.md).
-JIT_COMPILE = True
+# with XLA (TrainingConfig.uses_xla) and running many batches per graph call cut epoch time ~5x
+# here (BENCHMARKS.md).
 STEPS_PER_EXECUTION = 32
 # In a training's scratch folder: the train and val ids, copied once for every attempt to read.
 SPLITS_FOLDER = "splits"
@@ -70,13 +70,14 @@ class EpochProgress(keras.callbacks.Callback):
             log_epoch(self.variant, self.max_epochs, record)
 
 
-def compile_model(model: keras.Model, config: TrainingConfig) -> keras.Model:
-    """The recipe's optimiser, loss and metric; XLA and batched steps change speed, not the math."""
+def compile_model(model: keras.Model, config: TrainingConfig, epoch_ids: int) -> keras.Model:
+    """The recipe's optimiser, loss and metric for a training whose epoch holds `epoch_ids` ids;
+    XLA and batched steps change speed, not the math."""
     model.compile(
         optimizer=keras.optimizers.RMSprop(learning_rate=config.learning_rate),
         loss="binary_crossentropy",
         metrics=["accuracy"],
-        jit_compile=JIT_COMPILE,
+        jit_compile=config.uses_xla(epoch_ids),
         steps_per_execution=STEPS_PER_EXECUTION,
     )
     return model
@@ -130,7 +131,9 @@ def _fit_attempt(
     keras.utils.set_random_seed(seed)
     num_words, maxlen = int(dataset.metadata["num_words"]), int(dataset.metadata["maxlen"])
     y_val = splits["val"].labels
-    model = compile_model(build_training_model(variant, num_words, maxlen, model_config), training_config)
+    model = compile_model(
+        build_training_model(variant, num_words, maxlen, model_config), training_config, splits["train"].rows * maxlen
+    )
     variant_dir = Path(out_dir) / variant
     variant_dir.mkdir(parents=True, exist_ok=True)
     model_path = variant_dir / MODEL_NAME
@@ -147,11 +150,12 @@ def _fit_attempt(
         best_weights, monitor="val_loss", save_best_only=True, save_weights_only=True
     )
     log.info(
-        "training %s (%d parameters) on %d reviews, validating on %d",
+        "training %s (%d parameters) on %d reviews, validating on %d, XLA %s",
         variant,
         model.count_params(),
         splits["train"].rows,
         splits["val"].rows,
+        "on" if model.jit_compile else "off",
     )
     started = time.perf_counter()
     fit_model(model, splits["train"], splits["val"], training_config, seed, [progress, stopping, checkpoint])

@@ -120,6 +120,8 @@ def test_every_option_reaches_its_config_field():
         "0.2",
         "--baseline-max-rows",
         "5000",
+        "--xla",
+        "off",
         "--sweep",
         "rnn_units=4,16",
         "learning_rate=1e-4,1e-3",
@@ -163,6 +165,7 @@ def test_every_option_reaches_its_config_field():
         "restarts": 1,
         "baseline_margin": 0.2,
         "stall_margin": 0.1,
+        "xla": "off",
         "baseline_max_rows": 5000,
     }
     assert config.refresh is True and config.skip_unchanged is True

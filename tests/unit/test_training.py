@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from tasks import config as config_module
 from tasks.config import ModelConfig, TrainingConfig
 from tasks.data import prepare, store
 from tasks.training import baseline, evaluation, fit, guard, jobs
@@ -29,10 +31,13 @@ def job(variant: str, dataset, config: TrainingConfig, seed: int, baseline_val_a
     )
 
 
-@pytest.mark.parametrize("variant", ["onehot", "embedding"])
-def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_dataset, tmp_path):
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=4, patience=10)
-    trained = train_variant(job(variant, tiny_dataset, config, 0), tmp_path)
+# One variant compiled with XLA (asked for), the other not (auto, on data this small).
+@pytest.mark.parametrize(("variant", "xla", "compiled"), [("onehot", "on", "on"), ("embedding", "auto", "off")])
+def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, xla, compiled, tiny_dataset, tmp_path, caplog):
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=4, patience=10, xla=xla)
+    with caplog.at_level(logging.INFO, logger=fit.__name__):
+        trained = train_variant(job(variant, tiny_dataset, config, 0), tmp_path)
+    assert f"validating on {tiny_dataset.rows['val']}, XLA {compiled}" in caplog.text
     history = json.loads((tmp_path / variant / "history.json").read_text())
     epochs = history["epochs"]
     assert [record["epoch"] for record in epochs] == [1, 2, 3, 4]
@@ -46,6 +51,13 @@ def test_training_lowers_the_loss_and_keeps_the_best_checkpoint(variant, tiny_da
     model = evaluation.load_model(trained.model_path)
     val_loss = evaluation.classification_metrics(y_val, evaluation.score(model, x_val)).loss
     assert val_loss == pytest.approx(best["val_loss"], abs=2e-3)
+
+
+def test_xla_compiles_epochs_large_enough_to_repay_it_unless_told_otherwise():
+    auto, least = TrainingConfig(), config_module.XLA_MIN_EPOCH_IDS
+    assert not auto.uses_xla(least - 1) and auto.uses_xla(least)
+    assert TrainingConfig(xla="on").uses_xla(1) and not TrainingConfig(xla="off").uses_xla(100 * least)
+    assert auto.uses_xla(16_000 * 100)  # the recipe's training split
 
 
 def test_early_stopping_stops_after_patience(tiny_dataset, tmp_path):
