@@ -28,6 +28,9 @@ from tests.helpers import (
     write_imdb_npz,
 )
 
+# The file Prefect's test harness (prefect.testing.utilities.prefect_test_harness) keeps its database in.
+HARNESS_DATABASE_NAME = "prefect-test.db"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Under `make test ARGS=...`, make hands its command-line variables to every process below it
@@ -107,12 +110,31 @@ def http_server(imdb_npz: Path):
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """One Prefect test server for the whole session (a cold start is slow, so it starts once)."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_harness(migrated_prefect_database: Path):
+    """One Prefect test server for the whole session (a cold start is slow, so it starts once), on a
+    copy of the migrated database: Prefect's harness puts its database in a new temporary folder,
+    which is given the copy first, so the server finds every migration applied."""
+    import shutil
 
-    with prefect_test_harness(server_startup_timeout=180):
+    from prefect.testing import utilities
+
+    def folder_with_the_migrated_database() -> str:
+        folder = tempfile.mkdtemp(prefix="prefect-harness-")
+        shutil.copyfile(migrated_prefect_database, Path(folder) / HARNESS_DATABASE_NAME)
+        return folder
+
+    harness = utilities.prefect_test_harness(server_startup_timeout=180)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(utilities, "mkdtemp", folder_with_the_migrated_database)
+        harness.__enter__()  # the harness's server starts here
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    database = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+    assert "/prefect-harness-" in database and database.endswith(f"/{HARNESS_DATABASE_NAME}"), database
+    try:
         yield
+    finally:
+        harness.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")
@@ -120,10 +142,21 @@ def migrated_prefect_database(tmp_path_factory: pytest.TempPathFactory, worker_i
     """A Prefect database (SQLite) with every migration applied, made once for the whole test run
     and shared by both pytest-xdist processes: a server started on a copy of it skips the
     migrations, the biggest share of a cold start. Copy it with `tests.helpers.prefect_home`;
-    tests/e2e/test_local_server.py keeps a cold start that migrates from nothing."""
+    tests/e2e/test_local_server.py keeps a cold start that migrates from nothing.
+
+    The one `make install` made for the installed Prefect (tasks/runtime/server_homes.py) when there
+    is one; else migrated here."""
     import fcntl
     import subprocess
     import sys
+
+    import prefect
+
+    from tasks.runtime import server_homes
+
+    installed = server_homes.MIGRATED_FOLDER / f"prefect-{prefect.__version__}.db"
+    if installed.exists():
+        return installed
 
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
     database = shared / "prefect-migrated" / "prefect.db"
