@@ -79,6 +79,7 @@ BAD_OPTIONS = [
     (["--storage", "ftp://host/x"], "--storage", "unknown storage scheme 'ftp'"),
     (["--storage", "gs://bucket/x"], "--storage", "unknown storage scheme 'gs'"),
     (["--promote", "sometimes"], "--promote", "'never', 'auto' or 'always'"),
+    (["--xla", "yes"], "--xla", "'auto', 'on' or 'off'"),
     (["--champion-metric", "f1"], "--champion-metric", "'accuracy', 'roc_auc' or 'loss'"),
     (["--seed", "-1"], "--seed", "greater than or equal to 0"),
     (["--seed", str(2**32)], "--seed", "less than 4294967296"),
