@@ -13,6 +13,7 @@ PROCESS_STARTED = time.time()
 
 import os
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,16 +116,12 @@ def imdb_rnn_pipeline(config: PipelineConfig = PipelineConfig()) -> RunSummary |
     dask_address = task_runners.dask_address(config.dask_address)  # None: trainings run on this machine
     if dask_address:  # workers may run in another folder: a relative root would be theirs
         config = config.model_copy(update={"storage": task_runners.shared_storage(config.storage)})
-        return _run_stages(config, dask_address)
-    # The training processes start now and import TensorFlow while the data stages run; the train
-    # stage hands them their jobs.
-    side_by_side, threads = _side_by_side(sweeps.training_count(config))
-    with warm_training_processes(side_by_side, threads):
-        return _run_stages(config, dask_address)
+    with ExitStack() as warm_processes:  # the training processes started ahead, ended with the flow
+        return _run_stages(config, dask_address, warm_processes)
 
 
-def _run_stages(config: PipelineConfig, dask_address: str | None) -> RunSummary | UnchangedRun:
-    """The stages, in order."""
+def _run_stages(config: PipelineConfig, dask_address: str | None, warm: ExitStack) -> RunSummary | UnchangedRun:
+    """The stages, in order; `warm` keeps the training processes started ahead of the train stage."""
     stage = StageLog(STAGES)
     run_id = new_run_id()
     run_dir = Path(config.storage.work_dir) / run_id
@@ -140,6 +137,11 @@ def _run_stages(config: PipelineConfig, dask_address: str | None) -> RunSummary 
         get_run_logger().info(same.message)
         # The flow run ends in this state, which the UI shows with its message; the caller gets its data.
         return Completed(message=same.message, data=same)  # type: ignore[return-value]
+    if not dask_address:
+        # The training processes start now and import TensorFlow while the data stages run; the
+        # train stage hands them their jobs. Not earlier: a run whose download fails or that skips
+        # as unchanged trains nothing.
+        warm.enter_context(warm_training_processes(*_side_by_side(sweeps.training_count(config))))
     on_dask = f", on the Dask cluster at {dask_address}" if dask_address and len(source.files) > 1 else ""
     stage("split", f"train/val/test{on_dask}")
     plan = cached.split(source, config.data, config.seed, config.storage, dask_address)

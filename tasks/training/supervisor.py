@@ -36,6 +36,8 @@ from tasks.errors import PipelineError
 from tasks.training.jobs import TrainedVariant, TrainingJob, timed_out
 from tasks.training.worker import JOB_FILE, PROGRESS_FILE, RESULT_FILE, SCRATCH_FROM_STDIN
 
+log = logging.getLogger(__name__)
+
 # How often the parent forwards a child's epochs to the UI and checks its deadline.
 CHILD_POLL_SECONDS = 0.2
 # A child asked to stop (SIGTERM) holds no state worth saving; past this it is killed (SIGKILL).
@@ -96,6 +98,7 @@ def warm_training_processes(count: int, threads: int | None) -> Iterator[None]:
         for _ in range(count):
             child = _start_child(_child_command(SCRATCH_FROM_STDIN), threads, stdin=subprocess.PIPE)
             _warm.append((child, threads))
+    log.info("%d training process(es) started ahead of the train stage, loading TensorFlow", count)
     try:
         yield
     finally:

@@ -228,18 +228,20 @@ def training_processes() -> set[int]:
     return {pid for pid in alive(children_of(os.getpid())) if trains(pid)}
 
 
-def test_trainings_take_the_processes_started_warm_with_the_run_and_a_run_that_needs_none_ends_them(
+def test_trainings_take_the_processes_started_warm_with_the_run_and_a_run_that_skips_starts_none(
     imdb_npz, tmp_path, capsys
 ):
     options = small_run_options(str(imdb_npz), tmp_path, "--skip-unchanged")
     assert main(options) == 0
     log = latest_flow_run_log()
+    assert "2 training process(es) started ahead of the train stage" in log
     assert log.count("a warm process: started with the run, it loaded TensorFlow alongside the data stages") == 2
     assert training_processes() == set()
     capsys.readouterr()
 
-    assert main(options) == 0  # the same run again: it stops before training, its warm processes unused
+    assert main(options) == 0  # the same run again: it skips as unchanged, before any process starts
     assert capsys.readouterr().out.startswith("unchanged: ")
+    assert "started ahead of the train stage" not in latest_flow_run_log()
     assert wait_until(lambda: training_processes() == set(), timeout=5), training_processes()
 
 
