@@ -14,10 +14,13 @@ from tasks.training.fit import train_variant
 from tests.unit.test_training import job, model_weights
 
 
-@pytest.mark.parametrize("variant, parameters", [("onehot", 481), ("embedding", 1_009)])
-def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, parameters, tiny_dataset, tmp_path):
+# Compiled with XLA, as the recipe's trainings are, and without, as small ones are (--xla auto).
+@pytest.mark.parametrize(
+    "variant, parameters, xla", [("onehot", 481, "on"), ("embedding", 1_009, "on"), ("embedding", 1_009, "off")]
+)
+def test_the_same_config_and_seed_give_identical_weights_and_metrics(variant, parameters, xla, tiny_dataset, tmp_path):
     """Reproducible on rerun in one process (the flow trains variants one after another)."""
-    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2)
+    config = TrainingConfig(batch_size=16, learning_rate=0.01, max_epochs=2, xla=xla)
     runs = [train_variant(job(variant, tiny_dataset, config, 5), tmp_path / str(i)) for i in range(2)]
     other_seed = train_variant(job(variant, tiny_dataset, config, 6), tmp_path / "6")
     histories = [json.loads((tmp_path / str(i) / variant / "history.json").read_text()) for i in range(2)]
