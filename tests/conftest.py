@@ -154,7 +154,7 @@ def migrated_prefect_database(tmp_path_factory: pytest.TempPathFactory, worker_i
 
     from tasks.runtime import server_homes
 
-    installed = server_homes.MIGRATED_FOLDER / f"prefect-{prefect.__version__}.db"
+    installed = server_homes.migrated_path(prefect.__version__)
     if installed.exists():
         return installed
 

@@ -40,13 +40,18 @@ ENDED_NAME = "ended"
 KEEP_ENDED_HOMES = 10
 
 
+def migrated_path(prefect_version: str, folder: Path = MIGRATED_FOLDER) -> Path:
+    """Where the migrated database of `prefect_version` is kept (made by `migrated_database`)."""
+    return folder / f"prefect-{prefect_version}.db"
+
+
 def migrated_database(prefect_version: str, folder: Path = MIGRATED_FOLDER) -> Path | None:
     """A Prefect database with every migration of `prefect_version` applied, made now if missing;
     None when it cannot be made there (a read-only environment): the server then migrates its own.
 
     Made under a temporary name and renamed into place, so a run never copies half of one; two
     runs making it at once each rename a complete one."""
-    database = folder / f"prefect-{prefect_version}.db"
+    database = migrated_path(prefect_version, folder)
     if database.exists():
         return database
     try:
