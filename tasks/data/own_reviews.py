@@ -196,10 +196,9 @@ def _batches(uri: str, string_columns: tuple[str, ...]) -> Generator[pa.RecordBa
 
 def _format_batches(kind: str, handle, string_columns: tuple[str, ...]) -> Iterator[pa.RecordBatch]:
     if kind == "parquet":
-        import pyarrow.parquet as pq
+        from tasks.data.store import streamed_parquet
 
-        # Without pre_buffer=False, iter_batches reads ahead and holds every row group of the file.
-        parquet = pq.ParquetFile(handle, pre_buffer=False)
+        parquet = streamed_parquet(handle)
         yield from parquet.iter_batches(batch_size=_parquet_batch_rows(parquet.metadata))
     elif kind == "jsonl":
         import pyarrow.json as pj

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks.data import corpus, own_reviews
+from tasks.data import corpus, own_reviews, store
 from tasks.data.corpus import ReviewBatch
 from tasks.data.sources import SourceInfo
 from tasks.errors import DataError
@@ -122,8 +122,7 @@ def _converted_table(part: int, reviews: corpus.Reviews) -> pa.Table:
 
 
 def _converted_batches(path: Path) -> Iterator[ReviewBatch]:
-    # pre_buffer=False: iter_batches would otherwise read ahead and hold every row group of the file.
-    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=CONVERTED_ROW_GROUP):
+    for batch in store.streamed_parquet(path).iter_batches(batch_size=CONVERTED_ROW_GROUP):
         ranks = batch.column("ranks")
         offsets = ranks.offsets.to_numpy()
         reviews = corpus.Reviews(

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data.store import LABEL_COLUMN, TOKENS_COLUMN, checked_schema
+from tasks.data.store import LABEL_COLUMN, TOKENS_COLUMN, checked_schema, streamed_parquet
 from tasks.errors import DataError
 from tasks.storage import fs
 
@@ -72,7 +72,7 @@ def open_split(uri: str, expected_maxlen: int | None = None) -> Iterator[SplitFi
     """
     with fs.open_read(uri) as handle:
         try:
-            parquet = pq.ParquetFile(handle, pre_buffer=False)  # iter_batches would hold the whole file
+            parquet = streamed_parquet(handle)
         except pa.ArrowException as error:
             raise DataError(f"{uri}: not a readable Parquet file ({error})") from None
         metadata, maxlen = checked_schema(uri, parquet.schema_arrow, expected_maxlen)
