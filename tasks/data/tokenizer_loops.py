@@ -19,7 +19,7 @@ for _byte in b"abcdefghijklmnopqrstuvwxyz0123456789'":
     WORD_BYTE[_byte] = _byte
 for _byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ":
     WORD_BYTE[_byte] = _byte + 32
-FIRST_TABLE_SLOTS = 1 << 12  # grown by doubling: a table is never more than half full
+FIRST_TABLE_SLOTS = 1 << 12  # the smallest table; any table has at least twice as many slots as words
 
 
 @njit(cache=True, nogil=True, inline="always")
