@@ -11,6 +11,8 @@ Same words, byte for byte, as `corpus.tokenize`:
 - "<br />" (any case) separates words, as its replacement by a space does after lowercasing.
 - An apostrophe belongs to a word only with a letter or digit of the same review on both sides.
 
+A large batch runs in parts, one per core, each in a thread (`tasks/data/parallel.py`).
+
 The loops themselves are in `tasks/data/tokenizer_loops.py`, imported on first use.
 """
 
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
+
+from tasks.data import parallel
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -101,8 +105,34 @@ def count_words(texts: pa.Array | pa.ChunkedArray, rows: np.ndarray | None = Non
 
 
 class WordCounter:
-    """Word counts over any number of batches, kept in one compiled table (each distinct word's
-    bytes once), so a batch adds its words without any Python object per word."""
+    """Word counts over any number of batches, kept in compiled tables (one per part of a batch, each
+    distinct word's bytes once in each), so a batch adds its words without any Python object per word."""
+
+    def __init__(self) -> None:
+        self._tables: list[_CountTable] = []
+
+    def add(self, texts: pa.Array | pa.ChunkedArray, rows: np.ndarray | None = None) -> None:
+        """Counts the words of `texts` (only of the reviews `rows` marks, when given)."""
+        raw, offsets = _bytes_of(texts)
+        chosen = np.ones(len(offsets) - 1, dtype=np.bool_) if rows is None else np.asarray(rows, dtype=np.bool_)
+        bounds = parallel.part_bounds(offsets)
+        self._tables += [_CountTable() for _ in range(len(bounds) - len(self._tables))]
+
+        def count_part(part: int, first: int, end: int) -> None:
+            self._tables[part].add(raw, offsets[first : end + 1], chosen[first:end])
+
+        parallel.in_parts(count_part, bounds)
+
+    def counts(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for table in self._tables:
+            total.update(table.counts())
+        return total
+
+
+class _CountTable:
+    """One table of word counts: an open-addressing table of the distinct words' hashes, their bytes
+    and their counts."""
 
     def __init__(self) -> None:
         loops = _loops()
@@ -111,12 +141,10 @@ class WordCounter:
         self._data = np.empty(0, dtype=np.uint8)  # the distinct words' bytes, then room for a batch's
         self._found, self._written = 0, 0
 
-    def add(self, texts: pa.Array | pa.ChunkedArray, rows: np.ndarray | None = None) -> None:
-        """Counts the words of `texts` (only of the reviews `rows` marks, when given)."""
+    def add(self, raw: np.ndarray, offsets: np.ndarray, chosen: np.ndarray) -> None:
+        """Counts the words of the chosen reviews (`offsets` into `raw`)."""
         loops = _loops()
-        raw, offsets = _bytes_of(texts)
         reviews = len(offsets) - 1
-        chosen = np.ones(reviews, dtype=np.bool_) if rows is None else np.asarray(rows, dtype=np.bool_)
         needed = self._written + int(offsets[-1] - offsets[0]) + 1  # every word of the batch new, at worst
         if needed > len(self._data):
             grown = np.empty(max(needed, 2 * len(self._data)), dtype=np.uint8)
@@ -140,13 +168,13 @@ class WordCounter:
         self._distinct = np.concatenate([self._distinct[:found], np.zeros((slots // 2 - found, 4), np.uint64)])
         self._table = loops.table_of(self._distinct[:found], slots)
 
-    def counts(self) -> Counter[str]:
+    def counts(self) -> dict[str, int]:
         loops = _loops()
         found, distinct = self._found, self._distinct
         words = Words(
             self._data, distinct[:found, loops.START].astype(np.int64), distinct[:found, loops.LENGTH], loops.NO_OFFSETS
         )
-        return Counter(dict(zip(words.texts(np.arange(found)), distinct[:found, loops.VALUE].tolist(), strict=True)))
+        return dict(zip(words.texts(np.arange(found)), distinct[:found, loops.VALUE].tolist(), strict=True))
 
 
 def normalize_ascii(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,11 +182,25 @@ def normalize_ascii(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     each review's offsets into them, and which reviews were ASCII (the others are left empty)."""
     loops = _loops()
     raw, offsets = _bytes_of(texts)
-    reviews = len(offsets) - 1
-    normalized = np.empty(int(offsets[-1] - offsets[0]), dtype=np.uint8)
-    normalized_offsets, ascii_rows = np.empty(reviews + 1, dtype=np.int64), np.empty(reviews, dtype=np.bool_)
-    written = loops.normalize_ascii(raw, offsets, loops.ASCII_WHITESPACE, normalized, normalized_offsets, ascii_rows)
-    return normalized[:written], normalized_offsets, ascii_rows
+
+    def normalize_part(_: int, first: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        part_offsets = offsets[first : end + 1]
+        normalized = np.empty(int(part_offsets[-1] - part_offsets[0]), dtype=np.uint8)
+        normalized_offsets, ascii_rows = np.empty(end - first + 1, dtype=np.int64), np.empty(end - first, np.bool_)
+        written = loops.normalize_ascii(
+            raw, part_offsets, loops.ASCII_WHITESPACE, normalized, normalized_offsets, ascii_rows
+        )
+        return normalized[:written], normalized_offsets, ascii_rows
+
+    parts = parallel.in_parts(normalize_part, parallel.part_bounds(offsets))
+    if len(parts) == 1:
+        return parts[0]
+    normalized = [part[0] for part in parts]
+    return (
+        np.concatenate(normalized),
+        parallel.joined_offsets([part[1] for part in parts], [len(part) for part in normalized]),
+        np.concatenate([part[2] for part in parts]),
+    )
 
 
 def _bytes_of(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,16 +250,26 @@ class WordIds:
         the ids of all reviews one after another (int32), and each review's offsets into them."""
         loops = _loops()
         raw, offsets = _bytes_of(texts)
-        reviews = len(offsets) - 1
-        data = np.empty(int(offsets[-1] - offsets[0]) + 1, dtype=np.uint8)  # holds one word at a time
-        encoded = np.empty(_most_words(offsets) + reviews, dtype=np.int32)
-        review_offsets = np.empty(reviews + 1, dtype=np.int64)
-        everything = np.ones(reviews, np.bool_)
-        found, _, _ = loops.scan(
-            loops.ENCODE, raw, offsets, 0, 0, 0, everything, loops.WORD_BYTE, self._table, self._data, start_id, data,
-            loops.NO_WORDS, encoded, review_offsets,
-        )  # fmt: skip
-        return encoded[:found], review_offsets
+
+        def encode_part(_: int, first: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+            part_offsets, reviews = offsets[first : end + 1], end - first
+            data = np.empty(int(part_offsets[-1] - part_offsets[0]) + 1, dtype=np.uint8)  # one word at a time
+            encoded = np.empty(_most_words(part_offsets) + reviews, dtype=np.int32)
+            review_offsets = np.empty(reviews + 1, dtype=np.int64)
+            everything = np.ones(reviews, np.bool_)
+            found, _, _ = loops.scan(
+                loops.ENCODE, raw, part_offsets, 0, 0, 0, everything, loops.WORD_BYTE, self._table, self._data,
+                start_id, data, loops.NO_WORDS, encoded, review_offsets,
+            )  # fmt: skip
+            return encoded[:found], review_offsets
+
+        parts = parallel.in_parts(encode_part, parallel.part_bounds(offsets))
+        if len(parts) == 1:
+            return parts[0]
+        encoded = [part[0] for part in parts]
+        return np.concatenate(encoded), parallel.joined_offsets(
+            [part[1] for part in parts], [len(part) for part in encoded]
+        )
 
 
 def compile_loops() -> None:

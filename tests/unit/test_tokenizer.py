@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
 
-from tasks.data import corpus, sources
+from tasks.data import corpus, parallel, sources, tokenizer
 from tasks.data.tokenizer import WordCounter, WordIds, count_words, split_words
 
 KELVIN_SIGN, DOTTED_CAPITAL_I = "\u212a", "\u0130"
@@ -239,3 +239,41 @@ def test_a_word_counter_adds_up_batches_as_one_count_of_all_their_reviews(offlin
         counter.add(pa.array(texts[start : start + 350]), chosen[start : start + 350])
     expected = Counter(word for text, keep in zip(texts, chosen, strict=True) if keep for word in corpus.tokenize(text))
     assert counter.counts() == expected
+
+
+@pytest.fixture
+def in_small_parts(monkeypatch):
+    """Every batch of more than a few reviews cut into three parts, each tokenized in a thread."""
+    monkeypatch.setattr(parallel, "PARTS", 3)
+    monkeypatch.setattr(parallel, "PART_BYTES", 64)
+
+
+def test_a_batch_is_cut_into_parts_of_about_equal_text_that_cover_it_in_order(in_small_parts):
+    lengths = [0, 5000, 3, 3, 3, 3, 3, 3, 100, 100, 100, 4000, 0]
+    offsets = 7 + np.cumsum([0, *lengths])  # a slice's offsets start past 0
+    bounds = parallel.part_bounds(offsets)
+    assert len(bounds) == 3
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(lengths)
+    assert all(end > first for first, end in bounds)
+    assert all(end == first for (_, end), (first, _) in itertools.pairwise(bounds))
+    assert parallel.part_bounds(offsets[:3]) == [(0, 2)]  # too little text to cut
+    assert parallel.part_bounds(np.array([0])) == [(0, 0)]
+
+
+def test_parts_in_threads_give_what_one_loop_gives(in_small_parts):
+    rng = random.Random(17)
+    texts = [random_review(rng) for _ in range(3000)]
+    known = {word: index + 2 for index, word in enumerate(sorted(set(corpus.tokenize(" ".join(texts))))) if index % 2}
+    assert parallel.part_bounds(tokenizer._bytes_of(pa.array(texts))[1]) != [(0, 3000)]
+    assert_encodes_as_a_dict(known, texts)
+    chosen = np.random.default_rng(2).random(len(texts)) < 0.6
+    counter = WordCounter()
+    for start in range(0, len(texts), 700):
+        counter.add(pa.array(texts[start : start + 700]), chosen[start : start + 700])
+    expected = Counter(word for text, keep in zip(texts, chosen, strict=True) if keep for word in corpus.tokenize(text))
+    assert counter.counts() == expected
+    normalized, offsets, ascii_rows = tokenizer.normalize_ascii(pa.array(texts))
+    for row, text in enumerate(texts):
+        assert ascii_rows[row] == text.isascii()
+        if text.isascii():
+            assert normalized[offsets[row] : offsets[row + 1]].tobytes().decode() == " ".join(text.lower().split())
