@@ -53,10 +53,10 @@ $(INSTALLED): $(LOCK)
 	$(PY) -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCK)
 	$(PY) -m pip check
 	$(PY) -m tasks.runtime.server_homes
-	$(PY) -m tasks.data.tokenizer
+	$(PY) -m tasks.data.compiled
 	touch $@
 
-## install: create .venv, install the locked dependencies, migrate a Prefect database for the runs' servers to copy and compile the tokenizer's loops (done by the other targets when needed)
+## install: create .venv, install the locked dependencies, migrate a Prefect database for the runs' servers to copy and compile the data stages' loops (done by the other targets when needed)
 .PHONY: install
 install: $(INSTALLED)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.data import corpus, tokenizer
+from tasks.data import corpus, parallel, tokenizer
 from tasks.errors import ReviewFileError, SourceError
 from tasks.storage import fs
 
@@ -301,23 +301,31 @@ class Fingerprinted:
 
 def fingerprint_batch(batch: corpus.ReviewBatch, seed: int, test_fraction: float, val_fraction: float) -> Fingerprinted:
     """Each row's fingerprint (blake2b of its normalised text), label and split: the one it names,
-    else `hash_split`'s, computed from the same normalised bytes in one loop."""
+    else `hash_split`'s, computed from the same normalised bytes."""
     texts = batch.texts if batch.texts is not None else pa.array([], pa.string())
-    normalized, offsets, ascii_rows = tokenizer.normalize_ascii(texts)
-    view, bounds = normalized.data, offsets.tolist()
-    salted = hashlib.blake2b(f"{seed}\0".encode(), digest_size=8)
-    prints, shares = [], []
-    for row, is_ascii in enumerate(ascii_rows.tolist()):
-        # A non-ASCII text needs Python's lowercasing and whitespace (a rare row: one review in ten).
-        text = view[bounds[row] : bounds[row + 1]] if is_ascii else normalize_text(texts[row].as_py()).encode()
-        prints.append(hashlib.blake2b(text, digest_size=16).digest())
-        share = salted.copy()
-        share.update(text)
-        shares.append(share.digest())
-    hashed = _split_codes_of(np.frombuffer(b"".join(shares), dtype=">u8"), test_fraction, val_fraction)
+    normalized, starts, ends = tokenizer.normalize(texts)
+    prints = _blake2b_rows(normalized, starts, ends, b"", 16).view("<u8")
+    shares = _blake2b_rows(normalized, starts, ends, f"{seed}\0".encode(), 8).view(">u8")[:, 0]
+    hashed = _split_codes_of(shares, test_fraction, val_fraction)
     named = batch.named_splits
     splits = hashed if named is None else np.where(named >= 0, named, hashed).astype(np.int8)
-    return Fingerprinted(np.frombuffer(b"".join(prints), dtype="<u8").reshape(-1, 2), batch.labels, splits)
+    return Fingerprinted(prints, batch.labels, splits)
+
+
+def _blake2b_rows(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, prefix: bytes, size: int) -> np.ndarray:
+    """hashlib.blake2b(prefix + data[start:end], digest_size=size) of every row, as rows of bytes,
+    computed by a compiled loop in parts on every core."""
+    from tasks.data import digest_loops  # numba, on first use
+
+    digests = np.empty((len(starts), size), dtype=np.uint8)
+    salt = np.frombuffer(prefix, dtype=np.uint8)
+    sizes = np.concatenate([[0], np.cumsum(ends - starts)])
+
+    def digest_part(_: int, first: int, end: int) -> None:
+        digest_loops.blake2b_rows(data, starts[first:end], ends[first:end], salt, size, digests[first:end])
+
+    parallel.in_parts(digest_part, parallel.part_bounds(sizes))
+    return digests
 
 
 def _split_codes_of(digests: np.ndarray, test_fraction: float, val_fraction: float) -> np.ndarray:

@@ -8,6 +8,7 @@ described, so memory stays flat whatever the source's size.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -183,6 +184,9 @@ class _SplitFiles:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        for writer in self.writers.values():  # no thread may still write into the scratch folder
+            with contextlib.suppress(Exception):
+                writer.wait()
         self._scratch.cleanup()
 
     def add(self, name: str, reviews: corpus.Reviews, texts: pa.Array | None) -> None:

@@ -5,8 +5,11 @@ and overlap between splits. Memory grows by 8 bytes a review (the fingerprints),
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from tasks.data import parallel
 from tasks.data.corpus import OOV_ID, START_ID, Reviews
 
 # Length histogram bins shared by every data set, so two data sets compare bin by bin: 20 ids wide
@@ -14,31 +17,50 @@ from tasks.data.corpus import OOV_ID, START_ID, Reviews
 LENGTH_BIN_WIDTH = 20
 LENGTH_BIN_LIMIT = 1000
 LENGTH_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-# A review's fingerprint: the sum over its positions of a 64-bit mix of (position, id), and its
-# length. Equal reviews have equal fingerprints; unequal ones collide with odds ~ n^2 / 2^65.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX_1, _MIX_2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
-def _mixed(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit moves about half the output bits."""
-    values = values + _GOLDEN
-    values = (values ^ (values >> np.uint64(30))) * _MIX_1
-    values = (values ^ (values >> np.uint64(27))) * _MIX_2
-    return values ^ (values >> np.uint64(31))
+@dataclass(frozen=True)
+class _Ids:
+    """What one pass over a batch's ids finds (`review_loops.describe`)."""
+
+    prints: np.ndarray  # uint64, a fingerprint per review
+    words_per_review: np.ndarray  # int64, ids but the start id
+    token_counts: np.ndarray  # int64 (num_words,)
+    words: int
+    oov: int
+    word_ids: tuple[int, int] | None  # the lowest and highest word id
+
+
+def _described_ids(reviews: Reviews, num_words: int) -> _Ids:
+    """One compiled pass over the reviews' ids, in parts on every core."""
+    from tasks.data import review_loops  # numba, on first use
+
+    prints, words_per_review = np.empty(len(reviews), np.uint64), np.empty(len(reviews), np.int64)
+    bounds = parallel.part_bounds(reviews.offsets)
+    counts = [np.zeros(max(num_words, 1), dtype=np.int64) for _ in bounds]
+
+    def describe_part(part: int, first: int, end: int) -> tuple[int, int, int, int]:
+        return review_loops.describe(
+            reviews.ids, reviews.offsets, first, end, START_ID, OOV_ID, counts[part], prints, words_per_review
+        )
+
+    found = parallel.in_parts(describe_part, bounds)
+    lows, highs = [low for _, _, low, _ in found if low >= 0], [high for *_, high in found if high >= 0]
+    return _Ids(
+        prints,
+        words_per_review,
+        np.sum(counts, axis=0),
+        sum(words for words, *_ in found),
+        sum(oov for _, oov, *_ in found),
+        (min(lows), max(highs)) if lows else None,
+    )
 
 
 def fingerprints(reviews: Reviews) -> np.ndarray:
-    """One uint64 per review, from its ids in order (no review is empty: each holds its start id)."""
-    lengths = reviews.lengths
-    if not len(lengths):
-        return np.zeros(0, dtype=np.uint64)
-    position = np.arange(len(reviews.ids), dtype=np.uint64) - np.repeat(reviews.offsets[:-1], lengths).astype(np.uint64)
-    mixed = _mixed((position << np.uint64(32)) | reviews.ids.astype(np.uint64))
-    sums = np.add.reduceat(mixed, reviews.offsets[:-1][lengths > 0]) if mixed.size else mixed
-    prints = np.zeros(len(lengths), dtype=np.uint64)
-    prints[lengths > 0] = sums
-    return _mixed(prints ^ lengths.astype(np.uint64))
+    """One uint64 per review, from its ids in order: the sum over its positions of a 64-bit mix of
+    (position, id), mixed with its length. Equal reviews have equal fingerprints; unequal ones
+    collide with odds ~ n^2 / 2^65."""
+    return _described_ids(reviews, 1).prints
 
 
 class SplitStatistics:
@@ -57,25 +79,22 @@ class SplitStatistics:
 
     def add(self, reviews: Reviews) -> None:
         lengths, labels = reviews.lengths, reviews.labels
-        is_word = reviews.ids != START_ID
-        words = reviews.ids[is_word]
-        row_of_id = np.repeat(np.arange(len(reviews)), lengths)
-        words_per_review = np.bincount(row_of_id[is_word], minlength=len(reviews))
+        ids = _described_ids(reviews, self.num_words)
         self.rows += len(reviews)
         self.positives += int(np.sum(labels == 1))
-        self.empty += int(np.sum(words_per_review == 0))
+        self.empty += int(np.sum(ids.words_per_review == 0))
         self.truncated += int(np.sum(lengths > self.maxlen))
         self.padded += int(np.sum(lengths < self.maxlen))
         self.length_sum += int(lengths.sum())
         self.lengths = _added(self.lengths, np.bincount(lengths))
         for label, count in zip(*np.unique(labels, return_counts=True), strict=True):
             self.labels[int(label)] = self.labels.get(int(label), 0) + int(count)
-        self.words += len(words)
-        self.oov += int(np.sum(words == OOV_ID))
-        self.token_counts += np.bincount(np.clip(words, 0, self.num_words - 1), minlength=self.num_words)
-        if words.size:
-            self._widen(int(words.min()), int(words.max()))
-        self.prints.append(fingerprints(reviews))
+        self.words += ids.words
+        self.oov += ids.oov
+        self.token_counts += ids.token_counts
+        if ids.word_ids is not None:
+            self._widen(*ids.word_ids)
+        self.prints.append(ids.prints)
 
     def merge(self, other: SplitStatistics) -> None:
         """Adds what `other` gathered, as if its reviews had been `add`ed here after these."""

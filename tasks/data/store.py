@@ -13,6 +13,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from tasks.config import DataConfig
+from tasks.data import parallel
 from tasks.data.corpus import PAD_ID, Reviews
 from tasks.errors import DataError
 from tasks.storage import fs
@@ -56,13 +58,15 @@ class DatasetInfo(BaseModel):
 
 def pad_reviews(reviews: Reviews, maxlen: int) -> np.ndarray:
     """`pad_sequences(x, maxlen)`: keep the last `maxlen` ids, pad with 0 at the front. int32 (n, maxlen)."""
-    lengths = reviews.lengths
-    kept = np.minimum(lengths, maxlen)
-    padded = np.full((len(reviews), maxlen), PAD_ID, dtype=np.int32)
-    rows = np.repeat(np.arange(len(reviews)), kept)
-    position = np.arange(kept.sum()) - np.repeat(np.cumsum(kept) - kept, kept)
-    source = np.repeat(reviews.offsets[1:] - kept, kept) + position
-    padded[rows, np.repeat(maxlen - kept, kept) + position] = reviews.ids[source]
+    from tasks.data import review_loops  # numba, on first use
+
+    padded = np.empty((len(reviews), maxlen), dtype=np.int32)
+    ids, offsets = reviews.ids, reviews.offsets
+
+    def pad_part(_: int, first: int, end: int) -> None:
+        review_loops.pad(ids, offsets, first, end, PAD_ID, padded)
+
+    parallel.in_parts(pad_part, parallel.part_bounds(offsets))
     return padded
 
 
@@ -197,7 +201,10 @@ def _integers(uri: str, column: str, values: pa.Array, dtype: type[np.integer]) 
 
 class SplitWriter:
     """One split's Parquet file written row group by row group (never whole in memory), and the
-    sha256 of its ids and of its labels as written."""
+    sha256 of its ids and of its labels as written.
+
+    A row group is compressed and written in a thread of the writer's own while the next rows
+    arrive (Arrow holds no GIL meanwhile); at most one is in flight."""
 
     def __init__(self, path: Path, metadata: dict, maxlen: int, with_text: bool) -> None:
         fields = [
@@ -211,6 +218,8 @@ class SplitWriter:
         self._writer = pq.ParquetWriter(path, self.schema)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._writing: Future | None = None
         self._ids, self._labels = hashlib.sha256(), hashlib.sha256()
 
     def write(self, tokens: np.ndarray, labels: np.ndarray, texts: pa.Array | None = None) -> None:
@@ -228,7 +237,10 @@ class SplitWriter:
         table = pa.concat_tables(self._pending).combine_chunks()
         whole = (len(table) // ROW_GROUP_ROWS) * ROW_GROUP_ROWS if keep_remainder else len(table)
         if whole:
-            self._writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP_ROWS)
+            self.wait()
+            self._writing = self._thread.submit(
+                self._writer.write_table, table.slice(0, whole), row_group_size=ROW_GROUP_ROWS
+            )
         rest = table.slice(whole)
         self._pending, self._pending_rows = ([rest], len(rest)) if len(rest) else ([], 0)
 
@@ -236,8 +248,16 @@ class SplitWriter:
         """Writes what is left; returns the sha256 of the ids and labels written (as a pair's digest)."""
         if self._pending:
             self._flush(keep_remainder=False)
+        self.wait()
+        self._thread.shutdown()
         self._writer.close()
         return hashlib.sha256((self._ids.hexdigest() + self._labels.hexdigest()).encode()).hexdigest()
+
+    def wait(self) -> None:
+        """Waits for the row group in flight, if any (raising what writing it raised)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
 
 def iter_split_rows(uri: str) -> Iterator[tuple[np.ndarray, np.ndarray, pa.Array | None]]:

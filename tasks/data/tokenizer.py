@@ -203,6 +203,40 @@ def normalize_ascii(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     )
 
 
+def normalize(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The normalised UTF-8 bytes of every review, as " ".join(text.lower().split()) gives them, and
+    where each review's are (starts, ends). ASCII reviews go through `normalize_ascii`'s loop; the
+    others are lowercased by Python's `lower()` (Unicode's full case mapping, final sigma included)
+    and their whitespace collapsed by a loop that knows Python's whitespace."""
+    normalized, offsets, ascii_rows = normalize_ascii(texts)
+    starts, ends = offsets[:-1].copy(), offsets[1:].copy()
+    others = np.flatnonzero(~ascii_rows)
+    if others.size:
+        lowered = pa.array([text.lower() for text in texts.take(pa.array(others)).to_pylist()], pa.large_string())
+        collapsed, collapsed_offsets = _collapse_whitespace(lowered)
+        starts[others], ends[others] = collapsed_offsets[:-1] + len(normalized), collapsed_offsets[1:] + len(normalized)
+        normalized = np.concatenate([normalized, collapsed])
+    return normalized, starts, ends
+
+
+def _collapse_whitespace(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    loops = _loops()
+    raw, offsets = _bytes_of(texts)
+
+    def collapse_part(_: int, first: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        part_offsets = offsets[first : end + 1]
+        collapsed = np.empty(int(part_offsets[-1] - part_offsets[0]), dtype=np.uint8)
+        collapsed_offsets = np.empty(end - first + 1, dtype=np.int64)
+        written = loops.collapse_whitespace(raw, part_offsets, loops.WHITESPACE, collapsed, collapsed_offsets)
+        return collapsed[:written], collapsed_offsets
+
+    parts = parallel.in_parts(collapse_part, parallel.part_bounds(offsets))
+    if len(parts) == 1:
+        return parts[0]
+    collapsed = [part[0] for part in parts]
+    return np.concatenate(collapsed), parallel.joined_offsets([part[1] for part in parts], [len(c) for c in collapsed])
+
+
 def _bytes_of(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """The UTF-8 bytes of Arrow strings and each review's offsets into them (no copy of the bytes)."""
     if isinstance(texts, pa.ChunkedArray):
@@ -279,8 +313,4 @@ def compile_loops() -> None:
     split_words(texts)
     WordCounter().add(texts)
     WordIds({"film": 3}).encode(texts, 1)
-    normalize_ascii(texts)
-
-
-if __name__ == "__main__":
-    compile_loops()
+    normalize(texts)

@@ -8,6 +8,8 @@ the first process after an install or a change pays the compilation (`make insta
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from numba import njit
 
@@ -212,9 +214,12 @@ def table_of(words, slots):
     return table
 
 
-# Bytes Python's str.split() splits on, among ASCII: \t \n \v \f \r, the four separators \x1c-\x1f, space.
-ASCII_WHITESPACE = np.zeros(128, dtype=np.bool_)
-ASCII_WHITESPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True
+# The code points Python's str.split() splits on (str.isspace(), this interpreter's Unicode), by code
+# point up to the highest: among ASCII, \t \n \v \f \r, the four separators \x1c-\x1f and space.
+_SPACES = [point for point in range(sys.maxunicode + 1) if chr(point).isspace()]
+WHITESPACE = np.zeros(max(_SPACES) + 1, dtype=np.bool_)
+WHITESPACE[_SPACES] = True
+ASCII_WHITESPACE = WHITESPACE[:128].copy()
 
 
 @njit(cache=True, nogil=True)
@@ -239,5 +244,35 @@ def normalize_ascii(raw, offsets, whitespace, normalized, normalized_offsets, as
                 pending_space = False
             normalized[written] = byte + 32 if 65 <= byte <= 90 else byte
             written += 1
+    normalized_offsets[len(offsets) - 1] = written
+    return written
+
+
+@njit(cache=True, nogil=True)
+def collapse_whitespace(raw, offsets, whitespace, normalized, normalized_offsets):
+    """Each review's UTF-8 text with its whitespace runs as one space and none at either end (as
+    " ".join(text.split()) gives it; `whitespace`: the code points that are whitespace)."""
+    written = 0
+    for review in range(len(offsets) - 1):
+        normalized_offsets[review] = written
+        pending_space, review_start = False, written
+        position, end = offsets[review], offsets[review + 1]
+        while position < end:
+            byte = raw[position]
+            size = 1 if byte < 0xC0 else 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            point = np.int64(byte) if size == 1 else np.int64(byte) & (0x7F >> size)
+            for following in range(position + 1, position + size):
+                point = (point << 6) | (np.int64(raw[following]) & 0x3F)
+            if point < len(whitespace) and whitespace[point]:
+                pending_space = written > review_start
+            else:
+                if pending_space:
+                    normalized[written] = SPACE
+                    written += 1
+                    pending_space = False
+                for offset in range(size):
+                    normalized[written + offset] = raw[position + offset]
+                written += size
+            position += size
     normalized_offsets[len(offsets) - 1] = written
     return written

@@ -27,7 +27,7 @@ def ragged() -> corpus.Reviews:
 
 
 @pytest.mark.parametrize("maxlen", [1, 7, 40])
-def test_padding_equals_keras_pad_sequences(ragged, maxlen):
+def test_padding_equals_keras_pad_sequences(ragged, maxlen, parts):
     expected = pad_sequences(review_lists(ragged), maxlen=maxlen)
     padded = store.pad_reviews(ragged, maxlen)
     assert padded.dtype == np.int32

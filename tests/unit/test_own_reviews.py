@@ -526,3 +526,43 @@ def test_batch_fingerprints_and_splits_match_the_per_review_definition(seed):
     expected = [reference_fingerprint(text, seed, fractions) for text in rows]
     assert [bytes(row) for row in found.fingerprints.astype("<u8")] == [digest for digest, _ in expected]
     assert [own_reviews.SPLIT_NAMES[code] for code in found.splits.tolist()] == [name for _, name in expected]
+
+
+# Pieces of awkward texts for the normalisation: ASCII and Unicode whitespace of every kind Python's
+# split() knows (and U+200B, which it does not), letters whose lowercase grows ("İ") or depends on
+# what follows ("Σ": final sigma at a word's end), and characters of every UTF-8 length.
+NORMALISED_PIECES = (
+    *("a", "B", "x9", "'", "<br />", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x1c", "\x1f"),
+    *("\u0085", "\u00a0", "\u1680", "\u2003", "\u2028", "\u2029", "\u202f", "\u3000", "\u200b"),
+    *("\u0130", "\u03a3", "\u0391\u03a3", "\u03c2", "\u212a", "\u00e9", "\u00df", "\u01c5", "\U0001f600"),
+)
+
+
+def awkward_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [""] + ["".join(rng.choices(NORMALISED_PIECES, k=rng.randint(0, 40))) for _ in range(count)]
+
+
+def test_fingerprints_and_split_hashes_are_those_of_the_python_normalisation(parts):
+    rows = awkward_texts(3000, 7) + texts(500) + ["long " * 60]  # over one 128-byte block
+    batch = corpus.ReviewBatch(labels=np.zeros(len(rows), np.int8), texts=pa.array(rows))
+    found = own_reviews.fingerprint_batch(batch, 42, 0.2, 0.25)
+    normalized = [own_reviews.normalize_text(text).encode() for text in rows]
+    expected = [hashlib.blake2b(text, digest_size=16).digest() for text in normalized]
+    assert [row.tobytes() for row in found.fingerprints] == expected
+    names = [own_reviews.hash_split(text.decode(), 42, 0.2, 0.25) for text in normalized]
+    assert [own_reviews.SPLIT_NAMES[code] for code in found.splits] == names
+
+
+def test_the_compiled_blake2b_gives_hashlibs_digests_at_every_block_boundary():
+    rng = random.Random(3)
+    messages = [rng.randbytes(length) for length in (0, 1, 111, 127, 128, 129, 255, 256, 257, 1000, 4097)]
+    data = np.frombuffer(b"".join(messages), dtype=np.uint8)
+    ends = np.cumsum([len(message) for message in messages])
+    starts = ends - [len(message) for message in messages]
+    for prefix in (b"", b"7\0", rng.randbytes(130)):
+        for size in (1, 8, 16, 64):
+            digests = own_reviews._blake2b_rows(data, starts, ends, prefix, size)
+            assert [row.tobytes() for row in digests] == [
+                hashlib.blake2b(prefix + message, digest_size=size).digest() for message in messages
+            ]

@@ -116,7 +116,7 @@ def random_reviews(rows: int, seed: int, num_words: int = 40) -> corpus.Reviews:
     return corpus.Reviews.from_lists(sequences, rng.integers(0, 2, size=rows).astype(np.int8))
 
 
-def test_statistics_gathered_batch_by_batch_equal_those_of_the_whole():
+def test_statistics_gathered_batch_by_batch_equal_those_of_the_whole(parts):
     reviews = random_reviews(700, 0)
     whole = SplitStatistics(maxlen=200, num_words=40)
     whole.add(reviews)
@@ -128,7 +128,7 @@ def test_statistics_gathered_batch_by_batch_equal_those_of_the_whole():
     np.testing.assert_array_equal(batched.fingerprints(), whole.fingerprints())
 
 
-def test_statistics_equal_numpy_on_the_whole():
+def test_statistics_equal_numpy_on_the_whole(parts):
     reviews = random_reviews(500, 1)
     described = SplitStatistics(maxlen=200, num_words=40)
     for part in np.array_split(np.arange(len(reviews)), 7):
@@ -149,7 +149,7 @@ def test_statistics_equal_numpy_on_the_whole():
     assert found["padded_share"] == pytest.approx(np.mean(lengths < 200))
 
 
-def test_fingerprints_are_equal_for_equal_reviews_only():
+def test_fingerprints_are_equal_for_equal_reviews_only(parts):
     reviews = corpus.Reviews.from_lists(
         [[1, 5, 6, 7], [1, 5, 6, 7], [1, 7, 6, 5], [1, 5, 6], [1, 5, 6, 7, 0], [1], [1, 6, 5, 7], [1, 5, 6, 8]],
         np.zeros(8, dtype=np.int8),

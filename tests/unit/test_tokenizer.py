@@ -241,13 +241,6 @@ def test_a_word_counter_adds_up_batches_as_one_count_of_all_their_reviews(offlin
     assert counter.counts() == expected
 
 
-@pytest.fixture
-def in_small_parts(monkeypatch):
-    """Every batch of more than a few reviews cut into three parts, each tokenized in a thread."""
-    monkeypatch.setattr(parallel, "PARTS", 3)
-    monkeypatch.setattr(parallel, "PART_BYTES", 64)
-
-
 def test_a_batch_is_cut_into_parts_of_about_equal_text_that_cover_it_in_order(in_small_parts):
     lengths = [0, 5000, 3, 3, 3, 3, 3, 3, 100, 100, 100, 4000, 0]
     offsets = 7 + np.cumsum([0, *lengths])  # a slice's offsets start past 0
@@ -277,3 +270,12 @@ def test_parts_in_threads_give_what_one_loop_gives(in_small_parts):
         assert ascii_rows[row] == text.isascii()
         if text.isascii():
             assert normalized[offsets[row] : offsets[row + 1]].tobytes().decode() == " ".join(text.lower().split())
+
+
+def test_normalize_gives_pythons_lowercase_and_whitespace_for_every_review(parts):
+    rng = random.Random(23)
+    pieces = (*PIECES, "\u00a0", "\u2028", "\u3000", "\u0085", "\u200b", "\u03a3", "\u0391\u03a3", "\x1c", "\r\n")
+    texts = ["", " ", *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 30))) for _ in range(3000))]
+    normalized, starts, ends = tokenizer.normalize(pa.array(texts))
+    found = [normalized[start:end].tobytes().decode() for start, end in zip(starts, ends, strict=True)]
+    assert found == [" ".join(text.lower().split()) for text in texts]
