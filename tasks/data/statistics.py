@@ -173,21 +173,33 @@ def _added(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 
 
 def describe_overlap(prints: dict[str, np.ndarray], training_part: tuple[str, ...] = ("train", "val")) -> dict:
-    """Duplicates within each split, and reviews of one split found in another, by fingerprint."""
+    """Duplicates within each split, and reviews of one split found in another, by fingerprint
+    (each split's fingerprints sorted once, every lookup a binary search in them)."""
     names = list(prints)
+    ordered = {name: np.sort(prints[name]) for name in names}
     within = {}
     for name in names:
-        repeated = len(prints[name]) - len(np.unique(prints[name]))
+        repeated = int(np.count_nonzero(ordered[name][1:] == ordered[name][:-1]))
         within[name] = {"rows": repeated, "share": repeated / max(len(prints[name]), 1)}
     across = {}
     for index, first in enumerate(names):
         for second in names[index + 1 :]:
-            repeated = int(np.isin(prints[second], prints[first]).sum())
+            repeated = int(_found_in(prints[second], ordered[first]).sum())
             across[f"{first}/{second}"] = {"rows": repeated, "share": repeated / max(len(prints[second]), 1)}
-    training = np.concatenate([prints[name] for name in training_part])
-    in_training = int(np.isin(prints["test"], training).sum())
+    in_training = np.zeros(len(prints["test"]), dtype=bool)
+    for name in training_part:
+        in_training |= _found_in(prints["test"], ordered[name])
+    found = int(in_training.sum())
     return {
         "within": within,
         "across": across,
-        "test_in_training": {"rows": in_training, "share": in_training / max(len(prints["test"]), 1)},
+        "test_in_training": {"rows": found, "share": found / max(len(prints["test"]), 1)},
     }
+
+
+def _found_in(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of `values` the sorted array `ordered` holds (np.isin, by binary search)."""
+    if not len(ordered):
+        return np.zeros(len(values), dtype=bool)
+    places = np.minimum(np.searchsorted(ordered, values), len(ordered) - 1)
+    return ordered[places] == values

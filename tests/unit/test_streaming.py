@@ -168,6 +168,22 @@ def _rows(reviews: corpus.Reviews) -> list[list[int]]:
     ]
 
 
+def test_describe_overlap_counts_as_numpys_unique_and_isin_do():
+    rng = np.random.default_rng(4)
+    pool = rng.integers(0, 2**64, size=400, dtype=np.uint64)  # few values: repeats everywhere
+    prints = {name: rng.choice(pool, size=size) for name, size in (("train", 600), ("val", 150), ("test", 200))}
+    prints["val"][:3] = np.iinfo(np.uint64).max  # past every value of the others
+    overlap = statistics.describe_overlap(prints)
+    for name, values in prints.items():
+        assert overlap["within"][name]["rows"] == len(values) - len(np.unique(values))
+    for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert overlap["across"][f"{first}/{second}"]["rows"] == np.isin(prints[second], prints[first]).sum()
+    training = np.concatenate([prints["train"], prints["val"]])
+    assert overlap["test_in_training"]["rows"] == np.isin(prints["test"], training).sum()
+    empty = statistics.describe_overlap({name: np.zeros(0, np.uint64) for name in prints})
+    assert empty["test_in_training"] == {"rows": 0, "share": 0.0}
+
+
 def test_describe_overlap_counts_repeats_within_and_across_splits():
     prints = {
         "train": np.array([1, 2, 2, 3], dtype=np.uint64),
