@@ -337,9 +337,15 @@ def _split_codes_of(digests: np.ndarray, test_fraction: float, val_fraction: flo
 
 def last_of_each(fingerprints: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
     """Which rows to keep (the last of each fingerprint) and how many fingerprints came with both labels."""
-    import pandas as pd
-
-    frame = pd.DataFrame({"high": fingerprints[:, 0], "low": fingerprints[:, 1], "label": labels})
-    kept = ~frame.duplicated(["high", "low"], keep="last").to_numpy()
-    conflicts = int((frame.groupby(["high", "low"])["label"].nunique() > 1).sum())
-    return kept, conflicts
+    rows = len(labels)
+    if not rows:
+        return np.zeros(0, dtype=bool), 0
+    order = np.lexsort((fingerprints[:, 1], fingerprints[:, 0]))  # stable: a text's rows stay in order
+    ordered = fingerprints[order]
+    starts = np.ones(rows, dtype=bool)  # where each fingerprint's rows start in `order`
+    starts[1:] = (ordered[1:, 0] != ordered[:-1, 0]) | (ordered[1:, 1] != ordered[:-1, 1])
+    kept = np.zeros(rows, dtype=bool)
+    kept[order[np.append(starts[1:], True)]] = True
+    firsts, ordered_labels = np.flatnonzero(starts), labels[order]
+    both = np.minimum.reduceat(ordered_labels, firsts) != np.maximum.reduceat(ordered_labels, firsts)
+    return kept, int(np.count_nonzero(both))

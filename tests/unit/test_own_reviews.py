@@ -566,3 +566,18 @@ def test_the_compiled_blake2b_gives_hashlibs_digests_at_every_block_boundary():
             assert [row.tobytes() for row in digests] == [
                 hashlib.blake2b(prefix + message, digest_size=size).digest() for message in messages
             ]
+
+
+def test_the_last_row_of_each_fingerprint_is_kept_and_label_conflicts_counted():
+    rng = np.random.default_rng(8)
+    pool = rng.integers(0, 2**64, size=(300, 2), dtype=np.uint64)
+    pool[1, 0] = pool[0, 0]  # two fingerprints that share their first half only
+    fingerprints, labels = pool[rng.integers(0, 300, size=2000)], rng.integers(0, 2, size=2000).astype(np.int8)
+    kept, conflicts = own_reviews.last_of_each(fingerprints, labels)
+    last = {tuple(row): index for index, row in enumerate(fingerprints.tolist())}
+    assert np.flatnonzero(kept).tolist() == sorted(last.values())
+    seen: dict[tuple, set] = {}
+    for row, label in zip(fingerprints.tolist(), labels.tolist(), strict=True):
+        seen.setdefault(tuple(row), set()).add(label)
+    assert conflicts == sum(len(found) > 1 for found in seen.values())
+    assert own_reviews.last_of_each(np.zeros((0, 2), np.uint64), np.zeros(0, np.int8))[0].size == 0
