@@ -57,14 +57,18 @@ def count_ids(token_ids: np.ndarray, num_words: int) -> sparse.csr_matrix:
         raise DataError(f"ids must lie in [0, {num_words}), found {token_ids.min()}..{token_ids.max()}")
     from scipy import sparse  # on first use: a cached run never fits the baseline
 
-    rows = np.repeat(np.arange(len(token_ids)), token_ids.shape[1])
-    ids = token_ids.reshape(-1)
-    words = ids != PAD_ID
-    counts = sparse.csr_matrix(
-        (np.ones(int(words.sum())), (rows[words], ids[words])), shape=(len(token_ids), num_words)
-    )
-    counts.sum_duplicates()
-    return counts
+    # Each review's ids sorted (padding, 0, first): a word's count is the length of its run, and the
+    # runs come in the order of a canonical CSR matrix (indices sorted, no duplicates) directly.
+    rows, width = token_ids.shape
+    ordered = np.sort(token_ids, axis=1)
+    run_starts = np.ones(ordered.shape, dtype=bool)
+    run_starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    starts = np.flatnonzero(run_starts & (ordered != PAD_ID))
+    row_of = starts // width
+    ends = np.minimum(np.append(starts[1:], rows * width), (row_of + 1) * width)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=rows))])
+    counts = (ends - starts).astype(np.float64)
+    return sparse.csr_matrix((counts, ordered.reshape(-1)[starts], indptr), shape=(rows, num_words))
 
 
 def sample_rows(rows: int, max_rows: int, seed: int) -> np.ndarray | None:

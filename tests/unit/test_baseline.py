@@ -25,6 +25,20 @@ def test_counts_are_per_review_and_leave_padding_out():
     assert counts.tolist() == [[0, 1, 0, 0, 0, 2], [0, 1, 1, 3, 0, 0]]
 
 
+def test_counts_are_a_canonical_matrix_of_every_reviews_ids():
+    from scipy import sparse
+
+    rng = np.random.default_rng(6)
+    ids = rng.integers(0, 30, size=(400, 25)).astype(np.uint16)  # padding (0) anywhere, repeats everywhere
+    ids[7] = 0  # a review of padding only
+    counts = baseline.count_ids(ids, num_words=30)
+    rows = np.repeat(np.arange(400), 25)
+    words = ids.reshape(-1) != 0
+    expected = sparse.coo_matrix((np.ones(words.sum()), (rows[words], ids.reshape(-1)[words])), shape=(400, 30))
+    assert counts.has_canonical_format and counts.getnnz(axis=1)[7] == 0
+    np.testing.assert_array_equal(counts.toarray(), expected.toarray())
+
+
 def test_ids_outside_the_vocabulary_are_refused():
     with pytest.raises(DataError, match=r"ids must lie in \[0, 6\), found 0..6"):
         baseline.count_ids(np.array([[0, 6]], dtype=np.int32), num_words=6)
