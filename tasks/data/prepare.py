@@ -220,7 +220,7 @@ class _SplitFiles:
             log.info("data set %s already stored at %s; reusing it", key, folder)
         else:
             for name in SPLITS:
-                fs.upload_file(self.writers[name].path, uris[name])
+                fs.move_file(self.writers[name].path, uris[name])
                 log.info("stored %s: %d reviews x %d ids", uris[name], self.writers[name].rows, self.maxlen)
         profile = {
             "splits": {name: self.described[name].describe() for name in SPLITS},

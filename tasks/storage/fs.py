@@ -8,6 +8,7 @@ AWS chain (environment, profile, instance role; AWS_ENDPOINT_URL for MinIO, Seaw
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import functools
 import hashlib
@@ -264,6 +265,24 @@ def upload_file(local_path: str | Path, uri: str) -> None:
                     os.remove(temporary)
         else:
             fs.put_file(str(local_path), path)
+
+
+def move_file(local_path: str | Path, uri: str) -> None:
+    """Moves a local file the caller has done with to `uri`, whole or not at all: a rename when `uri`
+    is on the same local filesystem (a split of millions of reviews is gigabytes: copying it took
+    longer than encoding it), else `upload_file`'s copy."""
+    fs, path = filesystem(uri)
+    if isinstance(fs, LocalFileSystem):
+        with _reported("write", uri):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            try:
+                os.replace(local_path, path)
+                return
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+    upload_file(local_path, uri)
+    os.remove(local_path)
 
 
 def _write_local(path: str, data: bytes, create_only: bool, uri: str) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +118,21 @@ def test_the_layout_under_a_root_is_the_one_published_runs_already_have():
         "vocabulary.json",
         "data_checks.json",
     )
+
+
+def test_a_moved_file_is_renamed_on_one_filesystem_and_copied_across_two(tmp_path):
+    source = tmp_path / "scratch" / "train.parquet"
+    source.parent.mkdir()
+    source.write_bytes(b"split")
+    inode = source.stat().st_ino
+    target = tmp_path / "store" / "data" / "train.parquet"
+    fs.move_file(source, str(target))
+    assert target.read_bytes() == b"split" and target.stat().st_ino == inode  # renamed, not copied
+    assert not source.exists()
+    elsewhere = Path("/dev/shm")
+    if not elsewhere.is_dir() or elsewhere.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second filesystem to move across")
+    with tempfile.NamedTemporaryFile(dir=elsewhere, delete=False) as handle:
+        handle.write(b"other")
+    fs.move_file(handle.name, str(target))
+    assert target.read_bytes() == b"other" and not os.path.exists(handle.name)
