@@ -166,7 +166,7 @@ class _CountTable:
         slots = max(len(self._table), _table_slots(most))
         found = self._found
         self._distinct = np.concatenate([self._distinct[:found], np.zeros((slots // 2 - found, 4), np.uint64)])
-        self._table = loops.table_of(self._distinct[:found], slots)
+        self._table = loops.table_of(self._distinct[:found], self._data, slots)
 
     def counts(self) -> dict[str, int]:
         loops = _loops()
@@ -272,7 +272,7 @@ class WordIds:
         rows[1:, loops.START] = np.cumsum(rows[:-1, loops.LENGTH])
         self._data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
         loops.hash_words(self._data, rows)
-        table = loops.table_of(rows, _table_slots(len(encoded)))
+        table = loops.table_of(rows, self._data, _table_slots(len(encoded)))
         occupied = table[:, loops.LENGTH] != 0
         table[occupied, loops.VALUE] = np.array([ids[word] for word in known], dtype=np.uint64)[
             table[occupied, loops.VALUE]

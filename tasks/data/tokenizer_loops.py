@@ -35,9 +35,14 @@ def _mixed(value):
 _FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
 
 
-# An open-addressing table of words: one row of four uint64 per slot, so that a probe reads one
-# cache line. Length 0 marks an empty slot (no word is empty); the value is an id or a count's index.
+# A word's row: its hash, a value (a count, an id), and where its bytes are. An open-addressing
+# table of words has a row of four uint64 per slot too, so that a probe reads one cache line, but
+# holds the word's first eight bytes (HEAD) where a row holds its hash: a word of up to eight bytes
+# is then confirmed without reading its bytes elsewhere, which for a rare word is a second miss of
+# the cache. Length 0 marks an empty slot (no word is empty); the value is an id or a row's index.
 HASH, VALUE, START, LENGTH = range(4)
+HEAD = HASH
+HEAD_BYTES = 8
 # Arguments a mode of `scan` leaves unused.
 NO_TABLE, NO_WORDS = np.zeros((0, 4), dtype=np.uint64), np.zeros((0, 4), dtype=np.uint64)
 NO_IDS, NO_OFFSETS = np.zeros(0, dtype=np.int32), np.zeros(1, dtype=np.int64)
@@ -67,6 +72,22 @@ def _is_line_break(raw, position, end):
 def _is_kelvin_sign(raw, position, end):
     """The Kelvin sign (U+212A) at `position`: it lowercases to "k"."""
     return raw[position] == 0xE2 and position + 2 < end and raw[position + 1] == 0x84 and raw[position + 2] == 0xAA
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _head(data, start, length):
+    """The first HEAD_BYTES bytes of the word data[start:start + length], as one uint64 (zeros past its end)."""
+    head = np.uint64(0)
+    for offset in range(min(length, HEAD_BYTES)):
+        head |= np.uint64(data[start + offset]) << np.uint64(8 * offset)
+    return head
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _special_letter(raw, position):
+    """The letter "İ" (its first byte: the second, a combining dot, separates) or the Kelvin sign
+    (three bytes) at `position` gives, and the bytes it takes."""
+    return (105, 1) if raw[position] == 0xC4 else (107, 3)
 
 
 # What `scan` does with each word.
@@ -121,27 +142,28 @@ def scan(
         position, end = offsets[review], offsets[review + 1]
         while position < end:
             # Between words: every byte but a letter, a digit, "İ" or the Kelvin sign; "<br />" whole.
-            character = word_byte[raw[position]]
+            character, step = word_byte[raw[position]], 1  # step: the character's bytes read
             if character <= APOSTROPHE:
                 if _is_dotted_capital_i(raw, position, end) or _is_kelvin_sign(raw, position, end):
-                    character = 105 if raw[position] == 0xC4 else 107
+                    character, step = _special_letter(raw, position)
                 else:
                     position += 6 if _is_line_break(raw, position, end) else 1
                     continue
-            # A word: letters and digits, an apostrophe only between two of them.
+            # A word: letters and digits, an apostrophe only between two of them. The rare special
+            # letters set the step, so a plain letter's byte is never checked for them twice.
             word_start, hashed = written, np.uint64(_FNV_OFFSET)
             while True:
                 data[written] = character
                 written += 1
                 hashed = (hashed ^ np.uint64(character)) * np.uint64(_FNV_PRIME)
-                position += 3 if raw[position] == 0xE2 else 1  # the Kelvin sign's three bytes are one "k"
+                position, step = position + step, 1
                 if position >= end:
                     break
                 character = word_byte[raw[position]]
                 if character > APOSTROPHE:
                     continue
                 if _is_dotted_capital_i(raw, position, end) or _is_kelvin_sign(raw, position, end):
-                    character = 105 if raw[position] == 0xC4 else 107
+                    character, step = _special_letter(raw, position)
                     continue
                 if character != APOSTROPHE or position + 1 >= end:
                     break
@@ -159,11 +181,12 @@ def scan(
                 data[written] = SPACE
                 written += 1
                 continue
+            head = _head(data, word_start, length)
             entry, slot = -1, hashed & mask  # the word's entry, or the empty slot where it goes
             while table[slot, LENGTH] != 0:
-                if table[slot, HASH] == hashed and np.int64(table[slot, LENGTH]) == length:
+                if table[slot, HEAD] == head and np.int64(table[slot, LENGTH]) == length:
                     known_start, same = np.int64(table[slot, START]), True
-                    for offset in range(length):
+                    for offset in range(HEAD_BYTES, length):
                         if known_data[known_start + offset] != data[word_start + offset]:
                             same = False
                             break
@@ -180,7 +203,7 @@ def scan(
                 words[entry, VALUE] += 1
                 written = word_start  # counted: its bytes are in `data` already
             else:
-                table[slot, HASH], table[slot, VALUE] = hashed, found
+                table[slot, HEAD], table[slot, VALUE] = head, found
                 table[slot, START], table[slot, LENGTH] = word_start, length
                 words[found, HASH], words[found, VALUE] = hashed, 1
                 words[found, START], words[found, LENGTH] = word_start, length
@@ -201,16 +224,18 @@ def hash_words(data, words):
 
 
 @njit(cache=True, nogil=True)
-def table_of(words, slots):
-    """A table of `slots` slots holding the (distinct) `words`, each its row index as its value."""
+def table_of(words, data, slots):
+    """A table of `slots` slots holding the (distinct) `words` (their bytes in `data`), each its row
+    index as its value."""
     table = np.zeros((slots, 4), dtype=np.uint64)
     mask = np.uint64(slots - 1)
     for word in range(len(words)):
         slot = words[word, HASH] & mask
         while table[slot, LENGTH] != 0:
             slot = (slot + np.uint64(1)) & mask
-        table[slot, HASH], table[slot, VALUE] = words[word, HASH], word
-        table[slot, START], table[slot, LENGTH] = words[word, START], words[word, LENGTH]
+        start, length = np.int64(words[word, START]), np.int64(words[word, LENGTH])
+        table[slot, HEAD], table[slot, VALUE] = _head(data, start, length), word
+        table[slot, START], table[slot, LENGTH] = start, length
     return table
 
 
