@@ -49,8 +49,12 @@ def in_parts(work: Callable[[int, int, int], Part], bounds: list[tuple[int, int]
     return [work(0, *bounds[0]), *(future.result() for future in others)]
 
 
-def joined_offsets(parts: list[np.ndarray], sizes: list[int]) -> np.ndarray:
-    """Each part's offsets (into its own output, `sizes` long) as offsets into the parts' outputs
-    one after another."""
+def joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged parts, each its values and its rows' offsets into them, as one: the values one after
+    another, the offsets shifted to match."""
+    if len(parts) == 1:
+        return parts[0]
+    sizes = [len(values) for values, _ in parts]
     starts = np.cumsum([0, *sizes[:-1]]).tolist()
-    return np.concatenate([*(part[:-1] + start for part, start in zip(parts, starts, strict=True)), [sum(sizes)]])
+    offsets = [part_offsets[:-1] + start for (_, part_offsets), start in zip(parts, starts, strict=True)]
+    return np.concatenate([values for values, _ in parts]), np.concatenate([*offsets, [sum(sizes)]])

@@ -193,14 +193,8 @@ def normalize_ascii(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
         return normalized[:written], normalized_offsets, ascii_rows
 
     parts = parallel.in_parts(normalize_part, parallel.part_bounds(offsets))
-    if len(parts) == 1:
-        return parts[0]
-    normalized = [part[0] for part in parts]
-    return (
-        np.concatenate(normalized),
-        parallel.joined_offsets([part[1] for part in parts], [len(part) for part in normalized]),
-        np.concatenate([part[2] for part in parts]),
-    )
+    normalized, normalized_offsets = parallel.joined([(values, part_offsets) for values, part_offsets, _ in parts])
+    return normalized, normalized_offsets, np.concatenate([ascii_rows for *_, ascii_rows in parts])
 
 
 def normalize(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,11 +224,7 @@ def _collapse_whitespace(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         written = loops.collapse_whitespace(raw, part_offsets, loops.WHITESPACE, collapsed, collapsed_offsets)
         return collapsed[:written], collapsed_offsets
 
-    parts = parallel.in_parts(collapse_part, parallel.part_bounds(offsets))
-    if len(parts) == 1:
-        return parts[0]
-    collapsed = [part[0] for part in parts]
-    return np.concatenate(collapsed), parallel.joined_offsets([part[1] for part in parts], [len(c) for c in collapsed])
+    return parallel.joined(parallel.in_parts(collapse_part, parallel.part_bounds(offsets)))
 
 
 def _bytes_of(texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -297,13 +287,7 @@ class WordIds:
             )  # fmt: skip
             return encoded[:found], review_offsets
 
-        parts = parallel.in_parts(encode_part, parallel.part_bounds(offsets))
-        if len(parts) == 1:
-            return parts[0]
-        encoded = [part[0] for part in parts]
-        return np.concatenate(encoded), parallel.joined_offsets(
-            [part[1] for part in parts], [len(part) for part in encoded]
-        )
+        return parallel.joined(parallel.in_parts(encode_part, parallel.part_bounds(offsets)))
 
 
 def compile_loops() -> None:
