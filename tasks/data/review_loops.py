@@ -31,8 +31,9 @@ def describe(ids, offsets, first, end, start_id, oov_id, token_counts, prints, w
     with its length) and word count (its ids but the start id) into `prints` and
     `words_per_review`; every word counted by id into `token_counts` (ids past its end in its last
     slot, below 0 in its first). Returns the words, the OOV words, and the lowest and highest word
-    id (-1, -1 without words)."""
-    words, oov, low, high = 0, 0, -1, -1
+    id (meaningless without words)."""
+    words, oov = 0, 0
+    low, high = np.iinfo(np.int64).max, np.iinfo(np.int64).min
     last_slot = len(token_counts) - 1
     for review in range(first, end):
         start, stop = offsets[review], offsets[review + 1]
@@ -46,10 +47,7 @@ def describe(ids, offsets, first, end, start_id, oov_id, token_counts, prints, w
             token_counts[min(max(token, 0), last_slot)] += 1
             if token == oov_id:
                 oov += 1
-            if low < 0 or token < low:
-                low = token
-            if token > high:
-                high = token
+            low, high = min(low, token), max(high, token)
         prints[review] = mixed(total ^ np.uint64(stop - start))
         words_per_review[review] = count
         words += count

@@ -45,14 +45,14 @@ def _described_ids(reviews: Reviews, num_words: int) -> _Ids:
         )
 
     found = parallel.in_parts(describe_part, bounds)
-    lows, highs = [low for _, _, low, _ in found if low >= 0], [high for *_, high in found if high >= 0]
+    with_words = [(low, high) for words, _, low, high in found if words]
     return _Ids(
         prints,
         words_per_review,
         np.sum(counts, axis=0),
         sum(words for words, *_ in found),
         sum(oov for _, oov, *_ in found),
-        (min(lows), max(highs)) if lows else None,
+        (min(low for low, _ in with_words), max(high for _, high in with_words)) if with_words else None,
     )
 
 

@@ -195,3 +195,12 @@ def test_describe_overlap_counts_repeats_within_and_across_splits():
     assert overlap["across"]["train/test"] == {"rows": 1, "share": 0.25}
     assert overlap["across"]["val/test"] == {"rows": 1, "share": 0.25}
     assert overlap["test_in_training"] == {"rows": 2, "share": 0.5}
+
+
+def test_the_id_range_holds_ids_below_zero_and_is_none_without_words(parts):
+    described = SplitStatistics(maxlen=4, num_words=10)
+    described.add(corpus.Reviews.from_lists([[1, -5, 3], [1], [1, 7, -2]], np.zeros(3, np.int8)))
+    assert described.describe()["word_ids"] == {"min": -5, "max": 7}
+    empty = SplitStatistics(maxlen=4, num_words=10)
+    empty.add(corpus.Reviews.from_lists([[1], [1]], np.zeros(2, np.int8)))
+    assert empty.describe()["word_ids"] is None
