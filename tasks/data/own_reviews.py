@@ -123,7 +123,8 @@ def choose_window(snapshots: list[Snapshot], window: str) -> list[Snapshot]:
 
 
 def normalize_text(text: str) -> str:
-    """The text duplicates are found by and the split hash reads: lowercased, whitespace collapsed."""
+    """The text duplicates are found by and the split hash reads: lowercased, whitespace collapsed.
+    The definition `tokenizer.normalize` reproduces for a whole batch at once (tests compare them)."""
     return " ".join(text.lower().split())
 
 
